@@ -1,0 +1,273 @@
+"""Registered definitions: their SQL, and the in-memory index of their steps.
+
+A definition's steps never change once registered (different steps need a new version:
+:class:`DefinitionConflict`), so each store indexes them once as a :class:`Journey` and keeps
+it. Only ``notification_key`` may change, and it is always read from the row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from . import convert
+from .arguments import require_id
+from .declarations import Step, Workflow, coerce_workflow, rules_of, step_config
+from .errors import DefinitionConflict, InvalidWorkflow
+from .machine import Journey
+from .records import WorkflowDefinition, WorkflowStep
+from .timestamps import from_text, to_text
+
+
+def canonical_steps(workflow: Workflow) -> str:
+    """The identity of a workflow's steps: canonical JSON of key, order, channel, config."""
+    return convert.dumps(
+        [
+            {
+                "step_key": s.key,
+                "step_order": s.order,
+                "channel": s.channel,
+                "config": step_config(s),
+            }
+            for s in workflow.steps
+        ]
+    )
+
+
+def _canonical_rows(steps: tuple[WorkflowStep, ...]) -> str:
+    return convert.dumps(
+        [
+            {
+                "step_key": s.step_key,
+                "step_order": s.step_order,
+                "channel": s.channel,
+                "config": s.config,
+            }
+            for s in sorted(steps, key=lambda s: s.step_order)
+        ]
+    )
+
+
+@attrs.define
+class DefinitionIndex:
+    """Journeys by definition id and (key, version) -> (id, canonical steps).
+
+    A transaction stages what it learns in a child index; the store merges the child into
+    its own index only after COMMIT, so a rolled-back registration leaves no trace here.
+    """
+
+    journeys: dict[str, Journey] = attrs.field(factory=dict)
+    identities: dict[tuple[str, int], tuple[str, str]] = attrs.field(factory=dict)
+    parent: DefinitionIndex | None = None
+
+    def journey(self, definition_id: str) -> Journey | None:
+        """The cached journey of a definition, or None."""
+        found = self.journeys.get(definition_id)
+        if found is None and self.parent is not None:
+            return self.parent.journey(definition_id)
+        return found
+
+    def identity(self, key: str, version: int) -> tuple[str, str] | None:
+        """(definition id, canonical steps) of a registered key + version, or None."""
+        found = self.identities.get((key, version))
+        if found is None and self.parent is not None:
+            return self.parent.identity(key, version)
+        return found
+
+    def child(self) -> DefinitionIndex:
+        """An index for one transaction, reading through to this one."""
+        return DefinitionIndex(parent=self)
+
+    def merge(self, child: DefinitionIndex) -> None:
+        """Adopt what a committed transaction learnt."""
+        self.journeys.update(child.journeys)
+        self.identities.update(child.identities)
+
+
+class Definitions:
+    """Definition reads and writes on one connection, inside the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, index: DefinitionIndex) -> None:
+        self._conn = conn
+        self.index = index
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _steps(self, definition_id: str) -> tuple[WorkflowStep, ...]:
+        rows = self._conn.execute(
+            "SELECT * FROM workflow_steps WHERE workflow_definition_id = ? ORDER BY step_order",
+            (definition_id,),
+        ).fetchall()
+        return tuple(convert.from_row(WorkflowStep, r) for r in rows)
+
+    def _build(self, row: Mapping[str, Any], steps: tuple[WorkflowStep, ...]) -> WorkflowDefinition:
+        return WorkflowDefinition(
+            id=row["id"],
+            workflow_key=row["workflow_key"],
+            workflow_version=row["workflow_version"],
+            notification_key=row["notification_key"],
+            steps=steps,
+            inserted_at=from_text(row["inserted_at"]),
+            updated_at=from_text(row["updated_at"]),
+        )
+
+    def _remember(self, definition: WorkflowDefinition) -> Journey:
+        journey = Journey.of(definition)
+        self.index.journeys[definition.id] = journey
+        self.index.identities[(definition.workflow_key, definition.workflow_version)] = (
+            definition.id,
+            _canonical_rows(definition.steps),
+        )
+        return journey
+
+    def by_id(self, definition_id: str) -> WorkflowDefinition | None:
+        """The definition with its steps, or None."""
+        row = self._conn.execute(
+            "SELECT * FROM workflow_definitions WHERE id = ?", (definition_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        journey = self.index.journey(definition_id)
+        steps = (
+            tuple(sorted(journey.steps_by_id.values(), key=lambda s: s.step_order))
+            if journey is not None
+            else self._steps(definition_id)
+        )
+        definition = self._build(row, steps)
+        if journey is None and steps:
+            self._remember(definition)
+        return definition
+
+    def fetch(self, workflow_key: str, workflow_version: int) -> WorkflowDefinition | None:
+        """The definition registered under key + version, or None."""
+        row = self._conn.execute(
+            "SELECT id FROM workflow_definitions WHERE workflow_key = ? AND workflow_version = ?",
+            (workflow_key, workflow_version),
+        ).fetchone()
+        return None if row is None else self.by_id(row["id"])
+
+    def journey(self, definition_id: str) -> Journey:
+        """The machine's view of a definition (cached after the first read)."""
+        journey = self.index.journey(definition_id)
+        if journey is not None:
+            return journey
+        definition = self.by_id(definition_id)
+        if definition is None:
+            raise LookupError(f"definition {definition_id!r} is missing")
+        if not definition.steps:
+            raise InvalidWorkflow("steps", "the definition has no steps")
+        return self._remember(definition)
+
+    def persisted_workflow(self, definition_id: str) -> Workflow | None:
+        """The declaration rebuilt from the stored rows, or None."""
+        definition = self.by_id(definition_id)
+        if definition is None:
+            return None
+        return Workflow(
+            definition.workflow_key,
+            definition.workflow_version,
+            [
+                Step(
+                    s.step_key,
+                    s.step_order,
+                    s.channel,
+                    rules_of(s.config),
+                    {k: v for k, v in s.config.items() if k != "progress"},
+                )
+                for s in definition.steps
+            ],
+        )
+
+    def step_by_key(self, definition_id: str, step_key: str) -> WorkflowStep | None:
+        """One step of a definition by its key, or None."""
+        row = self._conn.execute(
+            "SELECT * FROM workflow_steps WHERE workflow_definition_id = ? AND step_key = ?",
+            (definition_id, step_key),
+        ).fetchone()
+        return None if row is None else convert.from_row(WorkflowStep, row)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def ensure(
+        self, notification_key: object, workflow: Workflow | Mapping[str, Any], now: datetime
+    ) -> WorkflowDefinition:
+        """Register a workflow, or find it registered with identical steps (SPEC §3).
+
+        Must run inside a write transaction. Different steps under the same key and version
+        raise :class:`DefinitionConflict`; the notification key is set to the caller's.
+        """
+        notification_key = require_id(notification_key, "notification_key")
+        declared = coerce_workflow(workflow)
+        canonical = canonical_steps(declared)
+        known = self.index.identity(declared.key, declared.version)
+        if known is None:
+            row = self._conn.execute(
+                "SELECT id FROM workflow_definitions "
+                "WHERE workflow_key = ? AND workflow_version = ?",
+                (declared.key, declared.version),
+            ).fetchone()
+            if row is None:
+                return self._insert(notification_key, declared, now)
+            existing = self.by_id(row["id"])
+            assert existing is not None
+            known = (existing.id, _canonical_rows(existing.steps))
+            self._remember(existing)
+        definition_id, stored = known
+        if stored != canonical:
+            raise DefinitionConflict(declared.key, declared.version)
+        self._conn.execute(
+            "UPDATE workflow_definitions SET notification_key = :key, updated_at = :now "
+            "WHERE id = :id AND notification_key != :key",
+            {"key": notification_key, "now": to_text(now), "id": definition_id},
+        )
+        definition = self.by_id(definition_id)
+        assert definition is not None
+        return definition
+
+    def _insert(
+        self, notification_key: str, workflow: Workflow, now: datetime
+    ) -> WorkflowDefinition:
+        definition_id = str(uuid.uuid4())
+        steps = tuple(
+            WorkflowStep(
+                id=str(uuid.uuid4()),
+                workflow_definition_id=definition_id,
+                step_key=s.key,
+                step_order=s.order,
+                channel=s.channel,
+                config=json.loads(convert.dumps(step_config(s))),
+                inserted_at=now,
+                updated_at=now,
+            )
+            for s in workflow.steps
+        )
+        definition = WorkflowDefinition(
+            id=definition_id,
+            workflow_key=workflow.key,
+            workflow_version=workflow.version,
+            notification_key=notification_key,
+            steps=steps,
+            inserted_at=now,
+            updated_at=now,
+        )
+        self._conn.execute(
+            "INSERT INTO workflow_definitions "
+            "(id, workflow_key, workflow_version, notification_key, inserted_at, updated_at) "
+            "VALUES (:id, :workflow_key, :workflow_version, :notification_key, "
+            ":inserted_at, :updated_at)",
+            convert.to_row(definition, exclude=("steps",)),
+        )
+        self._conn.executemany(
+            "INSERT INTO workflow_steps (id, workflow_definition_id, step_key, step_order, "
+            "channel, config, inserted_at, updated_at) VALUES (:id, :workflow_definition_id, "
+            ":step_key, :step_order, :channel, :config, :inserted_at, :updated_at)",
+            [convert.to_row(s) for s in steps],
+        )
+        self._remember(definition)
+        return definition

@@ -1,0 +1,717 @@
+"""One unit of work on the store: every read and write of the engine, inside one transaction.
+
+A :class:`Transaction` is what ``with store.transaction() as tx:`` yields, and what each public
+:class:`~chimeway_lite.store.Store` method runs on. It never begins or ends a transaction
+itself: the store opens ``BEGIN IMMEDIATE`` before and commits or rolls back after. Decisions
+come from :mod:`chimeway_lite.machine`; this module only reads their inputs and writes their
+results.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from . import convert, machine
+from .arguments import (
+    check_signal,
+    json_text,
+    optional_id,
+    optional_reason,
+    payload_delivery_id,
+    require_enum,
+    require_id,
+    require_limit,
+)
+from .clock import Clock
+from .declarations import Workflow
+from .definitions import DefinitionIndex, Definitions
+from .errors import (
+    DeliveryNotFound,
+    InvalidArgument,
+    InvalidTransition,
+    InvalidWorkflow,
+    RunNotFound,
+    StepNotFound,
+)
+from .explanation import explain_run
+from .machine import Decision, Journey
+from .records import (
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    Progress,
+    ProgressKind,
+    Resumed,
+    RunExplanation,
+    RunState,
+    Signal,
+    StepLinkage,
+    TriggerResult,
+    WorkflowDefinition,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowTransition,
+)
+from .timestamps import from_text, require_utc, to_text
+
+_RUN_COLUMNS = convert.field_names(WorkflowRun)
+_INSERT_RUN = (
+    f"INSERT INTO workflow_runs ({', '.join(_RUN_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _RUN_COLUMNS)})"
+)
+_UPDATE_RUN = """
+UPDATE workflow_runs
+   SET workflow_definition_id = :workflow_definition_id,
+       current_step_id = :current_step_id,
+       state = :state,
+       status_reason = :status_reason,
+       status_context = :status_context,
+       last_transition_at = :last_transition_at,
+       suspended_until = :suspended_until,
+       pending_signals = :pending_signals,
+       terminal_reason = :terminal_reason
+ WHERE id = :id
+"""
+_INSERT_TRANSITION = """
+INSERT INTO workflow_transitions
+    (seq, id, workflow_run_id, workflow_step_id, delivery_id, from_state, to_state, reason,
+     context, inserted_at)
+VALUES
+    (:seq, :id, :workflow_run_id, :workflow_step_id, :delivery_id, :from_state, :to_state,
+     :reason, :context, :inserted_at)
+"""
+_INSERT_DELIVERY = """
+INSERT INTO deliveries
+    (id, tenant_id, notification_id, channel, status, suppression_reason, workflow_run_id,
+     workflow_step_id, inserted_at, updated_at)
+VALUES
+    (:id, :tenant_id, :notification_id, :channel, :status, :suppression_reason,
+     :workflow_run_id, :workflow_step_id, :inserted_at, :updated_at)
+"""
+_INSERT_NOTIFICATION = """
+INSERT INTO notifications
+    (id, tenant_id, recipient, notification_key, idempotency_key, workflow_definition_id,
+     inserted_at)
+VALUES
+    (:id, :tenant_id, :recipient, :notification_key, :idempotency_key,
+     :workflow_definition_id, :inserted_at)
+"""
+# Runs a signal resumes (SPEC §5): the tenant always, the recipient when an actor is given.
+_AWAITING_SIGNAL = """
+SELECT r.* FROM workflow_runs AS r
+ WHERE r.tenant_id = :tenant_id AND r.state = 'waiting'
+   AND EXISTS (SELECT 1 FROM json_each(r.pending_signals) WHERE value = :event_name)
+   AND (:actor_id IS NULL OR EXISTS (
+        SELECT 1 FROM notifications AS n
+         WHERE n.id = r.notification_id AND n.recipient = :actor_id))
+ ORDER BY r.id
+"""
+# Both halves read a partial index; keep the literals, a parameter would defeat the index.
+DUE_RUNS = """
+SELECT id, suspended_until AS due FROM workflow_runs
+ WHERE state = 'waiting' AND suspended_until <= :now
+UNION ALL
+SELECT id, last_transition_at AS due FROM workflow_runs
+ WHERE state = 'active' AND status_reason = 'signal_received' AND last_transition_at <= :now
+ORDER BY due, id
+"""
+_NEXT_DUE = """
+SELECT min(due) FROM (
+    SELECT min(suspended_until) AS due FROM workflow_runs WHERE state = 'waiting'
+    UNION ALL
+    SELECT min(last_transition_at) FROM workflow_runs
+     WHERE state = 'active' AND status_reason = 'signal_received')
+"""
+
+# Fields a host may change with update_run; identity and ownership stay fixed.
+_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "tenant_id", "notification_id", "started_at"}
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Transaction:
+    """The engine's operations inside one open transaction (see the module docstring)."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock, index: DefinitionIndex) -> None:
+        self._conn = conn
+        self._clock = clock
+        self.definitions = Definitions(conn, index)
+
+    # -- time and sequence ---------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The store clock's current instant, in UTC."""
+        return require_utc(self._clock.now(), "clock.now()")
+
+    def _at(self, now: datetime | None) -> datetime:
+        return self.now() if now is None else require_utc(now, "now")
+
+    def _seqs(self, count: int) -> list[int]:
+        # Numbers are handed out here so that trace rows can be inserted in one executemany.
+        # We hold the write lock; sqlite_sequence remembers pruned numbers and follows
+        # savepoint rollbacks, so it is read afresh each time rather than cached.
+        row = self._conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+        ).fetchone()
+        first = (row[0] if row else 0) + 1
+        return list(range(first, first + count))
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def ensure_definition(
+        self, notification_key: str, workflow: Workflow | Mapping[str, Any]
+    ) -> WorkflowDefinition:
+        """Register ``workflow`` or return its identical registration (SPEC §3)."""
+        return self.definitions.ensure(notification_key, workflow, self.now())
+
+    def fetch_definition(
+        self, workflow_key: str, workflow_version: int
+    ) -> WorkflowDefinition | None:
+        """The definition registered under key + version, with its steps, or None."""
+        return self.definitions.fetch(workflow_key, workflow_version)
+
+    def persisted_workflow(self, workflow_definition_id: str) -> Workflow | None:
+        """The declaration rebuilt from the stored rows, or None."""
+        return self.definitions.persisted_workflow(
+            require_id(workflow_definition_id, "workflow_definition_id")
+        )
+
+    def fetch_step_by_key(self, workflow_definition_id: str, step_key: str) -> WorkflowStep | None:
+        """One step of a definition by key, or None."""
+        return self.definitions.step_by_key(
+            require_id(workflow_definition_id, "workflow_definition_id"),
+            require_id(step_key, "step_key"),
+        )
+
+    def _journey(self, definition_id: str) -> Journey:
+        return self.definitions.journey(definition_id)
+
+    # -- rows ----------------------------------------------------------------------------------
+
+    def _run_row(self, run_id: str, tenant_id: str | None = None) -> WorkflowRun | None:
+        if tenant_id is None:
+            row = self._conn.execute("SELECT * FROM workflow_runs WHERE id = ?", (run_id,))
+        else:
+            row = self._conn.execute(
+                "SELECT * FROM workflow_runs WHERE id = ? AND tenant_id = ?", (run_id, tenant_id)
+            )
+        found = row.fetchone()
+        return None if found is None else convert.from_row(WorkflowRun, found)
+
+    def _visible_run(self, tenant_id: object, run_id: object) -> WorkflowRun:
+        # Another tenant's run and a missing run must be indistinguishable (SPEC §6).
+        tenant = require_id(tenant_id, "tenant_id")
+        run = self._run_row(require_id(run_id, "run_id"), tenant)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def _apply(
+        self, before: WorkflowRun | None, decision: Decision, now: datetime
+    ) -> tuple[WorkflowRun, list[WorkflowTransition], list[Delivery]]:
+        """Carry out a decision: the run row, its trace rows in order, its deliveries."""
+        run = decision.run
+        row = convert.to_row(run)
+        self._conn.execute(_INSERT_RUN if before is None else _UPDATE_RUN, row)
+        transitions = [
+            WorkflowTransition(
+                id=_new_id(),
+                seq=seq,
+                workflow_run_id=run.id,
+                workflow_step_id=plan.workflow_step_id,
+                delivery_id=plan.delivery_id,
+                from_state=plan.from_state,
+                to_state=plan.to_state,
+                reason=plan.reason,
+                context=plan.context,
+                inserted_at=now,
+            )
+            for seq, plan in zip(
+                self._seqs(len(decision.transitions)), decision.transitions, strict=True
+            )
+        ]
+        self._conn.executemany(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
+        deliveries = [
+            Delivery(
+                id=_new_id(),
+                tenant_id=run.tenant_id,
+                notification_id=run.notification_id,
+                channel=plan.channel,
+                status=DeliveryStatus.PENDING,
+                suppression_reason=None,
+                workflow_run_id=run.id,
+                workflow_step_id=plan.workflow_step_id,
+                inserted_at=now,
+                updated_at=now,
+            )
+            for plan in decision.deliveries
+        ]
+        if deliveries:
+            self._conn.executemany(_INSERT_DELIVERY, [convert.to_row(d) for d in deliveries])
+        return run, transitions, deliveries
+
+    # -- the low-level seed API (SPEC §8) ------------------------------------------------------
+
+    def get_run(self, run_id: str) -> WorkflowRun:
+        """The run with this id, in any tenant, or RunNotFound."""
+        run = self._run_row(require_id(run_id, "run_id"))
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def lock_run(self, run_id: str) -> WorkflowRun:
+        """The run, read under this transaction's write lock, or RunNotFound."""
+        return self.get_run(run_id)
+
+    def get_current_step(self, run: WorkflowRun) -> WorkflowStep:
+        """The step the run's cursor is on, or StepNotFound."""
+        if not isinstance(run, WorkflowRun):
+            raise InvalidArgument("run", f"expected a WorkflowRun, got {type(run).__name__}")
+        row = self._conn.execute(
+            "SELECT * FROM workflow_steps WHERE id = ? AND workflow_definition_id = ?",
+            (run.current_step_id, run.workflow_definition_id),
+        ).fetchone()
+        if row is None:
+            raise StepNotFound(run.current_step_id)
+        return convert.from_row(WorkflowStep, row)
+
+    def update_run(self, run: WorkflowRun | str, **fields: Any) -> WorkflowRun:
+        """Write ``fields`` to the run's row as given and return the updated run.
+
+        The escape hatch of SPEC §8: no state-machine rule applies, except that a terminal
+        run keeps its state and that ``status_context`` keys stay within the catalogue.
+        """
+        run_id = run.id if isinstance(run, WorkflowRun) else require_id(run, "run")
+        current = self.lock_run(run_id)
+        unknown = sorted(set(fields) - _UPDATABLE)
+        if unknown:
+            raise InvalidArgument(
+                "fields", f"cannot update {', '.join(unknown)}; updatable: {sorted(_UPDATABLE)}"
+            )
+        changes = dict(fields)
+        if "state" in changes:
+            changes["state"] = require_enum(RunState, changes["state"], "state")
+            machine.check_state_change(run_id, current.state, changes["state"])
+        if "status_context" in changes:
+            json_text(changes["status_context"], "status_context")
+            machine.check_context(run_id, changes["status_context"])
+        for name in ("last_transition_at", "suspended_until"):
+            if changes.get(name) is not None:
+                changes[name] = require_utc(changes[name], name)
+        if "pending_signals" in changes:
+            signals = changes["pending_signals"]
+            if not isinstance(signals, (list, tuple)) or not all(
+                isinstance(s, str) and s.strip() for s in signals
+            ):
+                raise InvalidArgument("pending_signals", "must be a list of non-blank strings")
+        for name in ("status_reason", "current_step_id", "workflow_definition_id"):
+            if name in changes:
+                require_id(changes[name], name)
+        updated = attrs.evolve(current, **changes)
+        try:
+            self._conn.execute(_UPDATE_RUN, convert.to_row(updated))
+        except sqlite3.IntegrityError as exc:
+            raise InvalidArgument("fields", f"rejected by the store: {exc}") from None
+        return updated
+
+    def append_transition(
+        self,
+        run_id: str,
+        to_state: RunState | str,
+        reason: str,
+        *,
+        workflow_step_id: str | None = None,
+        delivery_id: str | None = None,
+        from_state: RunState | str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> WorkflowTransition:
+        """Append one trace row for a run and return it (SPEC §8).
+
+        Any non-blank reason and any from_state are accepted; InvalidTransition is raised only
+        when a completed/stopped run would get another state, or for a context key outside
+        the catalogue.
+        """
+        run = self.lock_run(run_id)
+        target = require_enum(RunState, to_state, "to_state")
+        source = None if from_state is None else require_enum(RunState, from_state, "from_state")
+        reason = require_id(reason, "reason")
+        context = {} if context is None else context
+        json_text(context, "context")
+        machine.check_context(run.id, context)
+        machine.check_state_change(run.id, run.state, target)
+        if source is not None:
+            machine.check_state_change(run.id, source, target)
+        step_id = optional_id(workflow_step_id, "workflow_step_id")
+        (seq,) = self._seqs(1)
+        transition = WorkflowTransition(
+            id=_new_id(),
+            seq=seq,
+            workflow_run_id=run.id,
+            workflow_step_id=step_id,
+            delivery_id=optional_id(delivery_id, "delivery_id"),
+            from_state=source,
+            to_state=target,
+            reason=reason,
+            context=dict(context),
+            inserted_at=self.now(),
+        )
+        try:
+            self._conn.execute(_INSERT_TRANSITION, convert.to_row(transition))
+        except sqlite3.IntegrityError as exc:
+            raise InvalidTransition(f"rejected by the store: {exc}", run_id=run.id) from None
+        return transition
+
+    def create_initial_run(
+        self,
+        notification_id: str,
+        definition: WorkflowDefinition,
+        timestamp: datetime,
+        tenant_id: str,
+    ) -> WorkflowRun:
+        """Start the run of a notification on the definition's first step (SPEC §4 item 1).
+
+        Writes the run and its two trace rows; planning the first delivery is the trigger's
+        job. One run per notification; a definition without steps raises InvalidWorkflow.
+        """
+        run, _ = self._start(
+            notification_id,
+            definition,
+            require_utc(timestamp, "timestamp"),
+            tenant_id,
+            plan_delivery=False,
+        )
+        return run
+
+    def _start(
+        self,
+        notification_id: str,
+        definition: WorkflowDefinition,
+        now: datetime,
+        tenant_id: str,
+        *,
+        plan_delivery: bool,
+    ) -> tuple[WorkflowRun, list[Delivery]]:
+        notification_id = require_id(notification_id, "notification_id")
+        tenant_id = require_id(tenant_id, "tenant_id")
+        if not isinstance(definition, WorkflowDefinition):
+            raise InvalidArgument(
+                "definition", f"expected a WorkflowDefinition, got {type(definition).__name__}"
+            )
+        if not definition.steps:
+            raise InvalidWorkflow("steps", "a definition without steps cannot start a run")
+        owner = self._conn.execute(
+            "SELECT tenant_id, (SELECT count(*) FROM workflow_runs WHERE notification_id = :id) "
+            "FROM notifications WHERE id = :id",
+            {"id": notification_id},
+        ).fetchone()
+        if owner is None or owner[0] != tenant_id:
+            raise InvalidArgument("notification_id", "no notification with this id in this tenant")
+        if owner[1]:
+            raise InvalidArgument("notification_id", "the notification has a run already")
+        journey = self._journey(definition.id)
+        decision = machine.start(
+            journey,
+            run_id=_new_id(),
+            tenant_id=tenant_id,
+            notification_id=notification_id,
+            now=now,
+        )
+        if not plan_delivery:
+            decision = attrs.evolve(decision, deliveries=())
+        run, _, deliveries = self._apply(None, decision, now)
+        return run, deliveries
+
+    def active_step_linkage(self, notification_id: str) -> StepLinkage | None:
+        """The run and step the notification's deliveries belong to now, or None when it has
+        no run or its run has finished."""
+        row = self._conn.execute(
+            "SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r "
+            "JOIN workflow_steps AS s ON s.id = r.current_step_id "
+            "WHERE r.notification_id = ? AND r.state IN ('active', 'waiting')",
+            (require_id(notification_id, "notification_id"),),
+        ).fetchone()
+        return None if row is None else StepLinkage(row[0], row[1], row[2])
+
+    # -- trigger and outbox (SPEC §7) ----------------------------------------------------------
+
+    def trigger(
+        self,
+        *,
+        tenant_id: str,
+        notification_key: str,
+        recipient: str,
+        workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
+        idempotency_key: str,
+    ) -> TriggerResult:
+        """Record a notification, start its run and plan the first delivery; or return the
+        first result of the same (tenant, idempotency key), marked duplicate."""
+        tenant_id = require_id(tenant_id, "tenant_id")
+        recipient = require_id(recipient, "recipient")
+        idempotency_key = require_id(idempotency_key, "idempotency_key")
+        notification_key = require_id(notification_key, "notification_key")
+        found = self._conn.execute(
+            "SELECT * FROM notifications WHERE tenant_id = ? AND idempotency_key = ?",
+            (tenant_id, idempotency_key),
+        ).fetchone()
+        if found is not None:
+            return self._duplicate(convert.from_row(Notification, found))
+        if isinstance(workflow, WorkflowDefinition):
+            definition = self.definitions.by_id(workflow.id)
+            if definition is None:
+                raise InvalidArgument("workflow", "the definition is not registered in this store")
+        else:
+            definition = self.ensure_definition(notification_key, workflow)
+        now = self.now()
+        notification = Notification(
+            id=_new_id(),
+            tenant_id=tenant_id,
+            recipient=recipient,
+            notification_key=notification_key,
+            idempotency_key=idempotency_key,
+            workflow_definition_id=definition.id,
+            inserted_at=now,
+        )
+        self._conn.execute(_INSERT_NOTIFICATION, convert.to_row(notification))
+        run, deliveries = self._start(
+            notification.id, definition, now, tenant_id, plan_delivery=True
+        )
+        return TriggerResult(notification, run, tuple(deliveries), False)
+
+    def _duplicate(self, notification: Notification) -> TriggerResult:
+        run = self._conn.execute(
+            "SELECT * FROM workflow_runs WHERE notification_id = ?", (notification.id,)
+        ).fetchone()
+        first = self._conn.execute(
+            "SELECT * FROM deliveries WHERE notification_id = ? ORDER BY rowid LIMIT 1",
+            (notification.id,),
+        ).fetchone()
+        return TriggerResult(
+            notification,
+            convert.from_row(WorkflowRun, run),
+            () if first is None else (convert.from_row(Delivery, first),),
+            True,
+        )
+
+    def claim_deliveries(self, limit: int = 100, *, channel: str | None = None) -> list[Delivery]:
+        """Move up to ``limit`` of the oldest pending deliveries to dispatched and return them.
+
+        One ``UPDATE … RETURNING`` under the write lock: two workers never claim the same one.
+        """
+        count = require_limit(limit, allow_none=False)
+        channel = optional_id(channel, "channel")
+        if not count:
+            return []
+        rows = self._conn.execute(
+            """
+            UPDATE deliveries SET status = 'dispatched', updated_at = :now
+             WHERE id IN (SELECT id FROM deliveries
+                           WHERE status = 'pending' AND (:channel IS NULL OR channel = :channel)
+                           ORDER BY inserted_at, rowid LIMIT :limit)
+            RETURNING rowid AS claim_order, *
+            """,
+            {"now": to_text(self.now()), "channel": channel, "limit": count},
+        ).fetchall()
+        rows.sort(key=lambda r: (r["inserted_at"], r["claim_order"]))
+        return [convert.from_row(Delivery, r) for r in rows]
+
+    def record_outcome(
+        self,
+        delivery_id: str,
+        status: DeliveryStatus | str,
+        suppression_reason: str | None = None,
+    ) -> Progress | None:
+        """Record a delivery's outcome and progress its run in the same transaction.
+
+        Returns the run's Progress, or None for a delivery that belongs to no run.
+        """
+        delivery_id = require_id(delivery_id, "delivery_id")
+        new_status = require_enum(DeliveryStatus, status, "status")
+        reason = optional_reason(suppression_reason, "suppression_reason")
+        now = self.now()
+        row = self._conn.execute(
+            "UPDATE deliveries SET status = :status, suppression_reason = :reason, "
+            "updated_at = :now WHERE id = :id RETURNING workflow_run_id",
+            {"status": new_status.value, "reason": reason, "now": to_text(now), "id": delivery_id},
+        ).fetchone()
+        if row is None:
+            raise DeliveryNotFound(delivery_id)
+        if row[0] is None:
+            return None
+        return self.progress_run(row[0], now=now)
+
+    # -- progression (SPEC §4) -----------------------------------------------------------------
+
+    def _anchor(self, run: WorkflowRun) -> Delivery | None:
+        row = self._conn.execute(
+            "SELECT * FROM deliveries WHERE workflow_run_id = ? AND workflow_step_id = ? "
+            "ORDER BY rowid DESC LIMIT 1",
+            (run.id, run.current_step_id),
+        ).fetchone()
+        return None if row is None else convert.from_row(Delivery, row)
+
+    def _last_signal_event(self, run_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT json_extract(context, '$.event_name') FROM workflow_transitions "
+            "WHERE workflow_run_id = ? AND reason = 'signal_received' "
+            "ORDER BY seq DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def _decide(self, run: WorkflowRun, now: datetime) -> Decision:
+        anchor = None
+        event = None
+        if run.state is RunState.ACTIVE:
+            if run.status_reason == machine.SIGNAL_RECEIVED:
+                event = self._last_signal_event(run.id)
+            else:
+                anchor = self._anchor(run)
+        return machine.progress(
+            run,
+            self._journey(run.workflow_definition_id),
+            anchor,
+            now=now,
+            last_signal_event=event,
+        )
+
+    def progress_run(self, run_id: str, *, now: datetime | None = None) -> Progress:
+        """Take the next step of one run, or a noop that writes nothing (SPEC §4)."""
+        at = self._at(now)
+        run = self.lock_run(run_id)
+        decision = self._decide(run, at)
+        if decision.is_noop:
+            return Progress(ProgressKind.NOOP, run, decision.reason, ())
+        updated, _, deliveries = self._apply(run, decision, at)
+        return Progress(decision.kind, updated, decision.reason, tuple(deliveries))
+
+    def due_run_ids(self, now: datetime, limit: int | None = None) -> list[str]:
+        """Ids of the runs the due sweep has work for at ``now``, in due order."""
+        rows = self._conn.execute(DUE_RUNS, {"now": to_text(now)})
+        ids = [r[0] for r in (rows.fetchmany(limit) if limit is not None else rows.fetchall())]
+        return ids
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest time at which the due sweep has work, or None."""
+        row = self._conn.execute(_NEXT_DUE).fetchone()
+        return None if row[0] is None else from_text(row[0])
+
+    # -- signals (SPEC §5) ---------------------------------------------------------------------
+
+    def _awaiting(self, signal: Signal) -> list[WorkflowRun]:
+        rows = self._conn.execute(
+            _AWAITING_SIGNAL,
+            {
+                "tenant_id": signal.tenant_id,
+                "event_name": signal.event_name,
+                "actor_id": signal.actor_id,
+            },
+        ).fetchall()
+        return [convert.from_row(WorkflowRun, r) for r in rows]
+
+    def preview_signal(self, signal: Signal) -> list[str]:
+        """Ids of the runs :meth:`route_signal` would resume; writes nothing."""
+        return [run.id for run in self._awaiting(check_signal(signal))]
+
+    def route_signal(self, signal: Signal) -> dict[str, Resumed]:
+        """Resume every run of the signal's tenant waiting for it (SPEC §5); all or nothing."""
+        signal = check_signal(signal)
+        now = self.now()
+        delivery_id = payload_delivery_id(signal)
+        if delivery_id is not None:
+            same_tenant = self._conn.execute(
+                "SELECT 1 FROM deliveries WHERE id = ? AND tenant_id = ?",
+                (delivery_id, signal.tenant_id),
+            ).fetchone()
+            if same_tenant is None:
+                delivery_id = None  # never link evidence across tenants
+        resumed: dict[str, Resumed] = {}
+        decisions = []
+        for run in self._awaiting(signal):
+            decision = machine.resume(run, signal.event_name, delivery_id, now=now)
+            if not decision.is_noop:
+                decisions.append(decision)
+        if not decisions:
+            return resumed
+        seqs = self._seqs(len(decisions))
+        transitions = []
+        for seq, decision in zip(seqs, decisions, strict=True):
+            (plan,) = decision.transitions
+            transition = WorkflowTransition(
+                id=_new_id(),
+                seq=seq,
+                workflow_run_id=decision.run.id,
+                workflow_step_id=plan.workflow_step_id,
+                delivery_id=plan.delivery_id,
+                from_state=plan.from_state,
+                to_state=plan.to_state,
+                reason=plan.reason,
+                context=plan.context,
+                inserted_at=now,
+            )
+            transitions.append(transition)
+            resumed[decision.run.id] = Resumed(decision.run, transition)
+        self._conn.executemany(_UPDATE_RUN, [convert.to_row(d.run) for d in decisions])
+        self._conn.executemany(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
+        return resumed
+
+    def track_signal(self, signal: Signal) -> tuple[Signal, dict[str, Resumed]]:
+        """Record the signal row (an immutable fact) and route it, in one transaction."""
+        signal = check_signal(signal)
+        stored = attrs.evolve(signal, id=_new_id(), inserted_at=self.now())
+        self._conn.execute(
+            "INSERT INTO signals (id, tenant_id, event_name, actor_id, payload, inserted_at) "
+            "VALUES (:id, :tenant_id, :event_name, :actor_id, :payload, :inserted_at)",
+            convert.to_row(stored),
+        )
+        return stored, self.route_signal(signal)
+
+    # -- inspection (SPEC §6) ------------------------------------------------------------------
+
+    def explain(self, tenant_id: str, run_id: str) -> RunExplanation:
+        """Why the run is where it is and what would move it next; tenant-scoped."""
+        run = self._visible_run(tenant_id, run_id)
+        last = self._conn.execute(
+            "SELECT * FROM workflow_transitions WHERE workflow_run_id = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (run.id,),
+        ).fetchone()
+        definition = self._conn.execute(
+            "SELECT workflow_key, workflow_version FROM workflow_definitions WHERE id = ?",
+            (run.workflow_definition_id,),
+        ).fetchone()
+        return explain_run(
+            run,
+            self._journey(run.workflow_definition_id),
+            None if last is None else convert.from_row(WorkflowTransition, last),
+            self._decide(run, self.now()),
+            workflow_key=definition["workflow_key"],
+            workflow_version=definition["workflow_version"],
+        )
+
+    def list_traces(
+        self, tenant_id: str, run_id: str, *, limit: int | None = None
+    ) -> list[WorkflowTransition]:
+        """The run's trace in sequence order, at most ``limit`` rows; tenant-scoped."""
+        count = require_limit(limit)
+        run = self._visible_run(tenant_id, run_id)
+        rows = self._conn.execute(
+            "SELECT * FROM workflow_transitions WHERE workflow_run_id = ? ORDER BY seq LIMIT ?",
+            (run.id, -1 if count is None else count),
+        ).fetchall()
+        return [convert.from_row(WorkflowTransition, r) for r in rows]
+
+    def list_deliveries(self, tenant_id: str, run_id: str) -> list[Delivery]:
+        """Every delivery planned for the run, oldest first; tenant-scoped."""
+        run = self._visible_run(tenant_id, run_id)
+        rows = self._conn.execute(
+            "SELECT * FROM deliveries WHERE workflow_run_id = ? ORDER BY rowid", (run.id,)
+        ).fetchall()
+        return [convert.from_row(Delivery, r) for r in rows]

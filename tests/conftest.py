@@ -1,0 +1,84 @@
+"""Shared fixtures and hypothesis profiles.
+
+Profiles: ``fast`` (default, what CI runs) and ``thorough`` (``HYPOTHESIS_PROFILE=thorough``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from chimeway_lite import FakeClock, OnOutcome, Outcome, Step, Store, WaitUntil, Workflow
+
+settings.register_profile(
+    "fast",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+START = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
+def escalation_workflow(version: int = 1) -> Workflow:
+    """In-app now; email at once if it bounces; email after 2 h unless read."""
+    return Workflow(
+        "escalation",
+        version,
+        [
+            Step(
+                "inapp",
+                1,
+                "in_app",
+                progress=[
+                    OnOutcome(Outcome.BOUNCED, "email"),
+                    WaitUntil(7200, "email", ["notification_read"]),
+                ],
+            ),
+            Step("email", 2, "email"),
+        ],
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at 2026-01-05 09:30 UTC."""
+    return FakeClock(START)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    """A path for a new store file in a fresh directory."""
+    return str(tmp_path / "chimeway.db")
+
+
+@pytest.fixture
+def store(db_path: str, clock: FakeClock) -> Iterator[Store]:
+    """A store on a new file, driven by the fake clock."""
+    with Store(db_path, clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def memory_store(clock: FakeClock) -> Iterator[Store]:
+    """A store in memory, driven by the fake clock."""
+    with Store(":memory:", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def escalation() -> Workflow:
+    """The escalation journey of the README."""
+    return escalation_workflow()
