@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import TypeVar
 
+from .declarations import NOT_UNICODE, is_unicode
 from .errors import InvalidArgument, InvalidSignal
 from .records import Signal
 
@@ -17,6 +18,7 @@ E = TypeVar("E", bound=Enum)
 MAX_ID_LENGTH = 255
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_REASON_LENGTH = 200
+MAX_LIMIT = 2**31 - 1
 
 
 def require_id(value: object, name: str) -> str:
@@ -29,7 +31,11 @@ def require_id(value: object, name: str) -> str:
         raise InvalidArgument(name, f"is longer than {MAX_ID_LENGTH} characters")
     if "\x00" in value:
         raise InvalidArgument(name, "must not contain NUL characters")
+    if not is_unicode(value):
+        raise InvalidArgument(name, NOT_UNICODE)
     return value
+
+
 
 
 def optional_id(value: object, name: str) -> str | None:
@@ -45,7 +51,8 @@ def require_limit(value: object, name: str = "limit", *, allow_none: bool = True
         raise InvalidArgument(name, f"must be an int >= 0, got {value!r}")
     if value < 0:
         raise InvalidArgument(name, f"must be >= 0, got {value}")
-    return value
+    # Beyond this sqlite3 (and fetchmany) overflow; no store holds that many rows anyway.
+    return min(value, MAX_LIMIT)
 
 
 def require_enum(enum: type[E], value: object, name: str) -> E:
@@ -69,6 +76,8 @@ def optional_reason(value: object, name: str) -> str | None:
         raise InvalidArgument(name, f"must be None or a non-blank string, got {value!r}")
     if len(value) > MAX_REASON_LENGTH:
         raise InvalidArgument(name, f"is longer than {MAX_REASON_LENGTH} characters")
+    if not is_unicode(value):
+        raise InvalidArgument(name, NOT_UNICODE)
     return value.strip()
 
 
@@ -88,11 +97,14 @@ def json_text(value: object, name: str) -> str:
     if not isinstance(value, Mapping):
         raise InvalidArgument(name, f"must be a dict, got {type(value).__name__}")
     try:
-        return json.dumps(
+        text = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(name, f"must hold plain JSON values only: {exc}") from None
+    if not is_unicode(text):
+        raise InvalidArgument(name, NOT_UNICODE)
+    return text
 
 
 def check_signal(signal: object) -> Signal:
@@ -105,9 +117,13 @@ def check_signal(signal: object) -> Signal:
             raise InvalidSignal(field, f"must be a non-blank string, got {value!r}")
         if len(value) > MAX_ID_LENGTH:
             raise InvalidSignal(field, f"is longer than {MAX_ID_LENGTH} characters")
+        if not is_unicode(value):
+            raise InvalidSignal(field, NOT_UNICODE)
     actor = signal.actor_id
     if actor is not None and (not isinstance(actor, str) or not actor.strip()):
         raise InvalidSignal("actor_id", f"must be None or a non-blank string, got {actor!r}")
+    if actor is not None and not is_unicode(actor):
+        raise InvalidSignal("actor_id", NOT_UNICODE)
     payload = signal.payload
     if not isinstance(payload, Mapping):
         raise InvalidSignal("payload", f"must be a dict, got {type(payload).__name__}")
@@ -115,6 +131,8 @@ def check_signal(signal: object) -> Signal:
         text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidSignal("payload", f"must hold plain JSON values only: {exc}") from None
+    if not is_unicode(text):
+        raise InvalidSignal("payload", NOT_UNICODE)
     if len(text.encode()) > MAX_PAYLOAD_BYTES:
         raise InvalidSignal("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
     delivery_id = payload.get("delivery_id")

@@ -38,6 +38,8 @@ MAX_STEPS = 100
 MAX_RULES_PER_STEP = 32
 MAX_NAME_LENGTH = 200
 MAX_CONFIG_BYTES = 64 * 1024
+MAX_CONFIG_DEPTH = 32
+MAX_VERSION = 2**63 - 1  # the largest SQLite INTEGER
 
 _OUTCOMES = frozenset(o.value for o in Outcome)
 
@@ -70,8 +72,24 @@ def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
+def _plain(value: Any) -> Any:
+    # A copy with tuples as lists: what the stored JSON gives back, so that a config holding
+    # a tuple still equals its persisted_workflow() (and later changes to the caller's dict
+    # do not reach the declaration).
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _config(value: Any) -> Any:
-    return {} if value is None else value
+    if value is None:
+        return {}
+    try:
+        return _plain(value)
+    except RecursionError:  # absurdly deep: keep it as given, validation names it
+        return value
 
 
 def _is_int(value: Any) -> bool:
@@ -145,6 +163,20 @@ class Workflow:
 
 # -- validation ---------------------------------------------------------------------------------
 
+NOT_UNICODE = "must be valid Unicode text (no lone surrogates)"
+
+
+def is_unicode(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8 (a lone surrogate does not, and sqlite3 cannot
+    store it). Kept here, not imported from arguments, so this module stays pure."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 def _name(value: Any, path: str, *, step: str | None = None, rule: int | None = None) -> str:
     if not isinstance(value, str):
@@ -157,6 +189,11 @@ def _name(value: Any, path: str, *, step: str | None = None, rule: int | None = 
         raise InvalidWorkflow(
             path, f"is longer than {MAX_NAME_LENGTH} characters", step=step, rule=rule
         )
+    if "\x00" in value:
+        # SQLite's JSON functions cut text at NUL: such a cancel signal could never match.
+        raise InvalidWorkflow(path, "must not contain NUL characters", step=step, rule=rule)
+    if not is_unicode(value):
+        raise InvalidWorkflow(path, NOT_UNICODE, step=step, rule=rule)
     return value
 
 
@@ -170,18 +207,27 @@ def _json_size(value: Any) -> int:
 
 def _check_json(value: Any, path: str, step: str) -> None:
     """Config must be plain JSON: dicts with string keys, lists, str, int, float, bool, None."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
-        item, where = stack.pop()
+        item, where, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)) and depth >= MAX_CONFIG_DEPTH:
+            # json.dumps (and the Step converter) recurse: refuse before they overflow
+            raise InvalidWorkflow(
+                where, f"is nested deeper than {MAX_CONFIG_DEPTH} levels", step=step
+            )
         if isinstance(item, dict):
             for k, v in item.items():
                 if not isinstance(k, str):
                     raise InvalidWorkflow(where, f"has a non-string key {k!r}", step=step)
-                stack.append((v, f"{where}.{k}"))
+                if not is_unicode(k):
+                    raise InvalidWorkflow(where, f"has a key that {NOT_UNICODE}", step=step)
+                stack.append((v, f"{where}.{k}", depth + 1))
         elif isinstance(item, (list, tuple)):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(item))
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidWorkflow(where, "holds a non-finite number", step=step)
+        elif isinstance(item, str) and not is_unicode(item):
+            raise InvalidWorkflow(where, NOT_UNICODE, step=step)
         elif item is not None and not isinstance(item, (str, int, float, bool)):
             raise InvalidWorkflow(where, f"holds a {type(item).__name__}, not JSON", step=step)
 
@@ -250,8 +296,11 @@ def _validate_rule(rule: Any, path: str, step: str, index: int, keys: set[str]) 
 def validate_workflow(workflow: Workflow) -> Workflow:
     """Check every rule of SPEC §2 and return the workflow, or raise :class:`InvalidWorkflow`."""
     _name(workflow.key, "workflow_key")
-    if not _is_int(workflow.version) or workflow.version <= 0:
-        raise InvalidWorkflow("workflow_version", f"must be an int > 0, got {workflow.version!r}")
+    if not _is_int(workflow.version) or not 0 < workflow.version <= MAX_VERSION:
+        raise InvalidWorkflow(
+            "workflow_version",
+            f"must be an int > 0 (at most {MAX_VERSION}), got {workflow.version!r}",
+        )
     steps = workflow.steps
     if not isinstance(steps, tuple):
         raise InvalidWorkflow("steps", f"must be a list of steps, got {type(steps).__name__}")
@@ -276,10 +325,17 @@ def validate_workflow(workflow: Workflow) -> Workflow:
             )
         orders.append(step.order)
         _name(step.channel, f"{path}.channel", step=step.key)
-    if sorted(orders) != list(range(1, len(steps) + 1)):
-        raise InvalidWorkflow(
-            "steps", f"step orders must be exactly 1..{len(steps)}, got {sorted(orders)}"
-        )
+    seen_orders: set[int] = set()
+    for i, step in enumerate(steps):
+        # Name the first step whose order repeats or falls outside 1..N (SPEC §2: the error
+        # names the offending step).
+        if step.order in seen_orders or not 1 <= step.order <= len(steps):
+            raise InvalidWorkflow(
+                f"steps[{i}]({step.key}).step_order",
+                f"step orders must be exactly 1..{len(steps)}, each once; got {sorted(orders)}",
+                step=step.key,
+            )
+        seen_orders.add(step.order)
     for i, step in enumerate(steps):
         path = f"steps[{i}]({step.key})"
         if not isinstance(step.config, dict):

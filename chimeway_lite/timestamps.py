@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 
 from .errors import InvalidArgument
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
-
 
 def require_utc(value: object, name: str) -> datetime:
     """Return ``value`` as an aware UTC datetime; naive or non-datetime values are refused."""
@@ -22,12 +20,16 @@ def require_utc(value: object, name: str) -> datetime:
         )
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(name, "expected a timezone-aware datetime, got a naive one")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. datetime.min at UTC+5 is before year 1 in UTC
+        raise InvalidArgument(name, "is out of range once converted to UTC") from None
 
 
 def to_text(value: datetime) -> str:
     """Format an aware datetime as fixed-width UTC text."""
-    return value.astimezone(UTC).strftime(_FORMAT)
+    # Not strftime: its %Y does not pad years before 1000 on glibc, breaking the fixed width.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def from_text(text: str) -> datetime:
