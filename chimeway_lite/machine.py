@@ -191,8 +191,11 @@ class Journey:
             raise StepNotFound(step_id) from None
 
 
-def outcome_of(status: DeliveryStatus, suppression_reason: str | None) -> Outcome | None:
-    """Map a delivery's status to the outcome rules branch on; None when not branchable."""
+def outcome_of(status: DeliveryStatus | str, suppression_reason: str | None) -> Outcome | None:
+    """Map a delivery's status (member or string value) to the outcome rules branch on;
+    None when not branchable."""
+    # A plain "succeeded" must not fall through the identity checks as "not branchable".
+    status = DeliveryStatus(status)
     if status is DeliveryStatus.SUCCEEDED:
         return Outcome.DELIVERED
     if status is DeliveryStatus.SUPPRESSED:

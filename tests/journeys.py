@@ -1,0 +1,618 @@
+"""Hypothesis strategies for journeys and events, and a small in-memory model of the engine.
+
+The model re-states SPEC §4/§5/§7 in the plainest terms it can (strings, dicts, lists), with
+no code shared with :mod:`chimeway_lite.machine`, so that comparing the two checks the machine
+against the text of the spec rather than against itself. Tests drive it in two ways:
+
+* pure: :func:`expect_progress` predicts what one progression of one run does
+  (``test_machine``);
+* with a store: :class:`ModelStore` follows a :class:`~chimeway_lite.Store` call by call
+  (``test_engine_stateful``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+from hypothesis import strategies as st
+
+from chimeway_lite import (
+    Delivery,
+    DeliveryStatus,
+    OnOutcome,
+    Outcome,
+    RunState,
+    Step,
+    Stop,
+    Store,
+    WaitUntil,
+    Workflow,
+    WorkflowDefinition,
+    WorkflowRun,
+    WorkflowStep,
+)
+from chimeway_lite.declarations import step_config
+
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+TENANTS = ("acme", "globex", "initech")
+# The same recipient names and event names in every tenant, on purpose: isolation must come
+# from the tenant filter, not from names that happen to differ.
+RECIPIENTS = ("alice", "bob", "carol")
+EVENTS = ("notification_read", "clicked", "dismissed")
+CHANNELS = ("in_app", "email", "sms")
+GHOST_STEP = "ghost"  # a to_step naming no step (only pure machine tests may use it)
+
+CATALOGUE = (
+    "source",
+    "step_key",
+    "rule_kind",
+    "workflow_outcome",
+    "anchor",
+    "anchor_delivery_id",
+    "anchor_delivery_status",
+    "anchor_timestamp",
+    "due_at",
+    "to_step",
+    "from_step",
+    "reactivated_at",
+    "delivery_status",
+    "suppression_reason",
+    "event_name",
+)
+
+SUPPRESSION_REASONS = (None, "retries_exhausted", "permanent_failure", "bounced", "quota")
+
+# -- strategies: journeys --------------------------------------------------------------------
+
+
+@st.composite
+def rules(draw: st.DrawFn, targets: Sequence[str]) -> WaitUntil | OnOutcome | Stop:
+    """One progress rule whose to_step is drawn from ``targets``."""
+    kind = draw(st.sampled_from(("wait_until", "on_outcome", "stop")))
+    if kind == "wait_until":
+        return WaitUntil(
+            draw(st.integers(1, 10_000)),
+            draw(st.sampled_from(targets)),
+            draw(st.lists(st.sampled_from(EVENTS), max_size=2, unique=True)),
+        )
+    outcome = draw(st.sampled_from(list(Outcome))).value
+    if kind == "on_outcome":
+        return OnOutcome(outcome, draw(st.sampled_from(targets)))
+    return Stop(outcome)
+
+
+@st.composite
+def workflows(
+    draw: st.DrawFn, *, key: str = "journey", version: int = 1, ghost_targets: bool = False
+) -> Workflow:
+    """A valid workflow of 1-4 steps (cycles allowed); with ``ghost_targets`` some to_step
+    may name no step, which only the pure machine may see (registration refuses it)."""
+    count = draw(st.integers(1, 4))
+    keys = [f"s{i}" for i in range(1, count + 1)]
+    targets = [*keys, GHOST_STEP] if ghost_targets else keys
+    steps = [
+        Step(
+            k,
+            i,
+            draw(st.sampled_from(CHANNELS)),
+            progress=draw(st.lists(rules(targets), max_size=3)),
+        )
+        for i, k in enumerate(keys, start=1)
+    ]
+    return Workflow(key, version, steps)
+
+
+def definition_of(workflow: Workflow, definition_id: str = "def-1") -> WorkflowDefinition:
+    """The stored form of a declaration, built without a store (and without validation)."""
+    return WorkflowDefinition(
+        id=definition_id,
+        workflow_key=workflow.key,
+        workflow_version=workflow.version,
+        notification_key="notice",
+        steps=tuple(
+            WorkflowStep(
+                id=f"{definition_id}:{s.key}",
+                workflow_definition_id=definition_id,
+                step_key=s.key,
+                step_order=s.order,
+                channel=s.channel,
+                config=step_config(s),
+                inserted_at=T0,
+                updated_at=T0,
+            )
+            for s in workflow.steps
+        ),
+        inserted_at=T0,
+        updated_at=T0,
+    )
+
+
+def step_id(definition: WorkflowDefinition, step_key: str) -> str:
+    """The id of a step of a definition built by :func:`definition_of`."""
+    return f"{definition.id}:{step_key}"
+
+
+# -- strategies: one run as the machine sees it ----------------------------------------------
+
+
+@attrs.frozen
+class Case:
+    """One input of :func:`chimeway_lite.machine.progress`, drawn at random."""
+
+    workflow: Workflow
+    definition: WorkflowDefinition
+    run: WorkflowRun
+    anchor: Delivery | None
+    now: datetime
+    last_signal_event: str | None
+
+
+def wait_context(
+    anchor_id: str, status: str, at: datetime, delay: int, to_step: str
+) -> dict[str, Any]:
+    """The status context of a run waiting on a wait_until rule (SPEC §4 item 3)."""
+    return {
+        "rule_kind": "wait_until",
+        "anchor": "prior_delivery_terminal_at",
+        "anchor_delivery_id": anchor_id,
+        "anchor_delivery_status": status,
+        "anchor_timestamp": stamp(at),
+        "due_at": stamp(at + timedelta(seconds=delay)),
+        "to_step": to_step,
+    }
+
+
+def stamp(at: datetime) -> str:
+    """Six-digit ISO text, written independently of the package's own formatter."""
+    at = at.astimezone(UTC)
+    return (
+        f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:"
+        f"{at.second:02d}.{at.microsecond:06d}+00:00"
+    )
+
+
+_moments = st.builds(
+    lambda s, us: T0 + timedelta(seconds=s, microseconds=us),
+    st.integers(0, 20_000),
+    st.sampled_from((0, 0, 1, 999_999, 123_456)),
+)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    """A run in any state on any step, with or without an anchor delivery, at any time."""
+    workflow = draw(workflows(ghost_targets=True))
+    definition = definition_of(workflow)
+    keys = [s.key for s in workflow.steps]
+    current = draw(st.sampled_from(keys))
+    state = draw(st.sampled_from(list(RunState)))
+    context: dict[str, Any] = {"source": "trigger"}
+    suspended = None
+    pending: tuple[str, ...] = ()
+    terminal = None
+    if state is RunState.WAITING:
+        reason = "waiting_for_step_progression"
+        settled = draw(_moments)
+        delay = draw(st.integers(1, 10_000))
+        to_step = draw(st.sampled_from([*keys, GHOST_STEP]))
+        context = wait_context("d-anchor", "succeeded", settled, delay, to_step)
+        suspended = draw(st.one_of(st.just(settled + timedelta(seconds=delay)), st.none()))
+        pending = tuple(draw(st.lists(st.sampled_from(EVENTS), max_size=2, unique=True)))
+    elif state is RunState.ACTIVE:
+        reason = draw(
+            st.sampled_from(
+                ("workflow_started", "progressed_on_delivery_outcome", "signal_received")
+            )
+        )
+        if reason == "signal_received":
+            context = draw(
+                st.sampled_from(
+                    (
+                        wait_context("d-anchor", "succeeded", T0, 60, keys[-1]),
+                        {"rule_kind": "wait_until"},
+                    )
+                )
+            )
+    else:
+        reason = "workflow_completed" if state is RunState.COMPLETED else "workflow_stopped"
+        terminal = draw(st.sampled_from((reason, "cancelled_by_signal")))
+    run = WorkflowRun(
+        id="run-1",
+        tenant_id="acme",
+        notification_id="n-1",
+        workflow_definition_id=definition.id,
+        current_step_id=step_id(definition, current),
+        state=state,
+        status_reason=reason,
+        status_context=context,
+        started_at=T0,
+        last_transition_at=T0,
+        suspended_until=suspended,
+        pending_signals=pending,
+        terminal_reason=terminal,
+    )
+    anchor = None
+    if draw(st.integers(0, 5)):
+        anchor = Delivery(
+            id="d-anchor",
+            tenant_id="acme",
+            notification_id="n-1",
+            channel="in_app",
+            status=draw(st.sampled_from(list(DeliveryStatus))),
+            suppression_reason=draw(st.sampled_from(SUPPRESSION_REASONS)),
+            workflow_run_id=run.id,
+            workflow_step_id=run.current_step_id,
+            inserted_at=T0,
+            updated_at=draw(_moments),
+        )
+    return Case(
+        workflow=workflow,
+        definition=definition,
+        run=run,
+        anchor=anchor,
+        now=draw(_moments),
+        last_signal_event=draw(st.one_of(st.none(), st.sampled_from(EVENTS))),
+    )
+
+
+# -- strategies: payloads ----------------------------------------------------------------------
+
+MARK = "sekret-"  # every payload text leaf starts with it, so a leaf is never legit trace text
+# Integers of 13+ digits: longer than any digit run of a timestamp, a seq or a UUID group.
+_numbers = st.one_of(
+    st.integers(10**12, 10**15),
+    st.integers(-(10**15), -(10**12)),
+    st.floats(1e12, 1e15, allow_nan=False, allow_infinity=False).filter(
+        lambda f: not f.is_integer()
+    ),
+)
+_texts = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12
+).map(lambda t: MARK + t)
+_leaves = st.one_of(_texts, _numbers, st.booleans(), st.none())
+_keys = st.one_of(
+    st.sampled_from(CATALOGUE),
+    st.sampled_from(("secret", "api_key", "password", "token")),
+    _texts,
+)
+
+
+def payloads() -> st.SearchStrategy[dict[str, Any]]:
+    """Signal payloads: catalogue-looking keys, secrets, nested values, unicode."""
+    values = st.recursive(
+        _leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    return st.dictionaries(_keys, values, max_size=5)
+
+
+def leaves(value: Any) -> Iterator[str]:
+    """The text of every string/number leaf (and non-catalogue key) of a payload, as it
+    would appear if copied raw or JSON-escaped into a column."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if k not in CATALOGUE:
+                yield from _forms(k)
+            yield from leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from leaves(v)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, (str, int, float)):
+        yield from _forms(value)
+
+
+def _forms(value: str | int | float) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+        yield json.dumps(value)[1:-1]  # ASCII-escaped form
+    else:
+        yield json.dumps(value)
+        yield repr(value)
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+_TERMINAL = ("completed", "stopped")
+_SIMPLE_OUTCOMES = {
+    "succeeded": "delivered",
+    "suppressed": "suppressed",
+    "failed": "temporary_failure",
+}
+_CANCEL_OUTCOMES = ("retries_exhausted", "permanent_failure", "bounced")
+
+
+def expected_outcome(status: str, suppression_reason: str | None) -> str | None:
+    """SPEC §4's mapping from a delivery status (+ reason) to a branchable outcome."""
+    if status in _SIMPLE_OUTCOMES:
+        return _SIMPLE_OUTCOMES[status]
+    if status == "cancelled" and suppression_reason in _CANCEL_OUTCOMES:
+        return suppression_reason
+    return None
+
+
+@attrs.define
+class ModelDelivery:
+    """A delivery as the model sees it."""
+
+    id: str
+    run_id: str
+    step_key: str
+    channel: str
+    updated_at: datetime  # when its current status was recorded
+    status: str = "pending"
+    suppression_reason: str | None = None
+
+
+@attrs.define
+class ModelRun:
+    """A run as the model sees it."""
+
+    id: str
+    tenant_id: str
+    recipient: str
+    workflow: Workflow
+    step_key: str
+    last_transition_at: datetime
+    state: str = "active"
+    status_reason: str = "workflow_started"
+    suspended_until: datetime | None = None
+    pending_signals: tuple[str, ...] = ()
+    terminal_reason: str | None = None
+    wait_to_step: str | None = None
+    trace_rows: int = 2
+
+
+@attrs.frozen
+class Expected:
+    """What one progression must do: its kind and reason, and the step (if any) for which it
+    plans a new delivery."""
+
+    kind: str
+    reason: str
+    planned_step: str | None = None
+
+
+def _step(workflow: Workflow, key: str) -> Step | None:
+    return next((s for s in workflow.steps if s.key == key), None)
+
+
+def expect_progress(run: ModelRun, anchor: ModelDelivery | None, now: datetime) -> Expected:
+    """Predict one progression of ``run`` at ``now`` and apply it to ``run`` (SPEC §4)."""
+    if run.state in _TERMINAL:
+        return Expected("noop", "run_not_active")
+    if run.state == "waiting":
+        if run.suspended_until is None or now < run.suspended_until:
+            return Expected("noop", "wait_not_due")
+        target = _step(run.workflow, run.wait_to_step or "")
+        if target is None:
+            return Expected("noop", "unknown_to_step")
+        _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
+        run.step_key = target.key
+        return Expected("advanced", "progressed_on_delivery_outcome", target.key)
+    if run.status_reason == "signal_received":
+        _move(run, now, rows=1, state="completed", reason="workflow_completed")
+        run.terminal_reason = "cancelled_by_signal"
+        return Expected("completed", "workflow_completed")
+    if anchor is None:
+        return Expected("noop", "no_active_step_delivery")
+    step = _step(run.workflow, run.step_key)
+    assert step is not None
+    outcome = expected_outcome(anchor.status, anchor.suppression_reason)
+    waits = [r for r in step.progress if isinstance(r, WaitUntil)]
+    if outcome is None:
+        if not step.progress:
+            return Expected("noop", "no_progress_rules")
+        if waits:
+            return Expected("noop", "prior_delivery_not_converged")
+        return Expected("noop", "no_matching_progress_rule")
+    for rule in step.progress:
+        if isinstance(rule, Stop) and rule.outcome == outcome:
+            _move(run, now, rows=1, state="stopped", reason="workflow_stopped")
+            run.terminal_reason = "workflow_stopped"
+            return Expected("stopped", "workflow_stopped")
+        if isinstance(rule, OnOutcome) and rule.outcome == outcome:
+            target = _step(run.workflow, rule.to_step)
+            if target is None:
+                return Expected("noop", "unknown_to_step")
+            _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
+            run.step_key = target.key
+            return Expected("advanced", "progressed_on_delivery_outcome", target.key)
+    if waits:
+        wait = waits[0]
+        if _step(run.workflow, wait.to_step) is None:
+            return Expected("noop", "unknown_to_step")
+        _move(run, now, rows=1, state="waiting", reason="waiting_for_step_progression")
+        run.suspended_until = anchor.updated_at + timedelta(seconds=wait.delay_seconds)
+        run.pending_signals = tuple(wait.cancel_signals)
+        run.wait_to_step = wait.to_step
+        return Expected("waiting", "waiting_for_step_progression")
+    _move(run, now, rows=1, state="completed", reason="workflow_completed")
+    run.terminal_reason = "workflow_completed"
+    return Expected("completed", "workflow_completed")
+
+
+def _move(run: ModelRun, now: datetime, *, rows: int, state: str, reason: str) -> None:
+    run.state = state
+    run.status_reason = reason
+    run.last_transition_at = now
+    run.suspended_until = None
+    run.pending_signals = ()
+    run.trace_rows += rows
+
+
+def expect_resume(run: ModelRun, event_name: str, now: datetime) -> bool:
+    """Apply a signal to one run of the right tenant/actor; True when it resumes (SPEC §5)."""
+    if run.state != "waiting" or event_name not in run.pending_signals:
+        return False
+    _move(run, now, rows=1, state="active", reason="signal_received")
+    return True
+
+
+@attrs.define
+class ModelStore:
+    """The store as the model sees it: runs, deliveries in insertion order, trigger keys."""
+
+    runs: dict[str, ModelRun] = attrs.field(factory=dict)
+    deliveries: list[ModelDelivery] = attrs.field(factory=list)
+    keys: dict[tuple[str, str], str] = attrs.field(factory=dict)
+
+    def trigger(
+        self,
+        run_id: str,
+        tenant_id: str,
+        recipient: str,
+        workflow: Workflow,
+        key: str,
+        now: datetime,
+    ) -> ModelRun:
+        """Start a run on the first step; its first delivery is added with :meth:`plan`."""
+        first = min(workflow.steps, key=lambda s: s.order)
+        run = ModelRun(run_id, tenant_id, recipient, workflow, first.key, now)
+        self.runs[run_id] = run
+        self.keys[(tenant_id, key)] = run_id
+        return run
+
+    def plan(self, run_id: str, step_key: str, delivery_id: str, now: datetime) -> None:
+        """Add the delivery a move planned, under the id the store gave it."""
+        run = self.runs[run_id]
+        step = _step(run.workflow, step_key)
+        assert step is not None
+        self.deliveries.append(ModelDelivery(delivery_id, run_id, step_key, step.channel, now))
+
+    def delivery(self, delivery_id: str) -> ModelDelivery:
+        """One delivery by id."""
+        return next(d for d in self.deliveries if d.id == delivery_id)
+
+    def anchor(self, run: ModelRun) -> ModelDelivery | None:
+        """The latest delivery planned for the run's current step."""
+        found = [d for d in self.deliveries if d.run_id == run.id and d.step_key == run.step_key]
+        return found[-1] if found else None
+
+    def claim(self, limit: int, channel: str | None, now: datetime) -> list[str]:
+        """Ids of the oldest pending deliveries (of ``channel``), now dispatched."""
+        claimed = [
+            d
+            for d in self.deliveries
+            if d.status == "pending" and (channel is None or d.channel == channel)
+        ][:limit]
+        for d in claimed:
+            d.status, d.updated_at = "dispatched", now
+        return [d.id for d in claimed]
+
+    def record_outcome(
+        self, delivery_id: str, status: str, reason: str | None, now: datetime
+    ) -> Expected:
+        """Record a delivery's status and progress its run."""
+        delivery = self.delivery(delivery_id)
+        delivery.status, delivery.suppression_reason, delivery.updated_at = status, reason, now
+        return self.progress(delivery.run_id, now)
+
+    def progress(self, run_id: str, now: datetime) -> Expected:
+        """One progression of one run."""
+        run = self.runs[run_id]
+        return expect_progress(run, self.anchor(run), now)
+
+    def due(self, now: datetime) -> list[str]:
+        """Run ids the due sweep has work for, in (due time, id) order."""
+        due: list[tuple[datetime, str]] = []
+        for run in self.runs.values():
+            if run.state == "waiting" and run.suspended_until and run.suspended_until <= now:
+                due.append((run.suspended_until, run.id))
+            elif (
+                run.state == "active"
+                and run.status_reason == "signal_received"
+                and run.last_transition_at <= now
+            ):
+                due.append((run.last_transition_at, run.id))
+        return [run_id for _, run_id in sorted(due)]
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest time the due sweep has work."""
+        times = [
+            r.suspended_until
+            for r in self.runs.values()
+            if r.state == "waiting" and r.suspended_until is not None
+        ] + [
+            r.last_transition_at
+            for r in self.runs.values()
+            if r.state == "active" and r.status_reason == "signal_received"
+        ]
+        return min(times) if times else None
+
+    def signal(
+        self, tenant_id: str, event_name: str, actor_id: str | None, now: datetime
+    ) -> list[str]:
+        """Resume the tenant's runs waiting for the event (of the actor); their ids, sorted."""
+        resumed = [
+            run.id
+            for run in self.runs.values()
+            if run.tenant_id == tenant_id
+            and (actor_id is None or run.recipient == actor_id)
+            and expect_resume(run, event_name, now)
+        ]
+        return sorted(resumed)
+
+
+# -- store helpers -------------------------------------------------------------------------------
+
+
+def tables(store: Store) -> list[str]:
+    """The names of the store's own tables."""
+    rows = store.connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, raw, in rowid order: compare two dumps to see any write."""
+    conn = store.connection
+    return {
+        name: [tuple(r) for r in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid')]
+        for name in tables(store)
+    }
+
+
+def tenant_rows(store: Store, tenant_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """A tenant's runs, trace rows, deliveries, notifications and signals, raw."""
+    conn = store.connection
+    queries = {
+        "workflow_runs": "SELECT * FROM workflow_runs WHERE tenant_id = ? ORDER BY id",
+        "workflow_transitions": (
+            "SELECT t.* FROM workflow_transitions AS t JOIN workflow_runs AS r "
+            "ON r.id = t.workflow_run_id WHERE r.tenant_id = ? ORDER BY t.seq"
+        ),
+        "deliveries": "SELECT * FROM deliveries WHERE tenant_id = ? ORDER BY id",
+        "notifications": "SELECT * FROM notifications WHERE tenant_id = ? ORDER BY id",
+        "signals": "SELECT * FROM signals WHERE tenant_id = ? ORDER BY id",
+    }
+    return {
+        name: [tuple(r) for r in conn.execute(sql, (tenant_id,))] for name, sql in queries.items()
+    }
+
+
+def trace(store: Store, run_id: str) -> list[tuple[Any, ...]]:
+    """A run's trace as (reason, from_state, to_state, step id, delivery id, context) rows."""
+    run = store.get_run(run_id)
+    return [
+        (
+            t.reason,
+            t.from_state and t.from_state.value,
+            t.to_state.value,
+            t.workflow_step_id,
+            t.delivery_id,
+            t.context,
+        )
+        for t in store.list_traces(run.tenant_id, run_id)
+    ]

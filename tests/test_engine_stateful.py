@@ -1,0 +1,238 @@
+"""A RuleBasedStateMachine that drives a Store and the in-memory model of ``journeys.py``
+side by side and compares them after every step: states, current step keys, pending
+deliveries, trace rows per run, terminal reasons, due times."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from conftest import escalation_workflow
+from hypothesis import event as event_
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from journeys import (
+    EVENTS,
+    RECIPIENTS,
+    SUPPRESSION_REASONS,
+    T0,
+    TENANTS,
+    Expected,
+    ModelStore,
+    workflows,
+)
+
+from chimeway_lite import (
+    DeliveryStatus,
+    FakeClock,
+    Progress,
+    Signal,
+    Store,
+    Workflow,
+)
+
+
+class StoreAgainstModel(RuleBasedStateMachine):
+    """Every rule acts on both; every invariant compares them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock(T0)
+        self.store = Store(":memory:", clock=self.clock)
+        self.model = ModelStore()
+        self.workflows: list[Workflow] = [escalation_workflow()]
+        self.keys: list[tuple[str, str]] = []
+
+    def teardown(self) -> None:
+        self.store.close()
+
+    @initialize(drawn=st.lists(workflows(key="drawn"), min_size=1, max_size=2))
+    def register(self, drawn: list[Workflow]) -> None:
+        for version, workflow in enumerate(drawn, start=1):
+            self.workflows.append(Workflow(workflow.key, version, workflow.steps))
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _adopt(self, run_id: str, expected: Expected, progress: Progress | None) -> None:
+        """Check one progression against the model and adopt the ids it planned."""
+        assert progress is not None
+        event_(f"{expected.kind}: {expected.reason}")
+        assert (progress.kind.value, progress.reason) == (expected.kind, expected.reason), run_id
+        assert progress.run.id == run_id
+        planned = [d.workflow_step_id for d in progress.deliveries]
+        if expected.planned_step is None:
+            assert planned == []
+            return
+        (delivery,) = progress.deliveries
+        step = self.store.fetch_step_by_key(
+            progress.run.workflow_definition_id, expected.planned_step
+        )
+        assert step is not None and delivery.workflow_step_id == step.id
+        assert delivery.status is DeliveryStatus.PENDING
+        self.model.plan(run_id, expected.planned_step, delivery.id, self.clock.now())
+
+    # -- rules -------------------------------------------------------------------------------------
+
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        recipient=st.sampled_from(RECIPIENTS),
+        which=st.integers(0, 2),
+    )
+    def trigger(self, tenant: str, recipient: str, which: int) -> None:
+        workflow = self.workflows[which % len(self.workflows)]
+        key = f"k{len(self.keys)}"
+        result = self.store.trigger(
+            tenant_id=tenant,
+            notification_key="notice",
+            recipient=recipient,
+            workflow=workflow,
+            idempotency_key=key,
+        )
+        assert not result.duplicate
+        self.keys.append((tenant, key))
+        run = self.model.trigger(result.run.id, tenant, recipient, workflow, key, self.clock.now())
+        (first,) = result.deliveries
+        self.model.plan(run.id, run.step_key, first.id, self.clock.now())
+
+    @precondition(lambda self: bool(self.keys))
+    @rule(pick=st.integers(0, 10**6))
+    def trigger_again(self, pick: int) -> None:
+        tenant, key = self.keys[pick % len(self.keys)]
+        result = self.store.trigger(
+            tenant_id=tenant,
+            notification_key="notice",
+            recipient="someone-else",
+            workflow=self.workflows[0],
+            idempotency_key=key,
+        )
+        assert result.duplicate
+        assert result.run.id == self.model.keys[(tenant, key)]
+
+    @rule(limit=st.integers(0, 4), channel=st.none() | st.sampled_from(("in_app", "email", "sms")))
+    def claim(self, limit: int, channel: str | None) -> None:
+        claimed = self.store.claim_deliveries(limit, channel=channel)
+        assert [d.id for d in claimed] == self.model.claim(limit, channel, self.clock.now())
+
+    @precondition(lambda self: bool(self.model.deliveries))
+    @rule(
+        pick=st.integers(0, 10**6),
+        status=st.sampled_from([*DeliveryStatus, DeliveryStatus.SUCCEEDED]),
+        reason=st.sampled_from(SUPPRESSION_REASONS),
+    )
+    def record_outcome(self, pick: int, status: DeliveryStatus, reason: str | None) -> None:
+        delivery = self.model.deliveries[pick % len(self.model.deliveries)]
+        progress = self.store.record_outcome(delivery.id, status, reason)
+        expected = self.model.record_outcome(delivery.id, status.value, reason, self.clock.now())
+        self._adopt(delivery.run_id, expected, progress)
+
+    @rule(seconds=st.sampled_from((1, 59, 600, 3600, 7199, 7200, 9000)))
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    @precondition(lambda self: self.model.next_due_at() is not None)
+    @rule()
+    def advance_to_the_next_due_time(self) -> None:
+        due = self.model.next_due_at()
+        assert due is not None
+        if due > self.clock.now():
+            self.clock.set(due)
+
+    @rule(early=st.booleans())
+    def sweep(self, early: bool) -> None:
+        now = self.clock.now() - (timedelta(microseconds=1) if early else timedelta(0))
+        due = self.model.due(now)
+        swept = self.store.progress_due_runs(now=now)
+        expected = [(run_id, self.model.progress(run_id, now)) for run_id in due]
+        changed = [(run_id, e) for run_id, e in expected if e.kind != "noop"]
+        assert [p.run.id for p in swept] == [run_id for run_id, _ in changed]
+        for (run_id, e), progress in zip(changed, swept, strict=True):
+            self._adopt(run_id, e, progress)
+
+    @precondition(lambda self: bool(self.model.runs))
+    @rule(pick=st.integers(0, 10**6))
+    def progress_run(self, pick: int) -> None:
+        run_id = list(self.model.runs)[pick % len(self.model.runs)]
+        progress = self.store.progress_run(run_id)
+        self._adopt(run_id, self.model.progress(run_id, self.clock.now()), progress)
+
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        event=st.sampled_from(EVENTS),
+        actor=st.none() | st.sampled_from(RECIPIENTS),
+        track=st.booleans(),
+    )
+    def signal(self, tenant: str, event: str, actor: str | None, track: bool) -> None:
+        signal = Signal(tenant, event, actor, {"delivery_id": None})
+        if track:
+            _, resumed = self.store.track_signal(signal)
+        else:
+            resumed = self.store.route_signal(signal)
+        assert sorted(resumed) == self.model.signal(tenant, event, actor, self.clock.now())
+        if resumed:
+            event_(f"signal resumed a run (track={track})")
+
+    @precondition(lambda self: any(r.pending_signals for r in self.model.runs.values()))
+    @rule(pick=st.integers(0, 10**6), by_actor=st.booleans())
+    def signal_a_waiting_run(self, pick: int, by_actor: bool) -> None:
+        awaiting = [r for r in self.model.runs.values() if r.pending_signals]
+        run = awaiting[pick % len(awaiting)]
+        event = run.pending_signals[pick % len(run.pending_signals)]
+        self.signal(run.tenant_id, event, run.recipient if by_actor else None, track=False)
+
+    # -- invariants --------------------------------------------------------------------------------
+
+    @invariant()
+    def runs_match(self) -> None:
+        rows = self.store.connection.execute(
+            "SELECT r.*, s.step_key, (SELECT count(*) FROM workflow_transitions t "
+            "WHERE t.workflow_run_id = r.id) AS trace_rows FROM workflow_runs r "
+            "JOIN workflow_steps s ON s.id = r.current_step_id"
+        ).fetchall()
+        assert len(rows) == len(self.model.runs)
+        for row in rows:
+            run = self.model.runs[row["id"]]
+            seen: dict[str, Any] = {
+                "tenant": row["tenant_id"],
+                "state": row["state"],
+                "step": row["step_key"],
+                "reason": row["status_reason"],
+                "terminal": row["terminal_reason"],
+                "trace_rows": row["trace_rows"],
+            }
+            assert seen == {
+                "tenant": run.tenant_id,
+                "state": run.state,
+                "step": run.step_key,
+                "reason": run.status_reason,
+                "terminal": run.terminal_reason,
+                "trace_rows": run.trace_rows,
+            }
+        for run_id, run in self.model.runs.items():
+            stored = self.store.get_run(run_id)
+            assert stored.suspended_until == run.suspended_until
+            assert stored.pending_signals == run.pending_signals
+            assert stored.last_transition_at == run.last_transition_at
+
+    @invariant()
+    def deliveries_match(self) -> None:
+        rows = self.store.connection.execute(
+            "SELECT id, status, suppression_reason FROM deliveries ORDER BY rowid"
+        ).fetchall()
+        assert [tuple(r) for r in rows] == [
+            (d.id, d.status, d.suppression_reason) for d in self.model.deliveries
+        ]
+        pending = [r["id"] for r in rows if r["status"] == "pending"]
+        assert pending == [d.id for d in self.model.deliveries if d.status == "pending"]
+
+    @invariant()
+    def due_times_match(self) -> None:
+        assert self.store.next_due_at() == self.model.next_due_at()
+
+
+TestStoreAgainstModel = StoreAgainstModel.TestCase
