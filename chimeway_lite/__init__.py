@@ -19,6 +19,7 @@ from .errors import (
 from .records import (
     Delivery,
     DeliveryStatus,
+    Erasure,
     Notification,
     Outcome,
     Progress,
@@ -43,6 +44,7 @@ __all__ = [
     "Delivery",
     "DeliveryNotFound",
     "DeliveryStatus",
+    "Erasure",
     "FakeClock",
     "InvalidArgument",
     "InvalidSignal",

@@ -66,7 +66,20 @@ def translate(exc: sqlite3.Error, path: str, timeout: float) -> ChimewayError:
     return StorageError(path, text)
 
 
+# Files the store keeps beside the database: SQLite's WAL pair and the writer gate's lock.
+COMPANIONS = ("-wal", "-shm", "-lock")
+
+
+def _access(path: str, mode: int) -> bool:
+    # The effective ids decide what open() may do (a setuid host, or a test that drops
+    # privileges); os.access checks the real ids unless told otherwise.
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)  # pragma: no cover - platforms without faccessat
+
+
 def _check_path(path: str) -> None:
+    """Refuse, with the reason, a path the store could not use for writing."""
     if path == MEMORY:
         return
     directory = os.path.dirname(os.path.abspath(path))
@@ -74,10 +87,22 @@ def _check_path(path: str) -> None:
         raise StorageError(path, f"the directory {directory!r} does not exist")
     if os.path.isdir(path):
         raise StorageError(path, "the path is a directory, not a database file")
-    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+    if not os.path.exists(path):
+        if not _access(directory, os.W_OK | os.X_OK):
+            raise StorageError(path, f"the directory {directory!r} is not writable")
+        return
+    if not _access(path, os.R_OK | os.W_OK):
         raise StorageError(path, "the file is read-only (or unreadable) for this process")
-    if not os.path.exists(path) and not os.access(directory, os.W_OK):
-        raise StorageError(path, f"the directory {directory!r} is not writable")
+    missing = [path + c for c in COMPANIONS if not os.path.exists(path + c)]
+    if missing and not _access(directory, os.W_OK | os.X_OK):
+        raise StorageError(
+            path,
+            f"the directory {directory!r} is not writable, and the store needs to create "
+            f"{', '.join(os.path.basename(m) for m in missing)} beside the database",
+        )
+    for companion in (path + c for c in COMPANIONS if path + c not in missing):
+        if not _access(companion, os.R_OK if companion.endswith("-lock") else os.R_OK | os.W_OK):
+            raise StorageError(path, f"{companion!r} is read-only (or unreadable) for this process")
 
 
 def connect(path: str, busy_timeout: float) -> sqlite3.Connection:

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from . import audit, connection, lifecycle
+from .arguments import require_limit
 from .clock import Clock, SystemClock
 from .declarations import Workflow
 from .definitions import DefinitionIndex
@@ -35,6 +36,7 @@ from .locking import WriteGate
 from .records import (
     Delivery,
     DeliveryStatus,
+    Erasure,
     Progress,
     ProgressKind,
     Resumed,
@@ -293,9 +295,9 @@ class Store:
         ``signal_received``; they go in order of due time, then id. Returns what changed:
         a run another process progressed first is a noop and is left out.
         """
-        at = self.clock.now() if now is None else now
-        at = require_utc(at, "now")
-        ids = self._read(lambda tx: tx.due_run_ids(at, limit))
+        at = require_utc(self.clock.now() if now is None else now, "now")
+        count = require_limit(limit)
+        ids = self._read(lambda tx: tx.due_run_ids(at, count))
         results = []
         for run_id in ids:
             progress = self.progress_run(run_id, now=at)
@@ -361,6 +363,10 @@ class Store:
         """Erase everything of a tenant, or of one recipient of it, leaving one payload-free
         tombstone row; return the rows erased."""
         return self._write(lambda tx: lifecycle.forget(tx, tenant_id, recipient))
+
+    def list_erasures(self, tenant_id: str | None = None) -> list[Erasure]:
+        """The tombstones :meth:`forget` left, oldest first: of one tenant, or of all."""
+        return self._read(lambda tx: lifecycle.erasures(tx, tenant_id))
 
 
 def _rollback(conn: sqlite3.Connection, statement: str) -> None:

@@ -1,0 +1,102 @@
+"""A writer killed with SIGKILL in the middle of its transactions, again and again (issue 4).
+
+The victim (:func:`proc_worker.crash_writer`) writes transactions of twelve triggers plus
+claims and outcomes, back to back, and raises a shared flag while one is open; we wait for
+the flag and kill it there. After every kill a fresh Store must find the file intact
+(``PRAGMA integrity_check``), every trace consistent with its run (``verify()``), each
+transaction present whole or not at all, and the store still taking writes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import proc_worker
+from proc_worker import BATCH, JOURNEY, kill, soak, start_crash_writer
+
+from chimeway_lite import Store
+
+KILLS = 40 if soak() else 12
+
+
+def _wait_inside(flags: Any, commits: int) -> bool:
+    """Wait until the victim has committed ``commits`` transactions and is inside the next."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if flags[1] >= commits and flags[0] == 1:
+            return True
+        time.sleep(0.0002)
+    return False
+
+
+def _batches(store: Store) -> Counter[str]:
+    rows = store.connection.execute(
+        "SELECT idempotency_key FROM notifications WHERE tenant_id = 'crash'"
+    ).fetchall()
+    return Counter(key.rsplit("-", 1)[0] for (key,) in rows)
+
+
+def test_sigkill_mid_write_leaves_a_consistent_working_store(db_path: str) -> None:
+    rng = random.Random(4)
+    with Store(db_path) as store:
+        store.upsert_definition("reliability", JOURNEY)
+    survived = caught_inside = 0
+    for life in range(KILLS):
+        process, flags = start_crash_writer(db_path, life)
+        try:
+            caught_inside += _wait_inside(flags, rng.randint(0, 3))
+            time.sleep(rng.uniform(0, 0.003))  # somewhere inside the transaction
+        finally:
+            kill(process)
+        assert process.exitcode == -9
+
+        with Store(db_path, busy_timeout=10) as store:
+            assert [tuple(r) for r in store.connection.execute("PRAGMA integrity_check")] == [
+                ("ok",)
+            ]
+            assert store.verify() == []
+            # Every transaction of the victim is there whole or not at all.
+            assert set(_batches(store).values()) <= {BATCH}
+            # ...and the store keeps working: a new journey goes all the way through.
+            started = store.trigger(
+                tenant_id="after",
+                notification_key="reliability",
+                recipient="survivor",
+                workflow=JOURNEY,
+                idempotency_key=f"after-{life}",
+            )
+            progress = store.record_outcome(started.deliveries[0].id, "cancelled", "bounced")
+            assert progress is not None and progress.kind == "advanced"
+            assert store.verify() == []
+        survived += 1
+    assert survived == KILLS
+    # The flag was up at every kill: the kills landed inside transactions.
+    assert caught_inside == KILLS
+    with Store(db_path) as store:
+        assert sum(_batches(store).values()) > 0, "the victims committed work between kills"
+
+
+def test_a_writer_killed_while_holding_the_gate_does_not_block_the_next(db_path: str) -> None:
+    # The gate is an flock on an open file description: the kernel drops it with the process.
+    ready = proc_worker.SPAWN.Event()
+    holder = proc_worker.SPAWN.Process(
+        target=proc_worker.hold_store_transaction, args=(db_path, ready), daemon=True
+    )
+    Store(db_path).close()
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with Store(db_path, busy_timeout=0) as store:
+            assert store._gate is not None
+            assert store._gate.acquire(0) is False  # held by the other process
+            kill(holder)
+            assert store._gate.acquire(0) is True  # released by its death
+            store._gate.release()
+            store.upsert_definition("reliability", JOURNEY)
+            assert store.verify() == []
+    finally:
+        if holder.is_alive():
+            kill(holder)

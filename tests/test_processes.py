@@ -1,0 +1,154 @@
+"""Several real processes on one store file: nothing lost, nothing doubled (issue 4).
+
+Each test starts spawned processes (fresh interpreters, each with its own Store) released
+together by a barrier, then checks the file from the parent. ``RELIABILITY_SOAK=1`` runs
+more processes and more operations.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import proc_worker
+from conftest import START
+from proc_worker import JOURNEY, run_processes, soak
+
+from chimeway_lite import FakeClock, Signal, Store
+
+WRITERS, TRIGGERS = (8, 2000) if soak() else (4, 500)
+CLAIMERS, DELIVERIES = (6, 3000) if soak() else (3, 600)
+PROGRESSORS, RUNS = (8, 400) if soak() else (4, 120)
+
+
+def _count(store: Store, sql: str, *params: object) -> int:
+    return int(store.connection.execute(sql, params).fetchone()[0])
+
+
+def _seed(store: Store, count: int, prefix: str = "seed") -> list[str]:
+    """``count`` triggered runs; returns their ids."""
+    return [
+        store.trigger(
+            tenant_id="t",
+            notification_key="reliability",
+            recipient=f"user-{i % 7}",
+            workflow=JOURNEY,
+            idempotency_key=f"{prefix}-{i}",
+        ).run.id
+        for i in range(count)
+    ]
+
+
+def test_writers_trigger_every_run_exactly_once(db_path: str) -> None:
+    shared = [f"shared-{i}" for i in range(50)]
+    results = run_processes(proc_worker.trigger_many, [(db_path, TRIGGERS, shared)] * WRITERS)
+    with Store(db_path) as store:
+        expected = WRITERS * TRIGGERS + len(shared)
+        assert _count(store, "SELECT count(*) FROM workflow_runs") == expected
+        assert _count(store, "SELECT count(*) FROM notifications") == expected
+        assert _count(store, "SELECT count(DISTINCT idempotency_key) FROM notifications") == (
+            expected
+        )
+        # Each trigger wrote exactly its two trace rows and its one delivery.
+        assert _count(store, "SELECT count(*) FROM workflow_transitions") == 2 * expected
+        assert _count(store, "SELECT count(*) FROM deliveries") == expected
+        own = [run for result in results for run in result["created"]]
+        assert len(own) == len(set(own)) == WRITERS * TRIGGERS
+        for key in shared:
+            answers = [result["shared"][key] for result in results]
+            assert len({run_id for run_id, _ in answers}) == 1, key
+            assert sorted(duplicate for _, duplicate in answers) == [False] + [True] * (WRITERS - 1)
+        assert _count(store, "SELECT count(*) FROM workflow_definitions") == 1
+        assert store.verify() == []
+
+
+def test_claimers_never_share_a_delivery_and_leave_none_behind(db_path: str) -> None:
+    with Store(db_path) as store:
+        _seed(store, DELIVERIES)
+    claimed = run_processes(proc_worker.claim_until_empty, [(db_path, 25)] * CLAIMERS)
+    every = [delivery_id for batch in claimed for delivery_id in batch]
+    assert len(every) == len(set(every)) == DELIVERIES
+    assert all(claimed), "every claimer got some work"
+    with Store(db_path) as store:
+        assert _count(store, "SELECT count(*) FROM deliveries WHERE status = 'pending'") == 0
+        assert _count(store, "SELECT count(*) FROM deliveries WHERE status = 'dispatched'") == (
+            DELIVERIES
+        )
+        assert store.verify() == []
+
+
+def test_processes_progressing_the_same_converged_runs_advance_each_once(db_path: str) -> None:
+    with Store(db_path) as store:
+        run_ids = _seed(store, RUNS)
+        # Converged but not yet progressed: the host marked the in-app deliveries bounced in
+        # the outbox itself (a plain UPDATE, as an operator's tool could), so every process
+        # below finds each run ready to advance at the same moment.
+        store.connection.execute(
+            "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced'"
+        )
+    results = run_processes(proc_worker.progress_each, [(db_path, run_ids)] * PROGRESSORS)
+    kinds = Counter((run_id, kind) for calls in results for run_id, kind in calls)
+    for run_id in run_ids:
+        assert kinds[(run_id, "advanced")] == 1
+        assert kinds[(run_id, "noop")] == PROGRESSORS - 1
+    with Store(db_path) as store:
+        for run_id in run_ids:
+            reasons = Counter(t.reason for t in store.list_traces("t", run_id))
+            assert reasons["progressed_on_delivery_outcome"] == 1
+            assert reasons["step_activated"] == 2
+            channels = Counter(d.channel for d in store.list_deliveries("t", run_id))
+            assert channels == {"in_app": 1, "email": 1}
+        assert store.verify() == []
+
+
+def test_processes_sweeping_the_same_due_runs_move_each_once(db_path: str) -> None:
+    clock = FakeClock(START)
+    with Store(db_path, clock=clock) as store:
+        run_ids = _seed(store, RUNS)
+        for delivery in store.claim_deliveries(RUNS):
+            store.record_outcome(delivery.id, "succeeded")
+        # A third of the runs are woken by their recipient reading the message: the sweep
+        # must settle those (completed, cancelled_by_signal) and reactivate the rest.
+        read = {f"user-{i}" for i in range(0, 7, 3)}
+        for recipient in read:
+            store.route_signal(Signal("t", "notification_read", recipient))
+        settled = {
+            run_id for run_id in run_ids if store.get_run(run_id).status_reason == "signal_received"
+        }
+        assert 0 < len(settled) < RUNS
+    now = (START + timedelta(hours=3)).isoformat()
+    limits = [None, 7, None, 3] * (PROGRESSORS // 4)
+    results = run_processes(proc_worker.sweep, [(db_path, now, limit) for limit in limits])
+    moved = Counter(run_id for changed in results for run_id, _, _ in changed)
+    assert sorted(moved) == sorted(run_ids)
+    assert set(moved.values()) == {1}
+    with Store(db_path) as store:
+        for run_id in run_ids:
+            run = store.get_run(run_id)
+            reasons = Counter(t.reason for t in store.list_traces("t", run_id))
+            channels = Counter(d.channel for d in store.list_deliveries("t", run_id))
+            if run_id in settled:
+                assert run.state == "completed" and run.terminal_reason == "cancelled_by_signal"
+                assert reasons["workflow_completed"] == 1
+                assert reasons["reactivated_from_wait"] == 0
+                assert channels == {"in_app": 1}
+            else:
+                assert run.state == "active" and run.status_reason == (
+                    "progressed_on_delivery_outcome"
+                )
+                assert reasons["reactivated_from_wait"] == 1
+                assert channels == {"in_app": 1, "email": 1}
+        assert store.verify() == []
+
+
+def test_processes_create_a_brand_new_file_at_the_same_moment(tmp_path: Path) -> None:
+    path = str(tmp_path / "new.db")
+    count = 8 if soak() else 6
+    run_ids = run_processes(proc_worker.open_new_and_trigger, [(path,)] * count)
+    assert len(set(run_ids)) == count
+    with Store(path) as store:
+        assert _count(store, "SELECT count(*) FROM workflow_runs") == count
+        assert _count(store, "SELECT count(*) FROM workflow_definitions") == 1
+        assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.verify() == []
