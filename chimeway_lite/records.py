@@ -227,7 +227,11 @@ class RunExplanation:
     The first eight fields are the reference implementation's; the rest add the evidence:
     ``due_at`` and ``next_step`` of a wait, the signals that would cancel it
     (``pending_signals``), the last decision (``last_transition``) and two sentences for
-    people (``why`` and ``next_move``).
+    people (``why`` and ``next_move``). The delivery the next decision looks at is
+    ``anchor_delivery_id`` / ``anchor_delivery_status`` (the latest delivery of the current
+    step); ``next_decision`` is what a progression at the time of the explanation would do,
+    and ``blocked_by`` its noop reason when it would do nothing (``wait_not_due``,
+    ``prior_delivery_not_converged``, ``run_not_active`` …).
     """
 
     id: str
@@ -250,3 +254,25 @@ class RunExplanation:
     last_transition: WorkflowTransition | None
     why: str
     next_move: str
+    anchor_delivery_id: str | None = None
+    anchor_delivery_status: DeliveryStatus | None = None
+    next_decision: ProgressKind | None = None
+    blocked_by: str | None = None
+
+
+@attrs.frozen
+class Erasure:
+    """The tombstone :meth:`Store.forget` leaves: what was erased, when, and how many rows.
+
+    ``scope`` is ``"tenant"`` (everything of the tenant) or ``"recipient"`` (one recipient
+    of it). The recipient itself is not kept, nor anything else it was asked to erase:
+    ``row_counts`` maps each table to the number of rows deleted from it, and
+    ``rows_erased`` is their sum.
+    """
+
+    id: str
+    tenant_id: str
+    scope: str
+    row_counts: dict[str, Any]
+    rows_erased: int
+    erased_at: datetime

@@ -1,0 +1,211 @@
+"""listing: runs, traces and tables as rows through sqlite-utils, on the read path only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+from conftest import escalation_workflow
+
+from chimeway_lite import (
+    FakeClock,
+    InvalidArgument,
+    RunNotFound,
+    RunState,
+    Signal,
+    Store,
+)
+from chimeway_lite.listing import (
+    RUN_COLUMNS,
+    TRACE_COLUMNS,
+    database,
+    plain,
+    run_rows,
+    table_rows,
+    to_csv,
+    to_json,
+    trace_rows,
+)
+
+TABLES = {
+    "workflow_definitions",
+    "workflow_steps",
+    "notifications",
+    "deliveries",
+    "workflow_runs",
+    "workflow_transitions",
+    "signals",
+}
+
+
+def start(store: Store, tenant: str, recipient: str) -> str:
+    result = store.trigger(
+        tenant_id=tenant,
+        notification_key="welcome",
+        recipient=recipient,
+        workflow=escalation_workflow(),
+        idempotency_key=f"{tenant}-{recipient}",
+    )
+    return result.run.id
+
+
+@pytest.fixture
+def populated(store: Store, clock: FakeClock) -> dict[str, str]:
+    """acme/ada waiting, acme/bob active (later), globex/cy completed by a signal."""
+    runs = {"ada": start(store, "acme", "ada")}
+    store.record_outcome(store.list_deliveries("acme", runs["ada"])[0].id, "succeeded")
+    clock.advance(minutes=5)
+    runs["cy"] = start(store, "globex", "cy")
+    store.record_outcome(store.list_deliveries("globex", runs["cy"])[0].id, "succeeded")
+    store.route_signal(Signal("globex", "notification_read"))
+    store.progress_due_runs()
+    clock.advance(minutes=5)
+    runs["bob"] = start(store, "acme", "bob")
+    return runs
+
+
+def test_run_rows_are_most_recent_first_with_step_keys(
+    store: Store, populated: dict[str, str]
+) -> None:
+    rows = run_rows(store)
+
+    assert [r["id"] for r in rows] == [populated["bob"], populated["cy"], populated["ada"]]
+    assert all(tuple(r) == RUN_COLUMNS for r in rows)
+    ada = rows[2]
+    assert (ada["tenant_id"], ada["state"], ada["current_step"], ada["channel"]) == (
+        "acme",
+        "waiting",
+        "inapp",
+        "in_app",
+    )
+    assert ada["pending_signals"] == ["notification_read"]
+    assert ada["suspended_until"] == "2026-01-05T11:30:00.000000+00:00"
+    assert (ada["workflow_key"], ada["workflow_version"]) == ("escalation", 1)
+    assert rows[1]["terminal_reason"] == "cancelled_by_signal"
+
+
+def test_run_rows_filter_and_limit(store: Store, populated: dict[str, str]) -> None:
+    assert {r["id"] for r in run_rows(store, tenant_id="acme")} == {
+        populated["ada"],
+        populated["bob"],
+    }
+    assert [r["id"] for r in run_rows(store, state=RunState.WAITING)] == [populated["ada"]]
+    assert [r["id"] for r in run_rows(store, tenant_id="acme", state="completed")] == []
+    assert len(run_rows(store, limit=1)) == 1
+    assert run_rows(store, limit=0) == []
+    assert len(run_rows(store, limit=None)) == 3
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"state": "sleeping"}, {"limit": -1}, {"tenant_id": " "}, {"limit": "5"}],
+)
+def test_run_rows_refuse_bad_arguments(store: Store, arguments: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument):
+        run_rows(store, **arguments)  # type: ignore[arg-type]
+
+
+def test_trace_rows_follow_list_traces_with_step_keys(
+    store: Store, populated: dict[str, str]
+) -> None:
+    rows = trace_rows(store, "globex", populated["cy"])
+    traces = store.list_traces("globex", populated["cy"])
+
+    assert [r["seq"] for r in rows] == [t.seq for t in traces]
+    assert [r["reason"] for r in rows] == [
+        "workflow_started",
+        "step_activated",
+        "waiting_for_step_progression",
+        "signal_received",
+        "workflow_completed",
+    ]
+    assert all(tuple(r) == TRACE_COLUMNS for r in rows)
+    assert [r["step_key"] for r in rows] == [None, "inapp", "inapp", None, "inapp"]
+    assert rows[3]["context"] == {"event_name": "notification_read"}
+    assert [r["seq"] for r in trace_rows(store, "globex", populated["cy"], limit=2)] == [
+        t.seq for t in traces[:2]
+    ]
+
+
+def test_trace_rows_are_tenant_scoped(store: Store, populated: dict[str, str]) -> None:
+    with pytest.raises(RunNotFound) as other:
+        trace_rows(store, "acme", populated["cy"])
+    with pytest.raises(RunNotFound) as missing:
+        trace_rows(store, "acme", "no-such-run")
+    assert str(other.value) == str(RunNotFound(populated["cy"]))
+    assert "no-such-run" in str(missing.value)
+
+
+def test_table_rows_show_every_table_with_counts_and_columns(
+    store: Store, populated: dict[str, str]
+) -> None:
+    tables = {row["table"]: row for row in table_rows(store)}
+
+    assert set(tables) >= TABLES
+    assert tables["workflow_runs"]["count"] == 3
+    assert tables["workflow_transitions"]["count"] == sum(
+        len(store.list_traces(t, r))
+        for t, r in (
+            ("acme", populated["ada"]),
+            ("acme", populated["bob"]),
+            ("globex", populated["cy"]),
+        )
+    )
+    assert "pending_signals" in tables["workflow_runs"]["columns"]
+    assert not any(name.startswith("sqlite_") for name in tables)
+
+
+def test_listing_writes_nothing_and_leaves_the_connection_as_it_was(
+    store: Store, populated: dict[str, str]
+) -> None:
+    conn = store.connection
+    changes = conn.total_changes
+    triggers = conn.execute("PRAGMA recursive_triggers").fetchone()[0]
+
+    run_rows(store)
+    trace_rows(store, "acme", populated["ada"])
+    table_rows(store)
+    database(store).table_names()
+
+    assert conn.total_changes == changes
+    assert conn.execute("PRAGMA recursive_triggers").fetchone()[0] == triggers
+    assert not conn.in_transaction
+    # The store goes on working after the reads.
+    assert store.explain("acme", populated["ada"]).state is RunState.WAITING
+
+
+def test_to_csv_has_a_header_json_cells_and_empty_nones() -> None:
+    rows = [
+        {
+            "id": "r1",
+            "context": {"b": 1, "a": "x"},
+            "note": None,
+            "when": datetime(2026, 1, 5, tzinfo=UTC),
+        },
+        {"id": "r,2", "context": {}, "note": 'quote"d', "when": None},
+    ]
+    text = to_csv(rows, ("id", "context", "note", "when"))
+
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed == [
+        ["id", "context", "note", "when"],
+        ["r1", '{"a": "x", "b": 1}', "", "2026-01-05T00:00:00.000000+00:00"],
+        ["r,2", "{}", 'quote"d', ""],
+    ]
+
+
+def test_plain_turns_records_into_json_values(store: Store) -> None:
+    run_id = start(store, "acme", "ada")
+    explanation = store.explain("acme", run_id)
+
+    value = plain(explanation)
+
+    assert value["state"] == "active"
+    assert value["started_at"] == "2026-01-05T09:30:00.000000+00:00"
+    assert value["pending_signals"] == []
+    assert value["last_transition"]["reason"] == "step_activated"
+    assert value["anchor_delivery_status"] == "pending"
+    assert '"next_decision": "noop"' in to_json(explanation)
+    assert plain((1, "a", None)) == [1, "a", None]
