@@ -65,8 +65,10 @@ CREATE TABLE workflow_runs (
     terminal_reason        TEXT
 );
 
--- Signal routing and listings look at one tenant's runs in one state.
-CREATE INDEX workflow_runs_by_tenant_state ON workflow_runs (tenant_id, state);
+-- Signal routing without an actor reads one tenant's waiting runs, in id order. Partial:
+-- only entering and leaving a wait touch it, not every trigger and state change (issue 5).
+CREATE INDEX workflow_runs_waiting_by_tenant ON workflow_runs (tenant_id, id)
+    WHERE state = 'waiting';
 
 -- The due sweep and next_due_at read only these two partial indexes, so their cost grows
 -- with the number of due runs, not with the number of runs stored (SPEC §4).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,8 +19,15 @@ import attrs
 
 from . import convert
 from .arguments import require_id
-from .declarations import Step, Workflow, coerce_workflow, rules_of, step_config
-from .errors import DefinitionConflict, InvalidWorkflow
+from .declarations import (
+    MAX_VERSION,
+    Step,
+    Workflow,
+    coerce_workflow,
+    rules_of,
+    step_config,
+)
+from .errors import DefinitionConflict, InvalidArgument, InvalidWorkflow
 from .machine import Journey
 from .records import WorkflowDefinition, WorkflowStep
 from .timestamps import from_text, to_text
@@ -54,9 +62,48 @@ def _canonical_rows(steps: tuple[WorkflowStep, ...]) -> str:
     )
 
 
+# Declarations already validated, by object identity (issue 5: a host passes the same
+# Workflow object to every trigger, and validating plus canonicalising it again cost more
+# than the trigger's SQL). Workflow and its steps and rules are frozen; only a step's
+# ``config`` dict can change after the fact, so a hit also needs the same configs, compared
+# as canonical JSON (``==`` would take 1, 1.0 and True for one another). The entry keeps
+# the object alive, so its id cannot be reused while it is cached.
+_DECLARED_LIMIT = 64
+_declared: dict[int, tuple[Workflow, str, Workflow, str]] = {}
+_declared_lock = threading.Lock()
+
+
+def _configs(workflow: Workflow) -> str | None:
+    try:
+        return convert.dumps([s.config for s in workflow.steps])
+    except (AttributeError, TypeError, ValueError, RecursionError):
+        # not steps, not JSON (or absurdly deep): validation will say what is wrong
+        return None
+
+
+def declare(workflow: Workflow | Mapping[str, Any]) -> tuple[Workflow, str]:
+    """The validated declaration (InvalidWorkflow otherwise) and its canonical steps."""
+    if not isinstance(workflow, Workflow):
+        declared = coerce_workflow(workflow)
+        return declared, canonical_steps(declared)
+    configs = _configs(workflow)
+    hit = _declared.get(id(workflow))
+    if hit is not None and hit[0] is workflow and configs is not None and hit[1] == configs:
+        return hit[2], hit[3]
+    declared = coerce_workflow(workflow)
+    canonical = canonical_steps(declared)
+    if configs is not None:
+        with _declared_lock:
+            if len(_declared) >= _DECLARED_LIMIT:
+                _declared.pop(next(iter(_declared)))
+            _declared[id(workflow)] = (workflow, configs, declared, canonical)
+    return declared, canonical
+
+
 @attrs.define
 class DefinitionIndex:
-    """Journeys by definition id and (key, version) -> (id, canonical steps).
+    """Journeys by definition id, (key, version) -> (id, canonical steps) and id -> (key,
+    version).
 
     A transaction stages what it learns in a child index; the store merges the child into
     its own index only after COMMIT, so a rolled-back registration leaves no trace here.
@@ -64,6 +111,7 @@ class DefinitionIndex:
 
     journeys: dict[str, Journey] = attrs.field(factory=dict)
     identities: dict[tuple[str, int], tuple[str, str]] = attrs.field(factory=dict)
+    keys: dict[str, tuple[str, int]] = attrs.field(factory=dict)
     parent: DefinitionIndex | None = None
 
     def journey(self, definition_id: str) -> Journey | None:
@@ -84,10 +132,18 @@ class DefinitionIndex:
         """An index for one transaction, reading through to this one."""
         return DefinitionIndex(parent=self)
 
+    def key(self, definition_id: str) -> tuple[str, int] | None:
+        """(workflow_key, workflow_version) of a definition seen before, or None."""
+        found = self.keys.get(definition_id)
+        if found is None and self.parent is not None:
+            return self.parent.key(definition_id)
+        return found
+
     def merge(self, child: DefinitionIndex) -> None:
         """Adopt what a committed transaction learnt."""
         self.journeys.update(child.journeys)
         self.identities.update(child.identities)
+        self.keys.update(child.keys)
 
 
 class Definitions:
@@ -124,7 +180,18 @@ class Definitions:
             definition.id,
             _canonical_rows(definition.steps),
         )
+        self.index.keys[definition.id] = (definition.workflow_key, definition.workflow_version)
         return journey
+
+    def key_of(self, definition_id: str) -> tuple[str, int]:
+        """(workflow_key, workflow_version) of a definition; they never change, so they are
+        read once per store (explain needs them on every call)."""
+        found = self.index.key(definition_id)
+        if found is None:
+            self.journey(definition_id)  # reads and remembers the definition, or raises
+            found = self.index.key(definition_id)
+            assert found is not None
+        return found
 
     def by_id(self, definition_id: str) -> WorkflowDefinition | None:
         """The definition with its steps, or None."""
@@ -146,6 +213,12 @@ class Definitions:
 
     def fetch(self, workflow_key: str, workflow_version: int) -> WorkflowDefinition | None:
         """The definition registered under key + version, or None."""
+        if not isinstance(workflow_key, str):
+            raise InvalidArgument("workflow_key", f"must be a string, got {workflow_key!r}")
+        if not isinstance(workflow_version, int) or isinstance(workflow_version, bool):
+            raise InvalidArgument("workflow_version", f"must be an int, got {workflow_version!r}")
+        if not 0 < workflow_version <= MAX_VERSION:
+            return None  # never registered; sqlite3 would overflow on it
         row = self._conn.execute(
             "SELECT id FROM workflow_definitions WHERE workflow_key = ? AND workflow_version = ?",
             (workflow_key, workflow_version),
@@ -202,9 +275,25 @@ class Definitions:
         Must run inside a write transaction. Different steps under the same key and version
         raise :class:`DefinitionConflict`; the notification key is set to the caller's.
         """
+        definition_id, inserted = self._ensure(notification_key, workflow, now)
+        if inserted is not None:
+            return inserted
+        definition = self.by_id(definition_id)
+        assert definition is not None
+        return definition
+
+    def ensure_id(
+        self, notification_key: object, workflow: Workflow | Mapping[str, Any], now: datetime
+    ) -> str:
+        """:meth:`ensure`, returning only the definition's id: the trigger needs no more
+        and saves reading the definition row back (issue 5)."""
+        return self._ensure(notification_key, workflow, now)[0]
+
+    def _ensure(
+        self, notification_key: object, workflow: Workflow | Mapping[str, Any], now: datetime
+    ) -> tuple[str, WorkflowDefinition | None]:
         notification_key = require_id(notification_key, "notification_key")
-        declared = coerce_workflow(workflow)
-        canonical = canonical_steps(declared)
+        declared, canonical = declare(workflow)
         known = self.index.identity(declared.key, declared.version)
         if known is None:
             row = self._conn.execute(
@@ -213,7 +302,8 @@ class Definitions:
                 (declared.key, declared.version),
             ).fetchone()
             if row is None:
-                return self._insert(notification_key, declared, now)
+                inserted = self._insert(notification_key, declared, now)
+                return inserted.id, inserted
             existing = self.by_id(row["id"])
             assert existing is not None
             known = (existing.id, _canonical_rows(existing.steps))
@@ -226,9 +316,7 @@ class Definitions:
             "WHERE id = :id AND notification_key != :key",
             {"key": notification_key, "now": to_text(now), "id": definition_id},
         )
-        definition = self.by_id(definition_id)
-        assert definition is not None
-        return definition
+        return definition_id, None
 
     def _insert(
         self, notification_key: str, workflow: Workflow, now: datetime

@@ -1,0 +1,204 @@
+"""Large stores, fast: runs made once by the engine, then copied in bulk with SQL.
+
+A million triggers would take many minutes, so :func:`build` lets chimeway_lite make one run of
+each shape (a finished journey, and a run waiting for its two hours to pass), reads their rows
+(notification, run, deliveries, trace) and copies them ``count`` times with ``INSERT … SELECT``:
+every id replaced by a fresh uuid4 (also inside the JSON contexts that name it), the tenant,
+recipient and idempotency key replaced, and the due time of waiting runs spread over an hour.
+The copies are row for row what the engine writes, so the store has realistic page counts,
+index shapes and trace lengths.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import engine_side
+from shapes import T0, WORKFLOW, MovableClock, after
+
+from chimeway_lite import DeliveryStatus, Store
+
+# uuid4 text in SQL: 8-4-4-4-12 lowercase hex, version 4, variant 8..b.
+_UUID4 = (
+    "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || "
+    "substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || "
+    "substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+)
+_TENANT, _RECIPIENT, _KEY = "tpl-tenant-000000", "tpl-recipient-%04d", "tpl-key-%04d"
+
+
+def _template(store: Store, clock: MovableClock, number: int, *, finished: bool) -> str:
+    """One run made by the engine: waiting (due 2 h after T0), or finished 30 days ago."""
+    clock.instant = T0 - timedelta(days=30) if finished else T0
+    run_id = engine_side.trigger(store, _TENANT, _RECIPIENT % number, _KEY % number)
+    engine_side.succeed_all(store, 10)
+    if finished:
+        clock.instant = after(clock.instant, 7200 + 60)
+        store.progress_due_runs()
+        for delivery in store.claim_deliveries(10):
+            store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+    return run_id
+
+
+def _rows(conn: sqlite3.Connection, sql: str, *args: object) -> list[sqlite3.Row]:
+    return conn.execute(sql, args).fetchall()
+
+
+def replicate(
+    conn: sqlite3.Connection,
+    run_id: str,
+    count: int,
+    *,
+    first: int,
+    tenants: int,
+    tenant_prefix: str = "tenant-",
+    recipient_prefix: str = "user-",
+    spread_seconds: int = 0,
+) -> None:
+    """Copy the run ``run_id`` and its rows ``count`` times (numbered from ``first``).
+
+    Copy n belongs to tenant ``{tenant_prefix}{n % tenants}`` (just ``tenant_prefix`` when
+    ``tenants`` is 1) and recipient
+    ``{recipient_prefix}{n}``; a waiting run's due time moves by ``n % spread_seconds`` s.
+    """
+    conn.row_factory = sqlite3.Row
+    run = _rows(conn, "SELECT * FROM workflow_runs WHERE id = ?", run_id)[0]
+    notification = _rows(conn, "SELECT * FROM notifications WHERE id = ?", run["notification_id"])
+    deliveries = _rows(
+        conn, "SELECT * FROM deliveries WHERE workflow_run_id = ? ORDER BY rowid", run_id
+    )
+    transitions = _rows(
+        conn, "SELECT * FROM workflow_transitions WHERE workflow_run_id = ? ORDER BY seq", run_id
+    )
+    ids = [notification[0]["id"], run_id, *(r["id"] for r in deliveries)]
+    ids += [r["id"] for r in transitions]
+    replace = {old: f"g.i{k}" for k, old in enumerate(ids)}
+    replace[notification[0]["tenant_id"]] = "g.tenant"
+    replace[notification[0]["recipient"]] = "g.recipient"
+    replace[notification[0]["idempotency_key"]] = "g.key"
+    due = run["suspended_until"]
+    if due is not None and spread_seconds:
+        replace[due] = "g.due"
+    columns = ", ".join(f"{_UUID4} AS i{k}" for k in range(len(ids)))
+    conn.execute("DROP TABLE IF EXISTS temp.g")
+    conn.execute(
+        f"""
+        CREATE TEMP TABLE g AS
+        WITH RECURSIVE c(n) AS (SELECT :first UNION ALL SELECT n + 1 FROM c WHERE n < :last)
+        SELECT n, {columns},
+               CASE WHEN :tenants = 1 THEN :tenant_prefix
+                    ELSE :tenant_prefix || (n % :tenants) END AS tenant,
+               :recipient_prefix || n AS recipient,
+               'key-' || n AS key,
+               strftime('%Y-%m-%dT%H:%M:%S', :due_base, '+' || (n % :spread) || ' seconds')
+                   || substr(:due, 20) AS due
+          FROM c
+        """,
+        {
+            "first": first,
+            "last": first + count - 1,
+            "tenant_prefix": tenant_prefix,
+            "tenants": tenants,
+            "recipient_prefix": recipient_prefix,
+            "due_base": (due or "2000-01-01T00:00:00")[:19].replace("T", " "),
+            "due": due or "2000-01-01T00:00:00.000000+00:00",
+            "spread": max(spread_seconds, 1),
+        },
+    )
+    for table, rows in (
+        ("notifications", notification),
+        ("workflow_runs", [run]),
+        ("deliveries", deliveries),
+        ("workflow_transitions", transitions),
+    ):
+        for row in rows:
+            _copy(conn, table, row, replace)
+    conn.execute("DROP TABLE temp.g")
+
+
+def _copy(conn: sqlite3.Connection, table: str, row: sqlite3.Row, replace: dict[str, str]) -> None:
+    names, values, params = [], [], []
+    for name in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
+        value = row[name]
+        if name == "seq":
+            continue  # AUTOINCREMENT numbers the copies in insertion order
+        names.append(name)
+        if isinstance(value, str):
+            expression = "?"
+            params.append(value)
+            for old, new in replace.items():
+                if old in value:
+                    expression = f"replace({expression}, ?, {new})"
+                    params.append(old)
+            values.append(expression)
+        else:
+            values.append("?")
+            params.append(value)
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} FROM g ORDER BY n",
+        params,
+    )
+
+
+def build(path: str, runs: int, *, waiting_share: float = 0.1, tenants: int = 100) -> None:
+    """A store of ``runs`` runs: finished journeys and runs waiting (not yet due) for T0 + 2 h
+    … T0 + 3 h, spread over ``tenants`` tenants."""
+    store, clock = engine_side.open_store(path, T0)
+    with store:
+        store.upsert_definition("welcome", WORKFLOW)
+        finished = _template(store, clock, 1, finished=True)
+        waiting = _template(store, clock, 2, finished=False)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        # One big transaction in WAL mode would write every page twice (WAL, then the
+        # checkpoint): the copies go straight into the file, then the file is WAL again.
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -2000000")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("BEGIN IMMEDIATE")
+        waiting_count = int(runs * waiting_share)
+        replicate(conn, finished, runs - waiting_count, first=0, tenants=tenants)
+        replicate(
+            conn,
+            waiting,
+            waiting_count,
+            first=runs - waiting_count,
+            tenants=tenants,
+            spread_seconds=3600,
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+
+
+def build_waiting(path: str, groups: dict[str, int]) -> None:
+    """A store whose runs all wait for ``notification_read``: ``groups`` maps a tenant to
+    how many of its runs wait, each for its own recipient ``{tenant}-user-{n}``."""
+    store, clock = engine_side.open_store(path, T0)
+    with store:
+        store.upsert_definition("welcome", WORKFLOW)
+        waiting = _template(store, clock, 3, finished=False)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        first = 0
+        for tenant, count in groups.items():
+            replicate(
+                conn,
+                waiting,
+                count,
+                first=first,
+                tenants=1,
+                tenant_prefix=tenant,
+                recipient_prefix=f"{tenant}-user-",
+                spread_seconds=3600,
+            )
+            first += count
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

@@ -1,0 +1,86 @@
+"""Profile one chimeway_lite hot path with cProfile and print where the time goes.
+
+    python benchmarks/profile_hot.py {trigger,journey,resume,fanout,sweep,explain} [-n N]
+        [--sort tottime|cumulative] [--limit 30] [--dir DIR]
+
+The workloads are those of run.py (same journey, same store shapes); the setup is not
+profiled. ``{method 'execute' of 'sqlite3.Connection'}`` and ``executemany`` are SQLite's own
+work (statements and COMMIT); the rest is Python on top of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import bulk
+import engine_side
+from shapes import T0, WORKFLOW, after
+
+from chimeway_lite import Store
+
+
+def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
+    if kind in ("resume", "fanout"):
+        bulk.build_waiting(path, {"tenant-signal": max(n, 2000), "tenant-fanout": n})
+        store, _ = engine_side.open_store(path, after(T0, 600))
+        return store, None
+    if kind in ("sweep", "explain"):
+        bulk.build(path, 10_000)
+    store, clock = engine_side.open_store(path, T0)
+    store.upsert_definition("welcome", WORKFLOW)
+    if kind == "sweep":
+        engine_side.waiting_batch(store, clock, n, "p", T0 - timedelta(seconds=7260))
+    return store, clock
+
+
+def main() -> int:
+    """Run one workload under cProfile and print the top of the profile."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "kind", choices=("trigger", "journey", "resume", "fanout", "sweep", "explain")
+    )
+    parser.add_argument("-n", type=int, default=1000, help="how many operations")
+    parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
+    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--dir", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="chimeway-profile-", dir=args.dir))
+    store, clock = _setup(args.kind, str(work / "profile.db"), args.n)
+    runs: list[tuple[str, str]] = []
+    if args.kind == "explain":
+        conn = store.connection
+        runs = conn.execute(
+            "SELECT id, tenant_id FROM workflow_runs ORDER BY random() LIMIT ?", (args.n,)
+        ).fetchall()
+    profile = cProfile.Profile()
+    with store:
+        profile.enable()
+        if args.kind == "trigger":
+            for i in range(args.n):
+                engine_side.trigger(store, "tenant-0", f"user-{i}", f"key-{i}")
+        elif args.kind == "journey":
+            engine_side.journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
+        elif args.kind == "resume":
+            for i in range(args.n):
+                engine_side.route(store, "tenant-signal", f"tenant-signal-user-{i}")
+        elif args.kind == "fanout":
+            engine_side.route(store, "tenant-fanout", None)
+        elif args.kind == "sweep":
+            store.progress_due_runs(now=T0)
+        else:
+            for run_id, tenant_id in runs:
+                store.explain(tenant_id, run_id)
+        profile.disable()
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    stats.strip_dirs().sort_stats(args.sort).print_stats(args.limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""What both sides of every benchmark share: the journey, the instants, the pragmas, row counts.
+
+The journey is the one of the README: an in-app message first; an email at once if it bounces;
+an email two hours later unless ``notification_read`` arrives first. chimeway_lite registers it
+as a :class:`~chimeway_lite.Workflow`; the raw sqlite3 side writes the same definition rows by
+hand (:mod:`raw_side`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from chimeway_lite import OnOutcome, Outcome, Step, WaitUntil, Workflow
+from chimeway_lite.timestamps import to_text
+
+NOTIFICATION_KEY = "welcome"
+EVENT = "notification_read"
+DELAY_SECONDS = 7200
+
+WORKFLOW = Workflow(
+    "escalation",
+    1,
+    [
+        Step(
+            "inapp",
+            1,
+            "in_app",
+            progress=[
+                OnOutcome(Outcome.BOUNCED, "email"),
+                WaitUntil(DELAY_SECONDS, "email", [EVENT]),
+            ],
+        ),
+        Step("email", 2, "email"),
+    ],
+)
+
+# The benchmark's "now": due sweeps run at T0; batches that must be due are made before it.
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+TABLES = (
+    "workflow_definitions",
+    "workflow_steps",
+    "notifications",
+    "workflow_runs",
+    "workflow_transitions",
+    "deliveries",
+    "signals",
+)
+
+
+class MovableClock:
+    """A clock the benchmark sets freely (backwards too, unlike FakeClock)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.instant = now
+
+    def now(self) -> datetime:
+        """The instant the clock was set to."""
+        return self.instant
+
+
+def text(instant: datetime) -> str:
+    """The store's fixed-width text of an instant."""
+    return to_text(instant)
+
+
+def after(instant: datetime, seconds: float) -> datetime:
+    """``instant`` plus ``seconds``."""
+    return instant + timedelta(seconds=seconds)
+
+
+def connect_raw(path: str) -> sqlite3.Connection:
+    """A plain connection with the store's pragmas: WAL, synchronous NORMAL, foreign keys."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def count_rows(path: str) -> dict[str, int]:
+    """Rows per table of a store file."""
+    conn = sqlite3.connect(path)
+    try:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    finally:
+        conn.close()
+
+
+def checkpoint(path: str) -> None:
+    """Fold the WAL into the main file so a copy of the file is the whole store."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

@@ -1,0 +1,115 @@
+"""benchmarks/run.py must keep working: its smoke mode runs every benchmark on a few hundred
+rows and fails when chimeway_lite and raw sqlite3 did not write the same rows. No timing is
+asserted here: the figures come from the benchmark itself (benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+ROWS = {
+    "trigger",
+    "resume-p50",
+    "resume-p99",
+    "fanout",
+    "journeys",
+    "sweep-200",
+    "sweep-600",
+    "sweep-growth",
+    "explain-200",
+    "explain-600",
+    "explain-growth",
+    "rss",
+    "rss-base",
+}
+
+
+@pytest.fixture
+def run_module() -> Iterator[ModuleType]:
+    """benchmarks/run.py imported as a module (it imports its siblings by name); the
+    benchmark modules leave sys.modules again afterwards."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("run")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        for name in set(sys.modules) - before:
+            module = sys.modules[name]
+            if str(getattr(module, "__file__", "")).startswith(str(BENCHMARKS)):
+                del sys.modules[name]
+
+
+def test_smoke_run_measures_every_benchmark_and_both_sides_write_the_same_rows(
+    tmp_path: Path,
+) -> None:
+    peer = tmp_path / "peer.json"
+    peer.write_text(
+        json.dumps(
+            {
+                "version": "0.0-canned",
+                "starts_per_s_default": [20.0],
+                "resume_ms_default": [900.0],
+                "starts_per_s_wal": [200.0],
+                "resume_ms_wal": [950.0],
+            }
+        )
+    )
+    measured = tmp_path / "measured.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--smoke",
+            "--dir",
+            str(tmp_path),
+            "--json",
+            str(measured),
+            "--peer-json",
+            str(peer),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(measured.read_text())
+    assert report["problems"] == []
+    assert set(report["rows"]) == ROWS
+    for key, row in report["rows"].items():
+        assert row["chimeway_lite"] and all(v > 0 for v in row["chimeway_lite"]), key
+        if key != "rss-base":
+            assert row["raw_sqlite3"] and all(v > 0 for v in row["raw_sqlite3"]), key
+    table = done.stdout
+    assert "| trigger (notification + run + 2 transitions + delivery) | /s |" in table
+    assert "| trigger vs one-step workflow start | /s |" in table  # the peer table
+    assert "DBOS 0.0-canned" in table
+    # The smoke run leaves nothing behind but what the test asked for.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["measured.json", "peer.json"]
+
+
+def test_a_row_count_difference_is_a_problem(run_module: ModuleType) -> None:
+    report = run_module.Report()
+    report.same_rows("trigger", {"deliveries": 3}, {"deliveries": 3})
+    assert report.problems == []
+    report.same_rows("trigger", {"deliveries": 3}, {"deliveries": 2})
+    assert report.problems == [
+        "trigger: chimeway_lite wrote {'deliveries': 3}, raw sqlite3 {'deliveries': 2}"
+    ]
+
+
+def test_ratios_are_speed_relative_to_raw(run_module: ModuleType) -> None:
+    throughput = run_module.Row("t", "/s", True, engine=[50.0, 30.0], raw=[100.0, 100.0])
+    latency = run_module.Row("l", "ms", False, engine=[2.0], raw=[1.0])
+    assert throughput.ratios() == [0.5, 0.3]
+    assert latency.ratios() == [0.5]  # twice raw's time is half its speed

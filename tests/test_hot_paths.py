@@ -1,0 +1,130 @@
+"""The shortcuts of the hot paths (issue 5) change nothing a caller can see.
+
+Each test pins one shortcut to the behaviour it must keep: the validated-declaration cache
+still sees a config changed in place, the changed-columns UPDATE leaves the row the full
+UPDATE would have left, the recipient-first signal query keeps tenants apart, ids stay
+uuid4, and the one-entry timestamp-text cache never hands one instant another's text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import escalation_workflow
+from strategies import table_dump
+
+from chimeway_lite import (
+    DefinitionConflict,
+    DeliveryStatus,
+    FakeClock,
+    RunState,
+    Signal,
+    Step,
+    Store,
+    Workflow,
+    WorkflowRun,
+    convert,
+)
+
+
+def _trigger(store: Store, workflow: Workflow, key: str, *, tenant: str = "acme",
+             recipient: str = "alice") -> Any:  # fmt: skip
+    return store.trigger(
+        tenant_id=tenant,
+        notification_key="welcome",
+        recipient=recipient,
+        workflow=workflow,
+        idempotency_key=key,
+    )
+
+
+def _stored_run(store: Store, run_id: str) -> dict[str, Any]:
+    row = store.connection.execute("SELECT * FROM workflow_runs WHERE id = ?", (run_id,))
+    return dict(row.fetchone())
+
+
+@pytest.mark.parametrize("changed", ["other", 1.0, True], ids=["value", "float", "bool"])
+def test_a_config_changed_in_place_after_a_trigger_is_still_a_conflict(
+    store: Store, changed: object
+) -> None:
+    workflow = Workflow("digest", 1, [Step("email", 1, "email", config={"template": 1})])
+    _trigger(store, workflow, "k1")
+    before = table_dump(store)
+    workflow.steps[0].config["template"] = changed  # the frozen Step holds a mutable dict
+    with pytest.raises(DefinitionConflict):
+        _trigger(store, workflow, "k2")
+    assert table_dump(store) == before
+
+
+def test_the_same_declaration_object_triggers_without_registering_again(store: Store) -> None:
+    workflow = escalation_workflow()
+    first = _trigger(store, workflow, "k1")
+    second = _trigger(store, workflow, "k2", recipient="bob")
+    assert first.run.workflow_definition_id == second.run.workflow_definition_id
+    count = store.connection.execute("SELECT count(*) FROM workflow_definitions").fetchone()[0]
+    assert count == 1
+
+
+def test_an_updated_run_row_is_the_row_of_its_record(store: Store, clock: FakeClock) -> None:
+    """The progression writes only changed columns; the row must still be exactly what
+    writing the whole record would give, at every step of a journey."""
+    result = _trigger(store, escalation_workflow(), "k1")
+    (delivery,) = store.claim_deliveries(10)
+    waiting = store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+    assert waiting is not None
+    assert _stored_run(store, result.run.id) == convert.to_row(waiting.run)
+    clock.advance(minutes=5)
+    resumed = store.route_signal(Signal("acme", "notification_read", actor_id="alice"))
+    assert _stored_run(store, result.run.id) == convert.to_row(resumed[result.run.id].run)
+    clock.advance(minutes=5)
+    (settled,) = store.progress_due_runs()
+    assert _stored_run(store, result.run.id) == convert.to_row(settled.run)
+    assert store.get_run(result.run.id) == settled.run
+
+
+def test_a_signal_with_an_actor_resumes_only_that_recipient_in_that_tenant(
+    store: Store,
+) -> None:
+    workflow = escalation_workflow()
+    runs = {}
+    for tenant in ("acme", "globex"):
+        for recipient in ("alice", "bob"):
+            runs[tenant, recipient] = _trigger(
+                store, workflow, f"{tenant}-{recipient}", tenant=tenant, recipient=recipient
+            ).run.id
+    for delivery in store.claim_deliveries(10):
+        store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+    resumed = store.route_signal(Signal("acme", "notification_read", actor_id="alice"))
+    assert list(resumed) == [runs["acme", "alice"]]
+    everyone = store.route_signal(Signal("globex", "notification_read"))
+    assert list(everyone) == sorted([runs["globex", "alice"], runs["globex", "bob"]])
+
+
+def test_every_id_the_store_makes_is_a_uuid4(store: Store) -> None:
+    result = _trigger(store, escalation_workflow(), "k1")
+    trace = store.list_traces("acme", result.run.id)
+    ids = [result.notification.id, result.run.id, *(d.id for d in result.deliveries)]
+    ids += [t.id for t in trace]
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == value
+    assert len(set(ids)) == len(ids)
+
+
+def test_instants_written_in_turn_keep_their_own_text() -> None:
+    first = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    second = first + timedelta(microseconds=1)
+    runs = [
+        WorkflowRun("r", "t", "n", "d", "s", RunState.ACTIVE, "x", {}, at, at, None, (), None)
+        for at in (first, second, first, second)
+    ]
+    texts = [convert.to_row(run)["started_at"] for run in runs]
+    assert texts == [
+        "2026-01-05T09:30:00.000000+00:00",
+        "2026-01-05T09:30:00.000001+00:00",
+    ] * 2
