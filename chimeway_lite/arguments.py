@@ -36,8 +36,6 @@ def require_id(value: object, name: str) -> str:
     return value
 
 
-
-
 def optional_id(value: object, name: str) -> str | None:
     """None, or what :func:`require_id` accepts."""
     return None if value is None else require_id(value, name)

@@ -160,7 +160,7 @@ def verify(tx: Transaction) -> list[str]:
     A part of the file that cannot be read at all is reported as a problem too, and the
     remaining checks still run.
     """
-    conn: sqlite3.Connection = tx._conn  # this transaction's snapshot
+    conn: sqlite3.Connection = tx.connection  # this transaction's snapshot
     problems: list[str] = []
     checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
         ("integrity_check", lambda: _sqlite_checks(conn)),

@@ -84,11 +84,6 @@ VALUES (:id, :tenant_id, :scope, :row_counts, :rows_erased, :erased_at)
 """
 
 
-def _connection(tx: Transaction) -> sqlite3.Connection:
-    # The transaction's own connection: these deletes must be part of its unit of work.
-    return tx._conn
-
-
 def _delete_each(conn: sqlite3.Connection, sql: str, ids: Sequence[str]) -> int:
     if not ids:
         return 0
@@ -102,7 +97,7 @@ def prune(tx: Transaction, before: datetime, *, tenant_id: str | None = None) ->
     """
     cutoff = require_utc(before, "before")
     tenant = optional_id(tenant_id, "tenant_id")
-    conn = _connection(tx)
+    conn = tx.connection
     rows = conn.execute(_FINISHED_BEFORE, {"before": to_text(cutoff), "tenant_id": tenant})
     runs = rows.fetchall()
     run_ids = [r[0] for r in runs]
@@ -126,7 +121,7 @@ def forget(tx: Transaction, tenant_id: str, recipient: str | None = None) -> int
     """
     tenant = require_id(tenant_id, "tenant_id")
     who = optional_id(recipient, "recipient")
-    conn = _connection(tx)
+    conn = tx.connection
     params = {"tenant_id": tenant, "recipient": who}
     counts = {table: conn.execute(sql, params).rowcount for table, sql in _FORGET}
     erasure = Erasure(
@@ -144,7 +139,7 @@ def forget(tx: Transaction, tenant_id: str, recipient: str | None = None) -> int
 def erasures(tx: Transaction, tenant_id: str | None = None) -> list[Erasure]:
     """The tombstones :func:`forget` left, oldest first; of one tenant, or of all."""
     tenant = optional_id(tenant_id, "tenant_id")
-    rows = _connection(tx).execute(
+    rows = tx.connection.execute(
         "SELECT * FROM erasures WHERE :tenant_id IS NULL OR tenant_id = :tenant_id "
         "ORDER BY erased_at, rowid",
         {"tenant_id": tenant},
