@@ -131,21 +131,54 @@ class RawStore:
         try:
             conn.execute(
                 _INSERT_NOTIFICATION,
-                (notification_id, tenant_id, recipient, NOTIFICATION_KEY, key,
-                 self.definition_id, at),
+                (
+                    notification_id,
+                    tenant_id,
+                    recipient,
+                    NOTIFICATION_KEY,
+                    key,
+                    self.definition_id,
+                    at,
+                ),
             )
             conn.execute(
                 _INSERT_RUN,
-                (run_id, tenant_id, notification_id, self.definition_id, self.inapp,
-                 '{"source":"trigger"}', at, at),
+                (
+                    run_id,
+                    tenant_id,
+                    notification_id,
+                    self.definition_id,
+                    self.inapp,
+                    '{"source":"trigger"}',
+                    at,
+                    at,
+                ),
             )
             conn.executemany(
                 _INSERT_TRANSITION,
                 (
-                    (_id(), run_id, None, None, None, "active", "workflow_started",
-                     '{"source":"trigger"}', at),
-                    (_id(), run_id, self.inapp, None, "active", "active", "step_activated",
-                     '{"source":"trigger","step_key":"inapp"}', at),
+                    (
+                        _id(),
+                        run_id,
+                        None,
+                        None,
+                        None,
+                        "active",
+                        "workflow_started",
+                        '{"source":"trigger"}',
+                        at,
+                    ),
+                    (
+                        _id(),
+                        run_id,
+                        self.inapp,
+                        None,
+                        "active",
+                        "active",
+                        "step_activated",
+                        '{"source":"trigger","step_key":"inapp"}',
+                        at,
+                    ),
                 ),
             )
             conn.execute(
@@ -211,8 +244,17 @@ class RawStore:
                 )
                 conn.execute(
                     _INSERT_TRANSITION,
-                    (_id(), run_id, current, delivery_id, "active", "waiting",
-                     "waiting_for_step_progression", context, at),
+                    (
+                        _id(),
+                        run_id,
+                        current,
+                        delivery_id,
+                        "active",
+                        "waiting",
+                        "waiting_for_step_progression",
+                        context,
+                        at,
+                    ),
                 )
                 state = "waiting"
             else:
@@ -234,8 +276,17 @@ class RawStore:
                 )
                 conn.execute(
                     _INSERT_TRANSITION,
-                    (_id(), run_id, current, delivery_id, "active", "completed",
-                     "workflow_completed", context, at),
+                    (
+                        _id(),
+                        run_id,
+                        current,
+                        delivery_id,
+                        "active",
+                        "completed",
+                        "workflow_completed",
+                        context,
+                        at,
+                    ),
                 )
                 state = "completed"
             conn.execute("COMMIT")
@@ -284,10 +335,28 @@ class RawStore:
             conn.executemany(
                 _INSERT_TRANSITION,
                 (
-                    (_id(), run_id, current, anchor_id, "waiting", "active",
-                     "reactivated_from_wait", _dumps({**wait, "reactivated_at": at}), at),
-                    (_id(), run_id, self.email, None, "active", "active", "step_activated",
-                     '{"source":"progression","step_key":"email"}', at),
+                    (
+                        _id(),
+                        run_id,
+                        current,
+                        anchor_id,
+                        "waiting",
+                        "active",
+                        "reactivated_from_wait",
+                        _dumps({**wait, "reactivated_at": at}),
+                        at,
+                    ),
+                    (
+                        _id(),
+                        run_id,
+                        self.email,
+                        None,
+                        "active",
+                        "active",
+                        "step_activated",
+                        '{"source":"progression","step_key":"email"}',
+                        at,
+                    ),
                 ),
             )
             conn.execute(
@@ -325,8 +394,7 @@ class RawStore:
             conn.executemany(
                 _INSERT_TRANSITION,
                 [
-                    (_id(), run_id, None, None, "waiting", "active", "signal_received",
-                     context, at)
+                    (_id(), run_id, None, None, "waiting", "active", "signal_received", context, at)
                     for run_id in ids
                 ],
             )

@@ -204,8 +204,7 @@ def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     total = per_chunk * CHUNKS
     row = report.row(
         "journeys",
-        "full journey (trigger → claim → outcome → wait → due sweep → claim → outcome "
-        "→ complete)",
+        "full journey (trigger → claim → outcome → wait → due sweep → claim → outcome → complete)",
         "/s",
         True,
         target="≥ 1,000/s",
@@ -243,14 +242,18 @@ def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int)
     with store:
         for i in range(samples):
             actor = f"{SIGNAL_TENANT}-user-{i}"
-            e, r = _pair(rep + i, partial(timed, "engine", SIGNAL_TENANT, actor),
-                         partial(timed, "raw", SIGNAL_TENANT, actor))
+            e, r = _pair(
+                rep + i,
+                partial(timed, "engine", SIGNAL_TENANT, actor),
+                partial(timed, "raw", SIGNAL_TENANT, actor),
+            )
             latencies["engine"].append(e)
             latencies["raw"].append(r)
         fanout = {"engine": 0.0, "raw": 0.0}
         for j, tenant in enumerate(FANOUT_TENANTS):
-            e, r = _pair(rep + j, partial(timed, "engine", tenant, None),
-                         partial(timed, "raw", tenant, None))
+            e, r = _pair(
+                rep + j, partial(timed, "engine", tenant, None), partial(timed, "raw", tenant, None)
+            )
             fanout["engine"] += e
             fanout["raw"] += r
     raw_store.close()
@@ -288,9 +291,7 @@ def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int)
 SWEEPS = 3  # sweeps per side and store in one repetition; their median is kept
 
 
-def bench_store_size(
-    report: Report, sizes: Sizes, stores: dict[int, str], rep: int
-) -> None:
+def bench_store_size(report: Report, sizes: Sizes, stores: dict[int, str], rep: int) -> None:
     """The due sweep over N due runs and explain, on a small and a big store."""
     for runs, path in stores.items():
         _warm(path)
@@ -324,10 +325,12 @@ def bench_store_size(
             check=lambda row: statistics.median(row.engine) <= 1.5,
             ratio_kind="none",
         )
-        growth.engine.append(report.rows[f"{what}-{big}"].engine[-1]
-                             / report.rows[f"{what}-{small}"].engine[-1])
-        growth.raw.append(report.rows[f"{what}-{big}"].raw[-1]
-                          / report.rows[f"{what}-{small}"].raw[-1])
+        growth.engine.append(
+            report.rows[f"{what}-{big}"].engine[-1] / report.rows[f"{what}-{small}"].engine[-1]
+        )
+        growth.raw.append(
+            report.rows[f"{what}-{big}"].raw[-1] / report.rows[f"{what}-{small}"].raw[-1]
+        )
 
 
 def _due_batch(path: str, count: int, tag: str) -> None:
@@ -422,8 +425,15 @@ def bench_rss(report: Report, sizes: Sizes, path: str, runs: int, rep: int) -> N
         if side != "baseline":
             _due_batch(path, sizes.due_runs, f"m{side}{SALT}-{rep}")
         output = subprocess.run(
-            [sys.executable, str(HERE / "run.py"), "--rss-child", side, path,
-             "--explains", str(sizes.explains)],
+            [
+                sys.executable,
+                str(HERE / "run.py"),
+                "--rss-child",
+                side,
+                path,
+                "--explains",
+                str(sizes.explains),
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -443,8 +453,7 @@ def bench_rss(report: Report, sizes: Sizes, path: str, runs: int, rep: int) -> N
         else:
             row = report.row(
                 "rss",
-                f"peak RSS, process opening the {label} store: sweep + "
-                f"{sizes.explains} explains",
+                f"peak RSS, process opening the {label} store: sweep + {sizes.explains} explains",
                 "MB",
                 False,
                 target="≤ 150 MB",
@@ -499,17 +508,30 @@ def peer_python(given: str | None) -> str | None:
     chosen = given or os.environ.get("CHIMEWAY_BENCH_PEER_PYTHON")
     if chosen:
         return chosen
-    found = subprocess.run(
-        [sys.executable, "-c", "import dbos"], capture_output=True, check=False
-    ).returncode == 0
+    found = (
+        subprocess.run(
+            [sys.executable, "-c", "import dbos"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     return sys.executable if found else None
 
 
 def bench_peer(report: Report, sizes: Sizes, work: Path, python: str) -> None:
     """DBOS Transact on SQLite, in its own interpreter: starts/s and signal latency."""
     output = subprocess.run(
-        [python, str(HERE / "peer_dbos.py"), "--dir", str(work), "--runs", str(sizes.runs),
-         "--starts", str(sizes.peer_starts), "--signals", str(sizes.peer_signals)],
+        [
+            python,
+            str(HERE / "peer_dbos.py"),
+            "--dir",
+            str(work),
+            "--runs",
+            str(sizes.runs),
+            "--starts",
+            str(sizes.peer_starts),
+            "--signals",
+            str(sizes.peer_signals),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -555,8 +577,11 @@ def _store(work: Path, keep: Path | None, runs: int) -> str:
     started = time.perf_counter()
     bulk.build(path, runs)
     stamp.write_text(marker)
-    print(f"  built a store of {runs:,} runs in {time.perf_counter() - started:.1f} s "
-          f"({os.path.getsize(path) / 1e6:,.0f} MB)", file=sys.stderr)
+    print(
+        f"  built a store of {runs:,} runs in {time.perf_counter() - started:.1f} s "
+        f"({os.path.getsize(path) / 1e6:,.0f} MB)",
+        file=sys.stderr,
+    )
     return path
 
 
@@ -661,9 +686,7 @@ def peer_table(report: Report) -> str:
     lines.append(
         f"| trigger vs one-step workflow start | /s | {_figure(trigger)} | "
         f"{_figure(starts[0])} | {_figure(starts[1])} | "
-        + " / ".join(
-            f"{statistics.median(trigger) / statistics.median(s):,.1f}x" for s in starts
-        )
+        + " / ".join(f"{statistics.median(trigger) / statistics.median(s):,.1f}x" for s in starts)
         + " the starts |"
     )
     lines.append(
@@ -755,8 +778,15 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "mode": name,
                     "machine": machine(),
-                    "rows": {k: {"name": r.name, "unit": r.unit, "chimeway_lite": r.engine,
-                                 "raw_sqlite3": r.raw} for k, r in report.rows.items()},
+                    "rows": {
+                        k: {
+                            "name": r.name,
+                            "unit": r.unit,
+                            "chimeway_lite": r.engine,
+                            "raw_sqlite3": r.raw,
+                        }
+                        for k, r in report.rows.items()
+                    },
                     "peer": report.peer,
                     "problems": report.problems,
                 },

@@ -150,11 +150,17 @@ def trigger_many(index: int, path: str, count: int, shared: list[str]) -> dict[s
     return {"created": created, "shared": outcome}
 
 
-def claim_until_empty(index: int, path: str, largest: int) -> list[str]:
-    """Claim batches of random size until the outbox is empty; return the claimed ids."""
+def claim_until_empty(index: int, path: str, largest: int, first_claimed: Any) -> list[str]:
+    """Claim batches of random size until the outbox is empty; return the claimed ids.
+
+    ``first_claimed`` is a barrier every claimer passes after its first claim, so that all
+    of them take part whatever the scheduler does (a fast one cannot drain the outbox alone).
+    """
     rng = random.Random(index)
     claimed: list[str] = []
     with Store(path) as store:
+        claimed.extend(d.id for d in store.claim_deliveries(rng.randint(1, largest)))
+        first_claimed.wait(timeout=120)
         while True:
             batch = store.claim_deliveries(rng.randint(1, largest))
             if not batch:

@@ -124,7 +124,11 @@ def test_instants_written_in_turn_keep_their_own_text() -> None:
         for at in (first, second, first, second)
     ]
     texts = [convert.to_row(run)["started_at"] for run in runs]
-    assert texts == [
-        "2026-01-05T09:30:00.000000+00:00",
-        "2026-01-05T09:30:00.000001+00:00",
-    ] * 2
+    assert (
+        texts
+        == [
+            "2026-01-05T09:30:00.000000+00:00",
+            "2026-01-05T09:30:00.000001+00:00",
+        ]
+        * 2
+    )

@@ -66,10 +66,13 @@ def test_writers_trigger_every_run_exactly_once(db_path: str) -> None:
 def test_claimers_never_share_a_delivery_and_leave_none_behind(db_path: str) -> None:
     with Store(db_path) as store:
         _seed(store, DELIVERIES)
-    claimed = run_processes(proc_worker.claim_until_empty, [(db_path, 25)] * CLAIMERS)
+    first_claimed = proc_worker.SPAWN.Barrier(CLAIMERS)
+    claimed = run_processes(
+        proc_worker.claim_until_empty, [(db_path, 25, first_claimed)] * CLAIMERS
+    )
     every = [delivery_id for batch in claimed for delivery_id in batch]
     assert len(every) == len(set(every)) == DELIVERIES
-    assert all(claimed), "every claimer got some work"
+    assert all(claimed), "every claimer got some work (each claims once before the rest)"
     with Store(db_path) as store:
         assert _count(store, "SELECT count(*) FROM deliveries WHERE status = 'pending'") == 0
         assert _count(store, "SELECT count(*) FROM deliveries WHERE status = 'dispatched'") == (
