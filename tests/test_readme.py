@@ -3,8 +3,13 @@ quickstart that is the example file the tests run."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+
+from conftest import escalation_workflow
+
+from chimeway_lite.declarations import coerce_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -41,3 +46,9 @@ def test_every_local_link_of_the_readme_exists() -> None:
     assert links, "the README links its docs"
     missing = [link for link in links if not link.startswith("http") and not (ROOT / link).exists()]
     assert missing == []
+
+
+def test_the_dict_declaration_of_the_readme_is_the_escalation_workflow() -> None:
+    declared = README[README.index("## Declaring a journey") :]
+    (code,) = re.findall(r"```python\n(.*?)\n```", declared, flags=re.S)[:1]
+    assert coerce_workflow(ast.literal_eval(code)) == escalation_workflow()
