@@ -13,7 +13,6 @@ from .records import (
     Resumed,
     Signal,
     WorkflowRun,
-    WorkflowTransition,
 )
 from .spine import INSERT_TRANSITION, RUN_COLUMNS_OF_R, Spine, new_id
 
@@ -68,7 +67,6 @@ class Signals(Spine):
             ).fetchone()
             if same_tenant is None:
                 delivery_id = None  # never link evidence across tenants
-        resumed: dict[str, Resumed] = {}
         waiting, decisions = [], []
         for run in self._awaiting(signal):
             decision = machine.resume(run, signal.event_name, delivery_id, now=now)
@@ -76,27 +74,14 @@ class Signals(Spine):
                 waiting.append(run)
                 decisions.append(decision)
         if not decisions:
-            return resumed
-        seqs = self._seqs(len(decisions))
-        transitions = []
-        for seq, decision in zip(seqs, decisions, strict=True):
-            (plan,) = decision.transitions
-            transition = WorkflowTransition(
-                id=new_id(),
-                seq=seq,
-                workflow_run_id=decision.run.id,
-                workflow_step_id=plan.workflow_step_id,
-                delivery_id=plan.delivery_id,
-                from_state=plan.from_state,
-                to_state=plan.to_state,
-                reason=plan.reason,
-                context=plan.context,
-                inserted_at=now,
-            )
-            transitions.append(transition)
-            resumed[decision.run.id] = Resumed(decision.run, transition)
+            return {}
+        transitions = self._trace_rows([(d.run.id, d.transitions[0]) for d in decisions], now)
+        resumed = {
+            d.run.id: Resumed(d.run, transition)
+            for d, transition in zip(decisions, transitions, strict=True)
+        }
         self._update_runs([(before, d.run) for before, d in zip(waiting, decisions, strict=True)])
-        self._conn.executemany(INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
+        self._insert(INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
         return resumed
 
     def track_signal(self, signal: Signal) -> tuple[Signal, dict[str, Resumed]]:

@@ -34,7 +34,7 @@ from .errors import (
     RunNotFound,
     StepNotFound,
 )
-from .machine import Decision, Journey
+from .machine import Decision, Journey, TransitionPlan
 from .records import (
     Delivery,
     DeliveryStatus,
@@ -208,23 +208,7 @@ class Spine:
             self._conn.execute(_INSERT_RUN, convert.to_row(run))
         else:
             self._update_runs([(before, run)])
-        transitions = [
-            WorkflowTransition(
-                id=new_id(),
-                seq=seq,
-                workflow_run_id=run.id,
-                workflow_step_id=plan.workflow_step_id,
-                delivery_id=plan.delivery_id,
-                from_state=plan.from_state,
-                to_state=plan.to_state,
-                reason=plan.reason,
-                context=plan.context,
-                inserted_at=now,
-            )
-            for seq, plan in zip(
-                self._seqs(len(decision.transitions)), decision.transitions, strict=True
-            )
-        ]
+        transitions = self._trace_rows([(run.id, plan) for plan in decision.transitions], now)
         self._insert(INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
         deliveries = [
             Delivery(
@@ -243,6 +227,26 @@ class Spine:
         ]
         self._insert(_INSERT_DELIVERY, [convert.to_row(d) for d in deliveries])
         return run, transitions, deliveries
+
+    def _trace_rows(
+        self, plans: list[tuple[str, TransitionPlan]], now: datetime
+    ) -> list[WorkflowTransition]:
+        """The trace rows of (run id, plan) pairs, numbered in order, stamped ``now``."""
+        return [
+            WorkflowTransition(
+                id=new_id(),
+                seq=seq,
+                workflow_run_id=run_id,
+                workflow_step_id=plan.workflow_step_id,
+                delivery_id=plan.delivery_id,
+                from_state=plan.from_state,
+                to_state=plan.to_state,
+                reason=plan.reason,
+                context=plan.context,
+                inserted_at=now,
+            )
+            for seq, (run_id, plan) in zip(self._seqs(len(plans)), plans, strict=True)
+        ]
 
     def _insert(self, sql: str, rows: list[dict[str, Any]]) -> None:
         # executemany costs more than execute for the one row most decisions write.
