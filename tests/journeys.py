@@ -13,6 +13,7 @@ against the text of the spec rather than against itself. Tests drive it in two w
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from chimeway_lite import (
     Delivery,
     DeliveryStatus,
+    FakeClock,
     OnOutcome,
     Outcome,
     RunState,
@@ -616,3 +618,28 @@ def trace(store: Store, run_id: str) -> list[tuple[Any, ...]]:
         )
         for t in store.list_traces(run.tenant_id, run_id)
     ]
+
+
+def race(db_path: str, clock: FakeClock, work: Any, count: int = 10) -> list[Any]:
+    """Run ``work(store)`` in ``count`` threads at once, each with its own Store."""
+    stores = [Store(db_path, clock=clock) for _ in range(count)]
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def go(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(stores[i])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert errors == []
+    return results

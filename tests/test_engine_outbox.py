@@ -4,13 +4,12 @@ progresses its run in one transaction."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from conftest import escalation_workflow
-from journeys import dump
+from journeys import dump, race
 
 from chimeway_lite import (
     ChimewayError,
@@ -179,28 +178,14 @@ def test_bad_claim_arguments(store: Store, limit: Any, channel: Any) -> None:
 
 def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, db_path: str) -> None:
     planned = {start(store, f"k{i}").deliveries[0].id for i in range(40)}
-    workers = 8
-    stores = [Store(db_path, clock=clock) for _ in range(workers)]
-    barrier = threading.Barrier(workers)
-    claimed: list[list[str]] = [[] for _ in range(workers)]
-    errors: list[BaseException] = []
 
-    def work(i: int) -> None:
-        try:
-            barrier.wait()
-            while batch := stores[i].claim_deliveries(3):
-                claimed[i].extend(d.id for d in batch)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def claim_all(own: Store) -> list[str]:
+        claimed: list[str] = []
+        while batch := own.claim_deliveries(3):
+            claimed.extend(d.id for d in batch)
+        return claimed
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in stores:
-        s.close()
-    assert errors == []
+    claimed = race(db_path, clock, claim_all, count=8)
     every = [d for batch in claimed for d in batch]
     assert len(every) == len(set(every)) == len(planned)
     assert set(every) == planned

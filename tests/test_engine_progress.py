@@ -5,7 +5,6 @@ repetition, the due sweep (order, index use, next_due_at) and the injected clock
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import escalation_workflow
-from journeys import dump, stamp, trace
+from journeys import dump, race, stamp, trace
 
 from chimeway_lite import (
     ChimewayError,
@@ -454,31 +453,6 @@ def test_repeating_a_progression_advances_once(store: Store, clock: FakeClock) -
     assert len(store.list_deliveries("acme", result.run.id)) == 2
 
 
-def _race(db_path: str, clock: FakeClock, work: Any, count: int = 10) -> list[Any]:
-    """Run ``work(store)`` in ``count`` threads at once, each with its own Store."""
-    stores = [Store(db_path, clock=clock) for _ in range(count)]
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def go(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(stores[i])
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in stores:
-        s.close()
-    assert errors == []
-    return results
-
-
 def test_concurrent_progressions_of_a_converged_run_advance_once(
     store: Store, clock: FakeClock, db_path: str
 ) -> None:
@@ -488,7 +462,7 @@ def test_concurrent_progressions_of_a_converged_run_advance_once(
         "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced' WHERE id = ?",
         (first,),
     )
-    results = _race(db_path, clock, lambda s: s.progress_run(result.run.id))
+    results = race(db_path, clock, lambda s: s.progress_run(result.run.id))
     assert sorted(p.kind.value for p in results) == ["advanced"] + ["noop"] * 9
     reasons = [row[0] for row in trace(store, result.run.id)]
     assert reasons.count("progressed_on_delivery_outcome") == 1
@@ -505,7 +479,7 @@ def test_concurrent_due_sweeps_reactivate_once(
     result = start(store, escalation_workflow())
     settle(store, clock, result.deliveries[0].id, "succeeded")
     clock.advance(hours=3)
-    results = _race(db_path, clock, lambda s: s.progress_due_runs())
+    results = race(db_path, clock, lambda s: s.progress_due_runs())
     assert sorted(len(r) for r in results) == [0] * 9 + [1]
     reasons = [row[0] for row in trace(store, result.run.id)]
     assert reasons.count("reactivated_from_wait") == 1
