@@ -243,8 +243,6 @@ def explain_run(
     waiting = run.state is RunState.WAITING
     due = run.suspended_until if waiting else None
     next_step = run.status_context.get("to_step") if waiting else None
-    if due is None and waiting and "due_at" in run.status_context:
-        due = from_text(run.status_context["due_at"])
     return RunExplanation(
         id=run.id,
         tenant_id=run.tenant_id,

@@ -43,11 +43,6 @@ class WriteGate:
         self._held: int | None = None
         self._guard = threading.Lock()
 
-    @property
-    def enabled(self) -> bool:
-        """False where the platform has no ``flock``."""
-        return fcntl is not None
-
     def _open(self) -> int:
         # Read-only is enough for flock, so a lock file another user created (0644) still
         # opens; the descriptor is never inherited by programs the host executes.

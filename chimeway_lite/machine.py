@@ -332,16 +332,6 @@ def resume(
     return Decision(ProgressKind.ADVANCED, SIGNAL_RECEIVED, resumed, (row,))
 
 
-def due_at(run: WorkflowRun) -> datetime | None:
-    """When the due sweep has work for this run: a wait's end, or at once for a run left
-    in ``signal_received``; None otherwise."""
-    if run.state is RunState.WAITING:
-        return run.suspended_until
-    if run.state is RunState.ACTIVE and run.status_reason == SIGNAL_RECEIVED:
-        return run.last_transition_at
-    return None
-
-
 # -- the moves ---------------------------------------------------------------------------------
 
 
