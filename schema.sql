@@ -1,7 +1,8 @@
--- chimeway_lite schema, version 1.
+-- chimeway_lite schema, version 2.
 --
 -- The store stamps a file it creates with PRAGMA application_id = 0x63776C31 ('cwl1') and
--- PRAGMA user_version = 1; it refuses files stamped otherwise. Every table has one column per
+-- PRAGMA user_version = 2; it upgrades files of version 1 (chimeway_lite/backends/sqlite/
+-- migrations.py) and refuses files stamped otherwise. Every table has one column per
 -- scalar field of its record, under the same name; enums hold their string value, dicts and
 -- lists hold JSON text, timestamps hold fixed-width UTC text such as
 -- '2026-01-05T09:30:00.000000+00:00', so comparing text orders instants.
@@ -62,7 +63,13 @@ CREATE TABLE workflow_runs (
     last_transition_at     TEXT NOT NULL,
     suspended_until        TEXT,
     pending_signals        TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(pending_signals)),
-    terminal_reason        TEXT
+    terminal_reason        TEXT,
+    -- the machine's own state, never read from evidence: the rule kind of the wait a
+    -- waiting run is in and the step key it leads to, and the event of the signal that
+    -- resumed an active run (the due sweep settles it next)
+    wait_kind              TEXT,
+    wait_target            TEXT,
+    resumed_by             TEXT
 );
 
 -- Signal routing without an actor reads one tenant's waiting runs, in id order. Partial:
@@ -71,11 +78,12 @@ CREATE INDEX workflow_runs_waiting_by_tenant ON workflow_runs (tenant_id, id)
     WHERE state = 'waiting';
 
 -- The due sweep and next_due_at read only these two partial indexes, so their cost grows
--- with the number of due runs, not with the number of runs stored (SPEC §4).
+-- with the number of due runs, not with the number of runs stored (SPEC §4); they are
+-- the indexed form of chimeway_lite.machine.decide.due_at.
 CREATE INDEX workflow_runs_waiting_due ON workflow_runs (suspended_until, id)
     WHERE state = 'waiting';
 CREATE INDEX workflow_runs_signal_settle ON workflow_runs (last_transition_at, id)
-    WHERE state = 'active' AND status_reason = 'signal_received';
+    WHERE state = 'active' AND resumed_by IS NOT NULL;
 
 CREATE TABLE deliveries (
     id                 TEXT PRIMARY KEY NOT NULL,

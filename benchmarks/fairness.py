@@ -3,9 +3,10 @@
 Each process opens its own Store on one file (default busy timeout, 5 s), waits for the
 others, then triggers journeys back to back for ``--seconds``. For every write it records
 how long it waited for the write lock (the writer gate plus ``BEGIN IMMEDIATE``) and counts
-the writes that failed with StoreBusy. The same load runs with the gate of
-:mod:`chimeway_lite.locking` (the default) and without it (``Store._gate = None``: SQLite's
-busy handler alone), ``--repeat`` times each; the table shows, per process, the median over
+the writes that failed with StoreBusy. The same load runs with the writer gate of
+:mod:`chimeway_lite.backends.sqlite.gate` (the default) and without it
+(``store.backend._gate = None``: SQLite's busy handler alone), ``--repeat`` times each;
+the table shows, per process, the median over
 the repetitions of its p50 / p99 / max wait, its writes and its StoreBusy count.
 
     python benchmarks/fairness.py                       # 4 processes, 10 s, 3 runs per mode
@@ -41,18 +42,19 @@ def writer(path: str, index: int, seconds: float, gate: bool, barrier: Any, out:
     """One writing process: trigger journeys for ``seconds``, timing each lock wait."""
     store = Store(path)
     if not gate:
-        store._gate = None  # the private switch: SQLite's busy handler alone
+        store.backend._gate = None  # type: ignore[attr-defined]  # the private switch: SQLite's busy handler alone
     waits: list[float] = []
-    original = store._begin_immediate
+    backend = store.backend
+    original = backend._begin_immediate  # type: ignore[attr-defined]
 
-    def timed(conn: sqlite3.Connection) -> None:
+    def timed(conn: sqlite3.Connection, sql: Any) -> None:
         started = time.perf_counter()
         try:
-            original(conn)
+            original(conn, sql)
         finally:
             waits.append(time.perf_counter() - started)
 
-    store._begin_immediate = timed  # type: ignore[method-assign]
+    backend._begin_immediate = timed  # type: ignore[attr-defined]
     busy = 0
     barrier.wait()
     deadline = time.monotonic() + seconds

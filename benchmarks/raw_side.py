@@ -16,7 +16,7 @@ from typing import Any
 
 from shapes import DELAY_SECONDS, EVENT, NOTIFICATION_KEY, WORKFLOW, after, connect_raw, text
 
-from chimeway_lite.connection import schema_statements
+from chimeway_lite.backends.sqlite.connection import schema_statements
 from chimeway_lite.declarations import step_config
 
 

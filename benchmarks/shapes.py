@@ -12,7 +12,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from chimeway_lite import OnOutcome, Outcome, Step, WaitUntil, Workflow
-from chimeway_lite.timestamps import to_text
+from chimeway_lite.core.timestamps import to_text
 
 NOTIFICATION_KEY = "welcome"
 EVENT = "notification_read"

@@ -1,9 +1,9 @@
 """chimeway_lite: durable, explainable, multi-step notification workflows in one SQLite file."""
 
-from .clock import FakeClock, SystemClock
-from .declarations import OnOutcome, Step, Stop, WaitUntil, Workflow
-from .errors import (
+from .core.clock import FakeClock, SystemClock
+from .core.errors import (
     ChimewayError,
+    ConstraintFailed,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -16,7 +16,7 @@ from .errors import (
     StorageError,
     StoreBusy,
 )
-from .records import (
+from .core.records import (
     Delivery,
     DeliveryStatus,
     Erasure,
@@ -35,11 +35,13 @@ from .records import (
     WorkflowStep,
     WorkflowTransition,
 )
+from .declarations import OnOutcome, Step, Stop, WaitUntil, Workflow
+from .engine.operations import Engine as Transaction
 from .store import Store
-from .transaction import Transaction
 
 __all__ = [
     "ChimewayError",
+    "ConstraintFailed",
     "DefinitionConflict",
     "Delivery",
     "DeliveryNotFound",

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from .clock import FakeClock
-from .records import Delivery, DeliveryStatus
+from .core.clock import FakeClock
+from .core.records import Delivery, DeliveryStatus
 from .store import Store
 
 #: Where ``chimeway_clock`` starts: Monday 2026-01-05 09:30 UTC.

@@ -151,7 +151,6 @@ class Case:
     run: WorkflowRun
     anchor: Delivery | None
     now: datetime
-    last_signal_event: str | None
 
 
 def wait_context(
@@ -197,6 +196,7 @@ def cases(draw: st.DrawFn) -> Case:
     suspended = None
     pending: tuple[str, ...] = ()
     terminal = None
+    wait: dict[str, Any] = {}
     if state is RunState.WAITING:
         reason = "waiting_for_step_progression"
         settled = draw(_moments)
@@ -205,6 +205,7 @@ def cases(draw: st.DrawFn) -> Case:
         context = wait_context("d-anchor", "succeeded", settled, delay, to_step)
         suspended = draw(st.one_of(st.just(settled + timedelta(seconds=delay)), st.none()))
         pending = tuple(draw(st.lists(st.sampled_from(EVENTS), max_size=2, unique=True)))
+        wait = {"wait_kind": "wait_until", "wait_target": to_step}
     elif state is RunState.ACTIVE:
         reason = draw(
             st.sampled_from(
@@ -220,6 +221,7 @@ def cases(draw: st.DrawFn) -> Case:
                     )
                 )
             )
+            wait = {"resumed_by": draw(st.sampled_from(EVENTS))}
     else:
         reason = "workflow_completed" if state is RunState.COMPLETED else "workflow_stopped"
         terminal = draw(st.sampled_from((reason, "cancelled_by_signal")))
@@ -237,6 +239,7 @@ def cases(draw: st.DrawFn) -> Case:
         suspended_until=suspended,
         pending_signals=pending,
         terminal_reason=terminal,
+        **wait,
     )
     anchor = None
     if draw(st.integers(0, 5)):
@@ -258,7 +261,6 @@ def cases(draw: st.DrawFn) -> Case:
         run=run,
         anchor=anchor,
         now=draw(_moments),
-        last_signal_event=draw(st.one_of(st.none(), st.sampled_from(EVENTS))),
     )
 
 

@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import START, escalation_workflow
 
-from chimeway_lite import FakeClock, Store, cli
-from chimeway_lite.cli import MIN_SLEEP, pause_after_sweep
+from chimeway_lite import FakeClock, Store
+from chimeway_lite.tools.cli import app as cli
+from chimeway_lite.tools.cli.app import MIN_SLEEP, pause_after_sweep
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

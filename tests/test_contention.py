@@ -19,7 +19,7 @@ from proc_worker import JOURNEY, SPAWN, run_processes, soak
 from strategies import table_dump
 
 from chimeway_lite import Store, StoreBusy
-from chimeway_lite.locking import WriteGate
+from chimeway_lite.backends.sqlite.gate import WriteGate
 
 
 def _trigger(store: Store, key: str) -> Any:

@@ -21,10 +21,11 @@ from chimeway_lite import (
     RunState,
     WorkflowRun,
     WorkflowTransition,
-    convert,
-    records,
 )
-from chimeway_lite import timestamps as ts
+from chimeway_lite.backends.sqlite import convert
+from chimeway_lite.core.text import canonical_json
+from chimeway_lite.core import records
+from chimeway_lite.core import timestamps as ts
 
 TEXT_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00")
 
@@ -205,18 +206,18 @@ def test_json_columns_and_tuples() -> None:
 
 @given(json_objects)
 def test_dumps_is_canonical_json(value: dict[str, Any]) -> None:
-    text = convert.dumps(value)
+    text = canonical_json(value)
     assert json.loads(text) == value
     assert text == json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-    assert convert.dumps(dict(reversed(list(value.items())))) == text
+    assert canonical_json(dict(reversed(list(value.items())))) == text
 
 
 @pytest.mark.parametrize("value", [{"x": float("nan")}, {"x": float("inf")}, {"x": object()}])
 def test_dumps_refuses_what_is_not_json(value: dict[str, Any]) -> None:
     with pytest.raises((ValueError, TypeError)):
-        convert.dumps(value)
+        canonical_json(value)
 
 
 def test_field_names_follow_the_record() -> None:

@@ -90,11 +90,11 @@ def test_a_writer_killed_while_holding_the_gate_does_not_block_the_next(db_path:
     try:
         assert ready.wait(60)
         with Store(db_path, busy_timeout=0) as store:
-            assert store._gate is not None
-            assert store._gate.acquire(0) is False  # held by the other process
+            assert store.backend._gate is not None
+            assert store.backend._gate.acquire(0) is False  # held by the other process
             kill(holder)
-            assert store._gate.acquire(0) is True  # released by its death
-            store._gate.release()
+            assert store.backend._gate.acquire(0) is True  # released by its death
+            store.backend._gate.release()
             store.upsert_definition("reliability", JOURNEY)
             assert store.verify() == []
     finally:

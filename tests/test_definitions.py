@@ -24,7 +24,7 @@ from chimeway_lite import (
     WorkflowDefinition,
 )
 from chimeway_lite.declarations import coerce_workflow, step_config, workflow_to_dict
-from chimeway_lite.definitions import DefinitionIndex, canonical_steps
+from chimeway_lite.engine.definitions import DefinitionIndex, canonical_steps
 
 # -- the round trip -------------------------------------------------------------------------------
 

@@ -31,8 +31,8 @@ from chimeway_lite import (
     TriggerResult,
     WaitUntil,
     Workflow,
-    transaction,
 )
+from chimeway_lite.backends.sqlite import runs as transaction
 
 A, W, C, S = "active", "waiting", "completed", "stopped"
 
@@ -265,10 +265,13 @@ def test_settle_after_signal(store: Store, clock: FakeClock) -> None:
     assert len(store.list_deliveries("acme", run.id)) == 1
 
 
-def test_settle_names_the_latest_signal_received_row(store: Store, clock: FakeClock) -> None:
+def test_settle_names_the_event_that_resumed_the_run(store: Store, clock: FakeClock) -> None:
+    """The event is the run's own state (resumed_by), not whatever trace row came last: a
+    host's note under the same reason does not change it; rewriting resumed_by does."""
     result = start(store, escalation_workflow())
     settle(store, clock, result.deliveries[0].id, "succeeded")
     store.route_signal(Signal("acme", "notification_read"))
+    assert store.get_run(result.run.id).resumed_by == "notification_read"
     with store.transaction() as tx:  # a host's own note, under the same reason
         tx.append_transition(
             result.run.id,
@@ -277,9 +280,13 @@ def test_settle_names_the_latest_signal_received_row(store: Store, clock: FakeCl
             from_state="active",
             context={"event_name": "clicked"},
         )
+    with store.transaction() as tx:
+        assert tx.lock_run(result.run.id).resumed_by == "notification_read"
+        tx.update_run(result.run.id, resumed_by="clicked")
     progress = store.progress_run(result.run.id)
     assert progress.run.status_context["event_name"] == "clicked"
     assert trace(store, result.run.id)[-1][5]["event_name"] == "clicked"
+    assert progress.run.resumed_by is None
 
 
 def test_stop(store: Store, clock: FakeClock) -> None:
@@ -530,8 +537,7 @@ def test_due_sweep_returns_only_changes(store: Store, clock: FakeClock) -> None:
     stuck = _waiting(store, clock, "stuck", delay_after=0)
     fine = _waiting(store, clock, "fine", delay_after=0)
     with store.transaction() as tx:  # a wait leading nowhere: due, but a noop
-        run = tx.get_run(stuck)
-        tx.update_run(stuck, status_context={**run.status_context, "to_step": "nowhere"})
+        tx.update_run(stuck, wait_target="nowhere")
     clock.advance(hours=3)
     before = store.get_run(stuck)
     swept = store.progress_due_runs()
@@ -555,7 +561,8 @@ def test_next_due_at_takes_the_earliest(store: Store, clock: FakeClock) -> None:
 
 def test_due_sweep_reads_only_the_partial_indexes(store: Store) -> None:
     plan = store.connection.execute(
-        "EXPLAIN QUERY PLAN " + transaction.DUE_RUNS, {"now": "2026-01-05T09:30:00.000000+00:00"}
+        "EXPLAIN QUERY PLAN " + transaction.DUE_RUNS,
+        {"now": "2026-01-05T09:30:00.000000+00:00", "limit": -1},
     ).fetchall()
     text = "\n".join(str(row["detail"]) for row in plan)
     assert "workflow_runs_waiting_due" in text

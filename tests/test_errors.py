@@ -15,6 +15,7 @@ from strategies import table_dump
 import chimeway_lite
 from chimeway_lite import (
     ChimewayError,
+    ConstraintFailed,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -27,8 +28,8 @@ from chimeway_lite import (
     StorageError,
     Store,
     StoreBusy,
-    errors,
 )
+from chimeway_lite.core import errors
 
 # One instance of every error, with the fields it must keep.
 INSTANCES: list[tuple[ChimewayError, dict[str, Any]]] = [
@@ -58,6 +59,10 @@ INSTANCES: list[tuple[ChimewayError, dict[str, Any]]] = [
     (StoreBusy("x.db", 2.5), {"path": "x.db", "timeout": 2.5}),
     (SchemaMismatch("x.db", "newer"), {"path": "x.db", "problem": "newer"}),
     (StorageError("x.db", "the disk is full"), {"path": "x.db", "problem": "the disk is full"}),
+    (
+        ConstraintFailed("x.db", "UNIQUE constraint failed"),
+        {"path": "x.db", "problem": "UNIQUE constraint failed"},
+    ),
 ]
 
 VALUE_ERRORS = {InvalidWorkflow, InvalidSignal, InvalidTransition, InvalidArgument}

@@ -25,7 +25,7 @@ from chimeway_lite import (
     Workflow,
 )
 from chimeway_lite.declarations import rules_of, step_config
-from chimeway_lite.explanation import duration_text, explain_run, rules_text
+from chimeway_lite.engine.explanation import duration_text, explain_run, rules_text
 from chimeway_lite.machine import Journey, progress
 
 SEED_FIELDS = (
@@ -252,11 +252,7 @@ def test_a_host_reason_and_a_wait_towards_a_missing_step(store: Store, clock: Fa
     deliver(store, run_id, "succeeded")
     with store.transaction() as tx:
         run = tx.lock_run(run_id)
-        tx.update_run(
-            run,
-            status_reason="host_note",
-            status_context={**run.status_context, "to_step": "nowhere"},
-        )
+        tx.update_run(run, status_reason="host_note", wait_target="nowhere")
     clock.advance(hours=3)
 
     e = store.explain("acme", run_id)

@@ -26,8 +26,8 @@ from chimeway_lite import (
     Store,
     Workflow,
     WorkflowRun,
-    convert,
 )
+from chimeway_lite.backends.sqlite import convert
 
 
 def _trigger(store: Store, workflow: Workflow, key: str, *, tenant: str = "acme",
@@ -47,15 +47,22 @@ def _stored_run(store: Store, run_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("changed", ["other", 1.0, True], ids=["value", "float", "bool"])
-def test_a_config_changed_in_place_after_a_trigger_is_still_a_conflict(
+def test_a_config_changed_after_a_trigger_is_still_a_conflict(
     store: Store, changed: object
 ) -> None:
+    """A declaration cannot be changed in place (its config is deep-frozen), so the cache of
+    validated declarations cannot be fooled; a new declaration with a config that differs
+    only as 1 / 1.0 / True differ is a conflict, not a hit."""
     workflow = Workflow("digest", 1, [Step("email", 1, "email", config={"template": 1})])
     _trigger(store, workflow, "k1")
     before = table_dump(store)
-    workflow.steps[0].config["template"] = changed  # the frozen Step holds a mutable dict
+    with pytest.raises(TypeError):
+        workflow.steps[0].config["template"] = changed  # type: ignore[index]
+    changed_workflow = Workflow(
+        "digest", 1, [Step("email", 1, "email", config={"template": changed})]
+    )
     with pytest.raises(DefinitionConflict):
-        _trigger(store, workflow, "k2")
+        _trigger(store, changed_workflow, "k2")
     assert table_dump(store) == before
 
 

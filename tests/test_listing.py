@@ -17,7 +17,7 @@ from chimeway_lite import (
     Signal,
     Store,
 )
-from chimeway_lite.listing import (
+from chimeway_lite.tools.listing import (
     RUN_COLUMNS,
     TRACE_COLUMNS,
     database,

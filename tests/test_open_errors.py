@@ -31,7 +31,7 @@ from chimeway_lite import (
     Store,
     StoreBusy,
 )
-from chimeway_lite.connection import APPLICATION_ID, SCHEMA_VERSION
+from chimeway_lite.backends.sqlite.connection import APPLICATION_ID, SCHEMA_VERSION
 
 
 def _bytes(path: str) -> bytes:

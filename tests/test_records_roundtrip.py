@@ -44,8 +44,8 @@ from chimeway_lite import (
     WorkflowDefinition,
     WorkflowRun,
     WorkflowTransition,
-    convert,
 )
+from chimeway_lite.backends.sqlite import convert
 
 # Clock instants with room for any wait the strategies declare (at most 10**7 s).
 instants = utc_datetimes(datetime(1900, 1, 1), datetime(2200, 1, 1))

@@ -35,10 +35,10 @@ from chimeway_lite import (
     WaitUntil,
     Workflow,
     WorkflowRun,
-    connection,
 )
-from chimeway_lite.convert import field_names
-from chimeway_lite.records import (
+from chimeway_lite.backends.sqlite import connection
+from chimeway_lite.backends.sqlite.convert import field_names
+from chimeway_lite.core.records import (
     Delivery,
     Notification,
     WorkflowDefinition,
@@ -96,7 +96,7 @@ class ScriptedClock:
 def test_a_new_file_gets_the_schema_and_the_pragmas(store: Store) -> None:
     conn = store.connection
     assert conn.isolation_level is None
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == connection.SCHEMA_VERSION
     assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x63776C31
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -198,7 +198,10 @@ def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch()
     with Store(path) as store:
-        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert (
+            store.connection.execute("PRAGMA user_version").fetchone()[0]
+            == connection.SCHEMA_VERSION
+        )
 
 
 def test_a_path_like_is_accepted(tmp_path: Path) -> None:
@@ -215,7 +218,7 @@ def test_memory_stores_are_separate() -> None:
 def test_a_newer_schema_version_is_refused(db_path: str) -> None:
     Store(db_path).close()
     with sqlite3.connect(db_path) as raw:
-        raw.execute("PRAGMA user_version = 2")
+        raw.execute(f"PRAGMA user_version = {connection.SCHEMA_VERSION + 1:d}")
     raw.close()
     with pytest.raises(SchemaMismatch) as caught:
         Store(db_path)
@@ -353,27 +356,38 @@ def test_base_exceptions_roll_back_too(store: Store) -> None:
     assert table_dump(store) == before
 
 
+def _fail_after_registering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next trigger fail midway: it registers its definition (writes), then the
+    machine's start raises. The clock is read once per unit of work, so it can no longer
+    be the thing that fails halfway through."""
+    from chimeway_lite.machine import decide
+
+    def start(*args: object, **kwargs: object) -> None:
+        raise InvalidArgument("start", "injected failure after the registration")
+
+    monkeypatch.setattr(decide, "start", start)
+
+
 def test_a_store_method_failing_inside_a_caller_transaction_is_undone_alone(
-    db_path: str,
+    db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = ScriptedClock()
-    with Store(db_path, clock=clock) as store:
+    with Store(db_path, clock=FakeClock(START)) as store:
         result = trigger(store)
         with store.transaction() as tx:
             note = tx.append_transition(result.run.id, "active", "host_note")
             inside = table_dump(store)
-            # trigger registers the definition (clock call 1), then fails on the naive time
-            # of the notification (call 2): its savepoint must undo the registration.
-            clock.naive_from = clock.calls + 2
-            with pytest.raises(InvalidArgument):
-                store.trigger(
-                    tenant_id="acme",
-                    notification_key="n",
-                    recipient="u2",
-                    workflow=Workflow("other", 1, [Step("sms", 1, "sms")]),
-                    idempotency_key="k2",
-                )
-            clock.naive_from = None
+            # trigger registers the definition, then fails: its savepoint must undo the
+            # registration.
+            with monkeypatch.context() as patch:
+                _fail_after_registering(patch)
+                with pytest.raises(InvalidArgument):
+                    store.trigger(
+                        tenant_id="acme",
+                        notification_key="n",
+                        recipient="u2",
+                        workflow=Workflow("other", 1, [Step("sms", 1, "sms")]),
+                        idempotency_key="k2",
+                    )
             assert table_dump(store) == inside
             later = tx.append_transition(result.run.id, "active", "host_note_2")
         traces = store.list_traces("acme", result.run.id)
@@ -384,19 +398,31 @@ def test_a_store_method_failing_inside_a_caller_transaction_is_undone_alone(
 
 
 def test_a_store_method_failing_midway_outside_a_transaction_writes_nothing(
-    db_path: str,
+    db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = ScriptedClock()
-    with Store(db_path, clock=clock) as store:
+    with Store(db_path, clock=FakeClock(START)) as store:
         trigger(store)
         before = table_dump(store)
-        clock.naive_from = clock.calls + 2
-        with pytest.raises(InvalidArgument) as caught:
-            trigger(store, key="k2", workflow=Workflow("other", 1, [Step("sms", 1, "sms")]))
-        assert caught.value.name == "clock.now()"
-        clock.naive_from = None
+        with monkeypatch.context() as patch:
+            _fail_after_registering(patch)
+            with pytest.raises(InvalidArgument) as caught:
+                trigger(store, key="k2", workflow=Workflow("other", 1, [Step("sms", 1, "sms")]))
+        assert caught.value.name == "start"
         assert table_dump(store) == before
         assert not store.connection.in_transaction
+        assert store.fetch_definition("other", 1) is None
+
+
+def test_the_clock_is_read_once_per_unit_of_work(db_path: str) -> None:
+    clock = ScriptedClock()
+    with Store(db_path, clock=clock) as store:
+        calls = clock.calls
+        trigger(store, key="k1")
+        assert clock.calls == calls + 1
+        with store.transaction() as tx:
+            tx.append_transition(store.get_run(trigger(store, key="k2").run.id).id, "active", "n")
+        # the caller's unit reads it once, and the trigger inside it (a savepoint) once more
+        assert clock.calls == calls + 3
 
 
 def test_a_conflict_inside_a_caller_transaction_keeps_the_callers_writes(store: Store) -> None:

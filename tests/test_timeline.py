@@ -10,7 +10,7 @@ import pytest
 from conftest import escalation_workflow
 
 from chimeway_lite import FakeClock, RunNotFound, Signal, Store
-from chimeway_lite.timeline import collect, render_html, render_svg
+from chimeway_lite.tools.timeline import collect, render_html, render_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -1,0 +1,291 @@
+"""The storage contract: what the engine needs from a database, and nothing more.
+
+The engine (:mod:`chimeway_lite.engine`) never writes SQL. It talks to a :class:`Backend`,
+which opens units of work, and to the :class:`Unit` each one yields: a flat list of named
+reads ("the anchor delivery of this run and step"), named effects ("append these trace
+rows") and a few operations a database does best in one statement (claims, prune, forget).
+A backend owns its connections, its SQL, its schema and its error mapping: every database
+error leaves it as a :class:`~chimeway_lite.core.errors.ChimewayError`.
+
+Promises every backend keeps (the engine's correctness rests on them):
+
+* a write unit is atomic: it commits whole or not at all, and a failing nested unit
+  (:meth:`Unit.savepoint`) undoes only its own writes;
+* :meth:`Unit.run` with ``lock=True`` and :meth:`Unit.runs_awaiting` hold the rows they
+  return until the unit ends, so two units never decide the same run at once
+  (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``);
+* :meth:`Unit.claim` hands each delivery to one caller;
+* :meth:`Unit.next_seqs` numbers trace rows uniquely across the store, increasing per run;
+* :meth:`Unit.due_runs` and :meth:`Unit.next_due_at` are the indexed form of
+  :func:`chimeway_lite.machine.decide.due_at`.
+
+``docs/ARCHITECTURE.md`` says how to add a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from ..core.records import (
+    Delivery,
+    DeliveryStatus,
+    Erasure,
+    Notification,
+    Signal,
+    StepLinkage,
+    WorkflowDefinition,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowTransition,
+)
+
+
+@attrs.frozen
+class RunTrace:
+    """One run and its trace, for :func:`~chimeway_lite.engine.audit.verify`: each record,
+    or the error that kept its row from being read (a row a host damaged)."""
+
+    run_id: str
+    run: WorkflowRun | Exception
+    transitions: tuple[tuple[int, WorkflowTransition | Exception], ...]
+
+
+class Unit(Protocol):
+    """One open unit of work (a transaction) of a backend."""
+
+    # -- the unit itself ----------------------------------------------------------------------
+
+    def savepoint(self) -> AbstractContextManager[Unit]:
+        """A nested unit: its writes are undone alone if its block raises."""
+        ...
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def definition_id(self, workflow_key: str, workflow_version: int) -> str | None:
+        """The id of the definition registered under key + version, or None."""
+        ...
+
+    def definition(self, definition_id: str) -> WorkflowDefinition | None:
+        """The definition's row, with ``steps=()`` (steps are read with :meth:`steps`)."""
+        ...
+
+    def steps(self, definition_id: str) -> tuple[WorkflowStep, ...]:
+        """The definition's steps, by step_order."""
+        ...
+
+    def step(self, definition_id: str, step_id: str) -> WorkflowStep | None:
+        """One step of a definition by id, or None."""
+        ...
+
+    def step_by_key(self, definition_id: str, step_key: str) -> WorkflowStep | None:
+        """One step of a definition by key, or None."""
+        ...
+
+    def insert_definition(self, definition: WorkflowDefinition) -> bool:
+        """Insert a definition with its steps; False (nothing written) when another unit
+        registered the same key + version first."""
+        ...
+
+    def set_notification_key(
+        self, definition_id: str, notification_key: str, now: datetime
+    ) -> None:
+        """Set a definition's notification_key (and updated_at) if it differs."""
+        ...
+
+    # -- notifications and runs ---------------------------------------------------------------
+
+    def notification_by_key(self, tenant_id: str, idempotency_key: str) -> Notification | None:
+        """The notification of (tenant, idempotency key), or None."""
+        ...
+
+    def notification_owner(self, notification_id: str) -> tuple[str, bool] | None:
+        """(tenant_id, has a run) of a notification, or None when there is none."""
+        ...
+
+    def insert_notification(self, notification: Notification) -> bool:
+        """Insert a notification; False (nothing written) when its (tenant, idempotency key)
+        is taken already."""
+        ...
+
+    def run(
+        self, run_id: str, *, tenant_id: str | None = None, lock: bool = False
+    ) -> WorkflowRun | None:
+        """The run (of ``tenant_id`` when given), locked for this unit when ``lock``."""
+        ...
+
+    def run_of_notification(self, notification_id: str) -> WorkflowRun | None:
+        """The run of a notification, or None."""
+        ...
+
+    def insert_run(self, run: WorkflowRun) -> None:
+        """Insert a new run."""
+        ...
+
+    def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
+        """Write each (before, after) pair's changed fields."""
+        ...
+
+    def write_run(self, run: WorkflowRun) -> None:
+        """Write every updatable field of the run (a host's ``update_run``); a value the
+        store's constraints refuse raises :class:`~chimeway_lite.core.errors.InvalidArgument`."""
+        ...
+
+    def runs_awaiting(
+        self, tenant_id: str, event_name: str, actor_id: str | None
+    ) -> list[WorkflowRun]:
+        """The tenant's waiting runs with ``event_name`` pending (and recipient ``actor_id``
+        when given), in id order, locked for this unit."""
+        ...
+
+    def due_runs(self, now: datetime, limit: int | None) -> list[str]:
+        """Ids of the runs due at ``now``, by due time then id (see the module docstring)."""
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest due time of any run, or None."""
+        ...
+
+    def active_step_linkage(self, notification_id: str) -> StepLinkage | None:
+        """The unfinished run of a notification, its current step and that step's channel."""
+        ...
+
+    # -- the trace ----------------------------------------------------------------------------
+
+    def next_seqs(self, count: int) -> list[int]:
+        """``count`` fresh trace sequence numbers, increasing."""
+        ...
+
+    def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
+        """Append trace rows (they are never changed afterwards)."""
+        ...
+
+    def last_transition(self, run_id: str) -> WorkflowTransition | None:
+        """The run's latest trace row, or None."""
+        ...
+
+    def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
+        """The run's trace rows by seq, at most ``limit``."""
+        ...
+
+    # -- deliveries ---------------------------------------------------------------------------
+
+    def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Insert planned deliveries."""
+        ...
+
+    def anchor(self, run_id: str, step_id: str) -> Delivery | None:
+        """The latest delivery planned for (run, step), or None."""
+        ...
+
+    def first_delivery(self, notification_id: str) -> Delivery | None:
+        """The first delivery planned for a notification, or None."""
+        ...
+
+    def deliveries_of_run(self, run_id: str) -> list[Delivery]:
+        """Every delivery planned for a run, oldest first."""
+        ...
+
+    def delivery_tenant(self, delivery_id: str) -> str | None:
+        """The tenant of a delivery, or None when there is none."""
+        ...
+
+    def claim(self, limit: int, channel: str | None, now: datetime) -> list[Delivery]:
+        """Move up to ``limit`` of the oldest pending deliveries (of ``channel``) to
+        dispatched, in one statement, and return them oldest first."""
+        ...
+
+    def set_delivery_status(
+        self,
+        delivery_id: str,
+        status: DeliveryStatus,
+        suppression_reason: str | None,
+        now: datetime,
+    ) -> Delivery | None:
+        """Record a delivery's status and return the delivery, or None when there is none."""
+        ...
+
+    # -- signals, lifecycle -------------------------------------------------------------------
+
+    def insert_signal(self, signal: Signal) -> None:
+        """Record a signal (an immutable fact)."""
+        ...
+
+    def prune(self, before: datetime, tenant_id: str | None) -> int:
+        """Delete finished runs last changed before ``before`` with their trace,
+        deliveries and notification; return the rows deleted."""
+        ...
+
+    def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:
+        """Erase a tenant's (or one recipient's) rows; return the rows deleted per table."""
+        ...
+
+    def insert_erasure(self, erasure: Erasure) -> None:
+        """Record a tombstone of :meth:`forget`."""
+        ...
+
+    def erasures(self, tenant_id: str | None) -> list[Erasure]:
+        """The tombstones, oldest first."""
+        ...
+
+    # -- audit and listings -------------------------------------------------------------------
+
+    def storage_problems(self) -> list[str]:
+        """What the database itself finds wrong (integrity, foreign keys, the sequence)."""
+        ...
+
+    def evidence_findings(
+        self, *, anchored: Sequence[str], activated: str, resumed: str
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Rows that break an evidence or tenancy rule: (check name, values); the checks
+        are named in :data:`chimeway_lite.engine.audit.FINDINGS`. ``anchored`` are the
+        reasons whose delivery is the run's anchor, ``activated`` the reason that plans a
+        delivery, ``resumed`` the reason of a signal's resume."""
+        ...
+
+    def run_traces(self) -> Iterator[RunTrace]:
+        """Every run with its trace, by run id, one at a time."""
+        ...
+
+    def run_rows(
+        self, tenant_id: str | None, state: str | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """Runs for listings, most recently changed first (columns of
+        :data:`chimeway_lite.tools.listing.RUN_COLUMNS`)."""
+        ...
+
+    def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:
+        """A run's trace for listings, step keys instead of step ids."""
+        ...
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """Every table with its row count and columns."""
+        ...
+
+
+class Backend(Protocol):
+    """A database the store runs on: it opens units of work and owns the connections."""
+
+    #: Where it is (a path, ``":memory:"`` or a URL), for messages.
+    location: str
+
+    def unit(self, *, write: bool) -> AbstractContextManager[Unit]:
+        """A unit of work: a write transaction (serialised with every other writer of the
+        runs it locks) or a read snapshot. Committed when the block ends, rolled back when
+        it raises."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection; later units raise ChimewayError."""
+        ...
+
+
+#: What opens a backend for a location: ``(location, busy_timeout) -> Backend``.
+Opener = Callable[[str, float], Backend]
+
+#: Shape of a listing row.
+Row = Mapping[str, Any]

@@ -1,0 +1,249 @@
+"""The one cattrs converter between SQLite rows and records.
+
+Rules, each registered once on a private :class:`cattrs.Converter` (never the global one):
+
+* ``datetime``            <-> fixed-width UTC text (:mod:`chimeway_lite.core.timestamps`)
+* ``dict[str, Any]``      <-> canonical JSON text (:func:`~chimeway_lite.core.text.canonical_json`)
+* ``tuple[str, ...]``     <-> JSON array text (``pending_signals``)
+* str enums               <-> their value
+* ``str``                 <-  passed through (a TEXT column is already a str)
+* ``X | None``            <-> None, or the rule of ``X`` (resolved once per type)
+
+A record becomes a row with :func:`to_row` and comes back with :func:`from_row`; the row's
+column names are the record's field names (SPEC §8).
+
+Speed (issue 5): these run for every row on every hot path, so the converter is built
+without detailed validation (no per-field try/except and no intermediate dict), optional
+fields get a hook made once instead of a dispatch on every value, a ``sqlite3.Row`` is read
+as it is (no ``dict(row)`` copy) and JSON is written by one prebuilt encoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import attrs
+import cattrs
+
+from ...core.text import canonical_json
+from ...core.timestamps import from_text, to_text
+
+T = TypeVar("T")
+
+_converter = cattrs.Converter(detailed_validation=False)
+
+_loads = json.loads
+_fromisoformat = datetime.fromisoformat
+
+
+def _load_dict(value: Any, _: Any = None) -> dict[str, Any]:
+    if isinstance(value, (str, bytes)):
+        value = _loads(value)
+        if type(value) is dict:
+            return value  # freshly parsed: no copy needed
+    return dict(value) if value is not None else {}
+
+
+@functools.lru_cache(maxsize=256)
+def _str_tuple_of_text(text: str) -> tuple[str, ...]:
+    # A tuple is immutable, so one parse serves every run waiting for the same signals.
+    return tuple(_loads(text))
+
+
+def _load_str_tuple(value: Any, _: Any = None) -> tuple[str, ...]:
+    if type(value) is str:
+        return _str_tuple_of_text(value)
+    loaded = _loads(value) if isinstance(value, bytes) else value
+    return tuple(loaded) if loaded is not None else ()
+
+
+def _load_datetime(value: Any, _: Any = None) -> datetime:
+    if type(value) is str:
+        # The stored form always ends in +00:00, which fromisoformat reads as UTC itself.
+        parsed = _fromisoformat(value)
+        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    return value if isinstance(value, datetime) else from_text(value)
+
+
+# The last instant written and its text: a unit of work stamps every row it writes with
+# the same ``now`` object, so most calls are this one (datetimes are immutable).
+_last_text: tuple[datetime | None, str] = (None, "")
+
+
+def _datetime_text(value: datetime) -> str:
+    global _last_text
+    last = _last_text
+    if value is last[0]:
+        return last[1]
+    # to_text's astimezone is only needed for other offsets; the text is the same.
+    text = value.isoformat(timespec="microseconds") if value.tzinfo is UTC else to_text(value)
+    _last_text = (value, text)
+    return text
+
+
+def _optional_arm(cls: Any) -> Any:
+    """``X`` of ``X | None`` (one arm besides None), else None."""
+    if get_origin(cls) not in (Union, type(int | None)):
+        return None
+    arms = [a for a in get_args(cls) if a is not type(None)]
+    return arms[0] if len(arms) == 1 and len(get_args(cls)) == 2 else None
+
+
+def _optional_structure(cls: Any) -> Callable[[Any, Any], Any]:
+    arm = _optional_arm(cls)
+    inner = _converter.get_structure_hook(arm)
+    return lambda value, _: None if value is None else inner(value, arm)
+
+
+def _optional_unstructure(cls: Any) -> Callable[[Any], Any]:
+    inner = _converter.get_unstructure_hook(_optional_arm(cls))
+    return lambda value: None if value is None else inner(value)
+
+
+def _is_enum(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Enum)
+
+
+# StrEnum before str: otherwise the str pass-through would keep the member.
+_converter.register_unstructure_hook(StrEnum, lambda v: v.value)
+_converter.register_structure_hook_func(_is_enum, lambda v, cls: cls(v))
+# A predicate, not a class hook: a class hook for str would also catch the str enums.
+_converter.register_structure_hook_func(lambda t: t is str, lambda v, _: v)
+_converter.register_structure_hook(datetime, _load_datetime)
+_converter.register_unstructure_hook(datetime, _datetime_text)
+_JSON_OBJECT = dict[str, Any]
+_STR_TUPLE = tuple[str, ...]
+_converter.register_structure_hook_func(lambda t: t == _JSON_OBJECT, _load_dict)
+_converter.register_unstructure_hook_func(lambda t: t == _JSON_OBJECT, canonical_json)
+_converter.register_structure_hook_func(lambda t: t == _STR_TUPLE, _load_str_tuple)
+_converter.register_unstructure_hook_func(
+    lambda t: t == _STR_TUPLE, lambda v: canonical_json(list(v))
+)
+_converter.register_structure_hook_factory(
+    lambda t: _optional_arm(t) is not None, _optional_structure
+)
+_converter.register_unstructure_hook_factory(
+    lambda t: _optional_arm(t) is not None, _optional_unstructure
+)
+
+
+_defaults: dict[type[Any], bool] = {}
+
+
+def _has_defaults(cls: type[Any]) -> bool:
+    found = _defaults.get(cls)
+    if found is None:
+        found = _defaults[cls] = not attrs.has(cls) or any(
+            f.default is not attrs.NOTHING for f in attrs.fields(cls)
+        )
+    return found
+
+
+def from_row(cls: type[T], row: Mapping[str, Any]) -> T:
+    """Build a record of type ``cls`` from a row whose keys are its field names
+    (a ``sqlite3.Row`` or any mapping)."""
+    if type(row) is not dict and _has_defaults(cls):
+        # cattrs asks ``name in row`` for a field with a default, and ``in`` on a
+        # sqlite3.Row looks at the values, not the column names.
+        row = dict(row)
+    return _converter.structure(row, cls)
+
+
+# Field types whose column value is the field value: a reader passes them through.
+_AS_STORED = (str, int, str | None, int | None)
+_readers: dict[type[Any], Callable[[Sequence[Any]], Any]] = {}
+
+
+def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
+    fields = attrs.fields(attrs.resolve_types(cls))
+    steps = tuple(
+        (i, _converter.get_structure_hook(f.type), f.type)
+        for i, f in enumerate(fields)
+        if f.type not in _AS_STORED
+    )
+
+    positional = sum(1 for f in fields if not f.kw_only)
+    named = tuple(f.name for f in fields[positional:])
+    if any(not f.kw_only for f in fields[positional:]):
+        raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
+
+    def read(row: Sequence[Any]) -> Any:
+        values = list(row)
+        for i, hook, field_type in steps:
+            values[i] = hook(values[i], field_type)
+        if named:
+            return cls(*values[:positional], **dict(zip(named, values[positional:], strict=True)))
+        return cls(*values)
+
+    return read
+
+
+def from_values(cls: type[T], row: Sequence[Any]) -> T:
+    """Build a record of type ``cls`` from a row of :func:`columns` ``(cls)``, by position.
+
+    The hot paths read rows this way (issue 5): a ``sqlite3.Row`` finds a value by name
+    with a linear, case-insensitive search of its columns, by index at once; and only the
+    fields that need a rule (JSON, instants, enums) are converted at all.
+    """
+    read = _readers.get(cls)
+    if read is None:
+        read = _readers[cls] = _reader(cls)
+    record: T = read(row)
+    return record
+
+
+def columns(cls: type[Any], alias: str = "") -> str:
+    """The SELECT list that :func:`from_values` reads: every field's column, in field order,
+    each prefixed with ``alias.`` when given."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + f.name for f in attrs.fields(cls))
+
+
+def to_row(record: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The column values of a record (datetimes as text, dicts and tuples as JSON)."""
+    row: dict[str, Any] = _converter.unstructure(record)
+    for name in exclude:
+        row.pop(name, None)
+    return row
+
+
+_Columns = tuple[Callable[[Any], tuple[Any, ...]], tuple[tuple[str, Callable[[Any], Any]], ...]]
+_column_hooks: dict[type[Any], _Columns] = {}
+
+
+def _hooks(cls: type[Any]) -> _Columns:
+    found = _column_hooks.get(cls)
+    if found is None:
+        fields = attrs.fields(attrs.resolve_types(cls))
+        found = (
+            operator.attrgetter(*(f.name for f in fields)),  # every value in one C call
+            tuple((f.name, _converter.get_unstructure_hook(f.type)) for f in fields),
+        )
+        _column_hooks[cls] = found
+    return found
+
+
+def changed_columns(before: T, after: T) -> dict[str, Any]:
+    """The column values of ``after`` that differ from ``before`` (two records of one type).
+
+    A field holding the very same object is unchanged without a comparison, which is what
+    ``attrs.evolve`` leaves; only changed fields are converted, so an unchanged JSON column
+    is not serialised again (issue 5).
+    """
+    values, hooks = _hooks(type(after))
+    changes = {}
+    for (name, hook), new, old in zip(hooks, values(after), values(before), strict=True):
+        if new is not old and new != old:
+            changes[name] = hook(new)
+    return changes
+
+
+def field_names(cls: type[Any], *, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The column names of a record type, in field order."""
+    return tuple(f.name for f in attrs.fields(cls) if f.name not in exclude)

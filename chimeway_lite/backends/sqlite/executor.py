@@ -1,0 +1,81 @@
+"""The one place where SQL meets the sqlite3 connection: every statement goes through here.
+
+:class:`Executor` runs statements on the connection of one unit of work and turns every
+sqlite3 error into a :class:`~chimeway_lite.core.errors.ChimewayError` (via
+:func:`~chimeway_lite.backends.sqlite.connection.translate`), so no sqlite3 exception leaves
+the backend. A constraint the schema enforces becomes
+:class:`~chimeway_lite.core.errors.ConstraintFailed`, which the
+query that expects it turns into its own answer (a duplicate, or the host's bad value).
+When ``CHIMEWAY_TRACE_SQL`` is set, every statement is logged at DEBUG level under the
+``chimeway_lite.sql`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ...core.errors import ConstraintFailed
+from .connection import translate
+
+_log = logging.getLogger("chimeway_lite.sql")
+_TRACE = bool(os.environ.get("CHIMEWAY_TRACE_SQL"))
+
+Params = Mapping[str, Any] | Sequence[Any]
+
+
+class Executor:
+    """Runs statements on one connection, translating its errors."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+        self.conn = conn
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        """Run one statement."""
+        if _TRACE:
+            _log.debug("%s", " ".join(sql.split()))
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise ConstraintFailed(self.path, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
+        """Run one statement for each of ``rows``."""
+        if _TRACE:
+            _log.debug("%s (many)", " ".join(sql.split()))
+        try:
+            return self.conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise ConstraintFailed(self.path, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from exc
+
+    def insert(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run an INSERT for each row (``execute`` for one: executemany costs more)."""
+        if len(rows) == 1:
+            self.execute(sql, rows[0])
+        elif rows:
+            self.executemany(sql, rows)
+
+    def one(self, sql: str, params: Params = ()) -> Any:
+        """The first row of a query, or None."""
+        cursor = self.execute(sql, params)
+        try:
+            return cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from exc
+
+    def all(self, sql: str, params: Params = ()) -> list[Any]:
+        """Every row of a query."""
+        cursor = self.execute(sql, params)
+        try:
+            return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from exc

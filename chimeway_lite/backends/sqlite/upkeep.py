@@ -1,0 +1,262 @@
+"""Prune, forget, verify's reads and the listings: the SQL, beside the code that runs it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ...core.records import Erasure, WorkflowRun, WorkflowTransition
+from ...core.text import canonical_json
+from ...core.timestamps import to_text
+from ..base import RunTrace
+from . import convert
+from .executor import Executor
+
+# Finished runs of one tenant (or all), older than the cutoff.
+_FINISHED_BEFORE = """
+SELECT id, notification_id FROM workflow_runs
+ WHERE state IN ('completed', 'stopped') AND last_transition_at < :before
+   AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+"""
+# Children before parents: the foreign keys are checked statement by statement.
+_PRUNE = (
+    ("DELETE FROM workflow_transitions WHERE workflow_run_id = ?", 0),
+    ("DELETE FROM deliveries WHERE notification_id = ?", 1),
+    ("DELETE FROM workflow_runs WHERE id = ?", 0),
+    ("DELETE FROM notifications WHERE id = ?", 1),
+)
+
+# The notifications forget() erases; every other delete below hangs off this set, so the
+# notifications themselves go last (the foreign keys point at them).
+_NOTIFICATIONS = """
+SELECT id FROM notifications
+ WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)
+"""
+_FORGET = (
+    (
+        "workflow_transitions",
+        "DELETE FROM workflow_transitions WHERE workflow_run_id IN "
+        f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
+    ),
+    ("deliveries", f"DELETE FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})"),
+    ("workflow_runs", f"DELETE FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS})"),
+    (
+        "notifications",
+        "DELETE FROM notifications "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
+    ),
+    (
+        "signals",
+        "DELETE FROM signals "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
+    ),
+)
+_INSERT_ERASURE = """
+INSERT INTO erasures (id, tenant_id, scope, row_counts, rows_erased, erased_at)
+VALUES (:id, :tenant_id, :scope, :row_counts, :rows_erased, :erased_at)
+"""
+_ERASURES = f"""
+SELECT {convert.columns(Erasure)} FROM erasures
+ WHERE :tenant_id IS NULL OR tenant_id = :tenant_id ORDER BY erased_at, rowid
+"""
+
+# verify(): the rows that break an evidence or tenancy rule, by the check's name (the
+# messages are in chimeway_lite.engine.audit.FINDINGS); reasons come in as parameters.
+_FINDINGS: tuple[tuple[str, str], ...] = (
+    (
+        # Engine rows whose delivery is the run's own anchor delivery (:anchored).
+        "foreign_anchor",
+        "SELECT t.seq, t.reason, t.workflow_run_id, t.delivery_id, "
+        "CASE WHEN d.id IS NULL THEN 'does not exist' "
+        "ELSE 'belongs to run ' || coalesce(d.workflow_run_id, '(none)') END "
+        "FROM workflow_transitions AS t LEFT JOIN deliveries AS d ON d.id = t.delivery_id "
+        "WHERE t.delivery_id IS NOT NULL "
+        "AND t.reason IN (SELECT value FROM json_each(:anchored)) "
+        "AND d.workflow_run_id IS NOT t.workflow_run_id",
+    ),
+    (
+        "signal_other_tenant",
+        "SELECT t.seq, t.workflow_run_id, t.delivery_id FROM workflow_transitions AS t "
+        "JOIN workflow_runs AS r ON r.id = t.workflow_run_id "
+        "JOIN deliveries AS d ON d.id = t.delivery_id "
+        "WHERE t.reason = :resumed AND d.tenant_id != r.tenant_id",
+    ),
+    (
+        "unanswered_delivery",
+        "SELECT d.workflow_run_id, d.workflow_step_id, count(*) AS planned, "
+        "(SELECT count(*) FROM workflow_transitions AS t "
+        "  WHERE t.workflow_run_id = d.workflow_run_id "
+        "    AND t.workflow_step_id = d.workflow_step_id "
+        "    AND t.reason = :activated) AS activated "
+        "FROM deliveries AS d WHERE d.workflow_run_id IS NOT NULL "
+        "GROUP BY d.workflow_run_id, d.workflow_step_id HAVING planned > activated",
+    ),
+    (
+        "run_tenant",
+        "SELECT r.id, r.tenant_id, n.tenant_id FROM workflow_runs AS r "
+        "JOIN notifications AS n ON n.id = r.notification_id WHERE n.tenant_id != r.tenant_id",
+    ),
+    (
+        "delivery_tenant",
+        "SELECT d.id, d.tenant_id, n.tenant_id FROM deliveries AS d "
+        "JOIN notifications AS n ON n.id = d.notification_id WHERE n.tenant_id != d.tenant_id",
+    ),
+    (
+        "delivery_notification",
+        "SELECT d.id, d.workflow_run_id FROM deliveries AS d "
+        "JOIN workflow_runs AS r ON r.id = d.workflow_run_id "
+        "WHERE r.notification_id != d.notification_id",
+    ),
+    (
+        "foreign_step",
+        "SELECT r.id, r.current_step_id FROM workflow_runs AS r "
+        "LEFT JOIN workflow_steps AS s ON s.id = r.current_step_id "
+        "WHERE s.workflow_definition_id IS NOT r.workflow_definition_id",
+    ),
+)
+
+_RUNS = """
+SELECT r.id, r.tenant_id, r.state, r.status_reason, d.workflow_key, d.workflow_version,
+       s.step_key AS current_step, s.channel, r.started_at, r.last_transition_at,
+       r.suspended_until, r.pending_signals, r.terminal_reason
+  FROM workflow_runs AS r
+  JOIN workflow_definitions AS d ON d.id = r.workflow_definition_id
+  JOIN workflow_steps AS s ON s.id = r.current_step_id
+ WHERE (:tenant_id IS NULL OR r.tenant_id = :tenant_id)
+   AND (:state IS NULL OR r.state = :state)
+ ORDER BY r.last_transition_at DESC, r.id
+ LIMIT :limit
+"""
+_TRACES = """
+SELECT t.seq, t.inserted_at, t.from_state, t.to_state, t.reason, s.step_key, t.delivery_id,
+       t.context, t.id
+  FROM workflow_transitions AS t
+  LEFT JOIN workflow_steps AS s ON s.id = t.workflow_step_id
+ WHERE t.workflow_run_id = :run_id
+ ORDER BY t.seq
+ LIMIT :limit
+"""
+
+
+def _read(cls: type[Any], row: Any) -> Any:
+    try:
+        return convert.from_row(cls, row)
+    except Exception as exc:  # a row a host rewrote by hand: verify reports it
+        return exc
+
+
+class UpkeepQueries:
+    """The prune, forget, audit and listing half of
+    :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
+
+    sql: Executor
+
+    def prune(self, before: datetime, tenant_id: str | None) -> int:
+        """Delete finished runs last changed before ``before`` with their rows."""
+        runs = self.sql.all(_FINISHED_BEFORE, {"before": to_text(before), "tenant_id": tenant_id})
+        deleted = 0
+        for statement, column in _PRUNE:
+            if runs:
+                deleted += self.sql.executemany(statement, [(r[column],) for r in runs]).rowcount
+        return deleted
+
+    def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:
+        """Erase a tenant's (or one recipient's) rows; the rows deleted per table."""
+        params = {"tenant_id": tenant_id, "recipient": recipient}
+        return {table: self.sql.execute(sql, params).rowcount for table, sql in _FORGET}
+
+    def insert_erasure(self, erasure: Erasure) -> None:
+        """Record a tombstone."""
+        self.sql.execute(_INSERT_ERASURE, convert.to_row(erasure))
+
+    def erasures(self, tenant_id: str | None) -> list[Erasure]:
+        """The tombstones, oldest first."""
+        rows = self.sql.all(_ERASURES, {"tenant_id": tenant_id})
+        return [convert.from_values(Erasure, r) for r in rows]
+
+    # -- verify ---------------------------------------------------------------------------------
+
+    def storage_problems(self) -> list[str]:
+        """integrity_check, foreign_key_check, and the trace sequence against its counter."""
+        problems = [
+            f"integrity_check: {row[0]}"
+            for row in self.sql.all("PRAGMA integrity_check")
+            if row[0] != "ok"
+        ]
+        for table, rowid, parent, _ in self.sql.all("PRAGMA foreign_key_check"):
+            problems.append(f"foreign key: {table} row {rowid} names a missing {parent} row")
+        top = self.sql.one("SELECT max(seq) FROM workflow_transitions")[0]
+        counter = self.sql.one(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+        )
+        if top is not None and (counter is None or top > counter[0]):
+            problems.append(
+                f"transition seq {top} is above the store's sequence counter "
+                f"{None if counter is None else counter[0]}: the next append would collide"
+            )
+        return problems
+
+    def evidence_findings(
+        self, *, anchored: Sequence[str], activated: str, resumed: str
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Rows that break an evidence or tenancy rule, by check name. The reasons come from
+        the machine's table: those whose rows anchor on the run's own delivery, the one that
+        activates a step (it plans a delivery) and the one a signal's resume writes."""
+        params = {
+            "anchored": canonical_json(list(anchored)),
+            "activated": activated,
+            "resumed": resumed,
+        }
+        for name, sql in _FINDINGS:
+            wanted = {k: v for k, v in params.items() if f":{k}" in sql}
+            for row in self.sql.all(sql, wanted):
+                yield name, tuple(row)
+
+    def run_traces(self) -> Iterator[RunTrace]:
+        """Every run with its trace: a merge of two ordered scans (runs by id, the trace by
+        run and seq, both on an index), so one run and its trace are in memory at a time."""
+        runs = self.sql.execute("SELECT * FROM workflow_runs ORDER BY id")
+        rows = self.sql.execute("SELECT * FROM workflow_transitions ORDER BY workflow_run_id, seq")
+        traces = itertools.groupby(rows, key=lambda r: str(r["workflow_run_id"]))
+        pending = next(traces, None)
+        for run_row in runs:
+            run_id = str(run_row["id"])
+            while pending is not None and pending[0] < run_id:
+                pending = next(traces, None)  # a trace without its run: a foreign-key problem
+            trace: list[tuple[int, WorkflowTransition | Exception]] = []
+            if pending is not None and pending[0] == run_id:
+                trace = [(r["seq"], _read(WorkflowTransition, r)) for r in pending[1]]
+                pending = next(traces, None)
+            yield RunTrace(run_id, _read(WorkflowRun, run_row), tuple(trace))
+
+    # -- listings -------------------------------------------------------------------------------
+
+    def run_rows(
+        self, tenant_id: str | None, state: str | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """Runs, most recently changed first."""
+        params = {"tenant_id": tenant_id, "state": state, "limit": -1 if limit is None else limit}
+        return [dict(r) for r in self.sql.all(_RUNS, params)]
+
+    def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:
+        """A run's trace, step keys instead of step ids."""
+        params = {"run_id": run_id, "limit": -1 if limit is None else limit}
+        return [dict(r) for r in self.sql.all(_TRACES, params)]
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """Every table of the file with its row count and columns (schema introspection
+        through sqlite-utils, in the form ``sqlite-utils tables --counts --columns``)."""
+        db = sqlite_utils.Database(self.sql.conn, recursive_triggers=False, execute_plugins=False)
+        return [
+            {
+                "table": name,
+                "count": db.table(name).count,
+                "columns": [c.name for c in db.table(name).columns],
+            }
+            for name in db.table_names()
+            if not name.startswith("sqlite_")
+        ]

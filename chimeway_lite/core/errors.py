@@ -1,0 +1,213 @@
+"""Errors raised by chimeway_lite.
+
+Every error is a :class:`ChimewayError`; each leaf builds its own message and keeps the
+fields that explain it as attributes, so callers can branch on data instead of parsing text::
+
+    ChimewayError
+    ├── InvalidWorkflow        (ValueError)   a declaration broke a rule of SPEC §2
+    ├── DefinitionConflict                    same key + version, different steps
+    ├── RunNotFound            (LookupError)  missing run, or a run of another tenant
+    ├── StepNotFound           (LookupError)
+    ├── DeliveryNotFound       (LookupError)  record_outcome of an unknown delivery
+    ├── InvalidSignal          (ValueError)
+    ├── InvalidTransition      (ValueError)   terminal run changed, context key off-catalogue
+    ├── InvalidArgument        (ValueError)   blank id, bad limit, unknown status, naive time
+    ├── StoreBusy                             the write lock was not obtained in time
+    ├── SchemaMismatch                        newer/foreign schema, or not SQLite at all
+    └── StorageError                          the file cannot be opened or written
+        └── ConstraintFailed                  a value the schema's constraints refuse
+
+Errors pickle with their fields, so they cross process boundaries intact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChimewayError(Exception):
+    """Base class of every error chimeway_lite raises on purpose."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self._fields = fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Leaves take keyword fields, not the message: rebuild through the fields.
+        return (_rebuild, (type(self), self.message, self._fields))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[ChimewayError], message: str, fields: dict[str, Any]) -> ChimewayError:
+    error = cls.__new__(cls)
+    ChimewayError.__init__(error, message, **fields)
+    return error
+
+
+class InvalidWorkflow(ChimewayError, ValueError):
+    """A workflow declaration is malformed.
+
+    ``path`` locates the fault (``steps[1](email).progress[0](wait_until).delay_seconds``);
+    ``step`` is the offending step's key (or None), ``rule`` the rule's index in that step's
+    progress list (or None) and ``problem`` says what is wrong.
+    """
+
+    path: str
+    problem: str
+    step: str | None
+    rule: int | None
+
+    def __init__(
+        self, path: str, problem: str, *, step: str | None = None, rule: int | None = None
+    ) -> None:
+        super().__init__(
+            f"invalid workflow at {path}: {problem}",
+            path=path,
+            problem=problem,
+            step=step,
+            rule=rule,
+        )
+
+
+class DefinitionConflict(ChimewayError):
+    """The key and version are registered already, with different steps."""
+
+    workflow_key: str
+    workflow_version: int
+
+    def __init__(self, workflow_key: str, workflow_version: int) -> None:
+        super().__init__(
+            f"workflow {workflow_key!r} version {workflow_version} is already registered "
+            "with different steps; register the change under a new version",
+            workflow_key=workflow_key,
+            workflow_version=workflow_version,
+        )
+
+
+class RunNotFound(ChimewayError, LookupError):
+    """No run with this id is visible to the caller.
+
+    A missing run and a run of another tenant raise the same error with the same message,
+    so the error reveals nothing about who owns a run.
+    """
+
+    run_id: str
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"workflow run {run_id!r} not found", run_id=run_id)
+
+
+class StepNotFound(ChimewayError, LookupError):
+    """A step id or step key does not name a step of the definition."""
+
+    step: str
+
+    def __init__(self, step: object) -> None:
+        super().__init__(f"workflow step {step!r} not found", step=step)
+
+
+class DeliveryNotFound(ChimewayError, LookupError):
+    """No delivery with this id exists."""
+
+    delivery_id: str
+
+    def __init__(self, delivery_id: object) -> None:
+        super().__init__(f"delivery {delivery_id!r} not found", delivery_id=delivery_id)
+
+
+class InvalidSignal(ChimewayError, ValueError):
+    """A signal is malformed; ``field`` names the part at fault."""
+
+    field: str
+    problem: str
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid signal {field}: {problem}", field=field, problem=problem)
+
+
+class InvalidTransition(ChimewayError, ValueError):
+    """A change the state spine forbids: a terminal run leaving its state, or a context
+    key outside the catalogue of SPEC §10."""
+
+    run_id: str | None
+    from_state: str | None
+    to_state: str | None
+    problem: str
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        run_id: str | None = None,
+        from_state: str | None = None,
+        to_state: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"invalid transition of run {run_id!r} ({from_state} -> {to_state}): {problem}",
+            run_id=run_id,
+            from_state=from_state,
+            to_state=to_state,
+            problem=problem,
+        )
+
+
+class InvalidArgument(ChimewayError, ValueError):
+    """An argument has the wrong type or value; ``name`` is the parameter."""
+
+    name: str
+    problem: str
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"invalid {name}: {problem}", name=name, problem=problem)
+
+
+class StoreBusy(ChimewayError):
+    """The write lock on the store was not obtained within ``timeout`` seconds.
+
+    Nothing was written; the call may be retried as it is.
+    """
+
+    path: str
+    timeout: float
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(
+            f"store {path!r} is busy: the write lock was not obtained within {timeout:g} s "
+            "(nothing was written)",
+            path=path,
+            timeout=timeout,
+        )
+
+
+class SchemaMismatch(ChimewayError):
+    """The file is not a chimeway_lite store this version can use."""
+
+    path: str
+    problem: str
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"cannot use {path!r}: {problem}", path=path, problem=problem)
+
+
+class StorageError(ChimewayError):
+    """The file cannot be opened or written (missing directory, read-only file, disk full)."""
+
+    path: str
+    problem: str
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"storage error on {path!r}: {problem}", path=path, problem=problem)
+
+
+class ConstraintFailed(StorageError):
+    """A write broke a constraint of the schema (a unique key, a foreign key, a CHECK).
+
+    The engine turns the ones it expects into their own answers (a duplicate trigger, a
+    host's value refused); one that reaches the caller means the store's rows are not what
+    the engine wrote (see ``verify()``).
+    """

@@ -1,0 +1,288 @@
+"""The records of chimeway_lite: one frozen attrs class per row type, plus str enums.
+
+Records describe the domain and know nothing about SQL; :mod:`chimeway_lite.convert` turns
+rows into records and back. Change a record with :func:`attrs.evolve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import attrs
+
+
+class RunState(StrEnum):
+    """The state of a workflow run; ``completed`` and ``stopped`` are terminal."""
+
+    ACTIVE = "active"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the states nothing leaves."""
+        return self in (RunState.COMPLETED, RunState.STOPPED)
+
+
+class DeliveryStatus(StrEnum):
+    """Where a planned delivery stands in the outbox."""
+
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+
+
+class Outcome(StrEnum):
+    """The outcome of a delivery as progress rules see it."""
+
+    DELIVERED = "delivered"
+    SUPPRESSED = "suppressed"
+    TEMPORARY_FAILURE = "temporary_failure"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    PERMANENT_FAILURE = "permanent_failure"
+    BOUNCED = "bounced"
+
+
+class ProgressKind(StrEnum):
+    """What one progression did to a run."""
+
+    ADVANCED = "advanced"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    NOOP = "noop"
+
+
+def _tuple_of_str(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _steps(value: Iterable[WorkflowStep]) -> tuple[WorkflowStep, ...]:
+    return tuple(value)
+
+
+def _deliveries(value: Iterable[Delivery]) -> tuple[Delivery, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class WorkflowStep:
+    """One stored step of a definition; ``config["progress"]`` holds its rules."""
+
+    id: str
+    workflow_definition_id: str
+    step_key: str
+    step_order: int
+    channel: str
+    config: dict[str, Any]
+    inserted_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class WorkflowDefinition:
+    """A registered workflow, identified by (workflow_key, workflow_version) across tenants."""
+
+    id: str
+    workflow_key: str
+    workflow_version: int
+    notification_key: str
+    steps: tuple[WorkflowStep, ...] = attrs.field(converter=_steps)
+    inserted_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class Notification:
+    """One triggered notification of a tenant for a recipient."""
+
+    id: str
+    tenant_id: str
+    recipient: str
+    notification_key: str
+    idempotency_key: str
+    workflow_definition_id: str | None
+    inserted_at: datetime
+
+
+@attrs.frozen
+class Delivery:
+    """One planned send on one channel, as it moves through the outbox."""
+
+    id: str
+    tenant_id: str
+    notification_id: str
+    channel: str
+    status: DeliveryStatus
+    suppression_reason: str | None
+    workflow_run_id: str | None
+    workflow_step_id: str | None
+    inserted_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class WorkflowRun:
+    """The row of one running journey; ``id`` is also called the execution id.
+
+    The last three fields are the machine's own state, never read from evidence:
+    ``wait_kind`` is the rule kind of the wait a ``waiting`` run is in (``"wait_until"``),
+    ``wait_target`` the step key that wait leads to, and ``resumed_by`` the event of the
+    signal that ended the run's wait, which the next progression settles (SPEC §4 item 6).
+    All three are None when they do not apply.
+    """
+
+    id: str
+    tenant_id: str
+    notification_id: str
+    workflow_definition_id: str
+    current_step_id: str
+    state: RunState
+    status_reason: str
+    status_context: dict[str, Any]
+    started_at: datetime
+    last_transition_at: datetime
+    suspended_until: datetime | None
+    pending_signals: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    terminal_reason: str | None
+    wait_kind: str | None = None
+    wait_target: str | None = None
+    resumed_by: str | None = None
+
+
+@attrs.frozen
+class WorkflowTransition:
+    """One append-only trace row: a decision and its payload-free evidence."""
+
+    id: str
+    seq: int
+    workflow_run_id: str
+    workflow_step_id: str | None
+    delivery_id: str | None
+    from_state: RunState | None
+    to_state: RunState
+    reason: str
+    context: dict[str, Any]
+    inserted_at: datetime
+
+
+def _payload(value: Any) -> Any:
+    return {} if value is None else value
+
+
+@attrs.frozen
+class Signal:
+    """An event from the host such as ``notification_read``.
+
+    ``id`` and ``inserted_at`` stay None until :meth:`Store.track_signal` records it.
+    """
+
+    tenant_id: str
+    event_name: str
+    actor_id: str | None = None
+    payload: dict[str, Any] = attrs.field(default=None, converter=_payload)
+    id: str | None = attrs.field(default=None, kw_only=True)
+    inserted_at: datetime | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class Resumed:
+    """A run resumed by a signal and the ``signal_received`` row that records it."""
+
+    run: WorkflowRun
+    transition: WorkflowTransition
+
+
+@attrs.frozen
+class Progress:
+    """The result of one progression: what happened (``kind``), the run afterwards, the
+    reason (the new status_reason, or the noop reason) and the deliveries it planned."""
+
+    kind: ProgressKind
+    run: WorkflowRun
+    reason: str
+    deliveries: tuple[Delivery, ...] = attrs.field(default=(), converter=_deliveries)
+
+
+@attrs.frozen
+class TriggerResult:
+    """What :meth:`Store.trigger` recorded, or found already recorded (``duplicate``)."""
+
+    notification: Notification
+    run: WorkflowRun
+    deliveries: tuple[Delivery, ...] = attrs.field(converter=_deliveries)
+    duplicate: bool
+
+
+@attrs.frozen
+class StepLinkage:
+    """The run and step a notification's deliveries are currently planned for."""
+
+    workflow_run_id: str
+    workflow_step_id: str
+    channel: str
+
+
+@attrs.frozen
+class RunExplanation:
+    """Why a run is where it is, and what would move it next.
+
+    The first eight fields are the reference implementation's; the rest add the evidence:
+    ``due_at`` and ``next_step`` of a wait, the signals that would cancel it
+    (``pending_signals``), the last decision (``last_transition``) and two sentences for
+    people (``why`` and ``next_move``). The delivery the next decision looks at is
+    ``anchor_delivery_id`` / ``anchor_delivery_status`` (the latest delivery of the current
+    step); ``next_decision`` is what a progression at the time of the explanation would do,
+    and ``blocked_by`` its noop reason when it would do nothing (``wait_not_due``,
+    ``prior_delivery_not_converged``, ``run_not_active`` …).
+    """
+
+    id: str
+    tenant_id: str
+    state: RunState
+    status_reason: str
+    current_step_name: str
+    suspended_until: datetime | None
+    pending_signals: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    terminal_reason: str | None
+    workflow_key: str
+    workflow_version: int
+    current_step_order: int
+    current_channel: str
+    started_at: datetime
+    last_transition_at: datetime
+    status_context: dict[str, Any]
+    due_at: datetime | None
+    next_step: str | None
+    last_transition: WorkflowTransition | None
+    why: str
+    next_move: str
+    anchor_delivery_id: str | None = None
+    anchor_delivery_status: DeliveryStatus | None = None
+    next_decision: ProgressKind | None = None
+    blocked_by: str | None = None
+
+
+@attrs.frozen
+class Erasure:
+    """The tombstone :meth:`Store.forget` leaves: what was erased, when, and how many rows.
+
+    ``scope`` is ``"tenant"`` (everything of the tenant) or ``"recipient"`` (one recipient
+    of it). The recipient itself is not kept, nor anything else it was asked to erase:
+    ``row_counts`` maps each table to the number of rows deleted from it, and
+    ``rows_erased`` is their sum.
+    """
+
+    id: str
+    tenant_id: str
+    scope: str
+    row_counts: dict[str, Any]
+    rows_erased: int
+    erased_at: datetime

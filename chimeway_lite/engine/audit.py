@@ -1,0 +1,360 @@
+"""Integrity checks of a store: each run's trace folded and compared with its row.
+
+:func:`verify` returns the problems it finds, one sentence each, and an empty list for a
+healthy store. It reads only, inside the caller's unit (:meth:`Store.verify` opens a read
+unit, so it sees one consistent snapshot while other processes keep writing).
+
+What is checked
+---------------
+* The database's own checks (SQLite: ``integrity_check``, ``foreign_key_check``) and the
+  trace sequence: no ``seq`` above the store's sequence counter (the next append would
+  collide).
+* Every run's trace, folded in seq order (below), against its row: ``state``,
+  ``current_step_id``, ``pending_signals``, ``suspended_until``, ``terminal_reason``, the
+  machine's own ``wait_kind``, ``wait_target`` and ``resumed_by``, and ``started_at`` (the
+  time of the first row). A decision that opens a step is followed by its
+  ``step_activated`` row, adjacent in seq: a decision is written whole or not at all.
+* A waiting run's wait target is a step its wait rule names (else the due sweep would send
+  the run where no rule leads).
+* Evidence (:data:`FINDINGS`): a delivery named by an engine row that anchors on the run's
+  own delivery must exist and belong to that run; a ``signal_received`` row must not name
+  another tenant's delivery. Every delivery planned for a run answers a ``step_activated``
+  row of that run and step (more deliveries than activations is a duplicate).
+* Tenancy: a run's and a delivery's tenant are those of their notification, and a run's
+  current step belongs to its definition. Trace contexts keep to the catalogue of SPEC §10.
+
+The fold
+--------
+Each engine reason is one :class:`~chimeway_lite.machine.vocabulary.Move` of the machine's
+table (:data:`~chimeway_lite.machine.table.MOVES`): its ``from_state`` and ``to_state`` are
+fixed, it may open a step or name the step the run is on, and its variant (by the row's
+``rule_kind``) gives a finishing row its terminal reason. ``step_activated`` puts the cursor
+on its step; a row that enters ``waiting`` sets the wait (``suspended_until`` = the
+context's ``due_at``, ``wait_kind`` = its ``rule_kind``, ``wait_target`` = its ``to_step``,
+``pending_signals`` = the signals of the step's rule of that kind, as the machine chooses
+it); ``signal_received`` sets ``resumed_by`` to its event; every other engine row clears
+what it leaves. An engine row must start from the state the fold has reached, and no
+engine row may follow a terminal state.
+
+Host rows — any other reason, written with ``tx.append_transition`` (SPEC §8) — are trusted:
+the run is taken to be in the row's ``to_state``, and the fields the host may have changed
+along with it through ``tx.update_run`` are not checked until the next engine row sets them
+again (an engine row that names a step puts the fold back on that step). A host row's
+``from_state``, step and delivery are its own evidence and are not checked, except that a
+terminal run keeps its state (which ``append_transition`` enforces anyway). What is
+reported is a change with no row at all: a host that moves a run with ``update_run`` and
+appends nothing leaves a row the trace does not explain, and :func:`verify` says so.
+``status_reason``, ``status_context`` and ``last_transition_at`` are the host's to rewrite
+and are not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ..core.errors import ChimewayError
+from ..core.records import RunState, WorkflowRun, WorkflowTransition
+from ..core.timestamps import from_text
+from ..machine.journey import Journey
+from ..machine.kinds import kind_named
+from ..machine.table import CONTEXT_KEYS, MOVES, terminal_reason
+from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
+from .work import Work
+
+#: The message of each evidence or tenancy finding of the backend, by check name.
+FINDINGS: Mapping[str, str] = {
+    "foreign_anchor": "transition seq {0} ({1}) of run {2}: its anchor delivery {3} {4}",
+    "signal_other_tenant": (
+        "transition seq {0} (signal_received) of run {1}: names delivery {2} of another tenant"
+    ),
+    "unanswered_delivery": (
+        "run {0}: {2} deliveries planned for step {1}, which was activated {3} times"
+    ),
+    "run_tenant": "run {0}: tenant {1!r} differs from its notification's tenant {2!r}",
+    "delivery_tenant": "delivery {0}: tenant {1!r} differs from its notification's tenant {2!r}",
+    "delivery_notification": (
+        "delivery {0}: planned for run {1} but belongs to another notification"
+    ),
+    "foreign_step": "run {0}: current step {1} is not a step of the run's definition",
+}
+
+_ANCHORED = tuple(reason for reason, move in MOVES.items() if move.anchored)
+
+# Fields of the run row the fold checks, besides the state.
+_STEP, _SUSPENDED, _PENDING, _TERMINAL = (
+    "current_step_id",
+    "suspended_until",
+    "pending_signals",
+    "terminal_reason",
+)
+_KIND, _TARGET, _RESUMED = "wait_kind", "wait_target", "resumed_by"
+_HOST_FIELDS = frozenset({_STEP, _SUSPENDED, _PENDING, _TERMINAL, _KIND, _TARGET, _RESUMED})
+
+
+def verify(work: Work) -> list[str]:
+    """The problems found in the store; empty when healthy (see the module docstring).
+
+    A part of the store that cannot be read at all is reported as a problem too, and the
+    remaining checks still run.
+    """
+    unit = work.unit
+    problems: list[str] = []
+
+    def findings() -> list[str]:
+        found = unit.evidence_findings(
+            anchored=_ANCHORED, activated=STEP_ACTIVATED, resumed=SIGNAL_RECEIVED
+        )
+        return [FINDINGS[name].format(*values) for name, values in found]
+
+    checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
+        ("integrity_check", unit.storage_problems),
+        ("evidence and tenancy", findings),
+        ("the traces", lambda: _trace_checks(work)),
+    )
+    for name, check in checks:
+        try:
+            problems += check()
+        except ChimewayError as exc:
+            problems.append(f"{name}: the store cannot be read: {exc}")
+    return problems
+
+
+def _trace_checks(work: Work) -> list[str]:
+    problems: list[str] = []
+    for found in work.unit.run_traces():
+        trace = []
+        for seq, row in found.transitions:
+            if isinstance(row, Exception):
+                problems.append(f"transition seq {seq}: the row cannot be read: {row!r}")
+            else:
+                trace.append(row)
+        if isinstance(found.run, Exception):
+            problems.append(f"run {found.run_id}: the row cannot be read: {found.run!r}")
+            continue
+        if not found.transitions:
+            problems.append(f"run {found.run_id}: has no trace")
+            continue
+        problems += _Fold(found.run, _journey(work, found.run)).check(trace)
+    return problems
+
+
+def _journey(work: Work, run: WorkflowRun) -> Journey | str:
+    try:
+        return work.definitions.journey(run.workflow_definition_id)
+    except (ChimewayError, LookupError) as exc:
+        return str(exc)
+
+
+@attrs.define
+class _Fold:
+    """The run as its trace tells it, built row by row."""
+
+    run: WorkflowRun
+    journey: Journey | str  # or why it cannot be read
+    state: RunState | None = None
+    values: dict[str, Any] = attrs.field(
+        factory=lambda: {
+            _STEP: None,
+            _SUSPENDED: None,
+            _PENDING: (),
+            _TERMINAL: None,
+            _KIND: None,
+            _TARGET: None,
+            _RESUMED: None,
+        }
+    )
+    # Fields a host row may have changed: not checked until an engine row sets them again.
+    host_owned: set[str] = attrs.field(factory=set)
+    problems: list[str] = attrs.field(factory=list)
+
+    def report(self, problem: str, row: WorkflowTransition | None = None) -> None:
+        where = f"run {self.run.id}"
+        if row is not None:
+            where = f"transition seq {row.seq} ({row.reason}) of {where}"
+        self.problems.append(f"{where}: {problem}")
+
+    def check(self, trace: Iterable[WorkflowTransition]) -> list[str]:
+        previous: WorkflowTransition | None = None
+        for row in trace:
+            self._context(row)
+            if previous is None:
+                self._first(row)
+            elif _opens_step(previous):
+                self._pair(previous, row)
+            if row.reason in MOVES:
+                self._engine(row)
+            else:
+                self._host(row)
+            previous = row
+        if previous is not None and _opens_step(previous):
+            self.report("the decision ends without its step_activated row", previous)
+        self._compare()
+        self._wait_target()
+        return self.problems
+
+    # -- row by row ---------------------------------------------------------------------------
+
+    def _context(self, row: WorkflowTransition) -> None:
+        unknown = sorted(set(row.context) - CONTEXT_KEYS)
+        if unknown:
+            self.report(f"context keys outside the catalogue: {', '.join(unknown)}", row)
+
+    def _first(self, row: WorkflowTransition) -> None:
+        if row.reason != WORKFLOW_STARTED:
+            self.report("the trace does not open with workflow_started", row)
+        if row.inserted_at != self.run.started_at:
+            self.report(
+                f"started_at {self.run.started_at.isoformat()} differs from the first "
+                f"row's time {row.inserted_at.isoformat()}"
+            )
+
+    def _pair(self, opener: WorkflowTransition, row: WorkflowTransition) -> None:
+        if row.reason != STEP_ACTIVATED:
+            self.report("the decision is not followed by its step_activated row", opener)
+        elif row.seq != opener.seq + 1:
+            self.report(f"step_activated is not adjacent to seq {opener.seq}", row)
+
+    def _engine(self, row: WorkflowTransition) -> None:
+        move = MOVES[row.reason]
+        if self.state is not None and self.state.is_terminal:
+            self.report(f"an engine row after the run became {self.state.value}", row)
+        if row.from_state is not move.from_state or row.to_state is not move.to_state:
+            self.report(
+                f"records {_name(row.from_state)} -> {row.to_state.value}; the reason means "
+                f"{_name(move.from_state)} -> {move.to_state.value}",
+                row,
+            )
+        if self.state is not move.from_state:
+            self.report(
+                f"starts from {_name(move.from_state)} but the run was {_name(self.state)}", row
+            )
+        self.state = move.to_state
+        self._cursor(row, move.on_current_step)
+        if move.to_state is RunState.WAITING:
+            self._wait(row)
+        else:
+            for field, empty in (
+                (_SUSPENDED, None),
+                (_PENDING, ()),
+                (_KIND, None),
+                (_TARGET, None),
+            ):
+                self._set(field, empty)
+        resumed = row.context.get("event_name") if row.reason == SIGNAL_RECEIVED else None
+        self._set(_RESUMED, resumed)
+        finished = move.to_state.is_terminal
+        self._set(
+            _TERMINAL,
+            terminal_reason(row.reason, row.context.get("rule_kind")) if finished else None,
+        )
+
+    def _cursor(self, row: WorkflowTransition, on_current_step: bool) -> None:
+        if row.reason == STEP_ACTIVATED:
+            self._set(_STEP, row.workflow_step_id)
+        elif row.reason == WORKFLOW_STARTED:
+            self._set(_STEP, None)
+        elif on_current_step and row.workflow_step_id is not None:
+            step = self.values[_STEP]
+            if _STEP not in self.host_owned and row.workflow_step_id != step:
+                self.report(f"names step {row.workflow_step_id} but the run was on {step}", row)
+            self._set(_STEP, row.workflow_step_id)
+
+    def _wait(self, row: WorkflowTransition) -> None:
+        due = row.context.get("due_at")
+        try:
+            self._set(_SUSPENDED, from_text(due) if isinstance(due, str) else None)
+        except ValueError:
+            self.report(f"due_at {due!r} is not a timestamp", row)
+            self._set(_SUSPENDED, None)
+        if due is None:
+            self.report("a wait without due_at", row)
+        kind_name = row.context.get("rule_kind")
+        self._set(_KIND, kind_name)
+        self._set(_TARGET, row.context.get("to_step"))
+        self._set(_PENDING, self._pending_signals(row, kind_name))
+
+    def _pending_signals(self, row: WorkflowTransition, kind_name: Any) -> tuple[str, ...]:
+        if isinstance(self.journey, str):
+            self.report(f"its definition cannot be read: {self.journey}", row)
+            return ()
+        step_id = row.workflow_step_id or self.values[_STEP]
+        rules = self.journey.rules.get(step_id or "", ())
+        waits = _waits(kind_name, rules)
+        if not waits:
+            self.report(f"a wait on step {step_id}, which has no {kind_name} rule", row)
+            return ()
+        return waits[0][1]
+
+    def _host(self, row: WorkflowTransition) -> None:
+        if self.state is not None and self.state.is_terminal and row.to_state is not self.state:
+            self.report(f"moves a {self.state.value} run to {row.to_state.value}", row)
+        self.state = row.to_state
+        self.host_owned |= _HOST_FIELDS
+
+    def _set(self, field: str, value: Any) -> None:
+        self.values[field] = value
+        self.host_owned.discard(field)
+
+    # -- the end: the fold against the row ---------------------------------------------------
+
+    def _compare(self) -> None:
+        run = self.run
+        if run.state is not self.state:
+            self.report(f"state is {run.state.value} but the trace says {_name(self.state)}")
+        actual = {
+            _STEP: run.current_step_id,
+            _SUSPENDED: run.suspended_until,
+            _PENDING: tuple(run.pending_signals),
+            _TERMINAL: run.terminal_reason,
+            _KIND: run.wait_kind,
+            _TARGET: run.wait_target,
+            _RESUMED: run.resumed_by,
+        }
+        for field, value in actual.items():
+            if field not in self.host_owned and value != self.values[field]:
+                self.report(
+                    f"{field} is {_show(value)} but the trace says {_show(self.values[field])}"
+                )
+
+    def _wait_target(self) -> None:
+        # Whoever wrote it, a waiting run must wait for a step its wait rule names.
+        run = self.run
+        if run.state is not RunState.WAITING or isinstance(self.journey, str):
+            return
+        rules = self.journey.rules.get(run.current_step_id, ())
+        if run.wait_target not in {target for target, _ in _waits(run.wait_kind, rules)}:
+            self.report(
+                f"waits for step {run.wait_target!r} ({run.wait_kind}), which no rule of its "
+                "current step names"
+            )
+
+
+def _waits(kind_name: object, rules: tuple[Any, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """(target, signals) of every rule of the kind called ``kind_name`` among ``rules``, in
+    order (the machine waits by the first)."""
+    kind = kind_named(kind_name)
+    if kind is None:
+        return []
+    found = (kind.waits(r, rules) for r in rules if isinstance(r, kind.rule_type))
+    return [w for w in found if w is not None]
+
+
+def _opens_step(row: WorkflowTransition) -> bool:
+    move = MOVES.get(row.reason)
+    return move is not None and move.opens_step
+
+
+def _name(state: RunState | None) -> str:
+    return "(none)" if state is None else state.value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return repr(list(value))
+    return repr(value)

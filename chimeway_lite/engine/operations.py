@@ -1,0 +1,310 @@
+"""The engine's operations on one unit of work: the public surface of ``tx`` and, through
+:mod:`chimeway_lite.store`, of every :class:`~chimeway_lite.store.Store` method.
+
+:class:`Reader` holds the operations that only read; :class:`Engine` adds the ones that
+write. Each method is the one place its signature and docstring are written: the store's
+methods are made from them (one unit of work each), so the two never drift apart. The work
+itself lives in the module of its concern (:mod:`.outbox`, :mod:`.progression`,
+:mod:`.signals`, :mod:`.inspection`, :mod:`.seed`, :mod:`.lifecycle`, :mod:`.audit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..backends.base import Unit
+from ..core.arguments import optional_id, require_enum, require_id, require_limit
+from ..core.clock import Clock
+from ..core.records import (
+    Delivery,
+    DeliveryStatus,
+    Erasure,
+    Progress,
+    Resumed,
+    RunExplanation,
+    RunState,
+    Signal,
+    StepLinkage,
+    TriggerResult,
+    WorkflowDefinition,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowTransition,
+)
+from ..declarations import Workflow
+from . import audit, inspection, lifecycle, outbox, progression, seed, signals
+from .definitions import DefinitionIndex
+from .work import Work
+
+
+class Reader:
+    """The reading operations of one unit of work (a read snapshot, or any unit)."""
+
+    def __init__(self, unit: Unit, clock: Clock, index: DefinitionIndex) -> None:
+        self._work = Work(unit, clock, index)
+
+    @property
+    def index(self) -> DefinitionIndex:
+        """What this unit learnt about definitions (merged into the store's on commit)."""
+        return self._work.definitions.index
+
+    @property
+    def unit(self) -> Unit:
+        """The backend's unit of work this engine runs on."""
+        return self._work.unit
+
+    def now(self) -> datetime:
+        """The store clock's reading for this unit of work, in UTC."""
+        return self._work.now
+
+    # -- definitions (SPEC §3) -----------------------------------------------------------------
+
+    def fetch_definition(
+        self, workflow_key: str, workflow_version: int
+    ) -> WorkflowDefinition | None:
+        """The definition registered under key + version, with its steps, or None."""
+        return self._work.definitions.fetch(workflow_key, workflow_version)
+
+    def persisted_workflow(self, workflow_definition_id: str) -> Workflow | None:
+        """The declaration rebuilt from the stored rows (equal to the registered one)."""
+        return self._work.definitions.persisted_workflow(
+            require_id(workflow_definition_id, "workflow_definition_id")
+        )
+
+    def fetch_step_by_key(self, workflow_definition_id: str, step_key: str) -> WorkflowStep | None:
+        """One step of a definition by its key, or None."""
+        return self._work.unit.step_by_key(
+            require_id(workflow_definition_id, "workflow_definition_id"),
+            require_id(step_key, "step_key"),
+        )
+
+    # -- inspection (SPEC §6) ------------------------------------------------------------------
+
+    def explain(self, tenant_id: str, run_id: str) -> RunExplanation:
+        """Why a run of ``tenant_id`` is where it is and what would move it next;
+        RunNotFound for another tenant's run and for a missing one alike."""
+        return inspection.explain(self._work, tenant_id, run_id)
+
+    def list_traces(
+        self, tenant_id: str, run_id: str, *, limit: int | None = None
+    ) -> list[WorkflowTransition]:
+        """The run's trace ordered by seq, cut to ``limit`` rows; tenant-scoped."""
+        return inspection.list_traces(self._work, tenant_id, run_id, limit)
+
+    def list_deliveries(self, tenant_id: str, run_id: str) -> list[Delivery]:
+        """Every delivery planned for a run, oldest first; tenant-scoped like explain."""
+        run = seed.visible_run(self._work, tenant_id, run_id)
+        return outbox.list_deliveries(self._work, run.id)
+
+    def get_run(self, run_id: str) -> WorkflowRun:
+        """The run with this id (any tenant: the seed's low-level read), or RunNotFound."""
+        return seed.get_run(self._work, run_id)
+
+    def get_current_step(self, run: WorkflowRun) -> WorkflowStep:
+        """The step a run is on, or StepNotFound."""
+        return seed.get_current_step(self._work, run)
+
+    def active_step_linkage(self, notification_id: str) -> StepLinkage | None:
+        """The run and step a notification's deliveries currently belong to, or None once
+        the run has finished."""
+        return seed.active_step_linkage(self._work, notification_id)
+
+    def preview_signal(self, signal: Signal) -> list[str]:
+        """The ids of the runs :meth:`Engine.route_signal` would resume; writes nothing."""
+        return signals.preview_signal(self._work, signal)
+
+    # -- due work (SPEC §4) --------------------------------------------------------------------
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest time at which the due sweep has work, or None."""
+        return self._work.unit.next_due_at()
+
+    def due_run_ids(self, now: datetime, limit: int | None = None) -> list[str]:
+        """Ids of the runs the due sweep has work for at ``now``, in due order."""
+        return self._work.unit.due_runs(self._work.at(now), require_limit(limit))
+
+    # -- integrity and listings ------------------------------------------------------------------
+
+    def verify(self) -> list[str]:
+        """Problems found in the store (each run's trace against its row, evidence, tenancy,
+        the database's own checks); empty when healthy. Writes nothing."""
+        return audit.verify(self._work)
+
+    def list_erasures(self, tenant_id: str | None = None) -> list[Erasure]:
+        """The tombstones :meth:`Engine.forget` left, oldest first: of one tenant, or of all."""
+        return lifecycle.erasures(self._work, tenant_id)
+
+    def run_rows(
+        self,
+        *,
+        tenant_id: str | None = None,
+        state: RunState | str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Runs as listing rows, most recently changed first (see
+        :func:`chimeway_lite.tools.listing.run_rows`)."""
+        wanted = None if state is None else require_enum(RunState, state, "state").value
+        return self._work.unit.run_rows(
+            optional_id(tenant_id, "tenant_id"), wanted, require_limit(limit)
+        )
+
+    def trace_rows(
+        self, tenant_id: str, run_id: str, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A run's trace as listing rows; tenant-scoped (see
+        :func:`chimeway_lite.tools.listing.trace_rows`)."""
+        count = require_limit(limit)
+        run = seed.visible_run(self._work, tenant_id, run_id)
+        return self._work.unit.trace_rows(run.id, count)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """Every table of the store with its row count and columns."""
+        return self._work.unit.table_rows()
+
+
+class Engine(Reader):
+    """Every operation of one write unit of work: what ``with store.transaction() as tx``
+    yields. Everything called on it commits together when the block ends."""
+
+    # -- definitions (SPEC §3) -----------------------------------------------------------------
+
+    def ensure_definition(
+        self, notification_key: str, workflow: Workflow | Mapping[str, Any]
+    ) -> WorkflowDefinition:
+        """Register a workflow (typed or dict) or return its identical registration.
+
+        Same key + version with other steps raises DefinitionConflict and changes nothing;
+        an identical re-registration updates ``notification_key`` to the caller's.
+        """
+        return self._work.definitions.ensure(notification_key, workflow, self._work.now)
+
+    # -- trigger and outbox (SPEC §7) ----------------------------------------------------------
+
+    def trigger(
+        self,
+        *,
+        tenant_id: str,
+        notification_key: str,
+        recipient: str,
+        workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
+        idempotency_key: str,
+    ) -> TriggerResult:
+        """Start a journey for a recipient: notification, run, first delivery (pending).
+
+        The same (tenant_id, idempotency_key) again returns the first result with
+        ``duplicate=True`` and writes nothing.
+        """
+        return outbox.trigger(
+            self._work,
+            tenant_id=tenant_id,
+            notification_key=notification_key,
+            recipient=recipient,
+            workflow=workflow,
+            idempotency_key=idempotency_key,
+        )
+
+    def claim_deliveries(self, limit: int = 100, *, channel: str | None = None) -> list[Delivery]:
+        """Claim up to ``limit`` pending deliveries (oldest first), moving them to
+        dispatched; two workers never claim the same one."""
+        return outbox.claim_deliveries(self._work, limit, channel)
+
+    def record_outcome(
+        self,
+        delivery_id: str,
+        status: DeliveryStatus | str,
+        suppression_reason: str | None = None,
+    ) -> Progress | None:
+        """Record a delivery's outcome and progress its run in the same unit of work;
+        None for a delivery linked to no run."""
+        return outbox.record_outcome(self._work, delivery_id, status, suppression_reason)
+
+    # -- progression (SPEC §4) -----------------------------------------------------------------
+
+    def progress_run(self, run_id: str, *, now: datetime | None = None) -> Progress:
+        """Take the next step of one run at ``now`` (default: the clock), or a noop that
+        writes nothing."""
+        return progression.progress_run(self._work, run_id, self._work.at(now))
+
+    # -- signals (SPEC §5) ---------------------------------------------------------------------
+
+    def route_signal(self, signal: Signal) -> dict[str, Resumed]:
+        """Resume the tenant's runs waiting for this signal; run id -> Resumed. All or
+        nothing; the payload is never written into a trace."""
+        return signals.route_signal(self._work, signal)
+
+    def track_signal(self, signal: Signal) -> tuple[Signal, dict[str, Resumed]]:
+        """Record the signal (an immutable fact) and route it, in one unit of work."""
+        return signals.track_signal(self._work, signal)
+
+    # -- the seed's low-level API (SPEC §8) ----------------------------------------------------
+
+    def lock_run(self, run_id: str) -> WorkflowRun:
+        """The run, locked for the rest of this unit of work, or RunNotFound."""
+        return seed.get_run(self._work, run_id, lock=True)
+
+    def update_run(self, run: WorkflowRun | str, **fields: Any) -> WorkflowRun:
+        """Write ``fields`` to the run's row as given and return the updated run.
+
+        The escape hatch of SPEC §8: no state-machine rule applies, except that a terminal
+        run keeps its state and that ``status_context`` keys stay within the catalogue.
+        """
+        return seed.update_run(self._work, run, fields)
+
+    def append_transition(
+        self,
+        run_id: str,
+        to_state: RunState | str,
+        reason: str,
+        *,
+        workflow_step_id: str | None = None,
+        delivery_id: str | None = None,
+        from_state: RunState | str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> WorkflowTransition:
+        """Append one trace row for a run and return it (SPEC §8).
+
+        Any non-blank reason and any from_state are accepted; InvalidTransition is raised
+        only when a completed/stopped run would get another state, or for a context key
+        outside the catalogue.
+        """
+        return seed.append_transition(
+            self._work,
+            run_id,
+            to_state,
+            reason,
+            workflow_step_id=workflow_step_id,
+            delivery_id=delivery_id,
+            from_state=from_state,
+            context=context,
+        )
+
+    def create_initial_run(
+        self,
+        notification_id: str,
+        definition: WorkflowDefinition,
+        timestamp: datetime,
+        tenant_id: str,
+    ) -> WorkflowRun:
+        """Start the run of a notification on the definition's first step (SPEC §4 item 1).
+
+        Writes the run and its two trace rows; planning the first delivery is the
+        trigger's job. One run per notification; a definition without steps raises
+        InvalidWorkflow.
+        """
+        return seed.create_initial_run(
+            self._work, notification_id, definition, timestamp, tenant_id
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def prune(self, before: datetime, *, tenant_id: str | None = None) -> int:
+        """Delete finished (completed/stopped) runs whose last transition is older than
+        ``before``, with their trace, deliveries and notification; return the rows deleted."""
+        return lifecycle.prune(self._work, before, tenant_id)
+
+    def forget(self, tenant_id: str, recipient: str | None = None) -> int:
+        """Erase everything of a tenant, or of one recipient of it, leaving one payload-free
+        tombstone row; return the rows erased."""
+        return lifecycle.forget(self._work, tenant_id, recipient)

@@ -1,0 +1,123 @@
+"""Trigger and outbox (SPEC §7): notifications in, planned deliveries out, outcomes back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.arguments import optional_id, optional_reason, require_enum, require_id, require_limit
+from ..core.errors import DeliveryNotFound, InvalidArgument, InvalidWorkflow
+from ..core.ids import new_id
+from ..core.records import (
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    Progress,
+    TriggerResult,
+    WorkflowDefinition,
+)
+from ..declarations import Workflow
+from ..machine import decide
+from .progression import progress_run
+from .work import Work
+
+
+def trigger(
+    work: Work,
+    *,
+    tenant_id: str,
+    notification_key: str,
+    recipient: str,
+    workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
+    idempotency_key: str,
+) -> TriggerResult:
+    """Record a notification, start its run and plan the first delivery; or return the
+    first result of the same (tenant, idempotency key), marked duplicate."""
+    tenant_id = require_id(tenant_id, "tenant_id")
+    recipient = require_id(recipient, "recipient")
+    idempotency_key = require_id(idempotency_key, "idempotency_key")
+    notification_key = require_id(notification_key, "notification_key")
+    found = work.unit.notification_by_key(tenant_id, idempotency_key)
+    if found is not None:
+        return duplicate(work, found)
+    now = work.now
+    if isinstance(workflow, WorkflowDefinition):
+        definition = work.definitions.by_id(workflow.id)
+        if definition is None:
+            raise InvalidArgument("workflow", "the definition is not registered in this store")
+        if not definition.steps:
+            raise InvalidWorkflow("steps", "a definition without steps cannot start a run")
+        definition_id = definition.id
+    else:
+        definition_id = work.definitions.ensure_id(notification_key, workflow, now)
+    notification = Notification(
+        id=new_id(),
+        tenant_id=tenant_id,
+        recipient=recipient,
+        notification_key=notification_key,
+        idempotency_key=idempotency_key,
+        workflow_definition_id=definition_id,
+        inserted_at=now,
+    )
+    if not work.unit.insert_notification(notification):
+        # Another unit took the key since we looked (a backend without a global write
+        # lock): its result is the first one.
+        taken = work.unit.notification_by_key(tenant_id, idempotency_key)
+        assert taken is not None
+        return duplicate(work, taken)
+    # The notification was inserted just now, in this tenant: it has no run yet, so the
+    # checks of create_initial_run would only cost a read.
+    decision = decide.start(
+        work.definitions.journey(definition_id),
+        run_id=new_id(),
+        tenant_id=tenant_id,
+        notification_id=notification.id,
+        now=now,
+    )
+    run, _, deliveries = work.apply(None, decision, now)
+    return TriggerResult(notification, run, tuple(deliveries), False)
+
+
+def duplicate(work: Work, notification: Notification) -> TriggerResult:
+    """The first result of a notification triggered before, marked duplicate."""
+    run = work.unit.run_of_notification(notification.id)
+    if run is None:
+        raise InvalidArgument(
+            "idempotency_key", "its notification has no run (a damaged store: see verify())"
+        )
+    first = work.unit.first_delivery(notification.id)
+    return TriggerResult(notification, run, () if first is None else (first,), True)
+
+
+def claim_deliveries(work: Work, limit: int, channel: str | None) -> list[Delivery]:
+    """Move up to ``limit`` of the oldest pending deliveries to dispatched and return them."""
+    count = require_limit(limit, allow_none=False)
+    channel = optional_id(channel, "channel")
+    if not count:
+        return []
+    return work.unit.claim(count, channel, work.now)
+
+
+def record_outcome(
+    work: Work,
+    delivery_id: str,
+    status: DeliveryStatus | str,
+    suppression_reason: str | None,
+) -> Progress | None:
+    """Record a delivery's outcome and progress its run in the same unit of work; None for
+    a delivery that belongs to no run."""
+    delivery_id = require_id(delivery_id, "delivery_id")
+    new_status = require_enum(DeliveryStatus, status, "status")
+    reason = optional_reason(suppression_reason, "suppression_reason")
+    now = work.now
+    delivery = work.unit.set_delivery_status(delivery_id, new_status, reason, now)
+    if delivery is None:
+        raise DeliveryNotFound(delivery_id)
+    if delivery.workflow_run_id is None:
+        return None
+    return progress_run(work, delivery.workflow_run_id, now)
+
+
+def list_deliveries(work: Work, run_id: str) -> list[Delivery]:
+    """Every delivery planned for a run, oldest first (the run is checked by the caller)."""
+    return work.unit.deliveries_of_run(run_id)

@@ -1,0 +1,48 @@
+"""Progression of runs (SPEC §4): the facts gathered, the machine asked, its decision applied."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..core.arguments import require_id
+from ..core.errors import RunNotFound
+from ..core.records import Delivery, Progress, ProgressKind, RunState, WorkflowRun
+from ..machine import decide
+from ..machine.decision import Decision
+from .work import Work
+
+_UNREAD = object()  # "not read yet", where None means "read, and there is none"
+
+
+def anchor_of(work: Work, run: WorkflowRun) -> Delivery | None:
+    """The delivery the next decision on an active run looks at: the latest of its step."""
+    return work.unit.anchor(run.id, run.current_step_id)
+
+
+def decision_for(
+    work: Work, run: WorkflowRun, now: datetime, anchor: Delivery | object | None = _UNREAD
+) -> Decision:
+    """The machine's decision for ``run`` at ``now``. ``anchor`` is the run's anchor when
+    the caller has read it already (explain), so that it is not read twice; it is read only
+    when the machine will look at it (an active run that is not settling)."""
+    if run.state is not RunState.ACTIVE or run.resumed_by is not None:
+        anchor = None
+    elif anchor is _UNREAD:
+        anchor = anchor_of(work, run)
+    assert anchor is None or isinstance(anchor, Delivery)
+    return decide.progress(
+        run, work.definitions.journey(run.workflow_definition_id), anchor, now=now
+    )
+
+
+def progress_run(work: Work, run_id: str, now: datetime) -> Progress:
+    """Take the next step of one run, or a noop that writes nothing."""
+    run_id = require_id(run_id, "run_id")
+    run = work.unit.run(run_id, lock=True)
+    if run is None:
+        raise RunNotFound(run_id)
+    decision = decision_for(work, run, now)
+    if decision.is_noop:
+        return Progress(ProgressKind.NOOP, run, decision.reason, ())
+    updated, _, deliveries = work.apply(run, decision, now)
+    return Progress(decision.kind, updated, decision.reason, tuple(deliveries))

@@ -1,0 +1,113 @@
+"""One unit of work as the engine sees it: the backend's open unit, the clock read once, the
+definitions, and the one writer of decisions (:meth:`Work.apply`).
+
+Every operation of :mod:`chimeway_lite.engine` runs on a :class:`Work`: it validates its
+arguments, gathers the facts a decision needs through ``work.unit`` (the storage contract of
+:mod:`chimeway_lite.backends.base`), asks the pure machine, and hands the decision to
+:meth:`Work.apply`, which writes the run, its trace rows and its deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ..backends.base import Unit
+from ..core.clock import Clock
+from ..core.ids import new_id
+from ..core.records import Delivery, DeliveryStatus, WorkflowRun, WorkflowTransition
+from ..core.timestamps import require_utc
+from ..machine.decision import Decision, TransitionPlan
+from .definitions import DefinitionIndex, Definitions
+
+
+class Work:
+    """The context every engine operation runs in (see the module docstring)."""
+
+    __slots__ = ("_now", "clock", "definitions", "unit")
+
+    def __init__(self, unit: Unit, clock: Clock, index: DefinitionIndex) -> None:
+        self.unit = unit
+        self.clock = clock
+        self.definitions = Definitions(unit, index)
+        self._now: datetime | None = None
+
+    @property
+    def now(self) -> datetime:
+        """The clock's reading for this unit of work: taken once, at first use, inside the
+        unit (after its lock), so every row it writes carries the same instant."""
+        if self._now is None:
+            self._now = require_utc(self.clock.now(), "clock.now()")
+        return self._now
+
+    def at(self, now: datetime | None) -> datetime:
+        """``now`` when the caller gave one (checked), else the unit's clock reading."""
+        return self.now if now is None else require_utc(now, "now")
+
+    # -- the one writer of decisions -------------------------------------------------------------
+
+    def apply(
+        self, before: WorkflowRun | None, decision: Decision, now: datetime
+    ) -> tuple[WorkflowRun, list[WorkflowTransition], list[Delivery]]:
+        """Carry out a decision: the run row (inserted when ``before`` is None), its trace
+        rows in order, its planned deliveries."""
+        run = decision.run
+        if before is None:
+            self.unit.insert_run(run)
+        else:
+            self.unit.update_runs([(before, run)])
+        transitions = self.trace_rows([(run.id, plan) for plan in decision.transitions], now)
+        self.unit.append_transitions(transitions)
+        deliveries = [
+            Delivery(
+                id=new_id(),
+                tenant_id=run.tenant_id,
+                notification_id=run.notification_id,
+                channel=plan.channel,
+                status=DeliveryStatus.PENDING,
+                suppression_reason=None,
+                workflow_run_id=run.id,
+                workflow_step_id=plan.workflow_step_id,
+                inserted_at=now,
+                updated_at=now,
+            )
+            for plan in decision.deliveries
+        ]
+        self.unit.insert_deliveries(deliveries)
+        return run, transitions, deliveries
+
+    def apply_many(
+        self, changes: Sequence[tuple[WorkflowRun, Decision]], now: datetime
+    ) -> list[list[WorkflowTransition]]:
+        """Carry out decisions on several runs at once (a signal's fan-out): one update for
+        runs given the same new values, one insert for all the trace rows. The decisions plan
+        no deliveries."""
+        plans = [(d.run.id, plan) for _, d in changes for plan in d.transitions]
+        transitions = self.trace_rows(plans, now)
+        self.unit.update_runs([(before, d.run) for before, d in changes])
+        self.unit.append_transitions(transitions)
+        rows = iter(transitions)
+        return [[next(rows) for _ in d.transitions] for _, d in changes]
+
+    def trace_rows(
+        self, plans: Sequence[tuple[str, TransitionPlan]], now: datetime
+    ) -> list[WorkflowTransition]:
+        """The trace rows of (run id, plan) pairs, numbered in order, stamped ``now``."""
+        if not plans:
+            return []
+        seqs = self.unit.next_seqs(len(plans))
+        return [
+            WorkflowTransition(
+                id=new_id(),
+                seq=seq,
+                workflow_run_id=run_id,
+                workflow_step_id=plan.workflow_step_id,
+                delivery_id=plan.delivery_id,
+                from_state=plan.from_state,
+                to_state=plan.to_state,
+                reason=plan.reason,
+                context=plan.context,
+                inserted_at=now,
+            )
+            for seq, (run_id, plan) in zip(seqs, plans, strict=True)
+        ]

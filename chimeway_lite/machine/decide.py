@@ -1,0 +1,258 @@
+"""The state machine of a workflow run: pure decisions, no I/O.
+
+Theory of operation
+-------------------
+A run is a cursor over the steps of one definition, in one of four states: ``active``,
+``waiting``, ``completed`` or ``stopped`` (the last two are terminal: nothing leaves them).
+Every change of a run is decided here and carried out by the engine
+(:mod:`chimeway_lite.engine`):
+
+* :func:`start` opens a run on the first step and plans its delivery;
+* :func:`progress` looks at a run, its current step's rules, the delivery planned for that
+  step (the *anchor*) and the time, and returns what must happen next;
+* :func:`resume` lets a signal end a wait.
+
+Each returns a :class:`~chimeway_lite.machine.decision.Decision`: the run as it must be
+afterwards, the trace rows to append (in order), the deliveries to plan, and a kind and a
+reason. A decision of kind ``noop`` writes nothing. Ids, the clock and the database stay
+outside: the caller passes ``now`` and the ids, so every function here is deterministic and
+can be driven by hypothesis. The rules themselves are the registered kinds of
+:mod:`chimeway_lite.machine.kinds`; what each reason means is the table of
+:mod:`chimeway_lite.machine.table`.
+
+The decision table for an active run (SPEC §4):
+
+=========================  ================================================================
+resumed by a signal        complete, terminal_reason cancelled_by_signal (never re-wait)
+no delivery for the step   noop no_active_step_delivery
+no rules                   branchable -> implicit completion; else noop no_progress_rules
+not branchable             noop prior_delivery_not_converged if a rule awaits convergence
+                           (wait_until), else noop no_matching_progress_rule
+a "match" rule matches     the first in list order wins (on_outcome: advance; stop: stop)
+a "fallback" rule exists   the first one decides (wait_until: enter waiting)
+otherwise                  implicit completion
+=========================  ================================================================
+
+A waiting run is due once ``now >= suspended_until`` (:func:`due_at`); the kind that started
+the wait (``run.wait_kind``) decides how it ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from ..core.records import (
+    Delivery,
+    DeliveryStatus,
+    Outcome,
+    ProgressKind,
+    RunState,
+    WorkflowRun,
+)
+from .decision import Decision, DeliveryPlan, TransitionPlan, activated, evidence, finish, noop
+from .journey import Journey
+from .kinds import kind_named, kind_of
+from .kinds.base import Situation
+from .vocabulary import (
+    CANCELLED_BY_SIGNAL,
+    IMPLICIT_COMPLETION,
+    NO_ACTIVE_STEP_DELIVERY,
+    NO_MATCHING_PROGRESS_RULE,
+    NO_PROGRESS_RULES,
+    PRIOR_DELIVERY_NOT_CONVERGED,
+    RUN_NOT_ACTIVE,
+    SIGNAL_NOT_AWAITED,
+    SIGNAL_RECEIVED,
+    UNKNOWN_TO_STEP,
+    WAIT_CANCELLED,
+    WAIT_NOT_DUE,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_STARTED,
+)
+
+_BRANCHABLE_CANCELS = (Outcome.RETRIES_EXHAUSTED, Outcome.PERMANENT_FAILURE, Outcome.BOUNCED)
+
+
+def outcome_of(status: DeliveryStatus | str, suppression_reason: str | None) -> Outcome | None:
+    """Map a delivery's status (member or string value) to the outcome rules branch on;
+    None when not branchable."""
+    # A plain "succeeded" must not fall through the identity checks as "not branchable".
+    status = DeliveryStatus(status)
+    if status is DeliveryStatus.SUCCEEDED:
+        return Outcome.DELIVERED
+    if status is DeliveryStatus.SUPPRESSED:
+        return Outcome.SUPPRESSED
+    if status is DeliveryStatus.FAILED:
+        return Outcome.TEMPORARY_FAILURE
+    if status is DeliveryStatus.CANCELLED and suppression_reason in _BRANCHABLE_CANCELS:
+        return Outcome(suppression_reason)
+    return None
+
+
+def due_at(run: WorkflowRun) -> datetime | None:
+    """When the due sweep has work for ``run``: the one definition of "due" (SPEC §4).
+
+    A waiting run is due at its ``suspended_until`` (never, without one); an active run a
+    signal resumed is due at once — at its ``last_transition_at`` — to settle; any other
+    run is never due. The backends' due queries are the indexed form of this function.
+    """
+    if run.state is RunState.WAITING:
+        return run.suspended_until
+    if run.state is RunState.ACTIVE and run.resumed_by is not None:
+        return run.last_transition_at
+    return None
+
+
+def start(
+    journey: Journey, *, run_id: str, tenant_id: str, notification_id: str, now: datetime
+) -> Decision:
+    """Open a run on the first step: ``workflow_started`` then ``step_activated``."""
+    first = journey.first_step
+    context = {"source": "trigger"}
+    run = WorkflowRun(
+        id=run_id,
+        tenant_id=tenant_id,
+        notification_id=notification_id,
+        workflow_definition_id=journey.definition_id,
+        current_step_id=first.id,
+        state=RunState.ACTIVE,
+        status_reason=WORKFLOW_STARTED,
+        status_context=context,
+        started_at=now,
+        last_transition_at=now,
+        suspended_until=None,
+        pending_signals=(),
+        terminal_reason=None,
+    )
+    return Decision(
+        ProgressKind.ADVANCED,
+        WORKFLOW_STARTED,
+        run,
+        (
+            TransitionPlan(None, RunState.ACTIVE, WORKFLOW_STARTED, None, None, dict(context)),
+            activated(first, "trigger"),
+        ),
+        (DeliveryPlan(first.id, first.channel),),
+    )
+
+
+def progress(
+    run: WorkflowRun, journey: Journey, anchor: Delivery | None, *, now: datetime
+) -> Decision:
+    """Decide the next move of ``run`` at ``now``.
+
+    ``anchor`` is the latest delivery planned for (run, current step), or None; it is only
+    looked at when the run is active and not settling.
+    """
+    if run.state.is_terminal:
+        return noop(run, RUN_NOT_ACTIVE)
+    current = journey.step(run.current_step_id)
+    situation = Situation(run, journey, current, now)
+    if run.state is RunState.WAITING:
+        due = due_at(run)
+        if due is None or now < due:
+            return noop(run, WAIT_NOT_DUE)
+        waits = kind_named(run.wait_kind)
+        if waits is None:
+            return noop(run, UNKNOWN_TO_STEP)  # a wait no kind started leads nowhere
+        return waits.wake(situation)
+    if run.resumed_by is not None:
+        return _settle_after_signal(situation, run.resumed_by)
+    if anchor is None:
+        return noop(run, NO_ACTIVE_STEP_DELIVERY)
+    outcome = outcome_of(anchor.status, anchor.suppression_reason)
+    rules = situation.rules
+    if not rules:
+        if outcome is None:
+            return noop(run, NO_PROGRESS_RULES)
+        return _complete(Situation(run, journey, current, now, anchor, outcome))
+    kinds = [(rule, kind_of(rule)) for rule in rules]
+    if outcome is None:
+        if any(kind.awaits_convergence for _, kind in kinds):
+            return noop(run, PRIOR_DELIVERY_NOT_CONVERGED)
+        return noop(run, NO_MATCHING_PROGRESS_RULE)
+    situation = Situation(run, journey, current, now, anchor, outcome)
+    for rule, kind in kinds:
+        if kind.role == "match" and kind.matches(rule, outcome):
+            return kind.decide(rule, situation)
+    for rule, kind in kinds:
+        if kind.role == "fallback":
+            return kind.decide(rule, situation)
+    return _complete(situation)
+
+
+def resume(
+    run: WorkflowRun, event_name: str, delivery_id: str | None, *, now: datetime
+) -> Decision:
+    """Let signal ``event_name`` end the run's wait; the run stays on its step.
+
+    ``delivery_id`` is the signal's delivery, already checked to belong to the run's tenant.
+    The status context is kept: it still names the wait's anchor for the settle that follows,
+    which ``resumed_by`` marks as due (SPEC §4 items 5 and 6).
+    """
+    if run.state is not RunState.WAITING or event_name not in run.pending_signals:
+        return noop(run, SIGNAL_NOT_AWAITED)
+    resumed = attrs.evolve(
+        run,
+        state=RunState.ACTIVE,
+        status_reason=SIGNAL_RECEIVED,
+        last_transition_at=now,
+        suspended_until=None,
+        pending_signals=(),
+        wait_kind=None,
+        wait_target=None,
+        resumed_by=event_name,
+    )
+    row = TransitionPlan(
+        RunState.WAITING,
+        RunState.ACTIVE,
+        SIGNAL_RECEIVED,
+        None,
+        delivery_id,
+        {"event_name": event_name},
+    )
+    return Decision(ProgressKind.ADVANCED, SIGNAL_RECEIVED, resumed, (row,))
+
+
+def _settle_after_signal(situation: Situation, event_name: str) -> Decision:
+    # SPEC §4 item 6: a run a cancel signal woke completes; it never re-enters its wait.
+    run = situation.run
+    anchor_id = run.status_context.get("anchor_delivery_id")
+    context = {
+        "rule_kind": WAIT_CANCELLED,
+        "event_name": event_name,
+        "anchor_delivery_id": anchor_id,
+    }
+    return finish(
+        run,
+        situation.current,
+        anchor_id,
+        context,
+        situation.now,
+        state=RunState.COMPLETED,
+        reason=WORKFLOW_COMPLETED,
+        terminal_reason=CANCELLED_BY_SIGNAL,
+    )
+
+
+def _complete(situation: Situation) -> Decision:
+    anchor, outcome = situation.anchor, situation.outcome
+    assert anchor is not None and outcome is not None
+    context = {
+        "rule_kind": IMPLICIT_COMPLETION,
+        "workflow_outcome": outcome.value,
+        "anchor_delivery_id": anchor.id,
+        **evidence(anchor),
+    }
+    return finish(
+        situation.run,
+        situation.current,
+        anchor.id,
+        context,
+        situation.now,
+        state=RunState.COMPLETED,
+        reason=WORKFLOW_COMPLETED,
+        terminal_reason=WORKFLOW_COMPLETED,
+    )

@@ -1,0 +1,44 @@
+"""A definition as the machine reads it: its steps by id and by key, their rules parsed once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..core.errors import StepNotFound
+from ..core.records import WorkflowDefinition, WorkflowStep
+from .kinds import rules_of
+
+
+@attrs.frozen
+class Journey:
+    """A definition as the machine reads it: steps by id and key, rules parsed once."""
+
+    definition_id: str
+    first_step: WorkflowStep
+    steps_by_id: Mapping[str, WorkflowStep]
+    steps_by_key: Mapping[str, WorkflowStep]
+    rules: Mapping[str, tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, definition: WorkflowDefinition) -> Journey:
+        """Index a definition's steps; raise StepNotFound when it has none."""
+        if not definition.steps:
+            raise StepNotFound(f"first step of definition {definition.id}")
+        steps = sorted(definition.steps, key=lambda s: s.step_order)
+        return cls(
+            definition_id=definition.id,
+            first_step=steps[0],
+            steps_by_id={s.id: s for s in steps},
+            steps_by_key={s.step_key: s for s in steps},
+            rules={s.id: rules_of(s.config) for s in steps},
+        )
+
+    def step(self, step_id: str) -> WorkflowStep:
+        """The step with this id, or StepNotFound."""
+        try:
+            return self.steps_by_id[step_id]
+        except KeyError:
+            raise StepNotFound(step_id) from None

@@ -1,0 +1,98 @@
+"""The registry of rule kinds: every kind of progress rule the engine knows, in one list.
+
+Each kind is one module holding one :class:`~chimeway_lite.machine.kinds.base.RuleKind` (see there);
+:data:`RULE_KINDS` lists them. Declarations (:mod:`chimeway_lite.declarations`) read dict
+keys, validation and the dict form here; the machine (:mod:`chimeway_lite.machine`) reads
+the decision hooks and the moves. To add a kind, write its module and add its ``KIND`` to
+:data:`RULE_KINDS` (``docs/ARCHITECTURE.md`` walks through it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...core.errors import InvalidWorkflow
+from . import on_outcome, stop, wait_until
+from .base import RuleKind, Situation, Where
+from .on_outcome import OnOutcome
+from .stop import Stop
+from .wait_until import WaitUntil
+
+__all__ = [
+    "RULE_KINDS",
+    "OnOutcome",
+    "Rule",
+    "RuleKind",
+    "Situation",
+    "Stop",
+    "WaitUntil",
+    "Where",
+    "kind_named",
+    "kind_of",
+    "rule_from_dict",
+    "rule_to_dict",
+    "rules_of",
+]
+
+#: Every rule kind, in the order their names are listed in messages.
+RULE_KINDS: tuple[RuleKind[Any], ...] = (wait_until.KIND, on_outcome.KIND, stop.KIND)
+
+#: A typed rule of any registered kind.
+Rule = WaitUntil | OnOutcome | Stop
+
+_BY_NAME: Mapping[str, RuleKind[Any]] = {k.name: k for k in RULE_KINDS}
+_BY_TYPE: Mapping[type[Any], RuleKind[Any]] = {k.rule_type: k for k in RULE_KINDS}
+RULE_KIND_NAMES = tuple(_BY_NAME)
+RULE_TYPE_NAMES = ", ".join(k.rule_type.__name__ for k in RULE_KINDS[:-1]) + (
+    f" or {RULE_KINDS[-1].rule_type.__name__}"
+)
+
+
+def kind_named(name: object) -> RuleKind[Any] | None:
+    """The kind called ``name`` (``"wait_until"`` …), or None."""
+    return _BY_NAME.get(name) if isinstance(name, str) else None
+
+
+def kind_of(rule: object) -> RuleKind[Any]:
+    """The kind of a typed rule (KeyError for an object that is no rule)."""
+    return _BY_TYPE[type(rule)]
+
+
+def rule_from_dict(
+    data: Any, path: str = "rule", *, step: str | None = None, index: int = 0
+) -> Any:
+    """Build one rule from its dict form (``{"kind": "wait_until", ...}``); unknown and
+    missing keys raise :class:`InvalidWorkflow`. The rule is not validated yet."""
+    if not isinstance(data, Mapping):
+        raise InvalidWorkflow(
+            path, f"a rule must be a dict, got {type(data).__name__}", step=step, rule=index
+        )
+    raw = data.get("kind")
+    kind = kind_named(raw)
+    if kind is None:
+        raise InvalidWorkflow(
+            f"{path}.kind",
+            f"must be one of {', '.join(RULE_KIND_NAMES)}; got {raw!r}",
+            step=step,
+            rule=index,
+        )
+    allowed = kind.required_keys | kind.optional_keys | {"kind"}
+    where = f"{path}({kind.name})"
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise InvalidWorkflow(where, f"unknown keys {', '.join(unknown)}", step=step, rule=index)
+    missing = sorted(kind.required_keys - set(data))
+    if missing:
+        raise InvalidWorkflow(where, f"missing keys {', '.join(missing)}", step=step, rule=index)
+    return kind.from_dict(data)
+
+
+def rule_to_dict(rule: Any) -> dict[str, Any]:
+    """The dict form of a rule, as stored in ``config["progress"]``."""
+    return kind_of(rule).to_dict(rule)
+
+
+def rules_of(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The rules stored in a step's config (already validated when it was registered)."""
+    return tuple(rule_from_dict(r) for r in config.get("progress", ()))

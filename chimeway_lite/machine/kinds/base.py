@@ -1,0 +1,126 @@
+"""What a rule kind is: the one class that knows everything about one kind of progress rule.
+
+A :class:`RuleKind` holds, for its kind (``wait_until``, ``on_outcome``, ``stop`` …): the
+typed declaration class, its dict keys, how it is validated, its dict form both ways, its
+one-line description, the moves it adds to the machine's table, and its decision hook
+(:meth:`RuleKind.decide`). The machine asks the registry (:mod:`chimeway_lite.machine.kinds`)
+instead of testing rule classes, so a new kind is one new module registered there.
+
+How the machine uses the hooks when an active run's delivery has an outcome (SPEC §4):
+
+* rules whose :attr:`~RuleKind.role` is ``"match"`` (on_outcome, stop) are tried first, in
+  list order: the first whose :meth:`~RuleKind.matches` is true decides;
+* else the first rule whose role is ``"fallback"`` (wait_until) decides, for any branchable
+  outcome;
+* else the run completes. A delivery with no branchable outcome yet is a noop:
+  ``prior_delivery_not_converged`` when the step has a rule whose kind
+  :attr:`~RuleKind.awaits_convergence`, else ``no_matching_progress_rule``.
+
+A kind that makes the run wait also says how the wait ends when it is due (:meth:`wake`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+import attrs
+
+from ...core.errors import InvalidWorkflow
+from ...core.records import Delivery, Outcome, WorkflowRun, WorkflowStep
+from ..decision import Decision
+from ..vocabulary import Move
+
+if TYPE_CHECKING:
+    from ..journey import Journey
+
+R = TypeVar("R")
+
+Role = Literal["match", "fallback", "none"]
+
+
+@attrs.frozen
+class Where:
+    """Where a rule stands in a declaration, for :class:`InvalidWorkflow` messages."""
+
+    path: str  # e.g. "steps[0](inapp).progress[1](wait_until)"
+    step: str | None
+    index: int
+
+    def error(self, field: str | None, problem: str) -> InvalidWorkflow:
+        """The error for ``field`` of this rule (the rule itself when None)."""
+        path = self.path if field is None else f"{self.path}.{field}"
+        return InvalidWorkflow(path, problem, step=self.step, rule=self.index)
+
+
+@attrs.frozen
+class Situation:
+    """What a decision hook sees: the run, its journey, its current step and the time; for
+    outcome decisions also the anchor delivery and its outcome."""
+
+    run: WorkflowRun
+    journey: Journey
+    current: WorkflowStep
+    now: datetime
+    anchor: Delivery | None = None
+    outcome: Outcome | None = None
+
+    @property
+    def rules(self) -> tuple[Any, ...]:
+        """The current step's rules."""
+        return self.journey.rules.get(self.current.id, ())
+
+
+class RuleKind(Generic[R]):
+    """One kind of progress rule; subclass it once per kind (see the module docstring)."""
+
+    #: The kind's name, as in ``{"kind": "wait_until", ...}`` and contexts' ``rule_kind``.
+    name: ClassVar[str]
+    #: The typed declaration class (``WaitUntil`` …).
+    rule_type: ClassVar[type[Any]]
+    #: Dict keys besides ``kind``: the ones a dict must have, and the ones it may have.
+    required_keys: ClassVar[frozenset[str]] = frozenset()
+    optional_keys: ClassVar[frozenset[str]] = frozenset()
+    #: How the rule takes part in the decision on a delivery's outcome.
+    role: ClassVar[Role] = "none"
+    #: True when an unconverged delivery means "wait for it" (noop
+    #: ``prior_delivery_not_converged``) rather than "no rule matches".
+    awaits_convergence: ClassVar[bool] = False
+    #: The moves this kind adds to the machine's table, and the context keys they write.
+    moves: ClassVar[tuple[Move, ...]] = ()
+    context_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def from_dict(self, data: Mapping[str, Any]) -> R:
+        """The typed rule of a dict whose keys were checked (not yet validated)."""
+        raise NotImplementedError
+
+    def to_dict(self, rule: R) -> dict[str, Any]:
+        """The rule's stored dict form, ``kind`` included."""
+        raise NotImplementedError
+
+    def validate(self, rule: R, where: Where, step_keys: frozenset[str]) -> None:
+        """Raise :class:`InvalidWorkflow` (through ``where.error``) for a broken rule."""
+        raise NotImplementedError
+
+    def describe(self, rule: R) -> str:
+        """The rule in a few words, as explanations list a step's rules."""
+        raise NotImplementedError
+
+    def matches(self, rule: R, outcome: Outcome) -> bool:
+        """For ``role == "match"``: does this rule decide ``outcome``?"""
+        return False
+
+    def decide(self, rule: R, situation: Situation) -> Decision:
+        """The decision when this rule applies to the situation's outcome."""
+        raise NotImplementedError
+
+    def waits(self, rule: R, rules: tuple[Any, ...]) -> tuple[str, tuple[str, ...]] | None:
+        """For a kind whose decision makes the run wait: the step key the wait leads to and
+        the signals that end it early, given the step's ``rules``; None for other kinds.
+        The decision and :func:`~chimeway_lite.engine.audit.verify` both read it."""
+        return None
+
+    def wake(self, situation: Situation) -> Decision:
+        """The decision when a wait this kind started is due (the run is waiting)."""
+        raise NotImplementedError

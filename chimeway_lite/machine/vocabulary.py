@@ -1,0 +1,290 @@
+"""The machine's vocabulary as data: reasons, noop reasons, context keys, and the moves.
+
+Everything that gives a trace row its meaning lives in one table, :data:`MOVES` of
+:mod:`chimeway_lite.machine.table` (assembled from the core moves below and the moves each
+rule kind of :mod:`chimeway_lite.machine.kinds` declares). A :class:`Move` says, for one
+reason, which states the row goes between, whether a ``step_activated`` row follows it (the
+decision opens a step), whether its ``delivery_id`` is the run's anchor delivery, and whether
+its step is the step the run is on. Its :class:`Variant` s say, for each rule kind a row of
+that reason may carry (``context["rule_kind"]``), the terminal reason it gives a finished run
+and how people read it: the sentence of ``explain``'s ``why`` and the label and detail of the
+timeline.
+
+Sentences are templates over the row's context (``{to_step!r}``, ``{due_at:time}``) and a
+few names the reader adds (``step``: the run's current step key, ``at``: the time of the
+row, ``resumed_by``: the event that resumed the run, ``channel``: the channel of the row's
+step); ``:time`` is ISO-8601 and ``:stamp`` the
+short form of the timeline; see :func:`render`.
+
+The names are observable behaviour (SPEC §4, §10): keep them exactly.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ..core.records import RunState
+from ..core.timestamps import from_text
+
+# -- reasons of the spine: observable behaviour, keep exactly --------------------------------------
+WORKFLOW_STARTED = "workflow_started"
+STEP_ACTIVATED = "step_activated"
+PROGRESSED_ON_DELIVERY_OUTCOME = "progressed_on_delivery_outcome"
+WAITING_FOR_STEP_PROGRESSION = "waiting_for_step_progression"
+REACTIVATED_FROM_WAIT = "reactivated_from_wait"
+SIGNAL_RECEIVED = "signal_received"
+WORKFLOW_COMPLETED = "workflow_completed"
+WORKFLOW_STOPPED = "workflow_stopped"
+
+# -- terminal reasons ------------------------------------------------------------------------------
+CANCELLED_BY_SIGNAL = "cancelled_by_signal"
+
+# -- rule kinds written into contexts that belong to no declared rule ------------------------------
+IMPLICIT_COMPLETION = "implicit_completion"
+WAIT_CANCELLED = "wait_cancelled"
+
+# -- noop reasons: a progression that writes nothing says why --------------------------------------
+WAIT_NOT_DUE = "wait_not_due"
+RUN_NOT_ACTIVE = "run_not_active"
+NO_ACTIVE_STEP_DELIVERY = "no_active_step_delivery"
+NO_PROGRESS_RULES = "no_progress_rules"
+PRIOR_DELIVERY_NOT_CONVERGED = "prior_delivery_not_converged"
+NO_MATCHING_PROGRESS_RULE = "no_matching_progress_rule"
+UNKNOWN_TO_STEP = "unknown_to_step"
+SIGNAL_NOT_AWAITED = "signal_not_awaited"
+
+#: Every noop reason, with what it means (the README's table).
+NOOP_MEANINGS: Mapping[str, str] = {
+    WAIT_NOT_DUE: "waiting, and suspended_until is still ahead (or not set)",
+    RUN_NOT_ACTIVE: "the run is completed or stopped",
+    NO_ACTIVE_STEP_DELIVERY: "no delivery is planned for the current step",
+    NO_PROGRESS_RULES: "the step has no rules and its delivery has no outcome yet",
+    PRIOR_DELIVERY_NOT_CONVERGED: (
+        "the step's delivery has no branchable outcome yet and the step has a wait rule"
+    ),
+    NO_MATCHING_PROGRESS_RULE: (
+        "the step's delivery has no branchable outcome yet and the step has no wait rule"
+    ),
+    UNKNOWN_TO_STEP: "a rule (or the wait) names a step the definition does not have",
+    SIGNAL_NOT_AWAITED: "the run is not waiting for this signal",
+}
+NOOP_REASONS = frozenset(NOOP_MEANINGS)
+
+#: The only keys a trace context may hold (SPEC §10): evidence, never payload.
+CORE_CONTEXT_KEYS = frozenset(
+    {
+        "source",
+        "step_key",
+        "rule_kind",
+        "workflow_outcome",
+        "anchor",
+        "anchor_delivery_id",
+        "anchor_delivery_status",
+        "anchor_timestamp",
+        "due_at",
+        "to_step",
+        "from_step",
+        "reactivated_at",
+        "delivery_status",
+        "suppression_reason",
+        "event_name",
+    }
+)
+
+
+@attrs.frozen
+class Variant:
+    """How rows of one reason and one rule kind read, and the terminal reason they give.
+
+    A row takes the variant of its context's ``rule_kind``, else its move's first variant.
+    """
+
+    rule_kind: str | None
+    why: str
+    label: str
+    detail: str
+    terminal_reason: str | None = None
+
+
+@attrs.frozen
+class Move:
+    """What one reason means: the states a row of it goes between, and its evidence.
+
+    ``opens_step``: the engine writes a ``step_activated`` row right after it (same decision);
+    ``anchored``: its ``delivery_id`` is the run's own anchor delivery; ``on_current_step``:
+    its step is the step the run is on when it is written.
+    """
+
+    reason: str
+    from_state: RunState | None
+    to_state: RunState
+    variants: tuple[Variant, ...]
+    opens_step: bool = False
+    anchored: bool = False
+    on_current_step: bool = True
+
+    def variant(self, rule_kind: object) -> Variant:
+        """The variant for a row whose context holds ``rule_kind``; else the first one."""
+        for variant in self.variants:
+            if variant.rule_kind == rule_kind:
+                return variant
+        return self.variants[0]
+
+
+_ACTIVE, _WAITING = RunState.ACTIVE, RunState.WAITING
+_COMPLETED, _STOPPED = RunState.COMPLETED, RunState.STOPPED
+
+#: The moves of the spine itself (SPEC §4 items 1, 2, 5, 6, 8); rule kinds add theirs. The
+#: wait_until variant of ``progressed_on_delivery_outcome`` is the status a run keeps after
+#: its wait ended (item 4): the trace row of that move is ``reactivated_from_wait``.
+CORE_MOVES: tuple[Move, ...] = (
+    Move(
+        WORKFLOW_STARTED,
+        None,
+        _ACTIVE,
+        (
+            Variant(
+                None,
+                why="Started by a trigger; step {step!r} is the first step.",
+                label="started",
+                detail="by {source}",
+            ),
+        ),
+        opens_step=True,
+        on_current_step=False,
+    ),
+    Move(
+        STEP_ACTIVATED,
+        _ACTIVE,
+        _ACTIVE,
+        (
+            Variant(
+                None,
+                why="Step {step_key!r} was activated.",
+                label="step {step_key}{channel}",
+                detail="activated",
+            ),
+        ),
+        on_current_step=False,
+    ),
+    Move(
+        PROGRESSED_ON_DELIVERY_OUTCOME,
+        _ACTIVE,
+        _ACTIVE,
+        (
+            Variant(
+                "on_outcome",
+                why=(
+                    "Moved from step {from_step!r} to {to_step!r}: delivery "
+                    "{anchor_delivery_id} ended {workflow_outcome!r} (status "
+                    "{delivery_status!r}) and an on_outcome rule matched."
+                ),
+                label="outcome {workflow_outcome}",
+                detail="-> {to_step}",
+            ),
+            Variant(
+                "wait_until",
+                why=(
+                    "Moved from step {from_step!r} to {to_step!r}: the wait after delivery "
+                    "{anchor_delivery_id} elapsed with no cancelling signal."
+                ),
+                label="outcome {workflow_outcome}",
+                detail="-> {to_step}",
+            ),
+        ),
+        opens_step=True,
+        anchored=True,
+    ),
+    Move(
+        SIGNAL_RECEIVED,
+        _WAITING,
+        _ACTIVE,
+        (
+            Variant(
+                None,
+                why=(
+                    "Signal {resumed_by!r} ended the wait on step {step!r} at {at:time}; "
+                    "the run is settling and will not wait again."
+                ),
+                label="signal {event_name}",
+                detail="wait cancelled",
+            ),
+        ),
+        on_current_step=False,
+    ),
+    Move(
+        WORKFLOW_COMPLETED,
+        _ACTIVE,
+        _COMPLETED,
+        (
+            Variant(
+                IMPLICIT_COMPLETION,
+                why=(
+                    "Completed on step {step!r}: delivery {anchor_delivery_id} ended "
+                    "{workflow_outcome!r} (status {delivery_status!r}) and no rule leads further."
+                ),
+                label="completed",
+                detail="outcome {workflow_outcome}",
+                terminal_reason=WORKFLOW_COMPLETED,
+            ),
+            Variant(
+                WAIT_CANCELLED,
+                why=(
+                    "Completed: signal {event_name!r} cancelled the wait on step {step!r}, so "
+                    "the next step never ran."
+                ),
+                label="completed",
+                detail="cancelled by {event_name}",
+                terminal_reason=CANCELLED_BY_SIGNAL,
+            ),
+        ),
+        anchored=True,
+    ),
+)
+
+
+class _Template(string.Formatter):
+    """``str.format`` over a context: missing names are None, ``:time`` formats a stamp."""
+
+    def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
+        return kwargs.get(str(key))
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "time":
+            return time_text(value)
+        if format_spec == "stamp":
+            return stamp_text(value)
+        return str(super().format_field(value, format_spec))
+
+
+_TEMPLATE = _Template()
+
+
+def time_text(at: Any) -> str:
+    """A datetime or a context timestamp as ISO-8601 (no ``.000000`` on the second)."""
+    if isinstance(at, str):
+        try:
+            at = from_text(at)
+        except ValueError:
+            return str(at)
+    return at.isoformat() if isinstance(at, datetime) else str(at)
+
+
+def stamp_text(at: Any) -> str:
+    """A datetime or a context timestamp as ``2026-01-05 11:30:00`` (UTC), for labels."""
+    if isinstance(at, str):
+        try:
+            at = from_text(at)
+        except ValueError:
+            return str(at)
+    return at.strftime("%Y-%m-%d %H:%M:%S") if isinstance(at, datetime) else "?"
+
+
+def render(template: str, context: Mapping[str, Any], **extra: Any) -> str:
+    """``template`` filled from ``context`` and ``extra`` (see the module docstring)."""
+    return str(_TEMPLATE.vformat(template, (), {**context, **extra}))

@@ -1,0 +1,138 @@
+"""Listing and exporting a store for people and tools: runs and traces as rows, JSON or CSV,
+and the tables of the store — read paths only.
+
+Nothing here writes. Each function reads inside one read snapshot of the store
+(:meth:`~chimeway_lite.store.Store.snapshot`), so a listing is consistent. Rows are plain
+dicts of JSON values: timestamps in the store's fixed-width UTC text, JSON columns parsed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import attrs
+import sqlite_utils
+
+from ..core.records import RunState
+from ..core.timestamps import to_text
+from ..store import Store
+
+#: The columns of :func:`run_rows`, in order.
+RUN_COLUMNS = (
+    "id",
+    "tenant_id",
+    "state",
+    "status_reason",
+    "workflow_key",
+    "workflow_version",
+    "current_step",
+    "channel",
+    "started_at",
+    "last_transition_at",
+    "suspended_until",
+    "pending_signals",
+    "terminal_reason",
+)
+
+#: The columns of :func:`trace_rows`, in order.
+TRACE_COLUMNS = (
+    "seq",
+    "inserted_at",
+    "from_state",
+    "to_state",
+    "reason",
+    "step_key",
+    "delivery_id",
+    "context",
+    "id",
+)
+
+
+def database(store: Store) -> sqlite_utils.Database:
+    """A :class:`sqlite_utils.Database` on an SQLite store's connection, for reading.
+
+    It changes nothing on the connection (no ``recursive_triggers`` pragma, no plugins);
+    do not close it — the store owns the connection.
+    """
+    return sqlite_utils.Database(store.connection, recursive_triggers=False, execute_plugins=False)
+
+
+def run_rows(
+    store: Store,
+    *,
+    tenant_id: str | None = None,
+    state: RunState | str | None = None,
+    limit: int | None = 100,
+) -> list[dict[str, Any]]:
+    """Runs, most recently changed first, as rows of :data:`RUN_COLUMNS`.
+
+    ``tenant_id`` and ``state`` filter; ``limit`` (default 100, None for all) cuts the list.
+    Listing every tenant is an operator's view: pass ``tenant_id`` to stay in one tenant.
+    """
+    with store.snapshot() as view:
+        rows = view.run_rows(tenant_id=tenant_id, state=state, limit=limit)
+    for row in rows:
+        row["pending_signals"] = json.loads(row["pending_signals"])
+    return rows
+
+
+def trace_rows(
+    store: Store, tenant_id: str, run_id: str, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The run's trace in sequence order as rows of :data:`TRACE_COLUMNS` (step keys instead
+    of step ids); tenant-scoped like :meth:`Store.list_traces`: RunNotFound otherwise."""
+    with store.snapshot() as view:
+        rows = view.trace_rows(tenant_id, run_id, limit=limit)
+    for row in rows:
+        row["context"] = json.loads(row["context"])
+    return rows
+
+
+def table_rows(store: Store) -> list[dict[str, Any]]:
+    """Every table of the store with its row count and columns, in the form
+    ``sqlite-utils tables --counts --columns`` prints."""
+    with store.snapshot() as view:
+        return view.table_rows()
+
+
+def plain(value: Any) -> Any:
+    """A record, enum, datetime or container as plain JSON values (attrs records become
+    dicts, datetimes the store's fixed-width UTC text, enums their value)."""
+    if attrs.has(type(value)):
+        return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Pretty JSON text of ``value`` (through :func:`plain`)."""
+    return json.dumps(plain(value), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text with a header row; dict and list cells become JSON text, None an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for name in columns:
+            value = plain(row.get(name))
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            cells.append("" if value is None else value)
+        writer.writerow(cells)
+    return out.getvalue()

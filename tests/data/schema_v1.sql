@@ -1,0 +1,148 @@
+-- chimeway_lite schema, version 1.
+--
+-- The store stamps a file it creates with PRAGMA application_id = 0x63776C31 ('cwl1') and
+-- PRAGMA user_version = 1; it refuses files stamped otherwise. Every table has one column per
+-- scalar field of its record, under the same name; enums hold their string value, dicts and
+-- lists hold JSON text, timestamps hold fixed-width UTC text such as
+-- '2026-01-05T09:30:00.000000+00:00', so comparing text orders instants.
+--
+-- Applied statement by statement inside one BEGIN IMMEDIATE transaction (never executescript,
+-- which commits on its own).
+
+CREATE TABLE workflow_definitions (
+    id               TEXT PRIMARY KEY NOT NULL,
+    workflow_key     TEXT NOT NULL,
+    workflow_version INTEGER NOT NULL CHECK (workflow_version > 0),
+    notification_key TEXT NOT NULL,
+    inserted_at      TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    -- identity is global across tenants (SPEC §3)
+    UNIQUE (workflow_key, workflow_version)
+);
+
+CREATE TABLE workflow_steps (
+    id                     TEXT PRIMARY KEY NOT NULL,
+    workflow_definition_id TEXT NOT NULL REFERENCES workflow_definitions (id),
+    step_key               TEXT NOT NULL,
+    step_order             INTEGER NOT NULL CHECK (step_order > 0),
+    channel                TEXT NOT NULL,
+    config                 TEXT NOT NULL CHECK (json_valid(config)),
+    inserted_at            TEXT NOT NULL,
+    updated_at             TEXT NOT NULL,
+    UNIQUE (workflow_definition_id, step_key),
+    UNIQUE (workflow_definition_id, step_order)
+);
+
+CREATE TABLE notifications (
+    id                     TEXT PRIMARY KEY NOT NULL,
+    tenant_id              TEXT NOT NULL,
+    recipient              TEXT NOT NULL,
+    notification_key       TEXT NOT NULL,
+    idempotency_key        TEXT NOT NULL,
+    workflow_definition_id TEXT REFERENCES workflow_definitions (id),
+    inserted_at            TEXT NOT NULL,
+    -- a repeated trigger finds its first result instead of writing a second (SPEC §7)
+    UNIQUE (tenant_id, idempotency_key)
+);
+
+CREATE INDEX notifications_by_recipient ON notifications (tenant_id, recipient);
+
+CREATE TABLE workflow_runs (
+    id                     TEXT PRIMARY KEY NOT NULL,
+    tenant_id              TEXT NOT NULL,
+    -- one run per notification
+    notification_id        TEXT NOT NULL UNIQUE REFERENCES notifications (id),
+    workflow_definition_id TEXT NOT NULL REFERENCES workflow_definitions (id),
+    current_step_id        TEXT NOT NULL REFERENCES workflow_steps (id),
+    state                  TEXT NOT NULL
+                           CHECK (state IN ('active', 'waiting', 'completed', 'stopped')),
+    status_reason          TEXT NOT NULL,
+    status_context         TEXT NOT NULL CHECK (json_valid(status_context)),
+    started_at             TEXT NOT NULL,
+    last_transition_at     TEXT NOT NULL,
+    suspended_until        TEXT,
+    pending_signals        TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(pending_signals)),
+    terminal_reason        TEXT
+);
+
+-- Signal routing without an actor reads one tenant's waiting runs, in id order. Partial:
+-- only entering and leaving a wait touch it, not every trigger and state change (issue 5).
+CREATE INDEX workflow_runs_waiting_by_tenant ON workflow_runs (tenant_id, id)
+    WHERE state = 'waiting';
+
+-- The due sweep and next_due_at read only these two partial indexes, so their cost grows
+-- with the number of due runs, not with the number of runs stored (SPEC §4).
+CREATE INDEX workflow_runs_waiting_due ON workflow_runs (suspended_until, id)
+    WHERE state = 'waiting';
+CREATE INDEX workflow_runs_signal_settle ON workflow_runs (last_transition_at, id)
+    WHERE state = 'active' AND status_reason = 'signal_received';
+
+CREATE TABLE deliveries (
+    id                 TEXT PRIMARY KEY NOT NULL,
+    tenant_id          TEXT NOT NULL,
+    notification_id    TEXT NOT NULL REFERENCES notifications (id),
+    channel            TEXT NOT NULL,
+    status             TEXT NOT NULL CHECK (status IN
+                           ('pending', 'dispatched', 'succeeded', 'failed', 'suppressed',
+                            'cancelled')),
+    suppression_reason TEXT,
+    workflow_run_id    TEXT REFERENCES workflow_runs (id),
+    workflow_step_id   TEXT REFERENCES workflow_steps (id),
+    inserted_at        TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+
+-- The outbox: claims take the oldest pending deliveries.
+CREATE INDEX deliveries_pending ON deliveries (inserted_at) WHERE status = 'pending';
+-- The anchor of a progression: the latest delivery of (run, step).
+CREATE INDEX deliveries_by_run_step ON deliveries (workflow_run_id, workflow_step_id);
+CREATE INDEX deliveries_by_notification ON deliveries (notification_id);
+
+CREATE TABLE workflow_transitions (
+    -- a store-wide sequence; AUTOINCREMENT never reuses a number, even after prune
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    workflow_run_id  TEXT NOT NULL REFERENCES workflow_runs (id),
+    workflow_step_id TEXT REFERENCES workflow_steps (id),
+    -- evidence, not a foreign key: a key here would make every delete of a delivery scan
+    -- the whole trace; verify() checks it instead
+    delivery_id      TEXT,
+    from_state       TEXT CHECK (from_state IN ('active', 'waiting', 'completed', 'stopped')),
+    to_state         TEXT NOT NULL
+                     CHECK (to_state IN ('active', 'waiting', 'completed', 'stopped')),
+    reason           TEXT NOT NULL,
+    context          TEXT NOT NULL CHECK (json_valid(context)),
+    inserted_at      TEXT NOT NULL
+);
+
+CREATE INDEX workflow_transitions_by_run ON workflow_transitions (workflow_run_id, seq);
+
+-- The trace is append-only: rows are added, and only prune/forget delete them.
+CREATE TRIGGER workflow_transitions_append_only
+BEFORE UPDATE ON workflow_transitions
+BEGIN
+    SELECT RAISE(ABORT, 'workflow_transitions is append-only');
+END;
+
+CREATE TABLE signals (
+    id          TEXT PRIMARY KEY NOT NULL,
+    tenant_id   TEXT NOT NULL,
+    event_name  TEXT NOT NULL,
+    actor_id    TEXT,
+    -- the only place a payload is kept; never copied into a trace
+    payload     TEXT NOT NULL CHECK (json_valid(payload)),
+    inserted_at TEXT NOT NULL
+);
+
+CREATE INDEX signals_by_tenant_actor ON signals (tenant_id, actor_id);
+
+-- What forget() erased: who (tenant, and whether one recipient or all), when and how many
+-- rows of each table. Payload-free by design: the recipient itself is not kept.
+CREATE TABLE erasures (
+    id          TEXT PRIMARY KEY NOT NULL,
+    tenant_id   TEXT NOT NULL,
+    scope       TEXT NOT NULL CHECK (scope IN ('tenant', 'recipient')),
+    row_counts  TEXT NOT NULL CHECK (json_valid(row_counts)),
+    rows_erased INTEGER NOT NULL CHECK (rows_erased >= 0),
+    erased_at   TEXT NOT NULL
+);
