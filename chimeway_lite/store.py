@@ -22,16 +22,16 @@ where each signature and docstring is written once.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import threading
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from .backends import open_backend
-from .backends.base import Backend
+from .backends.base import Backend, Unit
 from .core.arguments import require_limit
 from .core.clock import Clock, SystemClock
 from .core.errors import ChimewayError, InvalidArgument
@@ -53,11 +53,11 @@ class _Operation(Generic[P, R]):
         self.method = method
         self.write = write
         functools.update_wrapper(self, method)
-        parameters = list(inspect.signature(method).parameters.values())[1:]
-        self.bound_signature = inspect.Signature(parameters)
 
     def __call__(self, store: Store, *args: P.args, **kwargs: P.kwargs) -> R:
-        with store._engine(write=self.write) as engine:
+        if getattr(store._local, "engine", None) is None:
+            return store._call(self.method, self.write, args, kwargs)
+        with store._engine(write=self.write) as engine:  # inside the caller's unit
             return self.method(engine, *args, **kwargs)
 
     @overload
@@ -65,19 +65,9 @@ class _Operation(Generic[P, R]):
     @overload
     def __get__(self, store: Store, owner: type[Any]) -> Callable[P, R]: ...
     def __get__(self, store: Store | None, owner: type[Any]) -> Any:
-        if store is None:
-            return self
-        method, write = self.method, self.write
-
-        def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            with store._engine(write=write) as engine:
-                return method(engine, *args, **kwargs)
-
-        call.__name__ = method.__name__
-        call.__qualname__ = f"Store.{method.__name__}"
-        call.__doc__ = method.__doc__
-        call.__signature__ = self.bound_signature  # type: ignore[attr-defined]
-        return call
+        # A bound method: its docstring and signature are the operation's (first
+        # parameter dropped), and binding costs no more than for a plain method.
+        return self if store is None else types.MethodType(self, store)
 
 
 def _write(method: Callable[Concatenate[Engine, P], R]) -> _Operation[P, R]:
@@ -149,6 +139,28 @@ class Store:
         return connection
 
     # -- units of work -------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: Callable[..., R],
+        write: bool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        """One store method, outside any unit of the caller's: its own unit of work (the
+        path every plain call takes, so it is kept free of context-manager layers)."""
+        index = self._index.child()
+
+        def work(unit: Unit) -> R:
+            self._local.engine = engine = (Engine if write else Reader)(unit, self.clock, index)
+            try:
+                return method(engine, *args, **kwargs)
+            finally:
+                self._local.engine = None
+
+        result = self._backend.run(work, write=write)
+        self._index.merge(index)
+        return result
 
     @contextmanager
     def _engine(self, *, write: bool) -> Iterator[Any]:

@@ -20,7 +20,8 @@ from conftest import START, escalation_workflow
 
 from chimeway_lite import FakeClock, Store
 from chimeway_lite.tools.cli import app as cli
-from chimeway_lite.tools.cli.app import MIN_SLEEP, pause_after_sweep
+from chimeway_lite.tools.cli import sweep
+from chimeway_lite.tools.cli.sweep import MIN_SLEEP, pause_after_sweep
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -269,7 +270,7 @@ def test_tick_watch_sleeps_until_the_next_due_time_and_stops_on_ctrl_c(
             raise KeyboardInterrupt
 
     later = datetime.now(UTC) + timedelta(hours=1)
-    monkeypatch.setattr(cli, "_sleep", sleep)
+    monkeypatch.setattr(sweep, "_sleep", sleep)
     monkeypatch.setattr(Store, "next_due_at", lambda self: later)
 
     result = ok("--db", db, "tick", "--watch", "--max-sleep", "7200")
@@ -284,7 +285,7 @@ def test_tick_watch_backs_off_when_a_run_stays_due(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(cli, "_sleep", sleeps.append)
+    monkeypatch.setattr(sweep, "_sleep", sleeps.append)
     monkeypatch.setattr(Store, "next_due_at", lambda self: START)  # always overdue
 
     lines = ok("--db", db, "--json", "tick", "--watch", "--cycles", "6", "--max-sleep", "10").stdout

@@ -23,9 +23,9 @@ from chimeway_lite import (
     WorkflowTransition,
 )
 from chimeway_lite.backends.sqlite import convert
-from chimeway_lite.core.text import canonical_json
 from chimeway_lite.core import records
 from chimeway_lite.core import timestamps as ts
+from chimeway_lite.core.text import canonical_json
 
 TEXT_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -43,6 +43,8 @@ from ..core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
+
+R = TypeVar("R")
 
 
 @attrs.frozen
@@ -272,6 +274,10 @@ class Backend(Protocol):
 
     #: Where it is (a path, ``":memory:"`` or a URL), for messages.
     location: str
+
+    def run(self, work: Callable[[Unit], R], *, write: bool) -> R:
+        """Run ``work`` in one unit of work (as :meth:`unit` does) and return its result."""
+        ...
 
     def unit(self, *, write: bool) -> AbstractContextManager[Unit]:
         """A unit of work: a write transaction (serialised with every other writer of the

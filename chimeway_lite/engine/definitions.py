@@ -81,7 +81,6 @@ def declare(workflow: Workflow | Mapping[str, Any]) -> tuple[Workflow, str]:
     return declared, canonical
 
 
-@attrs.define
 class DefinitionIndex:
     """Journeys by definition id, (key, version) -> (id, canonical steps) and id -> (key,
     version).
@@ -90,10 +89,13 @@ class DefinitionIndex:
     its own index only after COMMIT, so a rolled-back registration leaves no trace here.
     """
 
-    journeys: dict[str, Journey] = attrs.field(factory=dict)
-    identities: dict[tuple[str, int], tuple[str, str]] = attrs.field(factory=dict)
-    keys: dict[str, tuple[str, int]] = attrs.field(factory=dict)
-    parent: DefinitionIndex | None = None
+    __slots__ = ("identities", "journeys", "keys", "parent")
+
+    def __init__(self, parent: DefinitionIndex | None = None) -> None:
+        self.journeys: dict[str, Journey] = {}
+        self.identities: dict[tuple[str, int], tuple[str, str]] = {}
+        self.keys: dict[str, tuple[str, int]] = {}
+        self.parent = parent
 
     def journey(self, definition_id: str) -> Journey | None:
         """The cached journey of a definition, or None."""
@@ -118,13 +120,14 @@ class DefinitionIndex:
 
     def child(self) -> DefinitionIndex:
         """An index for one unit of work, reading through to this one."""
-        return DefinitionIndex(parent=self)
+        return DefinitionIndex(self)
 
     def merge(self, child: DefinitionIndex) -> None:
         """Adopt what a committed unit of work learnt."""
-        self.journeys.update(child.journeys)
-        self.identities.update(child.identities)
-        self.keys.update(child.keys)
+        if child.journeys or child.identities or child.keys:
+            self.journeys.update(child.journeys)
+            self.identities.update(child.identities)
+            self.keys.update(child.keys)
 
 
 class Definitions:

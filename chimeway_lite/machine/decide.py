@@ -149,7 +149,6 @@ def progress(
     if run.state.is_terminal:
         return noop(run, RUN_NOT_ACTIVE)
     current = journey.step(run.current_step_id)
-    situation = Situation(run, journey, current, now)
     if run.state is RunState.WAITING:
         due = due_at(run)
         if due is None or now < due:
@@ -157,13 +156,13 @@ def progress(
         waits = kind_named(run.wait_kind)
         if waits is None:
             return noop(run, UNKNOWN_TO_STEP)  # a wait no kind started leads nowhere
-        return waits.wake(situation)
+        return waits.wake(Situation(run, journey, current, now))
     if run.resumed_by is not None:
-        return _settle_after_signal(situation, run.resumed_by)
+        return _settle_after_signal(Situation(run, journey, current, now), run.resumed_by)
     if anchor is None:
         return noop(run, NO_ACTIVE_STEP_DELIVERY)
     outcome = outcome_of(anchor.status, anchor.suppression_reason)
-    rules = situation.rules
+    rules = journey.rules.get(current.id, ())
     if not rules:
         if outcome is None:
             return noop(run, NO_PROGRESS_RULES)

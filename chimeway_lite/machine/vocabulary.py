@@ -21,8 +21,9 @@ The names are observable behaviour (SPEC §4, §10): keep them exactly.
 
 from __future__ import annotations
 
+import functools
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -248,21 +249,24 @@ CORE_MOVES: tuple[Move, ...] = (
 )
 
 
-class _Template(string.Formatter):
-    """``str.format`` over a context: missing names are None, ``:time`` formats a stamp."""
-
-    def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
-        return kwargs.get(str(key))
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if format_spec == "time":
-            return time_text(value)
-        if format_spec == "stamp":
-            return stamp_text(value)
-        return str(super().format_field(value, format_spec))
-
-
-_TEMPLATE = _Template()
+@functools.cache
+def _compiled(
+    template: str,
+) -> tuple[str, tuple[tuple[str, str, Callable[[Any], str] | None], ...]]:
+    """``template`` as a plain format string and the fields it reads — (placeholder, name,
+    the converter its ``:time`` / ``:stamp`` spec asks for) — compiled once per template."""
+    converters = {"time": time_text, "stamp": stamp_text}
+    plain, fields = [], {}
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        plain.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        converter = converters.get(spec or "")
+        placeholder = name if converter is None else f"{name}__{spec}"
+        fields[placeholder] = (placeholder, name, converter)
+        tail = "" if converter is not None or not spec else f":{spec}"
+        plain.append("{" + placeholder + (f"!{conversion}" if conversion else "") + tail + "}")
+    return "".join(plain), tuple(fields.values())
 
 
 def time_text(at: Any) -> str:
@@ -286,5 +290,11 @@ def stamp_text(at: Any) -> str:
 
 
 def render(template: str, context: Mapping[str, Any], **extra: Any) -> str:
-    """``template`` filled from ``context`` and ``extra`` (see the module docstring)."""
-    return str(_TEMPLATE.vformat(template, (), {**context, **extra}))
+    """``template`` filled from ``context`` and ``extra`` (see the module docstring); a
+    name that neither holds reads as None, as ``context.get`` would."""
+    plain, fields = _compiled(template)
+    values = {}
+    for placeholder, name, converter in fields:
+        value = extra[name] if name in extra else context.get(name)
+        values[placeholder] = value if converter is None else converter(value)
+    return plain.format_map(values)

@@ -15,14 +15,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import TypeVar
 
 from ...core.errors import ChimewayError, StoreBusy
 from . import connection
 from .executor import Executor
 from .gate import WriteGate
 from .unit import SqliteUnit
+
+R = TypeVar("R")
 
 
 class SqliteBackend:
@@ -52,20 +55,49 @@ class SqliteBackend:
                 self._conn.close()
                 self._conn = None
 
+    def run(self, work: Callable[[SqliteUnit], R], *, write: bool) -> R:
+        """Run ``work`` in one unit of work and return its result: :meth:`unit` for a
+        single call, without a generator (the store's methods each take this path; a
+        context manager costs more than most of the reads it would wrap)."""
+        with self._lock:
+            sql = SqliteUnit(self.connection, self.location, self.busy_timeout)
+            if write:
+                self._begin_immediate(sql.conn, sql)
+            else:
+                sql.execute("BEGIN")
+            try:
+                try:
+                    result = work(sql)
+                except sqlite3.Error as exc:
+                    _rollback(sql)
+                    raise connection.translate(exc, self.location, self.busy_timeout) from exc
+                except BaseException:
+                    _rollback(sql)
+                    raise
+                try:
+                    sql.execute("COMMIT")
+                except BaseException:
+                    _rollback(sql)
+                    raise
+            finally:
+                if write and self._gate is not None:
+                    self._gate.release()
+            return result
+
     @contextmanager
     def unit(self, *, write: bool) -> Iterator[SqliteUnit]:
         """A write transaction (after the writer gate) or a read snapshot; committed when
         the block ends, rolled back when it raises (a failed COMMIT included)."""
         with self._lock:
             conn = self.connection
-            sql = Executor(conn, self.location, self.busy_timeout)
+            sql = SqliteUnit(conn, self.location, self.busy_timeout)
             if write:
                 self._begin_immediate(conn, sql)
             else:
                 sql.execute("BEGIN")
             try:
                 try:
-                    yield SqliteUnit(sql)
+                    yield sql
                 except sqlite3.Error as exc:
                     # The caller's own statements on store.connection, inside its block.
                     _rollback(sql)

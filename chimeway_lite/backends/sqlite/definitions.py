@@ -46,19 +46,17 @@ UPDATE workflow_definitions SET notification_key = :key, updated_at = :now
 """
 
 
-class DefinitionQueries:
+class DefinitionQueries(Executor):
     """The definition half of :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
-
-    sql: Executor
 
     def definition_id(self, workflow_key: str, workflow_version: int) -> str | None:
         """The id of the definition registered under key + version, or None."""
-        row = self.sql.one(_DEFINITION_ID, {"key": workflow_key, "version": workflow_version})
+        row = self.one(_DEFINITION_ID, {"key": workflow_key, "version": workflow_version})
         return None if row is None else str(row[0])
 
     def definition(self, definition_id: str) -> WorkflowDefinition | None:
         """The definition's row, with ``steps=()``."""
-        row = self.sql.one(_DEFINITION, {"id": definition_id})
+        row = self.one(_DEFINITION, {"id": definition_id})
         if row is None:
             return None
         return WorkflowDefinition(
@@ -73,35 +71,35 @@ class DefinitionQueries:
 
     def steps(self, definition_id: str) -> tuple[WorkflowStep, ...]:
         """The definition's steps, by step_order."""
-        rows = self.sql.all(_STEPS, {"id": definition_id})
+        rows = self.all(_STEPS, {"id": definition_id})
         return tuple(convert.from_values(WorkflowStep, r) for r in rows)
 
     def step(self, definition_id: str, step_id: str) -> WorkflowStep | None:
         """One step of a definition by id, or None."""
-        row = self.sql.one(_STEP, {"definition_id": definition_id, "step_id": step_id})
+        row = self.one(_STEP, {"definition_id": definition_id, "step_id": step_id})
         return None if row is None else convert.from_values(WorkflowStep, row)
 
     def step_by_key(self, definition_id: str, step_key: str) -> WorkflowStep | None:
         """One step of a definition by key, or None."""
-        row = self.sql.one(_STEP_BY_KEY, {"definition_id": definition_id, "step_key": step_key})
+        row = self.one(_STEP_BY_KEY, {"definition_id": definition_id, "step_key": step_key})
         return None if row is None else convert.from_values(WorkflowStep, row)
 
     def insert_definition(self, definition: WorkflowDefinition) -> bool:
         """Insert a definition with its steps; False when key + version is taken."""
         try:
-            self.sql.execute(_INSERT_DEFINITION, convert.to_row(definition, exclude=("steps",)))
+            self.execute(_INSERT_DEFINITION, convert.to_row(definition, exclude=("steps",)))
         except ConstraintFailed:
             # Under BEGIN IMMEDIATE nobody else can have inserted it since we looked; the
             # check stays for backends (and files) shared with writers that bypass the lock.
             return False
-        self.sql.insert(_INSERT_STEP, [convert.to_row(s) for s in definition.steps])
+        self.insert(_INSERT_STEP, [convert.to_row(s) for s in definition.steps])
         return True
 
     def set_notification_key(
         self, definition_id: str, notification_key: str, now: datetime
     ) -> None:
         """Set a definition's notification_key (and updated_at) if it differs."""
-        self.sql.execute(
+        self.execute(
             _SET_NOTIFICATION_KEY,
             {"key": notification_key, "now": to_text(now), "id": definition_id},
         )

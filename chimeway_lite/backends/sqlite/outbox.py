@@ -59,59 +59,56 @@ VALUES (:id, :tenant_id, :event_name, :actor_id, :payload, :inserted_at)
 """
 
 
-class OutboxQueries:
+class OutboxQueries(Executor):
     """The notification and delivery half of
     :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
 
-    sql: Executor
-
     def notification_by_key(self, tenant_id: str, idempotency_key: str) -> Notification | None:
         """The notification of (tenant, idempotency key), or None."""
-        row = self.sql.one(_NOTIFICATION_BY_KEY, {"tenant_id": tenant_id, "key": idempotency_key})
+        row = self.one(_NOTIFICATION_BY_KEY, {"tenant_id": tenant_id, "key": idempotency_key})
         return None if row is None else convert.from_values(Notification, row)
 
     def notification_owner(self, notification_id: str) -> tuple[str, bool] | None:
         """(tenant_id, has a run) of a notification, or None."""
-        row = self.sql.one(_NOTIFICATION_OWNER, {"id": notification_id})
+        row = self.one(_NOTIFICATION_OWNER, {"id": notification_id})
         return None if row is None else (row[0], bool(row[1]))
 
     def insert_notification(self, notification: Notification) -> bool:
         """Insert a notification; False when (tenant, idempotency key) is taken."""
         try:
-            self.sql.execute(_INSERT_NOTIFICATION, convert.to_row(notification))
+            self.execute(_INSERT_NOTIFICATION, convert.to_row(notification))
         except ConstraintFailed:
             return False
         return True
 
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries."""
-        self.sql.insert(_INSERT_DELIVERY, [convert.to_row(d) for d in deliveries])
+        self.insert(_INSERT_DELIVERY, [convert.to_row(d) for d in deliveries])
 
     def anchor(self, run_id: str, step_id: str) -> Delivery | None:
         """The latest delivery planned for (run, step), or None."""
-        row = self.sql.one(_ANCHOR, {"run_id": run_id, "step_id": step_id})
+        row = self.one(_ANCHOR, {"run_id": run_id, "step_id": step_id})
         return None if row is None else convert.from_values(Delivery, row)
 
     def first_delivery(self, notification_id: str) -> Delivery | None:
         """The first delivery planned for a notification, or None."""
-        row = self.sql.one(_FIRST_DELIVERY, {"id": notification_id})
+        row = self.one(_FIRST_DELIVERY, {"id": notification_id})
         return None if row is None else convert.from_values(Delivery, row)
 
     def deliveries_of_run(self, run_id: str) -> list[Delivery]:
         """Every delivery planned for a run, oldest first."""
         return [
-            convert.from_values(Delivery, r)
-            for r in self.sql.all(_DELIVERIES_OF_RUN, {"id": run_id})
+            convert.from_values(Delivery, r) for r in self.all(_DELIVERIES_OF_RUN, {"id": run_id})
         ]
 
     def delivery_tenant(self, delivery_id: str) -> str | None:
         """The tenant of a delivery, or None."""
-        row = self.sql.one(_DELIVERY_TENANT, {"id": delivery_id})
+        row = self.one(_DELIVERY_TENANT, {"id": delivery_id})
         return None if row is None else str(row[0])
 
     def claim(self, limit: int, channel: str | None, now: datetime) -> list[Delivery]:
         """Move up to ``limit`` of the oldest pending deliveries to dispatched."""
-        rows = self.sql.all(_CLAIM, {"now": to_text(now), "channel": channel, "limit": limit})
+        rows = self.all(_CLAIM, {"now": to_text(now), "channel": channel, "limit": limit})
         # RETURNING gives no order: restore the claim order (oldest first).
         rows.sort(key=lambda r: (r["inserted_at"], r[0]))
         return [convert.from_values(Delivery, tuple(r)[1:]) for r in rows]
@@ -124,7 +121,7 @@ class OutboxQueries:
         now: datetime,
     ) -> Delivery | None:
         """Record a delivery's status and return the delivery, or None."""
-        row = self.sql.one(
+        row = self.one(
             _SET_STATUS,
             {
                 "status": status.value,
@@ -137,4 +134,4 @@ class OutboxQueries:
 
     def insert_signal(self, signal: Signal) -> None:
         """Record a signal."""
-        self.sql.execute(_INSERT_SIGNAL, convert.to_row(signal))
+        self.execute(_INSERT_SIGNAL, convert.to_row(signal))

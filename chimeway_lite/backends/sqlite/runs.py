@@ -104,10 +104,8 @@ def _update_run_sql(columns: tuple[str, ...], *, many: bool = False) -> str:
     return sql
 
 
-class RunQueries:
+class RunQueries(Executor):
     """The run and trace half of :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
-
-    sql: Executor
 
     def run(
         self, run_id: str, *, tenant_id: str | None = None, lock: bool = False
@@ -115,19 +113,19 @@ class RunQueries:
         """The run (of ``tenant_id`` when given). A write unit holds SQLite's write lock
         from ``BEGIN IMMEDIATE`` on, so every read of it is locked already."""
         if tenant_id is None:
-            row = self.sql.one(_RUN_BY_ID, {"id": run_id})
+            row = self.one(_RUN_BY_ID, {"id": run_id})
         else:
-            row = self.sql.one(_RUN_BY_ID_IN_TENANT, {"id": run_id, "tenant_id": tenant_id})
+            row = self.one(_RUN_BY_ID_IN_TENANT, {"id": run_id, "tenant_id": tenant_id})
         return None if row is None else convert.from_values(WorkflowRun, row)
 
     def run_of_notification(self, notification_id: str) -> WorkflowRun | None:
         """The run of a notification, or None."""
-        row = self.sql.one(_RUN_OF_NOTIFICATION, {"id": notification_id})
+        row = self.one(_RUN_OF_NOTIFICATION, {"id": notification_id})
         return None if row is None else convert.from_values(WorkflowRun, row)
 
     def insert_run(self, run: WorkflowRun) -> None:
         """Insert a new run."""
-        self.sql.execute(_INSERT_RUN, convert.to_row(run))
+        self.execute(_INSERT_RUN, convert.to_row(run))
 
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
         """Write each (before, after) pair's changed columns.
@@ -147,15 +145,15 @@ class RunQueries:
         for (names, values), ids in groups.items():
             params = dict(zip(names, values, strict=True))
             if len(ids) == 1:
-                self.sql.execute(_update_run_sql(names), {**params, "where_id": ids[0]})
+                self.execute(_update_run_sql(names), {**params, "where_id": ids[0]})
             else:
                 params["where_ids"] = canonical_json(ids)
-                self.sql.execute(_update_run_sql(names, many=True), params)
+                self.execute(_update_run_sql(names, many=True), params)
 
     def write_run(self, run: WorkflowRun) -> None:
         """Write every updatable field of the run; a refused value is InvalidArgument."""
         try:
-            self.sql.execute(_WRITE_RUN, convert.to_row(run))
+            self.execute(_WRITE_RUN, convert.to_row(run))
         except ConstraintFailed as exc:
             raise InvalidArgument("fields", f"rejected by the store: {exc.problem}") from None
 
@@ -163,7 +161,7 @@ class RunQueries:
         self, tenant_id: str, event_name: str, actor_id: str | None
     ) -> list[WorkflowRun]:
         """The tenant's waiting runs with ``event_name`` pending, in id order."""
-        rows = self.sql.all(
+        rows = self.all(
             _AWAITING_SIGNAL if actor_id is None else _AWAITING_ACTOR_SIGNAL,
             {"tenant_id": tenant_id, "event_name": event_name, "actor_id": actor_id},
         )
@@ -171,19 +169,17 @@ class RunQueries:
 
     def due_runs(self, now: datetime, limit: int | None) -> list[str]:
         """Ids of the runs due at ``now``, by due time then id."""
-        rows = self.sql.all(
-            DUE_RUNS, {"now": to_text(now), "limit": -1 if limit is None else limit}
-        )
+        rows = self.all(DUE_RUNS, {"now": to_text(now), "limit": -1 if limit is None else limit})
         return [r[0] for r in rows]
 
     def next_due_at(self) -> datetime | None:
         """The earliest due time of any run, or None."""
-        row = self.sql.one(_NEXT_DUE)
+        row = self.one(_NEXT_DUE)
         return None if row[0] is None else from_text(row[0])
 
     def active_step_linkage(self, notification_id: str) -> StepLinkage | None:
         """The unfinished run of a notification, its current step and that step's channel."""
-        row = self.sql.one(_ACTIVE_STEP_LINKAGE, {"id": notification_id})
+        row = self.one(_ACTIVE_STEP_LINKAGE, {"id": notification_id})
         return None if row is None else StepLinkage(row[0], row[1], row[2])
 
     # -- the trace ----------------------------------------------------------------------------
@@ -192,20 +188,20 @@ class RunQueries:
         """``count`` fresh sequence numbers. We hold the write lock; sqlite_sequence
         remembers pruned numbers and follows savepoint rollbacks, so it is read afresh
         each time rather than cached."""
-        row = self.sql.one(_SEQUENCE)
+        row = self.one(_SEQUENCE)
         first = (row[0] if row else 0) + 1
         return list(range(first, first + count))
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
-        self.sql.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
+        self.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
 
     def last_transition(self, run_id: str) -> WorkflowTransition | None:
         """The run's latest trace row, or None."""
-        row = self.sql.one(_LAST_TRANSITION, {"id": run_id})
+        row = self.one(_LAST_TRANSITION, {"id": run_id})
         return None if row is None else convert.from_values(WorkflowTransition, row)
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
-        rows = self.sql.all(_TRANSITIONS, {"id": run_id, "limit": -1 if limit is None else limit})
+        rows = self.all(_TRANSITIONS, {"id": run_id, "limit": -1 if limit is None else limit})
         return [convert.from_values(WorkflowTransition, r) for r in rows]

@@ -8,7 +8,6 @@ from contextlib import contextmanager, suppress
 
 from ...core.errors import ChimewayError
 from .definitions import DefinitionQueries
-from .executor import Executor
 from .outbox import OutboxQueries
 from .runs import RunQueries
 from .upkeep import UpkeepQueries
@@ -16,22 +15,19 @@ from .upkeep import UpkeepQueries
 
 class SqliteUnit(DefinitionQueries, RunQueries, OutboxQueries, UpkeepQueries):
     """The queries of one transaction; each concern's SQL lives in its own module, and
-    every statement goes through the one :class:`Executor`."""
-
-    def __init__(self, sql: Executor) -> None:
-        self.sql = sql
+    every statement goes through the one :class:`~.executor.Executor` they share."""
 
     @contextmanager
     def savepoint(self) -> Iterator[SqliteUnit]:
         """A nested unit: its writes are undone alone if its block raises."""
-        self.sql.execute("SAVEPOINT chimeway_unit")
+        self.execute("SAVEPOINT chimeway_unit")
         try:
-            yield SqliteUnit(self.sql)
+            yield self
         except BaseException:
             # A failed statement may have ended the transaction already; never mask the
             # first error.
             with suppress(ChimewayError):
-                self.sql.execute("ROLLBACK TO chimeway_unit")
-                self.sql.execute("RELEASE chimeway_unit")
+                self.execute("ROLLBACK TO chimeway_unit")
+                self.execute("RELEASE chimeway_unit")
             raise
-        self.sql.execute("RELEASE chimeway_unit")
+        self.execute("RELEASE chimeway_unit")

@@ -149,33 +149,31 @@ def _read(cls: type[Any], row: Any) -> Any:
         return exc
 
 
-class UpkeepQueries:
+class UpkeepQueries(Executor):
     """The prune, forget, audit and listing half of
     :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
 
-    sql: Executor
-
     def prune(self, before: datetime, tenant_id: str | None) -> int:
         """Delete finished runs last changed before ``before`` with their rows."""
-        runs = self.sql.all(_FINISHED_BEFORE, {"before": to_text(before), "tenant_id": tenant_id})
+        runs = self.all(_FINISHED_BEFORE, {"before": to_text(before), "tenant_id": tenant_id})
         deleted = 0
         for statement, column in _PRUNE:
             if runs:
-                deleted += self.sql.executemany(statement, [(r[column],) for r in runs]).rowcount
+                deleted += self.executemany(statement, [(r[column],) for r in runs]).rowcount
         return deleted
 
     def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:
         """Erase a tenant's (or one recipient's) rows; the rows deleted per table."""
         params = {"tenant_id": tenant_id, "recipient": recipient}
-        return {table: self.sql.execute(sql, params).rowcount for table, sql in _FORGET}
+        return {table: self.execute(sql, params).rowcount for table, sql in _FORGET}
 
     def insert_erasure(self, erasure: Erasure) -> None:
         """Record a tombstone."""
-        self.sql.execute(_INSERT_ERASURE, convert.to_row(erasure))
+        self.execute(_INSERT_ERASURE, convert.to_row(erasure))
 
     def erasures(self, tenant_id: str | None) -> list[Erasure]:
         """The tombstones, oldest first."""
-        rows = self.sql.all(_ERASURES, {"tenant_id": tenant_id})
+        rows = self.all(_ERASURES, {"tenant_id": tenant_id})
         return [convert.from_values(Erasure, r) for r in rows]
 
     # -- verify ---------------------------------------------------------------------------------
@@ -184,15 +182,13 @@ class UpkeepQueries:
         """integrity_check, foreign_key_check, and the trace sequence against its counter."""
         problems = [
             f"integrity_check: {row[0]}"
-            for row in self.sql.all("PRAGMA integrity_check")
+            for row in self.all("PRAGMA integrity_check")
             if row[0] != "ok"
         ]
-        for table, rowid, parent, _ in self.sql.all("PRAGMA foreign_key_check"):
+        for table, rowid, parent, _ in self.all("PRAGMA foreign_key_check"):
             problems.append(f"foreign key: {table} row {rowid} names a missing {parent} row")
-        top = self.sql.one("SELECT max(seq) FROM workflow_transitions")[0]
-        counter = self.sql.one(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
-        )
+        top = self.one("SELECT max(seq) FROM workflow_transitions")[0]
+        counter = self.one("SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'")
         if top is not None and (counter is None or top > counter[0]):
             problems.append(
                 f"transition seq {top} is above the store's sequence counter "
@@ -213,14 +209,14 @@ class UpkeepQueries:
         }
         for name, sql in _FINDINGS:
             wanted = {k: v for k, v in params.items() if f":{k}" in sql}
-            for row in self.sql.all(sql, wanted):
+            for row in self.all(sql, wanted):
                 yield name, tuple(row)
 
     def run_traces(self) -> Iterator[RunTrace]:
         """Every run with its trace: a merge of two ordered scans (runs by id, the trace by
         run and seq, both on an index), so one run and its trace are in memory at a time."""
-        runs = self.sql.execute("SELECT * FROM workflow_runs ORDER BY id")
-        rows = self.sql.execute("SELECT * FROM workflow_transitions ORDER BY workflow_run_id, seq")
+        runs = self.execute("SELECT * FROM workflow_runs ORDER BY id")
+        rows = self.execute("SELECT * FROM workflow_transitions ORDER BY workflow_run_id, seq")
         traces = itertools.groupby(rows, key=lambda r: str(r["workflow_run_id"]))
         pending = next(traces, None)
         for run_row in runs:
@@ -240,17 +236,17 @@ class UpkeepQueries:
     ) -> list[dict[str, Any]]:
         """Runs, most recently changed first."""
         params = {"tenant_id": tenant_id, "state": state, "limit": -1 if limit is None else limit}
-        return [dict(r) for r in self.sql.all(_RUNS, params)]
+        return [dict(r) for r in self.all(_RUNS, params)]
 
     def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:
         """A run's trace, step keys instead of step ids."""
         params = {"run_id": run_id, "limit": -1 if limit is None else limit}
-        return [dict(r) for r in self.sql.all(_TRACES, params)]
+        return [dict(r) for r in self.all(_TRACES, params)]
 
     def table_rows(self) -> list[dict[str, Any]]:
         """Every table of the file with its row count and columns (schema introspection
         through sqlite-utils, in the form ``sqlite-utils tables --counts --columns``)."""
-        db = sqlite_utils.Database(self.sql.conn, recursive_triggers=False, execute_plugins=False)
+        db = sqlite_utils.Database(self.conn, recursive_triggers=False, execute_plugins=False)
         return [
             {
                 "table": name,

@@ -1,5 +1,6 @@
-"""The command line ``chimeway-lite`` (see :mod:`.app`)."""
+"""The command line ``chimeway-lite``: the group in :mod:`.app`, the commands by concern."""
 
+from . import check, demo, inspection, sweep
 from .app import cli, main
 
-__all__ = ["cli", "main"]
+__all__ = ["check", "cli", "demo", "inspection", "main", "sweep"]

@@ -1,0 +1,73 @@
+"""Integrity and pictures: ``verify`` and ``timeline``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import timeline
+from .app import EXIT_PROBLEMS, CliError, Settings, command, emit_json, open_store
+
+# -- integrity and pictures ------------------------------------------------------------------
+
+
+@command(short_help="Check the store; exit 3 on problems.")
+def verify(settings: Settings) -> None:
+    """Check the store (each run's trace against its row, integrity); exit 3 on problems."""
+    with open_store(settings) as store:
+        problems = store.verify()
+    if settings.as_json:
+        emit_json({"db": settings.db, "ok": not problems, "problems": problems})
+    elif problems:
+        click.echo(f"{len(problems)} problem{'' if len(problems) == 1 else 's'} found:")
+        for problem in problems:
+            click.echo(f"  - {problem}")
+    else:
+        click.echo(f"ok: no problems found in {settings.db}")
+    if problems:
+        click.get_current_context().exit(EXIT_PROBLEMS)
+
+
+@command("timeline", short_help="Draw a run as an SVG (or HTML) picture.")
+@click.argument("tenant")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="The file to write (- for stdout).",
+)
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["svg", "html"]),
+    default=None,
+    help="svg or html (default: from the file name; svg).",
+)
+def timeline_command(
+    settings: Settings, tenant: str, run_id: str, out: str, kind: str | None
+) -> None:
+    """Draw run RUN of TENANT as a self-contained SVG (or HTML) picture."""
+    if kind is None:
+        kind = "html" if out.lower().endswith((".html", ".htm")) else "svg"
+    with open_store(settings) as store:
+        picture = timeline.collect(store, tenant, run_id)
+    text = timeline.render_html(picture) if kind == "html" else timeline.render_svg(picture)
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"cannot write {out!r}: {exc.strerror}", as_json=settings.as_json, kind="OSError"
+        ) from None
+    size = len(text.encode())
+    if settings.as_json:
+        emit_json({"path": out, "format": kind, "bytes": size, "events": len(picture.transitions)})
+    else:
+        click.echo(
+            f"wrote {out} ({kind}, {size} bytes): {len(picture.transitions)} trace rows, "
+            f"final state {picture.explanation.state.value}"
+        )

@@ -1,0 +1,185 @@
+"""Signals and the due sweep: ``signal`` and ``tick`` (``--watch``)."""
+
+from __future__ import annotations
+
+import json
+import signal as signals
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ...core.records import Progress, Signal
+from ...core.text import duration_text
+from ...store import Store
+from .. import listing
+from .app import Settings, command, emit_json, open_store, time_text
+
+#: The shortest pause of ``tick --watch`` when a run stays due after a sweep (it backs off,
+#: doubling up to ``--max-sleep``), so that a run the sweep cannot move is no busy loop.
+MIN_SLEEP = 1.0
+
+
+def _sleep(seconds: float) -> None:
+    # One indirection, so that tests replace the pause of `tick --watch` without real time.
+    time.sleep(seconds)
+
+
+# -- signals and the due sweep -----------------------------------------------------------------
+
+
+@command("signal", short_help="Send a signal to a tenant's waiting runs.")
+@click.argument("tenant")
+@click.argument("event")
+@click.option("--actor", default=None, help="Only runs whose recipient is this actor.")
+@click.option("--dry-run", is_flag=True, help="Only show which runs it would resume.")
+def signal_command(
+    settings: Settings, tenant: str, event: str, actor: str | None, dry_run: bool
+) -> None:
+    """Send signal EVENT to TENANT's waiting runs (recorded, then routed in one transaction)."""
+    with open_store(settings) as store:
+        candidate = Signal(tenant, event, actor_id=actor)
+        if dry_run:
+            run_ids = store.preview_signal(candidate)
+            signal_id = None
+        else:
+            stored, resumed = store.track_signal(candidate)
+            run_ids, signal_id = list(resumed), stored.id
+    if settings.as_json:
+        emit_json(
+            {
+                "tenant_id": tenant,
+                "event_name": event,
+                "actor_id": actor,
+                "dry_run": dry_run,
+                "signal_id": signal_id,
+                "run_ids": run_ids,
+            }
+        )
+        return
+    count = f"{len(run_ids)} run" + ("" if len(run_ids) == 1 else "s")
+    if dry_run:
+        click.echo(f"dry run: signal {event!r} would resume {count}; nothing was written")
+    else:
+        click.echo(f"signal {event!r} recorded ({signal_id}); resumed {count}")
+    for run_id in run_ids:
+        click.echo(f"  {run_id}")
+    if run_ids and not dry_run:
+        click.echo("resumed runs complete (cancelled_by_signal) at the next `chimeway-lite tick`")
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
+            param_hint="--now",
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _progress_row(store: Store, progress: Progress) -> dict[str, Any]:
+    return {
+        "run_id": progress.run.id,
+        "tenant_id": progress.run.tenant_id,
+        "kind": progress.kind.value,
+        "reason": progress.reason,
+        "state": progress.run.state.value,
+        "step": store.get_current_step(progress.run).step_key,
+        "planned_deliveries": [{"id": d.id, "channel": d.channel} for d in progress.deliveries],
+    }
+
+
+def _sweep(store: Store, settings: Settings, now: datetime | None) -> int:
+    at = store.clock.now() if now is None else now
+    moved = [_progress_row(store, p) for p in store.progress_due_runs(now=at)]
+    if settings.as_json:
+        # One JSON object per sweep, on one line (JSON Lines with --watch).
+        click.echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
+    elif not moved:
+        click.echo(f"{time_text(at)}  nothing due")
+    else:
+        click.echo(f"{time_text(at)}  {len(moved)} run{'' if len(moved) == 1 else 's'} progressed")
+        for row in moved:
+            click.echo(
+                f"  {row['run_id']}  tenant={row['tenant_id']}  {row['kind']} -> "
+                f"{row['state']} on step {row['step']!r} ({row['reason']})"
+            )
+    return len(moved)
+
+
+def pause_after_sweep(
+    now: datetime, next_due: datetime | None, *, backoff: float, max_sleep: float
+) -> tuple[float, float]:
+    """How long ``tick --watch`` sleeps after a sweep, and the next backoff.
+
+    Until the next due time (at most ``max_sleep``); nothing due: ``max_sleep``. A run still
+    due right after a sweep is one the sweep cannot move (or one that just arrived): sleep
+    ``backoff`` and double it for next time, so that it never turns into a busy loop.
+    """
+    if next_due is None:
+        return max_sleep, MIN_SLEEP
+    wait = (next_due - now).total_seconds()
+    if wait > 0:
+        return min(wait, max_sleep), MIN_SLEEP
+    return min(backoff, max_sleep), min(backoff * 2, max_sleep)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@command(short_help="Progress the runs that are due.")
+@click.option("--watch", is_flag=True, help="Repeat: sleep until the next due time, sweep again.")
+@click.option("--now", "now_text", metavar="TIME", help="Sweep as if at this ISO-8601 time.")
+@click.option(
+    "--max-sleep",
+    type=click.FloatRange(min=0.01),
+    default=60.0,
+    show_default=True,
+    help="With --watch: never sleep longer than this (seconds), to pick up new runs.",
+)
+@click.option(
+    "--cycles", type=click.IntRange(min=1), default=None, help="With --watch: stop after N sweeps."
+)
+def tick(
+    settings: Settings, watch: bool, now_text: str | None, max_sleep: float, cycles: int | None
+) -> None:
+    """Progress every run that is due (waits that elapsed, runs a signal resumed)."""
+    now = _parse_now(now_text)
+    if watch and now is not None:
+        raise click.UsageError("--now cannot be combined with --watch")
+    with open_store(settings) as store:
+        if not watch:
+            _sweep(store, settings, now)
+            return
+        previous = signals.signal(signals.SIGTERM, _raise_interrupt)
+        try:
+            _watch(store, settings, max_sleep=max_sleep, cycles=cycles)
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)
+        finally:
+            signals.signal(signals.SIGTERM, previous)
+
+
+def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | None) -> None:
+    backoff = MIN_SLEEP
+    done = 0
+    while True:
+        _sweep(store, settings, None)
+        done += 1
+        if cycles is not None and done >= cycles:
+            return
+        next_due = store.next_due_at()
+        pause, backoff = pause_after_sweep(
+            store.clock.now(), next_due, backoff=backoff, max_sleep=max_sleep
+        )
+        if not settings.as_json:
+            target = "nothing waiting" if next_due is None else f"next due {time_text(next_due)}"
+            length = f"{pause:.3g} s" if pause < 60 else duration_text(pause)
+            click.echo(f"  {target}; sleeping {length}")
+        _sleep(pause)
