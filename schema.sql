@@ -17,7 +17,7 @@ CREATE TABLE workflow_definitions (
     notification_key TEXT NOT NULL,
     inserted_at      TEXT NOT NULL,
     updated_at       TEXT NOT NULL,
-    -- identity is global across tenants (SPEC §3)
+    -- identity is global across tenants (CONTRACT §3)
     UNIQUE (workflow_key, workflow_version)
 );
 
@@ -42,7 +42,7 @@ CREATE TABLE notifications (
     idempotency_key        TEXT NOT NULL,
     workflow_definition_id TEXT REFERENCES workflow_definitions (id),
     inserted_at            TEXT NOT NULL,
-    -- a repeated trigger finds its first result instead of writing a second (SPEC §7)
+    -- a repeated trigger finds its first result instead of writing a second (CONTRACT §7)
     UNIQUE (tenant_id, idempotency_key)
 );
 
@@ -73,12 +73,12 @@ CREATE TABLE workflow_runs (
 );
 
 -- Signal routing without an actor reads one tenant's waiting runs, in id order. Partial:
--- only entering and leaving a wait touch it, not every trigger and state change (issue 5).
+-- only entering and leaving a wait touch it, not every trigger and state change.
 CREATE INDEX workflow_runs_waiting_by_tenant ON workflow_runs (tenant_id, id)
     WHERE state = 'waiting';
 
 -- The due sweep and next_due_at read only these two partial indexes, so their cost grows
--- with the number of due runs, not with the number of runs stored (SPEC §4); they are
+-- with the number of due runs, not with the number of runs stored (CONTRACT §4); they are
 -- the indexed form of chimeway_lite.machine.decide.due_at.
 CREATE INDEX workflow_runs_waiting_due ON workflow_runs (suspended_until, id)
     WHERE state = 'waiting';

@@ -1,4 +1,8 @@
-"""chimeway_lite: durable, explainable, multi-step notification workflows in one SQLite file."""
+"""chimeway_lite: durable, explainable, multi-step notification workflows in one SQLite file.
+
+The contract is ``docs/CONTRACT.md`` (the code's "CONTRACT §N" notes point there); the
+layers are described in ``docs/ARCHITECTURE.md``.
+"""
 
 from .core.clock import FakeClock, SystemClock
 from .core.errors import (

@@ -206,21 +206,21 @@ class Store:
         with self._engine(write=False) as view:
             yield view
 
-    # -- definitions (SPEC §3) -----------------------------------------------------------------
+    # -- definitions (CONTRACT §3) -----------------------------------------------------------------
 
     upsert_definition = _write(Engine.ensure_definition)
     fetch_definition = _read(Reader.fetch_definition)
     persisted_workflow = _read(Reader.persisted_workflow)
     fetch_step_by_key = _read(Reader.fetch_step_by_key)
 
-    # -- trigger and outbox (SPEC §7) ----------------------------------------------------------
+    # -- trigger and outbox (CONTRACT §7) ----------------------------------------------------------
 
     trigger = _write(Engine.trigger)
     claim_deliveries = _write(Engine.claim_deliveries)
     record_outcome = _write(Engine.record_outcome)
     list_deliveries = _read(Reader.list_deliveries)
 
-    # -- progression (SPEC §4) -----------------------------------------------------------------
+    # -- progression (CONTRACT §4) -----------------------------------------------------------------
 
     progress_run = _write(Engine.progress_run)
     next_due_at = _read(Reader.next_due_at)
@@ -245,13 +245,13 @@ class Store:
                 results.append(progress)
         return results
 
-    # -- signals (SPEC §5) ---------------------------------------------------------------------
+    # -- signals (CONTRACT §5) ---------------------------------------------------------------------
 
     route_signal = _write(Engine.route_signal)
     track_signal = _write(Engine.track_signal)
     preview_signal = _read(Reader.preview_signal)
 
-    # -- inspection (SPEC §6) ------------------------------------------------------------------
+    # -- inspection (CONTRACT §6) ------------------------------------------------------------------
 
     explain = _read(Reader.explain)
     list_traces = _read(Reader.list_traces)

@@ -106,7 +106,7 @@ def json_text(value: object, name: str) -> str:
 
 
 def check_signal(signal: object) -> Signal:
-    """Validate a signal before any write (SPEC §5); returns it unchanged."""
+    """Validate a signal before any write (CONTRACT §5); returns it unchanged."""
     if not isinstance(signal, Signal):
         raise InvalidSignal("signal", f"expected a Signal, got {type(signal).__name__}")
     for field in ("tenant_id", "event_name"):

@@ -4,7 +4,7 @@ Every error is a :class:`ChimewayError`; each leaf builds its own message and ke
 fields that explain it as attributes, so callers can branch on data instead of parsing text::
 
     ChimewayError
-    ├── InvalidWorkflow        (ValueError)   a declaration broke a rule of SPEC §2
+    ├── InvalidWorkflow        (ValueError)   a declaration broke a rule of CONTRACT §2
     ├── DefinitionConflict                    same key + version, different steps
     ├── RunNotFound            (LookupError)  missing run, or a run of another tenant
     ├── StepNotFound           (LookupError)
@@ -132,7 +132,7 @@ class InvalidSignal(ChimewayError, ValueError):
 
 class InvalidTransition(ChimewayError, ValueError):
     """A change the state spine forbids: a terminal run leaving its state, or a context
-    key outside the catalogue of SPEC §10."""
+    key outside the catalogue of CONTRACT §10."""
 
     run_id: str | None
     from_state: str | None

@@ -1,4 +1,4 @@
-"""Checks of the values inside a declaration: names and plain JSON (SPEC §2).
+"""Checks of the values inside a declaration: names and plain JSON (CONTRACT §2).
 
 Each raises :class:`InvalidWorkflow` with the path of the value at fault. Used by
 :mod:`chimeway_lite.declarations` and by every rule kind of :mod:`chimeway_lite.machine.kinds`.

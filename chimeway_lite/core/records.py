@@ -135,7 +135,7 @@ class WorkflowRun:
     The last three fields are the machine's own state, never read from evidence:
     ``wait_kind`` is the rule kind of the wait a ``waiting`` run is in (``"wait_until"``),
     ``wait_target`` the step key that wait leads to, and ``resumed_by`` the event of the
-    signal that ended the run's wait, which the next progression settles (SPEC §4 item 6).
+    signal that ended the run's wait, which the next progression settles (CONTRACT §4 item 6).
     All three are None when they do not apply.
     """
 

@@ -2,7 +2,7 @@
 
 Canonical JSON is compact (``","`` and ``":"``), keys sorted, non-ASCII kept as is, finite
 numbers only; its size is measured in UTF-8 bytes. It is what the store writes for every JSON
-column, and what identifies a definition's steps (SPEC §3).
+column, and what identifies a definition's steps (CONTRACT §3).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Declaring a workflow: ``Workflow`` and ``Step``, typed or as dicts (SPEC §2).
+"""Declaring a workflow: ``Workflow`` and ``Step``, typed or as dicts (CONTRACT §2).
 
 The typed classes only normalise (lists become tuples, strings are trimmed, ``config=None``
 becomes ``{}``, steps are kept sorted by order, a step's config is deep-frozen); every rule of
-SPEC §2 is checked by :func:`coerce_workflow`, which raises :class:`InvalidWorkflow` naming
+CONTRACT §2 is checked by :func:`coerce_workflow`, which raises :class:`InvalidWorkflow` naming
 the field, step and rule at fault. The rules themselves are the registered kinds of
 :mod:`chimeway_lite.machine.kinds`. Nothing here touches the store.
 
@@ -130,7 +130,7 @@ def _validate_orders(steps: tuple[Step, ...]) -> None:
         check_name(step.channel, f"{path}.channel", step=step.key)
     seen: set[int] = set()
     for i, step in enumerate(steps):
-        # Name the first step whose order repeats or falls outside 1..N (SPEC §2: the error
+        # Name the first step whose order repeats or falls outside 1..N (CONTRACT §2: the error
         # names the offending step).
         if step.order in seen or not 1 <= step.order <= len(steps):
             raise InvalidWorkflow(
@@ -175,7 +175,7 @@ def _validate_step(step: Step, index: int, keys: frozenset[str]) -> None:
 
 
 def validate_workflow(workflow: Workflow) -> Workflow:
-    """Check every rule of SPEC §2 and return the workflow, or raise :class:`InvalidWorkflow`."""
+    """Check every rule of CONTRACT §2 and return the workflow, or raise :class:`InvalidWorkflow`."""
     check_name(workflow.key, "workflow_key")
     if not is_int(workflow.version) or not 0 < workflow.version <= MAX_VERSION:
         raise InvalidWorkflow(

@@ -21,7 +21,7 @@ What is checked
   another tenant's delivery. Every delivery planned for a run answers a ``step_activated``
   row of that run and step (more deliveries than activations is a duplicate).
 * Tenancy: a run's and a delivery's tenant are those of their notification, and a run's
-  current step belongs to its definition. Trace contexts keep to the catalogue of SPEC §10.
+  current step belongs to its definition. Trace contexts keep to the catalogue of CONTRACT §10.
 
 The fold
 --------
@@ -36,7 +36,7 @@ it); ``signal_received`` sets ``resumed_by`` to its event; every other engine ro
 what it leaves. An engine row must start from the state the fold has reached, and no
 engine row may follow a terminal state.
 
-Host rows — any other reason, written with ``tx.append_transition`` (SPEC §8) — are trusted:
+Host rows — any other reason, written with ``tx.append_transition`` (CONTRACT §8) — are trusted:
 the run is taken to be in the row's ``to_state``, and the fields the host may have changed
 along with it through ``tx.update_run`` are not checked until the next engine row sets them
 again (an engine row that names a step puts the fold back on that step). A host row's

@@ -1,4 +1,4 @@
-"""Registered definitions (SPEC §3): registering, finding, and the index of their steps.
+"""Registered definitions (CONTRACT §3): registering, finding, and the index of their steps.
 
 A definition's steps never change once registered (different steps need a new version:
 :class:`DefinitionConflict`), so each store indexes them once as a
@@ -223,7 +223,7 @@ class Definitions:
     def ensure(
         self, notification_key: object, workflow: Workflow | Mapping[str, Any], now: datetime
     ) -> WorkflowDefinition:
-        """Register a workflow, or find it registered with identical steps (SPEC §3).
+        """Register a workflow, or find it registered with identical steps (CONTRACT §3).
 
         Different steps under the same key and version raise :class:`DefinitionConflict`;
         the notification key is set to the caller's.

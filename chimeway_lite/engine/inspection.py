@@ -1,4 +1,4 @@
-"""Inspection (SPEC §6): explain and list_traces, always scoped to one tenant."""
+"""Inspection (CONTRACT §6): explain and list_traces, always scoped to one tenant."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ prune
 forget
     Erases, for one tenant — or for one recipient of it — the notifications, their runs,
     traces and deliveries, and the signals (the tenant's, or those whose ``actor_id`` is the
-    recipient, which is how signals name their recipient: SPEC §5). Then it writes one
+    recipient, which is how signals name their recipient: CONTRACT §5). Then it writes one
     tombstone row in ``erasures`` (an :class:`~chimeway_lite.core.records.Erasure`): tenant
     id, scope (``tenant`` or ``recipient``), the time from the store clock, the rows deleted
     per table and their sum. The tombstone holds no recipient and no payload — only that an

@@ -59,7 +59,7 @@ class Reader:
         """The store clock's reading for this unit of work, in UTC."""
         return self._work.now
 
-    # -- definitions (SPEC §3) -----------------------------------------------------------------
+    # -- definitions (CONTRACT §3) -----------------------------------------------------------------
 
     def fetch_definition(
         self, workflow_key: str, workflow_version: int
@@ -80,7 +80,7 @@ class Reader:
             require_id(step_key, "step_key"),
         )
 
-    # -- inspection (SPEC §6) ------------------------------------------------------------------
+    # -- inspection (CONTRACT §6) ------------------------------------------------------------------
 
     def explain(self, tenant_id: str, run_id: str) -> RunExplanation:
         """Why a run of ``tenant_id`` is where it is and what would move it next;
@@ -115,7 +115,7 @@ class Reader:
         """The ids of the runs :meth:`Engine.route_signal` would resume; writes nothing."""
         return signals.preview_signal(self._work, signal)
 
-    # -- due work (SPEC §4) --------------------------------------------------------------------
+    # -- due work (CONTRACT §4) --------------------------------------------------------------------
 
     def next_due_at(self) -> datetime | None:
         """The earliest time at which the due sweep has work, or None."""
@@ -168,7 +168,7 @@ class Engine(Reader):
     """Every operation of one write unit of work: what ``with store.transaction() as tx``
     yields. Everything called on it commits together when the block ends."""
 
-    # -- definitions (SPEC §3) -----------------------------------------------------------------
+    # -- definitions (CONTRACT §3) -----------------------------------------------------------------
 
     def ensure_definition(
         self, notification_key: str, workflow: Workflow | Mapping[str, Any]
@@ -180,7 +180,7 @@ class Engine(Reader):
         """
         return self._work.definitions.ensure(notification_key, workflow, self._work.now)
 
-    # -- trigger and outbox (SPEC §7) ----------------------------------------------------------
+    # -- trigger and outbox (CONTRACT §7) ----------------------------------------------------------
 
     def trigger(
         self,
@@ -220,14 +220,14 @@ class Engine(Reader):
         None for a delivery linked to no run."""
         return outbox.record_outcome(self._work, delivery_id, status, suppression_reason)
 
-    # -- progression (SPEC §4) -----------------------------------------------------------------
+    # -- progression (CONTRACT §4) -----------------------------------------------------------------
 
     def progress_run(self, run_id: str, *, now: datetime | None = None) -> Progress:
         """Take the next step of one run at ``now`` (default: the clock), or a noop that
         writes nothing."""
         return progression.progress_run(self._work, run_id, self._work.at(now))
 
-    # -- signals (SPEC §5) ---------------------------------------------------------------------
+    # -- signals (CONTRACT §5) ---------------------------------------------------------------------
 
     def route_signal(self, signal: Signal) -> dict[str, Resumed]:
         """Resume the tenant's runs waiting for this signal; run id -> Resumed. All or
@@ -238,7 +238,7 @@ class Engine(Reader):
         """Record the signal (an immutable fact) and route it, in one unit of work."""
         return signals.track_signal(self._work, signal)
 
-    # -- the seed's low-level API (SPEC §8) ----------------------------------------------------
+    # -- the seed's low-level API (CONTRACT §8) ----------------------------------------------------
 
     def lock_run(self, run_id: str) -> WorkflowRun:
         """The run, locked for the rest of this unit of work, or RunNotFound."""
@@ -247,7 +247,7 @@ class Engine(Reader):
     def update_run(self, run: WorkflowRun | str, **fields: Any) -> WorkflowRun:
         """Write ``fields`` to the run's row as given and return the updated run.
 
-        The escape hatch of SPEC §8: no state-machine rule applies, except that a terminal
+        The escape hatch of CONTRACT §8: no state-machine rule applies, except that a terminal
         run keeps its state and that ``status_context`` keys stay within the catalogue.
         """
         return seed.update_run(self._work, run, fields)
@@ -263,7 +263,7 @@ class Engine(Reader):
         from_state: RunState | str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> WorkflowTransition:
-        """Append one trace row for a run and return it (SPEC §8).
+        """Append one trace row for a run and return it (CONTRACT §8).
 
         Any non-blank reason and any from_state are accepted; InvalidTransition is raised
         only when a completed/stopped run would get another state, or for a context key
@@ -287,7 +287,7 @@ class Engine(Reader):
         timestamp: datetime,
         tenant_id: str,
     ) -> WorkflowRun:
-        """Start the run of a notification on the definition's first step (SPEC §4 item 1).
+        """Start the run of a notification on the definition's first step (CONTRACT §4 item 1).
 
         Writes the run and its two trace rows; planning the first delivery is the
         trigger's job. One run per notification; a definition without steps raises

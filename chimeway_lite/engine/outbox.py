@@ -1,4 +1,4 @@
-"""Trigger and outbox (SPEC §7): notifications in, planned deliveries out, outcomes back."""
+"""Trigger and outbox (CONTRACT §7): notifications in, planned deliveries out, outcomes back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Progression of runs (SPEC §4): the facts gathered, the machine asked, its decision applied."""
+"""Progression of runs (CONTRACT §4): the facts gathered, the machine asked, its decision applied."""
 
 from __future__ import annotations
 

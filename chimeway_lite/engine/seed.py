@@ -1,4 +1,4 @@
-"""The seed's low-level API (SPEC §8): runs read and written as they are, by the host.
+"""The seed's low-level API (CONTRACT §8): runs read and written as they are, by the host.
 
 These are the escape hatch: :func:`update_run` writes the given fields as they are and
 :func:`append_transition` accepts any non-blank reason and any ``from_state``; they refuse
@@ -60,7 +60,7 @@ def get_run(work: Work, run_id: object, *, lock: bool = False) -> WorkflowRun:
 
 def visible_run(work: Work, tenant_id: object, run_id: object) -> WorkflowRun:
     """The run when it belongs to ``tenant_id``; another tenant's run and a missing run
-    raise the same RunNotFound (SPEC §6)."""
+    raise the same RunNotFound (CONTRACT §6)."""
     tenant = require_id(tenant_id, "tenant_id")
     run = work.unit.run(require_id(run_id, "run_id"), tenant_id=tenant)
     if run is None:
@@ -166,7 +166,7 @@ def create_initial_run(
     timestamp: datetime,
     tenant_id: str,
 ) -> WorkflowRun:
-    """Start the run of a notification on the definition's first step (SPEC §4 item 1):
+    """Start the run of a notification on the definition's first step (CONTRACT §4 item 1):
     the run and its two trace rows; planning the first delivery is the trigger's job."""
     now = require_utc(timestamp, "timestamp")
     notification_id = require_id(notification_id, "notification_id")

@@ -1,4 +1,4 @@
-"""Signals (SPEC §5): which waiting runs an event resumes, and resuming them all or none."""
+"""Signals (CONTRACT §5): which waiting runs an event resumes, and resuming them all or none."""
 
 from __future__ import annotations
 

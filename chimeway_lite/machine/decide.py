@@ -20,7 +20,7 @@ can be driven by hypothesis. The rules themselves are the registered kinds of
 :mod:`chimeway_lite.machine.kinds`; what each reason means is the table of
 :mod:`chimeway_lite.machine.table`.
 
-The decision table for an active run (SPEC §4):
+The decision table for an active run (CONTRACT §4):
 
 =========================  ================================================================
 resumed by a signal        complete, terminal_reason cancelled_by_signal (never re-wait)
@@ -92,7 +92,7 @@ def outcome_of(status: DeliveryStatus | str, suppression_reason: str | None) -> 
 
 
 def due_at(run: WorkflowRun) -> datetime | None:
-    """When the due sweep has work for ``run``: the one definition of "due" (SPEC §4).
+    """When the due sweep has work for ``run``: the one definition of "due" (CONTRACT §4).
 
     A waiting run is due at its ``suspended_until`` (never, without one); an active run a
     signal resumed is due at once — at its ``last_transition_at`` — to settle; any other
@@ -189,7 +189,7 @@ def resume(
 
     ``delivery_id`` is the signal's delivery, already checked to belong to the run's tenant.
     The status context is kept: it still names the wait's anchor for the settle that follows,
-    which ``resumed_by`` marks as due (SPEC §4 items 5 and 6).
+    which ``resumed_by`` marks as due (CONTRACT §4 items 5 and 6).
     """
     if run.state is not RunState.WAITING or event_name not in run.pending_signals:
         return noop(run, SIGNAL_NOT_AWAITED)
@@ -216,7 +216,7 @@ def resume(
 
 
 def _settle_after_signal(situation: Situation, event_name: str) -> Decision:
-    # SPEC §4 item 6: a run a cancel signal woke completes; it never re-enters its wait.
+    # CONTRACT §4 item 6: a run a cancel signal woke completes; it never re-enters its wait.
     run = situation.run
     anchor_id = run.status_context.get("anchor_delivery_id")
     context = {

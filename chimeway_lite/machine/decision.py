@@ -106,7 +106,7 @@ def advance(
     """Move the cursor to ``target``: ``first``, then ``step_activated``, and one delivery
     planned for the target's channel. The run is active afterwards, its status reason
     ``status_reason`` (default: the first row's reason, as for every advance but a wait's
-    end, SPEC §4 item 4)."""
+    end, CONTRACT §4 item 4)."""
     reason = first.reason if status_reason is None else status_reason
     moved = cleared(
         run,

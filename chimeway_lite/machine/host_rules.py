@@ -1,4 +1,4 @@
-"""The rules a host's own writes must keep (SPEC §8), checked before the engine writes them."""
+"""The rules a host's own writes must keep (CONTRACT §8), checked before the engine writes them."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def check_state_change(run_id: str, current: RunState, new: RunState) -> None:
 
 
 def check_context(run_id: str | None, context: Mapping[str, Any]) -> None:
-    """Refuse a context key outside the catalogue of SPEC §10."""
+    """Refuse a context key outside the catalogue of CONTRACT §10."""
     unknown = sorted(str(k) for k in context if k not in CONTEXT_KEYS)
     if unknown:
         raise InvalidTransition(

@@ -3,7 +3,7 @@
 Assembled from the spine's own moves (:data:`~chimeway_lite.machine.vocabulary.CORE_MOVES`)
 and the moves of every registered rule kind. :func:`chimeway_lite.engine.audit.verify`,
 :mod:`chimeway_lite.engine.explanation`, the timeline and the CLI read it; a reason that is
-not in :data:`MOVES` is a host's own reason (SPEC §8).
+not in :data:`MOVES` is a host's own reason (CONTRACT §8).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _assemble() -> dict[str, Move]:
 #: writes into a trace row.
 MOVES: Mapping[str, Move] = _assemble()
 
-#: Every key a trace context may hold (SPEC §10).
+#: Every key a trace context may hold (CONTRACT §10).
 CONTEXT_KEYS: frozenset[str] = CORE_CONTEXT_KEYS.union(*(k.context_keys for k in RULE_KINDS))
 
 #: Every ``rule_kind`` a context may name: the registered kinds and the spine's own.

@@ -16,7 +16,7 @@ row, ``resumed_by``: the event that resumed the run, ``channel``: the channel of
 step); ``:time`` is ISO-8601 and ``:stamp`` the
 short form of the timeline; see :func:`render`.
 
-The names are observable behaviour (SPEC §4, §10): keep them exactly.
+The names are observable behaviour (CONTRACT §4, §10): keep them exactly.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ NOOP_MEANINGS: Mapping[str, str] = {
 }
 NOOP_REASONS = frozenset(NOOP_MEANINGS)
 
-#: The only keys a trace context may hold (SPEC §10): evidence, never payload.
+#: The only keys a trace context may hold (CONTRACT §10): evidence, never payload.
 CORE_CONTEXT_KEYS = frozenset(
     {
         "source",
@@ -140,7 +140,7 @@ class Move:
 _ACTIVE, _WAITING = RunState.ACTIVE, RunState.WAITING
 _COMPLETED, _STOPPED = RunState.COMPLETED, RunState.STOPPED
 
-#: The moves of the spine itself (SPEC §4 items 1, 2, 5, 6, 8); rule kinds add theirs. The
+#: The moves of the spine itself (CONTRACT §4 items 1, 2, 5, 6, 8); rule kinds add theirs. The
 #: wait_until variant of ``progressed_on_delivery_outcome`` is the status a run keeps after
 #: its wait ended (item 4): the trace row of that move is ``reactivated_from_wait``.
 CORE_MOVES: tuple[Move, ...] = (

@@ -10,9 +10,9 @@ Rules, each registered once on a private :class:`cattrs.Converter` (never the gl
 * ``X | None``            <-> None, or the rule of ``X`` (resolved once per type)
 
 A record becomes a row with :func:`to_row` and comes back with :func:`from_row`; the row's
-column names are the record's field names (SPEC §8).
+column names are the record's field names (CONTRACT §8).
 
-Speed (issue 5): these run for every row on every hot path, so the converter is built
+Speed: these run for every row on every hot path, so the converter is built
 without detailed validation (no per-field try/except and no intermediate dict), optional
 fields get a hook made once instead of a dispatch on every value, a ``sqlite3.Row`` is read
 as it is (no ``dict(row)`` copy) and JSON is written by one prebuilt encoder.
@@ -187,7 +187,7 @@ def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
 def from_values(cls: type[T], row: Sequence[Any]) -> T:
     """Build a record of type ``cls`` from a row of :func:`columns` ``(cls)``, by position.
 
-    The hot paths read rows this way (issue 5): a ``sqlite3.Row`` finds a value by name
+    The hot paths read rows this way: a ``sqlite3.Row`` finds a value by name
     with a linear, case-insensitive search of its columns, by index at once; and only the
     fields that need a rule (JSON, instants, enums) are converted at all.
     """
@@ -234,7 +234,7 @@ def changed_columns(before: T, after: T) -> dict[str, Any]:
 
     A field holding the very same object is unchanged without a comparison, which is what
     ``attrs.evolve`` leaves; only changed fields are converted, so an unchanged JSON column
-    is not serialised again (issue 5).
+    is not serialised again.
     """
     values, hooks = _hooks(type(after))
     changes = {}

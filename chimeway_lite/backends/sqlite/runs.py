@@ -30,7 +30,7 @@ _WRITE_RUN = (
     f"UPDATE workflow_runs SET {', '.join(f'{f} = :{f}' for f in _WRITABLE)} WHERE id = :id"
 )
 
-# Runs a signal resumes (SPEC §5): the tenant always, the recipient when an actor is given.
+# Runs a signal resumes (CONTRACT §5): the tenant always, the recipient when an actor is given.
 _RUN_COLUMNS_OF_R = convert.columns(WorkflowRun, "r")
 _AWAITING_SIGNAL = f"""
 SELECT {_RUN_COLUMNS_OF_R} FROM workflow_runs AS r

@@ -6,7 +6,7 @@ one-line description, the moves it adds to the machine's table, and its decision
 (:meth:`RuleKind.decide`). The machine asks the registry (:mod:`chimeway_lite.machine.kinds`)
 instead of testing rule classes, so a new kind is one new module registered there.
 
-How the machine uses the hooks when an active run's delivery has an outcome (SPEC §4):
+How the machine uses the hooks when an active run's delivery has an outcome (CONTRACT §4):
 
 * rules whose :attr:`~RuleKind.role` is ``"match"`` (on_outcome, stop) are tried first, in
   list order: the first whose :meth:`~RuleKind.matches` is true decides;

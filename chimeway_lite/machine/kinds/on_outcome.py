@@ -2,7 +2,7 @@
 
 Declared ``OnOutcome(outcome, to_step)``, stored as ``{"kind": "on_outcome", "outcome":
 "bounced", "to_step": "email"}``. A *match* rule: the first on_outcome or stop rule whose
-outcome equals the delivery's wins, wherever it stands in the list (SPEC §4 item 2).
+outcome equals the delivery's wins, wherever it stands in the list (CONTRACT §4 item 2).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class OnOutcomeKind(RuleKind[OnOutcome]):
         return rule.outcome == outcome
 
     def decide(self, rule: OnOutcome, situation: Situation) -> Decision:
-        """Advance to ``to_step`` and plan its delivery (SPEC §4 item 2)."""
+        """Advance to ``to_step`` and plan its delivery (CONTRACT §4 item 2)."""
         run, current, anchor, outcome = (
             situation.run,
             situation.current,

@@ -1,7 +1,7 @@
 """``stop``: when the step's delivery ends with an outcome, stop the run.
 
 Declared ``Stop(outcome)``, stored as ``{"kind": "stop", "outcome": "bounced"}``. A *match*
-rule like on_outcome (SPEC §4 item 7): the run ends ``stopped`` with terminal reason
+rule like on_outcome (CONTRACT §4 item 7): the run ends ``stopped`` with terminal reason
 ``workflow_stopped``.
 """
 
@@ -80,7 +80,7 @@ class StopKind(RuleKind[Stop]):
         return rule.outcome == outcome
 
     def decide(self, rule: Stop, situation: Situation) -> Decision:
-        """Stop the run (SPEC §4 item 7)."""
+        """Stop the run (CONTRACT §4 item 7)."""
         anchor, outcome = situation.anchor, situation.outcome
         assert anchor is not None and outcome is not None
         context = {

@@ -1,4 +1,4 @@
-"""``wait_until``: wait a while after the step's delivery settled, then go on (SPEC §2, §4).
+"""``wait_until``: wait a while after the step's delivery settled, then go on (CONTRACT §2, §4).
 
 Declared ``WaitUntil(delay_seconds, to_step, cancel_signals=())``, stored as
 ``{"kind": "wait_until", "anchor": "prior_delivery_terminal_at", "delay_seconds": 7200,
@@ -6,7 +6,7 @@ Declared ``WaitUntil(delay_seconds, to_step, cancel_signals=())``, stored as
 
 It is the *fallback* rule: when no on_outcome/stop rule matches a branchable outcome, the
 step's first wait_until rule applies, and the run waits until its anchor delivery's
-``updated_at`` plus ``delay_seconds`` (SPEC §4 item 3). When that time has come the due sweep
+``updated_at`` plus ``delay_seconds`` (CONTRACT §4 item 3). When that time has come the due sweep
 wakes it on ``to_step`` (item 4); a signal in ``cancel_signals`` ends the wait first (§5).
 """
 
@@ -164,7 +164,7 @@ class WaitUntilKind(RuleKind[WaitUntil]):
             "delay_seconds": rule.delay_seconds,
             "to_step": rule.to_step,
         }
-        if rule.cancel_signals:  # an empty list is stored as absent (SPEC §2)
+        if rule.cancel_signals:  # an empty list is stored as absent (CONTRACT §2)
             data["cancel_signals"] = list(rule.cancel_signals)
         return data
 
@@ -191,7 +191,7 @@ class WaitUntilKind(RuleKind[WaitUntil]):
         return rule.to_step, rule.cancel_signals
 
     def decide(self, rule: WaitUntil, situation: Situation) -> Decision:
-        """Enter the wait: due at the anchor's settle time plus the delay (SPEC §4 item 3)."""
+        """Enter the wait: due at the anchor's settle time plus the delay (CONTRACT §4 item 3)."""
         run, anchor, now = situation.run, situation.anchor, situation.now
         assert anchor is not None
         target, signals = self.waits(rule, situation.rules)
@@ -233,7 +233,7 @@ class WaitUntilKind(RuleKind[WaitUntil]):
         return Decision(ProgressKind.WAITING, WAITING_FOR_STEP_PROGRESSION, waiting, (row,))
 
     def wake(self, situation: Situation) -> Decision:
-        """The wait is over: reactivate on its target step (SPEC §4 item 4)."""
+        """The wait is over: reactivate on its target step (CONTRACT §4 item 4)."""
         run, current, now = situation.run, situation.current, situation.now
         target = situation.journey.steps_by_key.get(run.wait_target or "")
         if target is None:

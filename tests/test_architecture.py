@@ -1,0 +1,341 @@
+"""The architecture's promises: layers, the move table as the one vocabulary, one notion of
+"due", the machine's state kept explicit, one Store surface, and the schema upgrade."""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from conftest import START, escalation_workflow
+from hypothesis import given
+from hypothesis import strategies as st
+from imports import closure, imports_of, modules
+from journeys import EVENTS, Case, cases
+
+from chimeway_lite import FakeClock, Signal, Store
+from chimeway_lite.backends.sqlite.connection import SCHEMA_VERSION
+from chimeway_lite.engine.explanation import why_of
+from chimeway_lite.engine.operations import Engine, Reader
+from chimeway_lite.machine import MOVES, NOOP_REASONS, Journey, decide
+from chimeway_lite.machine.table import CONTEXT_RULE_KINDS, TERMINAL_REASONS
+from chimeway_lite.tools.timeline.svg import _describe
+
+DATA = Path(__file__).parent / "data"
+
+# -- layers ------------------------------------------------------------------------------------
+
+
+def test_only_the_sqlite_backend_imports_sqlite3() -> None:
+    importers = sorted(m for m in modules() if "sqlite3" in imports_of(m))
+    assert importers, "the SQLite backend must import sqlite3"
+    assert all(m.startswith("chimeway_lite.backends.sqlite.") for m in importers), importers
+
+
+def test_the_engine_knows_no_database() -> None:
+    drivers = {"sqlite3", "sqlite_utils", "psycopg"}
+    for name in modules():
+        if name.startswith(("chimeway_lite.engine", "chimeway_lite.machine")):
+            reached = closure(name)
+            assert not {m for m in reached if m.startswith("chimeway_lite.backends.sqlite")}, name
+            for module in reached:
+                assert not drivers & {i.split(".")[0] for i in imports_of(module)}, module
+
+
+# -- the move table: every reason the machine writes, and every reader of it ----------------------
+
+
+def _decisions(case: Case) -> list[decide.Decision]:
+    journey = Journey.of(case.definition)
+    made = [decide.progress(case.run, journey, case.anchor, now=case.now)]
+    made += [decide.resume(case.run, event, None, now=case.now) for event in EVENTS]
+    made.append(
+        decide.start(journey, run_id="r", tenant_id="acme", notification_id="n", now=case.now)
+    )
+    return made
+
+
+@given(cases())
+def test_every_reason_the_machine_writes_is_in_the_table(case: Case) -> None:
+    for decision in _decisions(case):
+        if decision.is_noop:
+            assert decision.reason in NOOP_REASONS
+            continue
+        for row in decision.transitions:
+            move = MOVES.get(row.reason)
+            assert move is not None, f"{row.reason} is not in the move table"
+            assert (row.from_state, row.to_state) == (move.from_state, move.to_state)
+            kind = row.context.get("rule_kind")
+            assert kind is None or kind in CONTEXT_RULE_KINDS
+        after = decision.run
+        if after.state.is_terminal:
+            assert after.terminal_reason in TERMINAL_REASONS
+            finishing = decision.transitions[-1]
+            assert after.terminal_reason == MOVES[finishing.reason].variant(
+                finishing.context.get("rule_kind")
+            ).terminal_reason
+        opens = [MOVES[r.reason].opens_step for r in decision.transitions]
+        assert opens.count(True) == len(decision.deliveries)
+
+
+def _variants() -> list[tuple[str, str | None]]:
+    return [(m.reason, v.rule_kind) for m in MOVES.values() for v in m.variants]
+
+
+@pytest.mark.parametrize(("reason", "rule_kind"), _variants())
+def test_every_reason_is_rendered_by_every_reader(
+    store: Store, reason: str, rule_kind: str | None
+) -> None:
+    """explain's why, the timeline's label and verify's fold know every engine reason: none
+    falls through to the "host row" rendering."""
+    run = store.trigger(
+        tenant_id="acme",
+        notification_key="n",
+        recipient="ada",
+        workflow=escalation_workflow(),
+        idempotency_key=f"{reason}-{rule_kind}",
+    ).run
+    context = {"rule_kind": rule_kind} if rule_kind else {}
+    with store.transaction() as tx:
+        run = tx.update_run(run, status_reason=reason, status_context=context)
+    sentence = why_of(run, "inapp")
+    assert "recorded by the host" not in sentence
+    transition = store.list_traces("acme", run.id)[-1]
+    row = attrs.evolve(transition, reason=reason, context=context, to_state=MOVES[reason].to_state)
+    label, detail, _ = _describe(row, {})
+    assert (label, detail) != (reason, f"-> {row.to_state.value}")
+
+
+def test_a_reason_outside_the_table_is_a_host_row(store: Store) -> None:
+    run = store.trigger(
+        tenant_id="acme",
+        notification_key="n",
+        recipient="ada",
+        workflow=escalation_workflow(),
+        idempotency_key="k",
+    ).run
+    with store.transaction() as tx:
+        run = tx.update_run(run, status_reason="host_note")
+    assert why_of(run, "inapp") == "Status 'host_note' on step 'inapp' (recorded by the host)."
+
+
+# -- one definition of "due" -------------------------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(("active", "waiting", "completed")),
+            st.one_of(st.none(), st.integers(-7200, 7200)),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(-3600, 3600),
+)
+def test_the_due_sweep_next_due_at_and_the_machine_agree(
+    runs: list[tuple[str, int | None, bool]], offset: int
+) -> None:
+    clock = FakeClock(START)
+    with Store(":memory:", clock=clock) as store:
+        made = []
+        for i, (state, suspended, resumed) in enumerate(runs):
+            run = store.trigger(
+                tenant_id="acme",
+                notification_key="n",
+                recipient="ada",
+                workflow=escalation_workflow(),
+                idempotency_key=f"k{i}",
+            ).run
+            fields: dict[str, Any] = {
+                "state": state,
+                "suspended_until": None
+                if suspended is None
+                else START + timedelta(seconds=suspended),
+                "resumed_by": "notification_read" if resumed else None,
+            }
+            if state == "completed":
+                fields["terminal_reason"] = "workflow_completed"
+            with store.transaction() as tx:
+                made.append(tx.update_run(run, **fields))
+        now = START + timedelta(seconds=offset)
+        expected = sorted(
+            (due, r.id) for r in made if (due := decide.due_at(r)) is not None and due <= now
+        )
+        with store.snapshot() as view:
+            assert view.due_run_ids(now) == [run_id for _, run_id in expected]
+        dues = [d for r in made if (d := decide.due_at(r)) is not None]
+        assert store.next_due_at() == (min(dues) if dues else None)
+
+
+# -- the machine's own state is explicit ----------------------------------------------------------
+
+
+def _waiting(store: Store, clock: FakeClock, key: str = "k", recipient: str = "ada") -> str:
+    result = store.trigger(
+        tenant_id="acme",
+        notification_key="n",
+        recipient=recipient,
+        workflow=escalation_workflow(),
+        idempotency_key=key,
+    )
+    clock.advance(minutes=1)
+    store.record_outcome(result.deliveries[0].id, "succeeded")
+    return result.run.id
+
+
+def test_the_wait_target_is_state_not_evidence(store: Store, clock: FakeClock) -> None:
+    """Rewriting the evidence (status_context.to_step) changes nothing: the run still goes
+    where its wait rule leads."""
+    run_id = _waiting(store, clock)
+    with store.transaction() as tx:
+        run = tx.lock_run(run_id)
+        assert (run.wait_kind, run.wait_target) == ("wait_until", "email")
+        tx.update_run(run, status_context={**run.status_context, "to_step": "inapp"})
+    clock.advance(hours=3)
+    (moved,) = store.progress_due_runs()
+    assert store.get_current_step(moved.run).step_key == "email"
+    assert store.verify() == []
+
+
+@pytest.mark.parametrize("with_host_row", [False, True])
+def test_verify_reports_a_wait_target_no_rule_names(
+    store: Store, clock: FakeClock, with_host_row: bool
+) -> None:
+    run_id = _waiting(store, clock)
+    with store.transaction() as tx:
+        if with_host_row:
+            tx.append_transition(run_id, "waiting", "host_note")
+        tx.update_run(run_id, wait_target="nowhere")
+    problems = [p for p in store.verify() if run_id in p]
+    assert any("'nowhere'" in p and "no rule" in p for p in problems), problems
+
+
+def test_a_wait_without_a_due_time_is_explained_as_never_due(
+    store: Store, clock: FakeClock
+) -> None:
+    run_id = _waiting(store, clock)
+    with store.transaction() as tx:
+        tx.update_run(run_id, suspended_until=None)
+    clock.advance(hours=5)
+    explanation = store.explain("acme", run_id)
+    assert explanation.next_move.startswith("Nothing by itself: the wait has no due time")
+    assert "due sweep moves it" not in explanation.next_move
+    assert store.next_due_at() is None
+    assert store.progress_due_runs() == []
+
+
+def test_settling_is_state_not_a_status_reason(store: Store, clock: FakeClock) -> None:
+    run_id = _waiting(store, clock)
+    store.route_signal(Signal("acme", "notification_read"))
+    with store.transaction() as tx:  # a host renames the status; the run still settles
+        tx.update_run(run_id, status_reason="host_renamed")
+    (settled,) = store.progress_due_runs()
+    assert settled.run.terminal_reason == "cancelled_by_signal"
+
+
+# -- one Store surface ---------------------------------------------------------------------------
+
+
+def test_every_store_operation_is_an_engine_operation() -> None:
+    made = {
+        name: value
+        for name, value in vars(Store).items()
+        if hasattr(value, "method") and hasattr(value, "write")
+    }
+    assert len(made) >= 20
+    for name, operation in made.items():
+        owner = Engine if operation.write else Reader
+        source = getattr(owner, operation.method.__name__)
+        assert operation.method is source, name
+        assert Store.__dict__[name].__doc__ == source.__doc__
+        bound = inspect.signature(getattr(Store(":memory:"), name))
+        assert list(bound.parameters) == list(inspect.signature(source).parameters)[1:]
+
+
+# -- the schema upgrade from version 1 -------------------------------------------------------------
+
+
+def _schema(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+    tables = [
+        (t, [tuple(c)[1:] for c in conn.execute(f"PRAGMA table_info({t})")])  # noqa: S608
+        for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    ]
+    indexes = sorted(
+        " ".join(str(sql).split())
+        for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger')")
+        if sql
+    )
+    return tables, indexes
+
+
+def _version_one_store(path: Path) -> None:
+    """An empty store file as the previous landing made it: schema version 1."""
+    from chimeway_lite.backends.sqlite.connection import schema_statements
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for statement in schema_statements((DATA / "schema_v1.sql").read_text()):
+        conn.execute(statement)
+    conn.execute("PRAGMA application_id = 1668770865")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _version_one_store(path)
+    clock = FakeClock(START)
+    # Runs written by hand in the version-1 layout, as the previous landing left them.
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    with Store(tmp_path / "model.db", clock=clock) as model:
+        waiting = _waiting(model, clock, "w", recipient="bob")
+        settling = _waiting(model, clock, "s", recipient="ada")
+        model.route_signal(Signal("acme", "notification_read", "ada"))
+        rows = {
+            table: [
+                dict(r)
+                for r in model.connection.execute(f"SELECT * FROM {table}")  # noqa: S608
+            ]
+            for table in (
+                "workflow_definitions",
+                "workflow_steps",
+                "notifications",
+                "workflow_runs",
+                "deliveries",
+                "workflow_transitions",
+            )
+        }
+    conn.execute("BEGIN")
+    for table, table_rows in rows.items():
+        for row in table_rows:
+            if table == "workflow_runs":
+                for name in ("wait_kind", "wait_target", "resumed_by"):
+                    row.pop(name)
+            names = ", ".join(row)
+            marks = ", ".join(f":{n}" for n in row)
+            conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", row)  # noqa: S608
+    conn.execute("COMMIT")
+    conn.close()
+
+    with Store(path, clock=clock) as store:
+        conn = store.connection
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.verify() == []
+        old = store.get_run(waiting)
+        assert (old.wait_kind, old.wait_target, old.resumed_by) == ("wait_until", "email", None)
+        assert store.get_run(settling).resumed_by == "notification_read"
+        with Store(tmp_path / "fresh.db") as fresh:
+            assert _schema(conn) == _schema(fresh.connection)
+        clock.advance(hours=3)
+        moved = {p.run.id: p.run for p in store.progress_due_runs()}
+        assert moved[settling].terminal_reason == "cancelled_by_signal"
+        assert store.get_current_step(moved[waiting]).step_key == "email"
+        assert store.verify() == []
