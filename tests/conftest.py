@@ -1,4 +1,4 @@
-"""Shared fixtures and hypothesis profiles.
+"""Shared fixtures and hypothesis profiles; the shared helpers are in ``factories``.
 
 Profiles: ``fast`` (default, what CI runs) and ``thorough`` (``HYPOTHESIS_PROFILE=thorough``).
 """
@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from factories import START, escalation_workflow
 from hypothesis import HealthCheck, settings
 
-from chimeway_lite import FakeClock, OnOutcome, Outcome, Step, Store, WaitUntil, Workflow
+from chimeway_lite import FakeClock, Store, Workflow
+
+__all__ = ["START", "escalation_workflow"]  # re-exported: ``from conftest import START``
 
 settings.register_profile(
     "fast",
@@ -28,28 +30,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
-
-START = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-
-
-def escalation_workflow(version: int = 1) -> Workflow:
-    """In-app now; email at once if it bounces; email after 2 h unless read."""
-    return Workflow(
-        "escalation",
-        version,
-        [
-            Step(
-                "inapp",
-                1,
-                "in_app",
-                progress=[
-                    OnOutcome(Outcome.BOUNCED, "email"),
-                    WaitUntil(7200, "email", ["notification_read"]),
-                ],
-            ),
-            Step("email", 2, "email"),
-        ],
-    )
 
 
 @pytest.fixture

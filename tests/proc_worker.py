@@ -20,36 +20,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from chimeway_lite import (
-    OnOutcome,
-    Outcome,
-    Signal,
-    Step,
-    Store,
-    StoreBusy,
-    WaitUntil,
-    Workflow,
-)
+from factories import escalation_workflow, trigger
+
+from chimeway_lite import Signal, Store, StoreBusy
 
 SPAWN = multiprocessing.get_context("spawn")
 
-#: In-app first; a bounce moves to email at once; otherwise email 2 h later unless read.
-JOURNEY = Workflow(
-    "reliability",
-    1,
-    [
-        Step(
-            "inapp",
-            1,
-            "in_app",
-            progress=[
-                OnOutcome(Outcome.BOUNCED, "email"),
-                WaitUntil(7200, "email", ["notification_read"]),
-            ],
-        ),
-        Step("email", 2, "email"),
-    ],
-)
+#: The escalation workflow, one declaration object for every worker of a process.
+JOURNEY = escalation_workflow()
 
 
 def soak() -> bool:
@@ -119,33 +97,23 @@ def trigger_many(index: int, path: str, count: int, shared: list[str]) -> dict[s
     random.Random(index).shuffle(pending)
     with Store(path) as store:
         for i in range(count):
-            result = store.trigger(
-                tenant_id=f"tenant-{index % 2}",
-                notification_key="reliability",
+            result = trigger(
+                store,
+                tenant=f"tenant-{index % 2}",
                 recipient=f"user-{index}-{i}",
                 workflow=JOURNEY,
-                idempotency_key=f"own-{index}-{i}",
+                key=f"own-{index}-{i}",
             )
             assert not result.duplicate
             created.append(result.run.id)
             if i % every == 0 and pending:
                 key = pending.pop()
-                shared_result = store.trigger(
-                    tenant_id="shared",
-                    notification_key="reliability",
-                    recipient="everyone",
-                    workflow=JOURNEY,
-                    idempotency_key=key,
+                shared_result = trigger(
+                    store, tenant="shared", recipient="everyone", workflow=JOURNEY, key=key
                 )
                 outcome[key] = (shared_result.run.id, shared_result.duplicate)
         for key in pending:
-            late = store.trigger(
-                tenant_id="shared",
-                notification_key="reliability",
-                recipient="everyone",
-                workflow=JOURNEY,
-                idempotency_key=key,
-            )
+            late = trigger(store, tenant="shared", recipient="everyone", workflow=JOURNEY, key=key)
             outcome[key] = (late.run.id, late.duplicate)
     return {"created": created, "shared": outcome}
 
@@ -191,12 +159,8 @@ def sweep(index: int, path: str, now: str, limit: int | None) -> list[tuple[str,
 def open_new_and_trigger(index: int, path: str) -> str:
     """Open (and so perhaps create) the store at the same moment as the others; trigger."""
     with Store(path) as store:
-        return store.trigger(
-            tenant_id="t",
-            notification_key="reliability",
-            recipient=f"user-{index}",
-            workflow=JOURNEY,
-            idempotency_key=f"first-{index}",
+        return trigger(
+            store, tenant="t", recipient=f"user-{index}", workflow=JOURNEY, key=f"first-{index}"
         ).run.id
 
 
@@ -209,12 +173,12 @@ def write_continuously(index: int, path: str, seconds: float) -> dict[str, Any]:
         while time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                store.trigger(
-                    tenant_id="fair",
-                    notification_key="reliability",
+                trigger(
+                    store,
+                    tenant="fair",
                     recipient=f"user-{index}",
                     workflow=JOURNEY,
-                    idempotency_key=f"fair-{index}-{writes}-{busy}",
+                    key=f"fair-{index}-{writes}-{busy}",
                 )
                 writes += 1
             except StoreBusy:
@@ -290,12 +254,12 @@ def crash_writer(path: str, life: int, flags: Any) -> None:
             with store.transaction() as tx:
                 flags[0] = 1
                 for j in range(BATCH):
-                    tx.trigger(
-                        tenant_id="crash",
-                        notification_key="reliability",
+                    trigger(
+                        tx,
+                        tenant="crash",
                         recipient=f"user-{j % 3}",
                         workflow=JOURNEY,
-                        idempotency_key=f"life-{life}-batch-{batch}-{j}",
+                        key=f"life-{life}-batch-{batch}-{j}",
                     )
                 claimed = tx.claim_deliveries(rng.randint(1, BATCH))
                 for delivery in claimed:

@@ -15,21 +15,12 @@ from typing import Any
 
 import proc_worker
 import pytest
-from proc_worker import JOURNEY, SPAWN, run_processes, soak
+from factories import trigger
+from proc_worker import SPAWN, run_processes, soak
 from strategies import table_dump
 
 from chimeway_lite import Store, StoreBusy
 from chimeway_lite.backends.sqlite.gate import WriteGate
-
-
-def _trigger(store: Store, key: str) -> Any:
-    return store.trigger(
-        tenant_id="t",
-        notification_key="reliability",
-        recipient="user",
-        workflow=JOURNEY,
-        idempotency_key=key,
-    )
 
 
 @contextmanager
@@ -51,7 +42,7 @@ def _held(target: Any, *args: Any) -> Iterator[None]:
 def seeded(db_path: str) -> str:
     """A store file holding one journey."""
     with Store(db_path) as store:
-        _trigger(store, "before")
+        trigger(store, key="before")
     return db_path
 
 
@@ -69,7 +60,7 @@ def test_store_busy_when_another_process_holds_the_lock(seeded: str, holder: str
         before = table_dump(store)
         with _held(target, seeded, *extra):
             with pytest.raises(StoreBusy) as caught:
-                _trigger(store, "during")
+                trigger(store, key="during")
             assert caught.value.path == seeded and caught.value.timeout == 0.2
             with pytest.raises(StoreBusy):
                 store.claim_deliveries(10)
@@ -77,7 +68,7 @@ def test_store_busy_when_another_process_holds_the_lock(seeded: str, holder: str
             assert store.get_run(_first_run(store)).state == "active"
             assert store.verify() == []
         assert table_dump(store) == before  # nothing was written
-        assert not _trigger(store, "during").duplicate  # the same call succeeds afterwards
+        assert not trigger(store, key="during").duplicate  # the same call succeeds afterwards
         assert store.verify() == []
 
 
@@ -96,7 +87,7 @@ def test_store_busy_against_another_stores_open_transaction(seeded: str) -> None
         with Store(seeded, busy_timeout=0) as store:
             before = table_dump(store)
             with pytest.raises(StoreBusy):
-                _trigger(store, "during")
+                trigger(store, key="during")
             with pytest.raises(StoreBusy), store.transaction() as tx:
                 tx.now()
             assert table_dump(store) == before

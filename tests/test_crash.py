@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import proc_worker
+from factories import trigger
 from proc_worker import BATCH, JOURNEY, kill, soak, start_crash_writer
 
 from chimeway_lite import Store
@@ -42,7 +43,7 @@ def _batches(store: Store) -> Counter[str]:
 def test_sigkill_mid_write_leaves_a_consistent_working_store(db_path: str) -> None:
     rng = random.Random(4)
     with Store(db_path) as store:
-        store.upsert_definition("reliability", JOURNEY)
+        store.upsert_definition("welcome", JOURNEY)
     survived = caught_inside = 0
     for life in range(KILLS):
         process, flags = start_crash_writer(db_path, life)
@@ -61,12 +62,8 @@ def test_sigkill_mid_write_leaves_a_consistent_working_store(db_path: str) -> No
             # Every transaction of the victim is there whole or not at all.
             assert set(_batches(store).values()) <= {BATCH}
             # ...and the store keeps working: a new journey goes all the way through.
-            started = store.trigger(
-                tenant_id="after",
-                notification_key="reliability",
-                recipient="survivor",
-                workflow=JOURNEY,
-                idempotency_key=f"after-{life}",
+            started = trigger(
+                store, tenant="after", recipient="survivor", workflow=JOURNEY, key=f"after-{life}"
             )
             progress = store.record_outcome(started.deliveries[0].id, "cancelled", "bounced")
             assert progress is not None and progress.kind == "advanced"
@@ -95,7 +92,7 @@ def test_a_writer_killed_while_holding_the_gate_does_not_block_the_next(db_path:
             kill(holder)
             assert store.backend._gate.acquire(0) is True  # released by its death
             store.backend._gate.release()
-            store.upsert_definition("reliability", JOURNEY)
+            store.upsert_definition("welcome", JOURNEY)
             assert store.verify() == []
     finally:
         if holder.is_alive():

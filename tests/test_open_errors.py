@@ -81,7 +81,7 @@ def test_an_empty_file_becomes_a_store(db_path: str) -> None:
     Path(db_path).touch()
     with Store(db_path) as store:
         assert store.connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-        assert store.upsert_definition("n", JOURNEY).workflow_key == "reliability"
+        assert store.upsert_definition("n", JOURNEY).workflow_key == "escalation"
 
 
 def test_a_newer_schema_version_is_refused_with_both_versions(db_path: str) -> None:

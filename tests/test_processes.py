@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import proc_worker
-from conftest import START
+from factories import START, trigger
 from proc_worker import JOURNEY, run_processes, soak
 
 from chimeway_lite import FakeClock, Signal, Store
@@ -29,12 +29,8 @@ def _count(store: Store, sql: str, *params: object) -> int:
 def _seed(store: Store, count: int, prefix: str = "seed") -> list[str]:
     """``count`` triggered runs; returns their ids."""
     return [
-        store.trigger(
-            tenant_id="t",
-            notification_key="reliability",
-            recipient=f"user-{i % 7}",
-            workflow=JOURNEY,
-            idempotency_key=f"{prefix}-{i}",
+        trigger(
+            store, tenant="t", recipient=f"user-{i % 7}", workflow=JOURNEY, key=f"{prefix}-{i}"
         ).run.id
         for i in range(count)
     ]
