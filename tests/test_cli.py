@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import START, escalation_workflow
+from factories import START, trigger
 
 from chimeway_lite import FakeClock, Store
 from chimeway_lite.tools.cli import app as cli
@@ -49,13 +49,7 @@ def db(tmp_path: Path) -> str:
     clock = FakeClock(START)
     with Store(path, clock=clock) as store:
         for tenant, user in (("acme", "ada"), ("acme", "bob"), ("globex", "cy")):
-            result = store.trigger(
-                tenant_id=tenant,
-                notification_key="welcome",
-                recipient=user,
-                workflow=escalation_workflow(),
-                idempotency_key=f"k-{user}",
-            )
+            result = trigger(store, tenant=tenant, recipient=user, key=f"k-{user}")
             if user != "bob":
                 store.record_outcome(result.deliveries[0].id, "succeeded")
     return path

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import START
+from factories import START
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import aware_datetimes

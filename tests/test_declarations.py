@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import pytest
+from factories import trigger
 from hypothesis import given
 from strategies import table_dump, workflows
 
@@ -427,13 +428,7 @@ def test_an_invalid_declaration_writes_nothing(memory_store: Store, case: Case) 
         memory_store.upsert_definition("welcome", case.build())
     check(caught.value, case)
     with pytest.raises(InvalidWorkflow) as caught:
-        memory_store.trigger(
-            tenant_id="t",
-            notification_key="welcome",
-            recipient="u",
-            workflow=case.build(),
-            idempotency_key="k",
-        )
+        trigger(memory_store, tenant="t", recipient="u", workflow=case.build(), key="k")
     check(caught.value, case)
     assert table_dump(memory_store) == before
 

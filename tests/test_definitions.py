@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import escalation_workflow
+from factories import escalation_workflow, trigger
 from hypothesis import given
 from strategies import table_dump, workflows
 
@@ -199,13 +199,7 @@ def test_same_key_and_version_with_other_steps_conflicts_and_changes_nothing(
     assert table_dump(store) == before
     # the conflict also stops a trigger, before anything is written
     with pytest.raises(DefinitionConflict):
-        store.trigger(
-            tenant_id="t",
-            notification_key="escalate",
-            recipient="u",
-            workflow=_changed(change),
-            idempotency_key="k",
-        )
+        trigger(store, tenant="t", notification_key="escalate", workflow=_changed(change))
     assert table_dump(store) == before
 
 
@@ -253,28 +247,12 @@ def test_a_rolled_back_registration_leaves_no_trace_in_the_cache(store: Store) -
 
 
 def test_workflow_identity_is_global_across_tenants(store: Store) -> None:
-    one = store.trigger(
-        tenant_id="acme",
-        notification_key="escalate",
-        recipient="u",
-        workflow=escalation_workflow(),
-        idempotency_key="k",
-    )
-    two = store.trigger(
-        tenant_id="globex",
-        notification_key="escalate",
-        recipient="u",
-        workflow=escalation_workflow(),
-        idempotency_key="k",
-    )
+    one = trigger(store, tenant="acme", notification_key="escalate", key="k")
+    two = trigger(store, tenant="globex", notification_key="escalate", key="k")
     assert one.run.workflow_definition_id == two.run.workflow_definition_id
     with pytest.raises(DefinitionConflict):
-        store.trigger(
-            tenant_id="initech",
-            notification_key="escalate",
-            recipient="u",
-            workflow=_changed("rule"),
-            idempotency_key="k",
+        trigger(
+            store, tenant="initech", notification_key="escalate", workflow=_changed("rule"), key="k"
         )
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import escalation_workflow
+from factories import trigger
 from journeys import dump, race
 
 from chimeway_lite import (
@@ -21,7 +21,6 @@ from chimeway_lite import (
     RunState,
     Step,
     Store,
-    TriggerResult,
     WaitUntil,
     Workflow,
 )
@@ -37,26 +36,8 @@ CHAIN = Workflow(
 )
 
 
-def start(
-    store: Store,
-    key: str,
-    workflow: Workflow = CHAIN,
-    *,
-    tenant: str = "acme",
-    recipient: str = "alice",
-) -> TriggerResult:
-    """Trigger one journey."""
-    return store.trigger(
-        tenant_id=tenant,
-        notification_key="notice",
-        recipient=recipient,
-        workflow=workflow,
-        idempotency_key=key,
-    )
-
-
 def test_trigger_plans_the_first_delivery(store: Store, clock: FakeClock) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN)
     first = store.fetch_step_by_key(result.run.workflow_definition_id, "a")
     assert first is not None
     (planned,) = result.deliveries
@@ -77,10 +58,10 @@ def test_trigger_plans_the_first_delivery(store: Store, clock: FakeClock) -> Non
 
 
 def test_a_repeated_trigger_plans_nothing(store: Store, clock: FakeClock) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN, key="k1")
     before = dump(store)
     clock.advance(5)
-    again = start(store, "k1")
+    again = trigger(store, workflow=CHAIN, key="k1")
     assert again.duplicate
     assert (again.notification, again.run, again.deliveries) == (
         result.notification,
@@ -91,7 +72,7 @@ def test_a_repeated_trigger_plans_nothing(store: Store, clock: FakeClock) -> Non
 
 
 def test_each_advance_plans_one_delivery_for_the_new_step(store: Store, clock: FakeClock) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN)
     steps = {
         k: s.id
         for k in "abc"
@@ -123,7 +104,7 @@ def test_each_advance_plans_one_delivery_for_the_new_step(store: Store, clock: F
 def test_claims_take_the_oldest_first_and_never_twice(store: Store, clock: FakeClock) -> None:
     ids = []
     for i in range(5):
-        ids.append(start(store, f"k{i}").deliveries[0].id)
+        ids.append(trigger(store, workflow=CHAIN, key=f"k{i}").deliveries[0].id)
         if i % 2:
             clock.advance(microseconds=1)  # some share an instant: then insertion order
     clock.advance(1)
@@ -146,10 +127,10 @@ def _deliveries(store: Store, key: str) -> list[Delivery]:
 
 
 def test_claims_by_channel(store: Store, clock: FakeClock) -> None:
-    chained = start(store, "chained")
+    chained = trigger(store, workflow=CHAIN)
     (a,) = store.claim_deliveries(1)
     store.record_outcome(a.id, "succeeded")  # plans b on email
-    inapp = [start(store, f"k{i}").deliveries[0].id for i in range(2)]
+    inapp = [trigger(store, workflow=CHAIN).deliveries[0].id for _ in range(2)]
     assert store.claim_deliveries(10, channel="sms") == []
     emails = store.claim_deliveries(10, channel="email")
     assert [(d.channel, d.workflow_run_id) for d in emails] == [("email", chained.run.id)]
@@ -157,7 +138,7 @@ def test_claims_by_channel(store: Store, clock: FakeClock) -> None:
 
 
 def test_limit_zero_claims_nothing(store: Store) -> None:
-    start(store, "k1")
+    trigger(store, workflow=CHAIN)
     before = dump(store)
     assert store.claim_deliveries(0) == []
     assert dump(store) == before
@@ -168,7 +149,7 @@ def test_limit_zero_claims_nothing(store: Store) -> None:
     [(-1, None), (True, None), (1.5, None), ("3", None), (None, None), (1, ""), (1, "  "), (1, 7)],
 )
 def test_bad_claim_arguments(store: Store, limit: Any, channel: Any) -> None:
-    start(store, "k1")
+    trigger(store, workflow=CHAIN)
     before = dump(store)
     with pytest.raises(ChimewayError) as caught:
         store.claim_deliveries(limit, channel=channel)
@@ -177,7 +158,7 @@ def test_bad_claim_arguments(store: Store, limit: Any, channel: Any) -> None:
 
 
 def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, db_path: str) -> None:
-    planned = {start(store, f"k{i}").deliveries[0].id for i in range(40)}
+    planned = {trigger(store, workflow=CHAIN).deliveries[0].id for _ in range(40)}
 
     def claim_all(own: Store) -> list[str]:
         claimed: list[str] = []
@@ -195,7 +176,7 @@ def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, db_path:
 
 
 def test_record_outcome_returns_the_progress(store: Store, clock: FakeClock) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN)
     clock.advance(3)
     progress = store.record_outcome(result.deliveries[0].id, DeliveryStatus.SUCCEEDED)
     assert progress is not None
@@ -215,7 +196,7 @@ def test_record_outcome_returns_the_progress(store: Store, clock: FakeClock) -> 
 
 
 def test_record_outcome_not_converged_is_a_noop_progress(store: Store, clock: FakeClock) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN)
     progress = store.record_outcome(result.deliveries[0].id, "dispatched")
     assert progress is not None
     assert (progress.kind, progress.reason) == (ProgressKind.NOOP, "no_matching_progress_rule")
@@ -223,7 +204,7 @@ def test_record_outcome_not_converged_is_a_noop_progress(store: Store, clock: Fa
 
 
 def test_record_outcome_keeps_the_suppression_reason(store: Store) -> None:
-    result = start(store, "k1", escalation_workflow())
+    result = trigger(store)
     progress = store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")
     assert progress is not None and progress.kind is ProgressKind.ADVANCED
     recorded = store.list_deliveries("acme", result.run.id)[0]
@@ -231,7 +212,7 @@ def test_record_outcome_keeps_the_suppression_reason(store: Store) -> None:
 
 
 def test_record_outcome_of_an_unknown_delivery(store: Store) -> None:
-    start(store, "k1")
+    trigger(store, workflow=CHAIN)
     before = dump(store)
     with pytest.raises(ChimewayError) as caught:
         store.record_outcome("5c1b5f46-18ad-4bd3-8df3-3f1b7f4c7c6e", "succeeded")
@@ -253,7 +234,7 @@ def test_record_outcome_of_an_unknown_delivery(store: Store) -> None:
 def test_record_outcome_with_a_bad_status_writes_nothing(
     store: Store, status: Any, reason: Any
 ) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN)
     before = dump(store)
     with pytest.raises(ChimewayError) as caught:
         store.record_outcome(result.deliveries[0].id, status, reason)
@@ -262,7 +243,7 @@ def test_record_outcome_with_a_bad_status_writes_nothing(
 
 
 def test_outcome_and_progression_are_one_transaction(store: Store, clock: FakeClock) -> None:
-    result = start(store, "k1")
+    result = trigger(store, workflow=CHAIN)
     delivery_id = result.deliveries[0].id
     conn = store.connection
     conn.execute(
@@ -282,7 +263,7 @@ def test_outcome_and_progression_are_one_transaction(store: Store, clock: FakeCl
 def test_outcome_of_a_finished_run_updates_only_the_delivery(
     store: Store, clock: FakeClock
 ) -> None:
-    result = start(store, "k1", escalation_workflow())
+    result = trigger(store)
     store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")
     email = store.list_deliveries("acme", result.run.id)[1]
     store.record_outcome(email.id, "succeeded")
@@ -304,7 +285,7 @@ def test_outcome_of_a_finished_run_updates_only_the_delivery(
 def test_a_late_outcome_of_an_earlier_step_does_not_move_the_run(
     store: Store, clock: FakeClock
 ) -> None:
-    result = start(store, "k1", escalation_workflow())
+    result = trigger(store)
     store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")  # now on email
     run = store.get_run(result.run.id)
     clock.advance(timedelta(minutes=1).total_seconds())

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import escalation_workflow
+from factories import trigger
 from journeys import dump, race, stamp, trace
 
 from chimeway_lite import (
@@ -35,24 +35,6 @@ from chimeway_lite import (
 from chimeway_lite.backends.sqlite import runs as transaction
 
 A, W, C, S = "active", "waiting", "completed", "stopped"
-
-
-def start(
-    store: Store,
-    workflow: Workflow,
-    *,
-    key: str = "k1",
-    recipient: str = "alice",
-    tenant: str = "acme",
-) -> TriggerResult:
-    """Trigger one journey."""
-    return store.trigger(
-        tenant_id=tenant,
-        notification_key="notice",
-        recipient=recipient,
-        workflow=workflow,
-        idempotency_key=key,
-    )
 
 
 def step_ids(store: Store, result: TriggerResult, *keys: str) -> list[str]:
@@ -81,7 +63,7 @@ def settle(
 
 
 def test_start_writes_two_rows_and_an_active_run(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     (inapp,) = step_ids(store, result, "inapp")
     now = clock.now()
     assert trace(store, result.run.id) == [
@@ -105,7 +87,7 @@ def test_start_writes_two_rows_and_an_active_run(store: Store, clock: FakeClock)
 
 
 def test_outcome_advance(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     inapp, email = step_ids(store, result, "inapp", "email")
     first = result.deliveries[0].id
     progress = settle(store, clock, first, "cancelled", "bounced")
@@ -148,7 +130,7 @@ def test_outcome_advance(store: Store, clock: FakeClock) -> None:
 def test_enter_waiting_anchors_on_the_recorded_outcome(
     store: Store, clock: FakeClock, status: str
 ) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     (inapp,) = step_ids(store, result, "inapp")
     first = result.deliveries[0].id
     progress = settle(store, clock, first, status, after=7)
@@ -186,7 +168,7 @@ def test_enter_waiting_anchors_on_the_recorded_outcome(
 
 
 def test_wait_elapsed(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     inapp, email = step_ids(store, result, "inapp", "email")
     first = result.deliveries[0].id
     settle(store, clock, first, "succeeded")
@@ -227,7 +209,7 @@ def test_wait_elapsed(store: Store, clock: FakeClock) -> None:
 
 
 def test_settle_after_signal(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store, recipient="alice")
     (inapp,) = step_ids(store, result, "inapp")
     first = result.deliveries[0].id
     settle(store, clock, first, "succeeded")
@@ -268,7 +250,7 @@ def test_settle_after_signal(store: Store, clock: FakeClock) -> None:
 def test_settle_names_the_event_that_resumed_the_run(store: Store, clock: FakeClock) -> None:
     """The event is the run's own state (resumed_by), not whatever trace row came last: a
     host's note under the same reason does not change it; rewriting resumed_by does."""
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     settle(store, clock, result.deliveries[0].id, "succeeded")
     store.route_signal(Signal("acme", "notification_read"))
     assert store.get_run(result.run.id).resumed_by == "notification_read"
@@ -298,7 +280,7 @@ def test_stop(store: Store, clock: FakeClock) -> None:
             Step("b", 2, "email"),
         ],
     )
-    result = start(store, workflow)
+    result = trigger(store, workflow=workflow)
     (a,) = step_ids(store, result, "a")
     first = result.deliveries[0].id
     progress = settle(store, clock, first, "cancelled", "retries_exhausted")
@@ -322,7 +304,7 @@ def test_stop(store: Store, clock: FakeClock) -> None:
 
 
 def test_implicit_completion(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     settle(store, clock, result.deliveries[0].id, "cancelled", "bounced")
     (email,) = step_ids(store, result, "email")
     second = store.list_deliveries("acme", result.run.id)[1].id
@@ -356,7 +338,7 @@ def test_the_anchor_is_the_latest_delivery_of_the_current_step(
             Step("b", 2, "email", [OnOutcome("delivered", "a")]),
         ],
     )
-    result = start(store, loop)
+    result = trigger(store, workflow=loop)
     first_a = result.deliveries[0].id
     (b,) = settle(store, clock, first_a, "succeeded").deliveries
     (second_a,) = settle(store, clock, b.id, "succeeded").deliveries
@@ -375,21 +357,21 @@ def test_the_anchor_is_the_latest_delivery_of_the_current_step(
 
 def _noop_runs(store: Store, clock: FakeClock) -> Iterator[tuple[str, str]]:
     """(run id, expected noop reason) for every noop reachable through the store."""
-    waiting = start(store, escalation_workflow(), key="waiting")
+    waiting = trigger(store, key="waiting")
     settle(store, clock, waiting.deliveries[0].id, "succeeded")
     yield waiting.run.id, "wait_not_due"
-    converging = start(store, escalation_workflow(), key="converging")
+    converging = trigger(store, key="converging")
     store.claim_deliveries(100)
     yield converging.run.id, "prior_delivery_not_converged"
-    done = start(store, escalation_workflow(), key="done")
+    done = trigger(store, key="done")
     settle(store, clock, done.deliveries[0].id, "cancelled", "bounced")
     email = store.list_deliveries("acme", done.run.id)[1]
     yield done.run.id, "no_progress_rules"
     settle(store, clock, email.id, "succeeded")
     yield done.run.id, "run_not_active"
-    picky = start(
+    picky = trigger(
         store,
-        Workflow(
+        workflow=Workflow(
             "picky", 1, [Step("a", 1, "sms", [OnOutcome("bounced", "b")]), Step("b", 2, "email")]
         ),
         key="picky",
@@ -400,7 +382,7 @@ def _noop_runs(store: Store, clock: FakeClock) -> Iterator[tuple[str, str]]:
 
 def _bare_run(store: Store, clock: FakeClock) -> str:
     """A run started with tx.create_initial_run, which plans no delivery."""
-    result = start(store, escalation_workflow(), key="bare-source")
+    result = trigger(store, key="bare-source")
     definition = store.fetch_definition("escalation", 1)
     assert definition is not None
     with store.transaction() as tx:
@@ -433,7 +415,7 @@ def test_noops_write_nothing(store: Store, clock: FakeClock) -> None:
 
 
 def test_progress_of_an_unknown_run_or_naive_time_writes_nothing(store: Store) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     before = dump(store)
     with pytest.raises(RunNotFound):
         store.progress_run("0b7ae6b2-7a0e-4a4e-9d5c-6a1e58d51a11")
@@ -447,7 +429,7 @@ def test_progress_of_an_unknown_run_or_naive_time_writes_nothing(store: Store) -
 
 
 def test_repeating_a_progression_advances_once(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     first = result.deliveries[0].id
     store.connection.execute(  # the outcome is in, the progression has not run yet
         "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced' WHERE id = ?",
@@ -463,7 +445,7 @@ def test_repeating_a_progression_advances_once(store: Store, clock: FakeClock) -
 def test_concurrent_progressions_of_a_converged_run_advance_once(
     store: Store, clock: FakeClock, db_path: str
 ) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     first = result.deliveries[0].id
     store.connection.execute(
         "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced' WHERE id = ?",
@@ -483,7 +465,7 @@ def test_concurrent_progressions_of_a_converged_run_advance_once(
 def test_concurrent_due_sweeps_reactivate_once(
     store: Store, clock: FakeClock, db_path: str
 ) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     settle(store, clock, result.deliveries[0].id, "succeeded")
     clock.advance(hours=3)
     results = race(db_path, clock, lambda s: s.progress_due_runs())
@@ -497,7 +479,7 @@ def test_concurrent_due_sweeps_reactivate_once(
 
 
 def _waiting(store: Store, clock: FakeClock, key: str, *, delay_after: float) -> str:
-    result = start(store, escalation_workflow(), key=key)
+    result = trigger(store, key=key)
     store.claim_deliveries(100)
     clock.advance(delay_after)
     store.record_outcome(result.deliveries[0].id, "succeeded")
@@ -508,7 +490,7 @@ def test_due_sweep_order_and_results(store: Store, clock: FakeClock) -> None:
     assert store.next_due_at() is None
     assert store.progress_due_runs() == []
     early, late, *tied = [_waiting(store, clock, f"k{i}", delay_after=0) for i in range(5)]
-    signalled = start(store, escalation_workflow(), key="signalled", recipient="bob")
+    signalled = trigger(store, key="signalled", recipient="bob")
     settle(store, clock, signalled.deliveries[0].id, "succeeded")
     clock.advance(minutes=1)
     assert list(store.route_signal(Signal("acme", "notification_read", "bob"))) == [
@@ -612,9 +594,9 @@ def test_every_recorded_time_comes_from_the_injected_clock(
     monkeypatch.setattr(SystemClock, "now", no_wall_clock)
     clock = RecordingClock(datetime(2031, 7, 4, 12, 0, 0, 123457, tzinfo=UTC))
     with Store(tmp_path / "clock.db", clock=clock) as store:
-        bounced = start(store, escalation_workflow(), key="bounced")
-        waited = start(store, escalation_workflow(), key="waited")
-        read = start(store, escalation_workflow(), key="read", recipient="bob")
+        bounced = trigger(store, key="bounced")
+        waited = trigger(store, key="waited")
+        read = trigger(store, key="read", recipient="bob")
         clock.fake.advance(seconds=3, microseconds=5)
         store.claim_deliveries(10)
         clock.fake.advance(seconds=1)
@@ -645,7 +627,7 @@ def test_every_recorded_time_comes_from_the_injected_clock(
 
 
 def test_an_explicit_now_is_what_the_progression_records(store: Store, clock: FakeClock) -> None:
-    result = start(store, escalation_workflow())
+    result = trigger(store)
     settle(store, clock, result.deliveries[0].id, "succeeded")
     chosen = datetime(2026, 1, 6, tzinfo=UTC)
     progress = store.progress_run(result.run.id, now=chosen)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import escalation_workflow
+from factories import escalation_workflow, trigger
 from hypothesis import given
 from hypothesis import strategies as st
 from journeys import (
@@ -103,12 +103,12 @@ class Harness:
         if kind == "trigger":
             _, tenant, recipient, which = op
             self.count += 1
-            result = store.trigger(
-                tenant_id=tenant,
-                notification_key="notice",
+            result = trigger(
+                store,
+                tenant=tenant,
                 recipient=recipient,
                 workflow=self.workflows[which],
-                idempotency_key=f"k{self.count}",
+                key=f"k{self.count}",
             )
             self.runs.append((result.run.id, tenant))
         elif kind == "claim":

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import escalation_workflow
+from factories import trigger, waiting
 from journeys import RECIPIENTS, TENANTS, dump, tenant_rows
 
 from chimeway_lite import (
@@ -21,7 +21,6 @@ from chimeway_lite import (
     Signal,
     Step,
     Store,
-    TriggerResult,
     WaitUntil,
     Workflow,
     WorkflowTransition,
@@ -32,29 +31,6 @@ CLICK = Workflow(
     1,
     [Step("inapp", 1, "in_app", [WaitUntil(600, "email", ["clicked"])]), Step("email", 2, "email")],
 )
-
-
-def start(
-    store: Store, tenant: str, recipient: str, key: str, workflow: Workflow | None = None
-) -> TriggerResult:
-    """Trigger one journey."""
-    return store.trigger(
-        tenant_id=tenant,
-        notification_key="notice",
-        recipient=recipient,
-        workflow=workflow or escalation_workflow(),
-        idempotency_key=key,
-    )
-
-
-def waiting(
-    store: Store, tenant: str, recipient: str, key: str, workflow: Workflow | None = None
-) -> TriggerResult:
-    """A journey waiting after its first delivery succeeded."""
-    result = start(store, tenant, recipient, key, workflow)
-    store.record_outcome(result.deliveries[0].id, "succeeded")
-    assert store.get_run(result.run.id).state is RunState.WAITING
-    return result
 
 
 @attrs.frozen
@@ -69,10 +45,12 @@ class World:
 
 def world(store: Store, clock: FakeClock) -> World:
     """Build the world: same recipient names in every tenant, on purpose."""
-    runs = {(t, r): waiting(store, t, r, f"{t}-{r}").run.id for t in TENANTS for r in RECIPIENTS}
-    active = start(store, "acme", "alice", "active").run.id
-    clicky = waiting(store, "acme", "alice", "clicky", CLICK).run.id
-    done = start(store, "acme", "alice", "done")
+    runs = {
+        (t, r): waiting(store, tenant=t, recipient=r).run.id for t in TENANTS for r in RECIPIENTS
+    }
+    active = trigger(store, recipient="alice").run.id
+    clicky = waiting(store, recipient="alice", workflow=CLICK).run.id
+    done = trigger(store, recipient="alice")
     store.record_outcome(done.deliveries[0].id, "cancelled", "bounced")
     email = store.list_deliveries("acme", done.run.id)[1]
     store.record_outcome(email.id, "succeeded")
@@ -134,7 +112,7 @@ def test_a_wait_without_cancel_signals_ignores_every_signal(store: Store) -> Non
     silent = Workflow(
         "silent", 1, [Step("a", 1, "in_app", [WaitUntil(60, "b")]), Step("b", 2, "email")]
     )
-    result = waiting(store, "acme", "alice", "silent", silent)
+    result = waiting(store, recipient="alice", workflow=silent)
     before = dump(store)
     for event in ("notification_read", "clicked", "dismissed"):
         assert store.route_signal(Signal("acme", event, "alice")) == {}
@@ -146,14 +124,14 @@ def test_a_wait_without_cancel_signals_ignores_every_signal(store: Store) -> Non
 
 
 def _resume_with(store: Store, payload: dict[str, Any]) -> WorkflowTransition:
-    result = waiting(store, "acme", "alice", f"k-{uuid.uuid4()}")
+    result = waiting(store, recipient="alice")
     (resumed,) = store.route_signal(Signal("acme", "notification_read", "alice", payload)).values()
     assert resumed.run.id == result.run.id
     return resumed.transition
 
 
 def test_the_row_names_a_same_tenant_delivery(store: Store) -> None:
-    other = waiting(store, "acme", "bob", "other").deliveries[0].id  # another run, same tenant
+    other = waiting(store, recipient="bob").deliveries[0].id  # another run, same tenant
     row = _resume_with(store, {"delivery_id": other})
     assert (row.from_state, row.to_state, row.reason) == (
         RunState.WAITING,
@@ -172,7 +150,7 @@ def test_the_row_names_a_same_tenant_delivery(store: Store) -> None:
 
 
 def test_the_row_never_names_another_tenants_delivery(store: Store) -> None:
-    foreign = waiting(store, "globex", "alice", "foreign").deliveries[0].id
+    foreign = waiting(store, tenant="globex", recipient="alice").deliveries[0].id
     row = _resume_with(store, {"delivery_id": foreign})
     assert row.delivery_id is None
     row = _resume_with(store, {"delivery_id": str(uuid.uuid4())})  # no such delivery
@@ -188,7 +166,7 @@ def test_the_payload_never_reaches_a_trace(store: Store, clock: FakeClock) -> No
         "anchor_delivery_id": secret,
         "nested": {"password": [secret, 1234567890123]},
     }
-    result = waiting(store, "acme", "alice", "k")
+    result = waiting(store, recipient="alice")
     store.track_signal(Signal("acme", "notification_read", "alice", payload))
     clock.advance(1)
     store.progress_due_runs()
@@ -226,7 +204,7 @@ BAD_SIGNALS = [
 def test_bad_signals_raise_before_any_write(
     store: Store, clock: FakeClock, signal: Signal, method: str
 ) -> None:
-    waiting(store, "acme", "alice", "k")
+    waiting(store, recipient="alice")
     before = dump(store)
     with pytest.raises(InvalidSignal) as caught:
         getattr(store, method)(signal)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from conftest import escalation_workflow
+from factories import escalation_workflow, trigger
 from hypothesis import event as event_
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -87,13 +87,7 @@ class StoreAgainstModel(RuleBasedStateMachine):
     def trigger(self, tenant: str, recipient: str, which: int) -> None:
         workflow = self.workflows[which % len(self.workflows)]
         key = f"k{len(self.keys)}"
-        result = self.store.trigger(
-            tenant_id=tenant,
-            notification_key="notice",
-            recipient=recipient,
-            workflow=workflow,
-            idempotency_key=key,
-        )
+        result = trigger(self.store, tenant=tenant, recipient=recipient, workflow=workflow, key=key)
         assert not result.duplicate
         self.keys.append((tenant, key))
         run = self.model.trigger(result.run.id, tenant, recipient, workflow, key, self.clock.now())
@@ -104,12 +98,8 @@ class StoreAgainstModel(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 10**6))
     def trigger_again(self, pick: int) -> None:
         tenant, key = self.keys[pick % len(self.keys)]
-        result = self.store.trigger(
-            tenant_id=tenant,
-            notification_key="notice",
-            recipient="someone-else",
-            workflow=self.workflows[0],
-            idempotency_key=key,
+        result = trigger(
+            self.store, tenant=tenant, recipient="someone-else", workflow=self.workflows[0], key=key
         )
         assert result.duplicate
         assert result.run.id == self.model.keys[(tenant, key)]

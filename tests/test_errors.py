@@ -9,7 +9,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-from conftest import escalation_workflow
+from factories import trigger
 from strategies import table_dump
 
 import chimeway_lite
@@ -154,13 +154,7 @@ def test_record_outcome_of_an_unknown_delivery_is_a_lookup_error(memory_store: S
 
 @pytest.mark.parametrize("status", ["delivered", "SUCCEEDED", "", None, 3])
 def test_an_unknown_status_is_a_value_error(memory_store: Store, status: Any) -> None:
-    result = memory_store.trigger(
-        tenant_id="acme",
-        notification_key="escalate",
-        recipient="u1",
-        workflow=escalation_workflow(),
-        idempotency_key="k",
-    )
+    result = trigger(memory_store)
     before = table_dump(memory_store)
     with pytest.raises(ChimewayError) as caught:
         memory_store.record_outcome(result.deliveries[0].id, status)
@@ -178,13 +172,7 @@ def test_a_definition_without_steps_is_an_invalid_workflow(memory_store: Store) 
 
 def test_no_sqlite3_exception_leaves_the_store(memory_store: Store) -> None:
     """A constraint the store does not check itself still comes out as a ChimewayError."""
-    result = memory_store.trigger(
-        tenant_id="acme",
-        notification_key="escalate",
-        recipient="u1",
-        workflow=escalation_workflow(),
-        idempotency_key="k",
-    )
+    result = trigger(memory_store)
     with pytest.raises(ChimewayError) as caught, memory_store.transaction():
         memory_store.connection.execute(
             "UPDATE workflow_transitions SET reason = 'x' WHERE workflow_run_id = ?",

@@ -1,9 +1,11 @@
 """The escalation journey end to end: in-app now; email after 2 h unless read; email at once
-if the in-app message bounces (conftest ``escalation_workflow``)."""
+if the in-app message bounces (``factories.escalation_workflow``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+from factories import trigger
 
 from chimeway_lite import (
     DeliveryStatus,
@@ -19,12 +21,12 @@ from chimeway_lite import (
 
 def send_inapp(store: Store, escalation: Workflow, *, recipient: str = "alice") -> TriggerResult:
     """Trigger the journey and claim its in-app delivery."""
-    result = store.trigger(
-        tenant_id="acme",
-        notification_key="invoice_ready",
+    result = trigger(
+        store,
         recipient=recipient,
         workflow=escalation,
-        idempotency_key=f"invoice-{recipient}",
+        key=f"invoice-{recipient}",
+        notification_key="invoice_ready",
     )
     (claimed,) = store.claim_deliveries(10, channel="in_app")
     assert claimed.id == result.deliveries[0].id

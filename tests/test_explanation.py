@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import attrs
 import pytest
-from conftest import START, escalation_workflow
+from factories import START, escalation_workflow, trigger
 
 from chimeway_lite import (
     DeliveryStatus,
@@ -40,17 +40,6 @@ SEED_FIELDS = (
 )
 
 
-def start(store: Store, workflow: Workflow | None = None, recipient: str = "ada") -> str:
-    result = store.trigger(
-        tenant_id="acme",
-        notification_key="welcome",
-        recipient=recipient,
-        workflow=workflow or escalation_workflow(),
-        idempotency_key=f"k-{recipient}",
-    )
-    return result.run.id
-
-
 def deliver(store: Store, run_id: str, status: str, reason: str | None = None) -> str:
     (delivery,) = [
         d for d in store.list_deliveries("acme", run_id) if d.status is DeliveryStatus.PENDING
@@ -65,7 +54,7 @@ def test_the_seed_fields_come_first_and_keep_their_names() -> None:
 
 
 def test_a_new_run_waits_for_its_first_outcome_and_says_where_each_leads(store: Store) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     (delivery,) = store.list_deliveries("acme", run_id)
 
     e = store.explain("acme", run_id)
@@ -92,7 +81,7 @@ def test_a_new_run_waits_for_its_first_outcome_and_says_where_each_leads(store: 
 def test_a_waiting_run_names_its_due_time_target_and_cancelling_signals(
     store: Store, clock: FakeClock
 ) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     clock.advance(minutes=1)
     anchor = deliver(store, run_id, "succeeded")
     clock.advance(minutes=30)
@@ -123,7 +112,7 @@ def test_a_waiting_run_names_its_due_time_target_and_cancelling_signals(
 def test_an_overdue_wait_says_that_only_the_sweep_is_missing(
     store: Store, clock: FakeClock
 ) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     deliver(store, run_id, "succeeded")
     clock.advance(hours=2, minutes=5)
 
@@ -139,7 +128,7 @@ def test_a_wait_without_cancel_signals_says_so(store: Store) -> None:
     workflow = Workflow(
         "plain_wait", 1, [Step("a", 1, "in_app", progress=[WaitUntil(60, "b")]), Step("b", 2, "x")]
     )
-    run_id = start(store, workflow)
+    run_id = trigger(store, workflow=workflow).run.id
     deliver(store, run_id, "succeeded")
 
     e = store.explain("acme", run_id)
@@ -151,7 +140,7 @@ def test_a_wait_without_cancel_signals_says_so(store: Store) -> None:
 
 
 def test_a_signalled_run_is_settling_and_then_cancelled(store: Store, clock: FakeClock) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     deliver(store, run_id, "succeeded")
     clock.advance(minutes=45)
     store.route_signal(Signal("acme", "notification_read"))
@@ -177,7 +166,7 @@ def test_a_signalled_run_is_settling_and_then_cancelled(store: Store, clock: Fak
 
 
 def test_an_outcome_advance_names_the_delivery_and_its_outcome(store: Store) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     anchor = deliver(store, run_id, "cancelled", "bounced")
 
     e = store.explain("acme", run_id)
@@ -192,7 +181,7 @@ def test_an_outcome_advance_names_the_delivery_and_its_outcome(store: Store) -> 
 
 
 def test_an_elapsed_wait_and_an_implicit_completion(store: Store, clock: FakeClock) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     anchor = deliver(store, run_id, "succeeded")
     clock.advance(hours=2)
     store.progress_due_runs()
@@ -217,7 +206,7 @@ def test_a_stop_names_the_rule(store: Store) -> None:
         1,
         [Step("a", 1, "email", progress=[Stop(Outcome.PERMANENT_FAILURE)]), Step("b", 2, "sms")],
     )
-    run_id = start(store, workflow)
+    run_id = trigger(store, workflow=workflow).run.id
     anchor = deliver(store, run_id, "cancelled", "permanent_failure")
 
     e = store.explain("acme", run_id)
@@ -248,7 +237,7 @@ def test_a_run_without_a_delivery_says_none_is_planned(store: Store, clock: Fake
 
 
 def test_a_host_reason_and_a_wait_towards_a_missing_step(store: Store, clock: FakeClock) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     deliver(store, run_id, "succeeded")
     with store.transaction() as tx:
         run = tx.lock_run(run_id)
@@ -263,7 +252,7 @@ def test_a_host_reason_and_a_wait_towards_a_missing_step(store: Store, clock: Fa
 
 
 def test_explain_run_is_pure_and_the_extras_are_optional(store: Store) -> None:
-    run_id = start(store)
+    run_id = trigger(store).run.id
     run = store.get_run(run_id)
     definition = store.fetch_definition("escalation", 1)
     assert definition is not None

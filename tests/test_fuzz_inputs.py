@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import escalation_workflow
+from factories import START, escalation_workflow, trigger
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import json_values, table_dump, workflows
@@ -84,16 +84,10 @@ class Known:
 @pytest.fixture
 def fuzzed(tmp_path: Any) -> Iterator[tuple[Store, Known]]:
     """A store with runs in several states, and what is known about them."""
-    clock = FakeClock(datetime(2026, 1, 5, 9, 30, tzinfo=UTC))
+    clock = FakeClock(START)
     with Store(str(tmp_path / "fuzz.db"), clock=clock) as store:
         results = [
-            store.trigger(
-                tenant_id=tenant,
-                notification_key="welcome",
-                recipient="ada",
-                workflow=escalation_workflow(),
-                idempotency_key=f"k{i}",
-            )
+            trigger(store, tenant=tenant, key=f"k{i}")
             for i, tenant in enumerate(["acme", "acme", "globex", "acme"])
         ]
         store.record_outcome(results[0].deliveries[0].id, "succeeded")  # waiting
@@ -428,15 +422,7 @@ _LATE = datetime.max.replace(tzinfo=_WEST)  # after year 9999 once in UTC
 
 
 def _trigger_with(**changes: Any) -> Callable[[Store, Known], Any]:
-    arguments = {
-        "tenant_id": "acme",
-        "notification_key": "welcome",
-        "recipient": "ada",
-        "workflow": escalation_workflow(),
-        "idempotency_key": "pinned",
-        **changes,
-    }
-    return lambda store, known: store.trigger(**arguments)
+    return lambda store, known: trigger(store, key="pinned", **changes)
 
 
 def _in_tx(method: str, *args: Any, **kwargs: Any) -> Callable[[Store, Known], Any]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import escalation_workflow
+from factories import escalation_workflow, trigger
 from strategies import table_dump
 
 from chimeway_lite import (
@@ -30,17 +30,6 @@ from chimeway_lite import (
 from chimeway_lite.backends.sqlite import convert
 
 
-def _trigger(store: Store, workflow: Workflow, key: str, *, tenant: str = "acme",
-             recipient: str = "alice") -> Any:  # fmt: skip
-    return store.trigger(
-        tenant_id=tenant,
-        notification_key="welcome",
-        recipient=recipient,
-        workflow=workflow,
-        idempotency_key=key,
-    )
-
-
 def _stored_run(store: Store, run_id: str) -> dict[str, Any]:
     row = store.connection.execute("SELECT * FROM workflow_runs WHERE id = ?", (run_id,))
     return dict(row.fetchone())
@@ -54,7 +43,7 @@ def test_a_config_changed_after_a_trigger_is_still_a_conflict(
     validated declarations cannot be fooled; a new declaration with a config that differs
     only as 1 / 1.0 / True differ is a conflict, not a hit."""
     workflow = Workflow("digest", 1, [Step("email", 1, "email", config={"template": 1})])
-    _trigger(store, workflow, "k1")
+    trigger(store, workflow=workflow, key="k1")
     before = table_dump(store)
     with pytest.raises(TypeError):
         workflow.steps[0].config["template"] = changed  # type: ignore[index]
@@ -62,14 +51,14 @@ def test_a_config_changed_after_a_trigger_is_still_a_conflict(
         "digest", 1, [Step("email", 1, "email", config={"template": changed})]
     )
     with pytest.raises(DefinitionConflict):
-        _trigger(store, changed_workflow, "k2")
+        trigger(store, workflow=changed_workflow, key="k2")
     assert table_dump(store) == before
 
 
 def test_the_same_declaration_object_triggers_without_registering_again(store: Store) -> None:
     workflow = escalation_workflow()
-    first = _trigger(store, workflow, "k1")
-    second = _trigger(store, workflow, "k2", recipient="bob")
+    first = trigger(store, workflow=workflow, key="k1")
+    second = trigger(store, workflow=workflow, key="k2", recipient="bob")
     assert first.run.workflow_definition_id == second.run.workflow_definition_id
     count = store.connection.execute("SELECT count(*) FROM workflow_definitions").fetchone()[0]
     assert count == 1
@@ -78,7 +67,7 @@ def test_the_same_declaration_object_triggers_without_registering_again(store: S
 def test_an_updated_run_row_is_the_row_of_its_record(store: Store, clock: FakeClock) -> None:
     """The progression writes only changed columns; the row must still be exactly what
     writing the whole record would give, at every step of a journey."""
-    result = _trigger(store, escalation_workflow(), "k1")
+    result = trigger(store, recipient="alice")
     (delivery,) = store.claim_deliveries(10)
     waiting = store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
     assert waiting is not None
@@ -99,8 +88,12 @@ def test_a_signal_with_an_actor_resumes_only_that_recipient_in_that_tenant(
     runs = {}
     for tenant in ("acme", "globex"):
         for recipient in ("alice", "bob"):
-            runs[tenant, recipient] = _trigger(
-                store, workflow, f"{tenant}-{recipient}", tenant=tenant, recipient=recipient
+            runs[tenant, recipient] = trigger(
+                store,
+                workflow=workflow,
+                key=f"{tenant}-{recipient}",
+                tenant=tenant,
+                recipient=recipient,
             ).run.id
     for delivery in store.claim_deliveries(10):
         store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
@@ -111,7 +104,7 @@ def test_a_signal_with_an_actor_resumes_only_that_recipient_in_that_tenant(
 
 
 def test_every_id_the_store_makes_is_a_uuid4(store: Store) -> None:
-    result = _trigger(store, escalation_workflow(), "k1")
+    result = trigger(store)
     trace = store.list_traces("acme", result.run.id)
     ids = [result.notification.id, result.run.id, *(d.id for d in result.deliveries)]
     ids += [t.id for t in trace]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import START, escalation_workflow
+from factories import START, trigger
 from strategies import table_dump
 
 from chimeway_lite import (
@@ -26,22 +26,6 @@ STOPPING = Workflow(
     "stopping", 1, [Step("sms", 1, "sms", progress=[Stop(Outcome.PERMANENT_FAILURE)])]
 )
 TABLES = ("workflow_transitions", "deliveries", "workflow_runs", "notifications", "signals")
-
-
-def _trigger(
-    store: Store,
-    tenant: str,
-    recipient: str,
-    key: str,
-    workflow: Workflow | None = None,
-) -> TriggerResult:
-    return store.trigger(
-        tenant_id=tenant,
-        notification_key="welcome",
-        recipient=recipient,
-        workflow=workflow or escalation_workflow(),
-        idempotency_key=key,
-    )
 
 
 def _counts(store: Store, where: str = "1", *params: object) -> dict[str, int]:
@@ -92,16 +76,16 @@ def _tenant_rows(store: Store, tenant: str) -> dict[str, list[Any]]:
 def test_prune_deletes_finished_runs_older_than_the_cutoff_with_their_rows(
     store: Store, clock: FakeClock
 ) -> None:
-    done = _trigger(store, "acme", "ada", "done")
+    done = trigger(store, recipient="ada", key="done")
     _finish(store, done, "completed")
-    halted = _trigger(store, "acme", "bob", "halted", STOPPING)
+    halted = trigger(store, recipient="bob", key="halted", workflow=STOPPING)
     _finish(store, halted, "stopped")
-    waiting = _trigger(store, "acme", "cy", "waiting")
+    waiting = trigger(store, recipient="cy", key="waiting")
     _finish(store, waiting, "waiting")
-    active = _trigger(store, "acme", "di", "active")
+    active = trigger(store, recipient="di", key="active")
     store.track_signal(Signal("acme", "something_else", "ada", {"note": "kept"}))
     clock.advance(days=30)
-    recent = _trigger(store, "acme", "ed", "recent")
+    recent = trigger(store, recipient="ed", key="recent")
     _finish(store, recent, "completed")  # finished after the cutoff: kept
     before = _counts(store)
 
@@ -132,9 +116,9 @@ def test_prune_deletes_finished_runs_older_than_the_cutoff_with_their_rows(
 
 
 def test_prune_counts_every_row_it_deletes(store: Store, clock: FakeClock) -> None:
-    done = _trigger(store, "acme", "ada", "done")
+    done = trigger(store, recipient="ada", key="done")
     _finish(store, done, "completed")
-    keep = _trigger(store, "acme", "bob", "keep")
+    keep = trigger(store, recipient="bob", key="keep")
     before = _counts(store)
     deleted = store.prune(clock.advance(seconds=1))
     after = _counts(store)
@@ -154,7 +138,7 @@ def test_prune_counts_every_row_it_deletes(store: Store, clock: FakeClock) -> No
 def test_prune_keeps_a_run_that_finished_exactly_at_the_cutoff(
     store: Store, clock: FakeClock
 ) -> None:
-    done = _trigger(store, "acme", "ada", "done")
+    done = trigger(store, recipient="ada", key="done")
     _finish(store, done, "completed")
     finished_at = store.get_run(done.run.id).last_transition_at
     assert store.prune(finished_at) == 0
@@ -162,8 +146,8 @@ def test_prune_keeps_a_run_that_finished_exactly_at_the_cutoff(
 
 
 def test_prune_never_touches_unfinished_runs_however_old(store: Store, clock: FakeClock) -> None:
-    _finish(store, _trigger(store, "acme", "ada", "w"), "waiting")
-    _trigger(store, "acme", "bob", "a")
+    _finish(store, trigger(store, recipient="ada", key="w"), "waiting")
+    trigger(store, recipient="bob", key="a")
     before = table_dump(store)
     assert store.prune(clock.advance(days=3650)) == 0
     assert table_dump(store) == before
@@ -171,7 +155,7 @@ def test_prune_never_touches_unfinished_runs_however_old(store: Store, clock: Fa
 
 def test_prune_of_one_tenant_leaves_the_others(store: Store, clock: FakeClock) -> None:
     for tenant in ("acme", "globex"):
-        _finish(store, _trigger(store, tenant, "ada", "k"), "completed")
+        _finish(store, trigger(store, tenant=tenant, recipient="ada", key="k"), "completed")
     globex = _tenant_rows(store, "globex")
     assert store.prune(clock.advance(seconds=1), tenant_id="acme") == 9
     assert _tenant_rows(store, "globex") == globex
@@ -181,11 +165,11 @@ def test_prune_of_one_tenant_leaves_the_others(store: Store, clock: FakeClock) -
 def test_after_prune_the_sequence_keeps_rising_and_the_key_is_free_again(
     store: Store, clock: FakeClock
 ) -> None:
-    done = _trigger(store, "acme", "ada", "k")
+    done = trigger(store, recipient="ada", key="k")
     _finish(store, done, "completed")
     last_seq = store.list_traces("acme", done.run.id)[-1].seq
     store.prune(clock.advance(seconds=1))
-    again = _trigger(store, "acme", "ada", "k")
+    again = trigger(store, recipient="ada", key="k")
     assert not again.duplicate  # the pruned notification no longer holds its key
     assert store.list_traces("acme", again.run.id)[0].seq > last_seq
     assert store.verify() == []
@@ -203,7 +187,7 @@ def test_after_prune_the_sequence_keeps_rising_and_the_key_is_free_again(
 def test_prune_refuses_bad_arguments_and_writes_nothing(
     store: Store, before: Any, tenant: Any
 ) -> None:
-    _finish(store, _trigger(store, "acme", "ada", "k"), "completed")
+    _finish(store, trigger(store, recipient="ada", key="k"), "completed")
     snapshot = table_dump(store)
     with pytest.raises(InvalidArgument):
         store.prune(before, tenant_id=tenant)
@@ -211,7 +195,7 @@ def test_prune_refuses_bad_arguments_and_writes_nothing(
 
 
 def test_prune_inside_a_failed_transaction_deletes_nothing(store: Store, clock: FakeClock) -> None:
-    _finish(store, _trigger(store, "acme", "ada", "k"), "completed")
+    _finish(store, trigger(store, recipient="ada", key="k"), "completed")
     snapshot = table_dump(store)
     with pytest.raises(RuntimeError), store.transaction():
         assert store.prune(clock.advance(seconds=1)) == 9
@@ -227,10 +211,10 @@ def _population(store: Store) -> dict[str, TriggerResult]:
     made = {}
     for tenant in ("acme", "globex"):
         for recipient in ("ada", "bob"):
-            started = _trigger(store, tenant, recipient, f"{recipient}-1")
+            started = trigger(store, tenant=tenant, recipient=recipient, key=f"{recipient}-1")
             _finish(store, started, "waiting")
             made[f"{tenant}/{recipient}"] = started
-            _trigger(store, tenant, recipient, f"{recipient}-2")
+            trigger(store, tenant=tenant, recipient=recipient, key=f"{recipient}-2")
         store.track_signal(Signal(tenant, "notification_read", "ada", {"secret": "payload"}))
         store.track_signal(Signal(tenant, "opened", None, {"secret": "payload"}))
     return made
@@ -299,7 +283,7 @@ def test_forget_a_recipient_erases_only_their_rows(store: Store) -> None:
 
 def test_the_tombstone_holds_no_recipient_and_no_payload(store: Store) -> None:
     recipient = "ada.lovelace@example.com"
-    started = _trigger(store, "acme", recipient, "k")
+    started = trigger(store, recipient=recipient, key="k")
     store.track_signal(Signal("acme", "notification_read", recipient, {"secret": "s3cr3t"}))
     _finish(store, started, "waiting")
     store.forget("acme", recipient)

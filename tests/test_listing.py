@@ -7,7 +7,7 @@ import io
 from datetime import UTC, datetime
 
 import pytest
-from conftest import escalation_workflow
+from factories import trigger
 
 from chimeway_lite import (
     FakeClock,
@@ -40,29 +40,18 @@ TABLES = {
 }
 
 
-def start(store: Store, tenant: str, recipient: str) -> str:
-    result = store.trigger(
-        tenant_id=tenant,
-        notification_key="welcome",
-        recipient=recipient,
-        workflow=escalation_workflow(),
-        idempotency_key=f"{tenant}-{recipient}",
-    )
-    return result.run.id
-
-
 @pytest.fixture
 def populated(store: Store, clock: FakeClock) -> dict[str, str]:
     """acme/ada waiting, acme/bob active (later), globex/cy completed by a signal."""
-    runs = {"ada": start(store, "acme", "ada")}
+    runs = {"ada": trigger(store, recipient="ada").run.id}
     store.record_outcome(store.list_deliveries("acme", runs["ada"])[0].id, "succeeded")
     clock.advance(minutes=5)
-    runs["cy"] = start(store, "globex", "cy")
+    runs["cy"] = trigger(store, tenant="globex", recipient="cy").run.id
     store.record_outcome(store.list_deliveries("globex", runs["cy"])[0].id, "succeeded")
     store.route_signal(Signal("globex", "notification_read"))
     store.progress_due_runs()
     clock.advance(minutes=5)
-    runs["bob"] = start(store, "acme", "bob")
+    runs["bob"] = trigger(store, recipient="bob").run.id
     return runs
 
 
@@ -197,7 +186,7 @@ def test_to_csv_has_a_header_json_cells_and_empty_nones() -> None:
 
 
 def test_plain_turns_records_into_json_values(store: Store) -> None:
-    run_id = start(store, "acme", "ada")
+    run_id = trigger(store, recipient="ada").run.id
     explanation = store.explain("acme", run_id)
 
     value = plain(explanation)

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from conftest import escalation_workflow
+from factories import escalation_workflow
 
 from chimeway_lite.declarations import coerce_workflow
 

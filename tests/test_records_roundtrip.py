@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+from factories import trigger
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import (
@@ -140,12 +141,13 @@ def test_records_written_by_the_engine_read_back_equal(journey: dict[str, Any]) 
             assert read(store, type(step), step.id) == step
 
         # the trigger: notification, run, delivery, trace rows
-        result = store.trigger(
-            tenant_id=tenant,
-            notification_key=journey["notification_key"],
+        result = trigger(
+            store,
+            tenant=tenant,
             recipient=journey["recipient"],
             workflow=workflow,
-            idempotency_key=journey["idempotency_key"],
+            key=journey["idempotency_key"],
+            notification_key=journey["notification_key"],
         )
         assert read(store, Notification, result.notification.id) == result.notification
         assert store.get_run(result.run.id) == result.run
@@ -153,12 +155,13 @@ def test_records_written_by_the_engine_read_back_equal(journey: dict[str, Any]) 
         assert store.list_deliveries(tenant, result.run.id) == list(result.deliveries)
         traces = store.list_traces(tenant, result.run.id)
         assert [read(store, WorkflowTransition, t.id) for t in traces] == traces
-        again = store.trigger(
-            tenant_id=tenant,
-            notification_key=journey["notification_key"],
+        again = trigger(
+            store,
+            tenant=tenant,
             recipient=journey["recipient"],
             workflow=workflow,
-            idempotency_key=journey["idempotency_key"],
+            key=journey["idempotency_key"],
+            notification_key=journey["notification_key"],
         )
         assert again == attrs.evolve(result, duplicate=True)
 
@@ -214,11 +217,12 @@ def test_records_written_by_the_engine_read_back_equal(journey: dict[str, Any]) 
         else:
             assert linkage is None
         if journey["other_tenant"] != tenant:
-            store.trigger(
-                tenant_id=journey["other_tenant"],
-                notification_key=journey["notification_key"],
+            trigger(
+                store,
+                tenant=journey["other_tenant"],
                 recipient=journey["recipient"],
                 workflow=workflow,
-                idempotency_key=journey["idempotency_key"],
+                key=journey["idempotency_key"],
+                notification_key=journey["notification_key"],
             )
             assert store.get_run(result.run.id) == final

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import START, escalation_workflow
+from factories import START, escalation_workflow, trigger
 from strategies import new_id, table_dump
 
 from chimeway_lite import (
@@ -31,7 +31,6 @@ from chimeway_lite import (
     StepNotFound,
     StorageError,
     Store,
-    TriggerResult,
     WaitUntil,
     Workflow,
     WorkflowRun,
@@ -47,19 +46,6 @@ from chimeway_lite.core.records import (
 )
 
 MISSING = "00000000-0000-4000-8000-000000000000"
-
-
-def trigger(store: Store, tenant: str = "acme", key: str = "k1", **over: Any) -> TriggerResult:
-    """Trigger the escalation journey for recipient ``u1`` of ``tenant``."""
-    arguments: dict[str, Any] = {
-        "tenant_id": tenant,
-        "notification_key": "escalate",
-        "recipient": "u1",
-        "workflow": escalation_workflow(),
-        "idempotency_key": key,
-        **over,
-    }
-    return store.trigger(**arguments)
 
 
 def insert_notification(store: Store, tenant: str, definition_id: str, key: str) -> str:
@@ -139,7 +125,7 @@ def test_the_schema_is_applied_once(db_path: str) -> None:
 
 def test_reopening_a_file_keeps_everything(db_path: str, clock: FakeClock) -> None:
     with Store(db_path, clock=clock) as store:
-        result = trigger(store)
+        result = trigger(store, recipient="u1", key="k1")
         trigger(store, tenant="globex")
         (claimed, *_) = store.claim_deliveries()
         clock.advance(minutes=5)
@@ -166,7 +152,7 @@ def test_reopening_a_file_keeps_everything(db_path: str, clock: FakeClock) -> No
         # the sequence carries on after the last number, and the run's state spine too
         note = _append(store, result.run.id, "host_note")
         assert note.seq > traces[-1].seq
-        assert trigger(store).duplicate
+        assert trigger(store, key="k1").duplicate
 
 
 def _append(store: Store, run_id: str, reason: str, **kwargs: Any) -> WorkflowTransition:
@@ -381,12 +367,12 @@ def test_a_store_method_failing_inside_a_caller_transaction_is_undone_alone(
             with monkeypatch.context() as patch:
                 _fail_after_registering(patch)
                 with pytest.raises(InvalidArgument):
-                    store.trigger(
-                        tenant_id="acme",
-                        notification_key="n",
+                    trigger(
+                        store,
                         recipient="u2",
                         workflow=Workflow("other", 1, [Step("sms", 1, "sms")]),
-                        idempotency_key="k2",
+                        key="k2",
+                        notification_key="n",
                     )
             assert table_dump(store) == inside
             later = tx.append_transition(result.run.id, "active", "host_note_2")
@@ -469,7 +455,7 @@ def test_each_store_call_is_its_own_unit(store: Store) -> None:
 def test_trigger_records_notification_run_first_delivery_and_two_trace_rows(
     store: Store, clock: FakeClock
 ) -> None:
-    result = trigger(store)
+    result = trigger(store, recipient="u1", notification_key="escalate", key="k1")
     now = clock.now()
     definition = store.fetch_definition("escalation", 1)
     assert definition is not None
@@ -532,24 +518,24 @@ def test_trigger_starts_on_the_lowest_order_whatever_the_declaration_order(
 def test_the_same_idempotency_key_is_a_duplicate_and_writes_nothing(
     store: Store, clock: FakeClock
 ) -> None:
-    first = trigger(store)
+    first = trigger(store, key="k1")
     clock.advance(60)
     before = table_dump(store)
-    again = trigger(store, recipient="someone else", notification_key="other")
+    again = trigger(store, recipient="someone else", notification_key="other", key="k1")
     assert again.duplicate is True
     assert again.notification == first.notification
     assert again.run == first.run
     assert again.deliveries == first.deliveries
     assert table_dump(store) == before
     # even a conflicting workflow is not looked at: the first result stands
-    conflicting = trigger(store, workflow=Workflow("escalation", 1, [Step("x", 1, "x")]))
+    conflicting = trigger(store, key="k1", workflow=Workflow("escalation", 1, [Step("x", 1, "x")]))
     assert conflicting.duplicate and conflicting.run == first.run
     assert table_dump(store) == before
 
 
 def test_the_same_key_in_another_tenant_is_a_new_run(store: Store) -> None:
-    one = trigger(store, tenant="acme")
-    two = trigger(store, tenant="globex")
+    one = trigger(store, tenant="acme", key="k1")
+    two = trigger(store, tenant="globex", key="k1")
     assert two.duplicate is False
     assert two.run.id != one.run.id
     assert two.notification.id != one.notification.id
@@ -559,11 +545,11 @@ def test_the_same_key_in_another_tenant_is_a_new_run(store: Store) -> None:
 
 def test_trigger_with_a_registered_definition(store: Store) -> None:
     definition = store.upsert_definition("escalate", escalation_workflow())
-    result = trigger(store, workflow=definition)
+    result = trigger(store, notification_key="escalate", workflow=definition)
     assert result.run.workflow_definition_id == definition.id
     unknown = attrs.evolve(definition, id=MISSING)
     with pytest.raises(InvalidArgument) as caught:
-        trigger(store, key="k2", workflow=unknown)
+        trigger(store, notification_key="escalate", key="k2", workflow=unknown)
     assert caught.value.name == "workflow"
 
 
@@ -580,16 +566,7 @@ def test_blank_or_non_string_trigger_ids_are_refused_naming_the_parameter(
     trigger(store, key="existing")
     before = table_dump(store)
     with pytest.raises(ChimewayError) as caught:
-        store.trigger(
-            **{
-                "tenant_id": "acme",
-                "notification_key": "escalate",
-                "recipient": "u1",
-                "workflow": escalation_workflow(),
-                "idempotency_key": "k-new",
-                parameter: bad,
-            }
-        )
+        trigger(store, key="k-new", **{parameter: bad})
     assert isinstance(caught.value, ValueError)
     assert isinstance(caught.value, InvalidArgument)
     assert caught.value.name == parameter

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 import pytest
-from conftest import escalation_workflow
+from factories import trigger
 
 from chimeway_lite import FakeClock, Store
 from chimeway_lite.testing import START, FakeOutbox
@@ -102,13 +102,7 @@ def test_a_failing_host_assertion_fails(pytester: pytest.Pytester) -> None:
 def test_the_fake_outbox_records_outcomes_by_channel() -> None:
     clock = FakeClock(START)
     with Store(":memory:", clock=clock) as store:
-        run = store.trigger(
-            tenant_id="acme",
-            notification_key="welcome",
-            recipient="ada",
-            workflow=escalation_workflow(),
-            idempotency_key="k",
-        ).run
+        run = trigger(store).run
         outbox = FakeOutbox(store)
 
         assert outbox.deliver(channel="email") == []

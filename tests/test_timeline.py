@@ -7,24 +7,12 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import escalation_workflow
+from factories import waiting
 
 from chimeway_lite import FakeClock, RunNotFound, Signal, Store
 from chimeway_lite.tools.timeline import collect, render_html, render_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def start(store: Store, tenant: str = "acme", recipient: str = "ada") -> str:
-    result = store.trigger(
-        tenant_id=tenant,
-        notification_key="welcome",
-        recipient=recipient,
-        workflow=escalation_workflow(),
-        idempotency_key=f"k-{recipient}",
-    )
-    store.record_outcome(result.deliveries[0].id, "succeeded")
-    return result.run.id
 
 
 def texts(root: ET.Element) -> list[str]:
@@ -38,7 +26,7 @@ def groups(root: ET.Element, kind: str) -> list[ET.Element]:
 def test_an_escalated_run_shows_steps_wait_due_time_outcomes_and_final_state(
     store: Store, clock: FakeClock
 ) -> None:
-    run_id = start(store)
+    run_id = waiting(store).run.id
     clock.advance(hours=2)
     (moved,) = store.progress_due_runs()
     clock.advance(minutes=1)
@@ -72,8 +60,8 @@ def test_an_escalated_run_shows_steps_wait_due_time_outcomes_and_final_state(
 def test_a_cancelled_run_shows_the_signal_and_a_run_still_waiting_says_so(
     store: Store, clock: FakeClock
 ) -> None:
-    cancelled = start(store, recipient="ada")
-    waiting = start(store, recipient="bob")
+    cancelled = waiting(store, recipient="ada").run.id
+    still_waiting = waiting(store, recipient="bob").run.id
     clock.advance(minutes=30)
     store.route_signal(Signal("acme", "notification_read", actor_id="ada"))
     store.progress_due_runs()
@@ -85,14 +73,14 @@ def test_a_cancelled_run_shows_the_signal_and_a_run_still_waiting_says_so(
     assert texts(groups(root, "final-state")[0]) == ["completed · cancelled_by_signal"]
     assert root.find(f".//{SVG}polygon") is not None  # the signal's diamond
 
-    still = ET.fromstring(render_svg(collect(store, "acme", waiting)))
+    still = ET.fromstring(render_svg(collect(store, "acme", still_waiting)))
     assert "still waiting" in texts(still)
     assert texts(groups(still, "final-state")[0]) == ["waiting · waiting_for_step_progression"]
 
 
 def test_all_text_is_escaped(store: Store) -> None:
     tenant = "<script>alert('x')</script> & \"co\"\x01"
-    run_id = start(store, tenant=tenant)
+    run_id = waiting(store, tenant=tenant).run.id
 
     svg = render_svg(collect(store, tenant, run_id))
     html = render_html(collect(store, tenant, run_id))
@@ -106,7 +94,7 @@ def test_all_text_is_escaped(store: Store) -> None:
 
 
 def test_the_picture_is_self_contained(store: Store) -> None:
-    run_id = start(store)
+    run_id = waiting(store).run.id
     for document in (
         render_svg(collect(store, "acme", run_id)),
         render_html(collect(store, "acme", run_id)),
@@ -117,7 +105,7 @@ def test_the_picture_is_self_contained(store: Store) -> None:
 
 
 def test_the_html_page_inlines_the_svg_and_lists_the_trace(store: Store) -> None:
-    run_id = start(store)
+    run_id = waiting(store).run.id
     html = render_html(collect(store, "acme", run_id))
 
     root = ET.fromstring(html.encode())
@@ -131,6 +119,6 @@ def test_the_html_page_inlines_the_svg_and_lists_the_trace(store: Store) -> None
 
 
 def test_collect_is_tenant_scoped(store: Store) -> None:
-    run_id = start(store)
+    run_id = waiting(store).run.id
     with pytest.raises(RunNotFound):
         collect(store, "globex", run_id)

@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from conftest import START, escalation_workflow
+from factories import START, escalation_workflow, trigger
 
 from chimeway_lite import (
     FakeClock,
@@ -22,7 +22,6 @@ from chimeway_lite import (
     Step,
     Stop,
     Store,
-    TriggerResult,
     Workflow,
 )
 
@@ -31,30 +30,18 @@ STOPPING = Workflow(
 )
 
 
-def _trigger(
-    store: Store, key: str, recipient: str = "ada", workflow: Workflow | None = None
-) -> TriggerResult:
-    return store.trigger(
-        tenant_id="acme",
-        notification_key="welcome",
-        recipient=recipient,
-        workflow=workflow or escalation_workflow(),
-        idempotency_key=key,
-    )
-
-
 def _every_path(store: Store, clock: FakeClock) -> dict[str, str]:
     """One run in each place the engine can put a run; returns name -> run id."""
-    runs = {"fresh": _trigger(store, "fresh", "f").run.id}
+    runs = {"fresh": trigger(store, key="fresh", recipient="f").run.id}
     for name in ("advanced", "settled", "reactivated", "completed"):
-        started = _trigger(store, name, name)
+        started = trigger(store, key=name, recipient=name)
         runs[name] = started.run.id
         if name == "advanced":
             store.record_outcome(started.deliveries[0].id, "cancelled", "bounced")
         else:
             store.record_outcome(started.deliveries[0].id, "succeeded")  # enters the wait
     store.route_signal(Signal("acme", "notification_read", "settled"))
-    stopped = _trigger(store, "stopped", "s", STOPPING)
+    stopped = trigger(store, key="stopped", recipient="s", workflow=STOPPING)
     runs["stopped"] = stopped.run.id
     store.record_outcome(stopped.deliveries[0].id, "cancelled", "permanent_failure")
     clock.advance(hours=3)
@@ -62,7 +49,7 @@ def _every_path(store: Store, clock: FakeClock) -> dict[str, str]:
     for delivery in store.claim_deliveries(100, channel="email"):
         if delivery.workflow_run_id == runs["completed"]:
             store.record_outcome(delivery.id, "succeeded")  # no rules: implicit completion
-    waiting = _trigger(store, "waiting", "w")
+    waiting = trigger(store, key="waiting", recipient="w")
     store.record_outcome(waiting.deliveries[0].id, "succeeded")
     runs["waiting"] = waiting.run.id
     return runs
@@ -146,7 +133,7 @@ def test_host_rows_through_the_seed_api_verify_clean(store: Store, runs: dict[st
 
 
 def test_the_engine_takes_over_again_after_host_rows(store: Store, clock: FakeClock) -> None:
-    started = _trigger(store, "k", "ada")
+    started = trigger(store, key="k", recipient="ada")
     with store.transaction() as tx:
         tx.append_transition(started.run.id, "active", "host_note", from_state="active")
     store.record_outcome(started.deliveries[0].id, "succeeded")  # enters the wait
@@ -171,8 +158,8 @@ def test_a_run_created_without_a_delivery_verifies_clean(store: Store) -> None:
 def test_prune_and_forget_leave_a_healthy_store(store: Store, runs: dict[str, str]) -> None:
     # A signal that names another recipient's delivery links two runs; erasing the other
     # recipient must not make the survivor's trace "broken".
-    other = _trigger(store, "other", "other")
-    mine = _trigger(store, "mine", "mine")
+    other = trigger(store, key="other", recipient="other")
+    mine = trigger(store, key="mine", recipient="mine")
     store.record_outcome(mine.deliveries[0].id, "succeeded")
     resumed = store.route_signal(
         Signal("acme", "notification_read", "mine", {"delivery_id": other.deliveries[0].id})
@@ -339,13 +326,7 @@ def test_a_duplicated_delivery_is_reported(store: Store, runs: dict[str, str]) -
 def test_a_signal_row_naming_another_tenants_delivery_is_reported(
     store: Store, runs: dict[str, str]
 ) -> None:
-    foreign = store.trigger(
-        tenant_id="globex",
-        notification_key="welcome",
-        recipient="bob",
-        workflow=escalation_workflow(),
-        idempotency_key="g",
-    )
+    foreign = trigger(store, tenant="globex", recipient="bob", key="g")
     settled = store.list_traces("acme", runs["settled"])
     signal_row = next(t for t in settled if t.reason == "signal_received")
     # The trace is append-only: rebuild the row with the foreign delivery as its evidence.
