@@ -570,24 +570,6 @@ class ModelStore:
 # -- store helpers -------------------------------------------------------------------------------
 
 
-def tables(store: Store) -> list[str]:
-    """The names of the store's own tables."""
-    rows = store.connection.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, raw, in rowid order: compare two dumps to see any write."""
-    conn = store.connection
-    return {
-        name: [tuple(r) for r in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid')]
-        for name in tables(store)
-    }
-
-
 def tenant_rows(store: Store, tenant_id: str) -> dict[str, list[tuple[Any, ...]]]:
     """A tenant's runs, trace rows, deliveries, notifications and signals, raw."""
     conn = store.connection

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from factories import trigger
-from journeys import dump, race
+from journeys import race
+from strategies import table_dump
 
 from chimeway_lite import (
     ChimewayError,
@@ -59,7 +60,7 @@ def test_trigger_plans_the_first_delivery(store: Store, clock: FakeClock) -> Non
 
 def test_a_repeated_trigger_plans_nothing(store: Store, clock: FakeClock) -> None:
     result = trigger(store, workflow=CHAIN, key="k1")
-    before = dump(store)
+    before = table_dump(store)
     clock.advance(5)
     again = trigger(store, workflow=CHAIN, key="k1")
     assert again.duplicate
@@ -68,7 +69,7 @@ def test_a_repeated_trigger_plans_nothing(store: Store, clock: FakeClock) -> Non
         result.run,
         result.deliveries,
     )
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 def test_each_advance_plans_one_delivery_for_the_new_step(store: Store, clock: FakeClock) -> None:
@@ -139,9 +140,9 @@ def test_claims_by_channel(store: Store, clock: FakeClock) -> None:
 
 def test_limit_zero_claims_nothing(store: Store) -> None:
     trigger(store, workflow=CHAIN)
-    before = dump(store)
+    before = table_dump(store)
     assert store.claim_deliveries(0) == []
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 @pytest.mark.parametrize(
@@ -150,11 +151,11 @@ def test_limit_zero_claims_nothing(store: Store) -> None:
 )
 def test_bad_claim_arguments(store: Store, limit: Any, channel: Any) -> None:
     trigger(store, workflow=CHAIN)
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(ChimewayError) as caught:
         store.claim_deliveries(limit, channel=channel)
     assert isinstance(caught.value, ValueError)
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, db_path: str) -> None:
@@ -213,11 +214,11 @@ def test_record_outcome_keeps_the_suppression_reason(store: Store) -> None:
 
 def test_record_outcome_of_an_unknown_delivery(store: Store) -> None:
     trigger(store, workflow=CHAIN)
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(ChimewayError) as caught:
         store.record_outcome("5c1b5f46-18ad-4bd3-8df3-3f1b7f4c7c6e", "succeeded")
     assert isinstance(caught.value, LookupError)
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 @pytest.mark.parametrize(
@@ -235,11 +236,11 @@ def test_record_outcome_with_a_bad_status_writes_nothing(
     store: Store, status: Any, reason: Any
 ) -> None:
     result = trigger(store, workflow=CHAIN)
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(ChimewayError) as caught:
         store.record_outcome(result.deliveries[0].id, status, reason)
     assert isinstance(caught.value, ValueError)
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 def test_outcome_and_progression_are_one_transaction(store: Store, clock: FakeClock) -> None:
@@ -250,12 +251,12 @@ def test_outcome_and_progression_are_one_transaction(store: Store, clock: FakeCl
         "CREATE TEMP TRIGGER refuse_trace BEFORE INSERT ON workflow_transitions "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
     )
-    before = dump(store)
+    before = table_dump(store)
     clock.advance(1)
     with pytest.raises(ChimewayError):
         store.record_outcome(delivery_id, "succeeded")
     conn.execute("DROP TRIGGER temp.refuse_trace")
-    assert dump(store) == before  # the delivery kept its status too
+    assert table_dump(store) == before  # the delivery kept its status too
     progress = store.record_outcome(delivery_id, "succeeded")
     assert progress is not None and progress.kind is ProgressKind.ADVANCED
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from factories import trigger
-from journeys import dump, race, stamp, trace
+from journeys import race, stamp, trace
+from strategies import table_dump
 
 from chimeway_lite import (
     ChimewayError,
@@ -400,7 +401,7 @@ def _bare_run(store: Store, clock: FakeClock) -> str:
 def test_noops_write_nothing(store: Store, clock: FakeClock) -> None:
     seen = []
     for run_id, reason in _noop_runs(store, clock):
-        before = dump(store)
+        before = table_dump(store)
         run = store.get_run(run_id)
         progress = store.progress_run(run_id)
         assert (progress.kind, progress.reason, progress.run, progress.deliveries) == (
@@ -409,20 +410,20 @@ def test_noops_write_nothing(store: Store, clock: FakeClock) -> None:
             run,
             (),
         )
-        assert dump(store) == before
+        assert table_dump(store) == before
         seen.append(reason)
     assert len(set(seen)) == 6
 
 
 def test_progress_of_an_unknown_run_or_naive_time_writes_nothing(store: Store) -> None:
     result = trigger(store)
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(RunNotFound):
         store.progress_run("0b7ae6b2-7a0e-4a4e-9d5c-6a1e58d51a11")
     with pytest.raises(ChimewayError) as caught:
         store.progress_run(result.run.id, now=datetime(2026, 1, 5, 12))
     assert isinstance(caught.value, ValueError)
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 # -- exactly once ----------------------------------------------------------------------------------
@@ -572,8 +573,10 @@ class RecordingClock:
 def _timestamps(store: Store) -> dict[str, set[str]]:
     """Every fixed-width timestamp text found in the store, by table.column (and context)."""
     found: dict[str, set[str]] = {}
-    for table, rows in dump(store).items():
-        names = [d[1] for d in store.connection.execute(f'PRAGMA table_info("{table}")')]
+    conn = store.connection
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        rows = conn.execute(f'SELECT * FROM "{table}"')  # names from sqlite_master, not input
+        names = [d[0] for d in rows.description]
         for row in rows:
             for name, value in zip(names, row, strict=True):
                 if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00"):

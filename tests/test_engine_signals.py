@@ -11,7 +11,8 @@ from typing import Any
 import attrs
 import pytest
 from factories import trigger, waiting
-from journeys import RECIPIENTS, TENANTS, dump, tenant_rows
+from journeys import RECIPIENTS, TENANTS, tenant_rows
+from strategies import table_dump
 
 from chimeway_lite import (
     FakeClock,
@@ -102,10 +103,10 @@ def test_routing_twice_resumes_nothing_the_second_time(store: Store, clock: Fake
     world(store, clock)
     signal = Signal("initech", "notification_read")
     assert len(store.route_signal(signal)) == 3
-    before = dump(store)
+    before = table_dump(store)
     clock.advance(1)
     assert store.route_signal(signal) == {}
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 def test_a_wait_without_cancel_signals_ignores_every_signal(store: Store) -> None:
@@ -113,10 +114,10 @@ def test_a_wait_without_cancel_signals_ignores_every_signal(store: Store) -> Non
         "silent", 1, [Step("a", 1, "in_app", [WaitUntil(60, "b")]), Step("b", 2, "email")]
     )
     result = waiting(store, recipient="alice", workflow=silent)
-    before = dump(store)
+    before = table_dump(store)
     for event in ("notification_read", "clicked", "dismissed"):
         assert store.route_signal(Signal("acme", event, "alice")) == {}
-    assert dump(store) == before
+    assert table_dump(store) == before
     assert store.get_run(result.run.id).pending_signals == ()
 
 
@@ -205,11 +206,11 @@ def test_bad_signals_raise_before_any_write(
     store: Store, clock: FakeClock, signal: Signal, method: str
 ) -> None:
     waiting(store, recipient="alice")
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(InvalidSignal) as caught:
         getattr(store, method)(signal)
     assert isinstance(caught.value, ValueError)
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 def test_a_non_signal_is_refused(store: Store) -> None:
@@ -231,23 +232,23 @@ def test_a_failure_half_way_leaves_every_run_unchanged(store: Store, clock: Fake
         "WHEN NEW.workflow_run_id IN (SELECT id FROM temp.victims) "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
     )
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(Exception, match="injected failure"):
         store.route_signal(Signal("acme", "notification_read"))
     with pytest.raises(Exception, match="injected failure"):
         store.track_signal(Signal("acme", "notification_read"))
-    assert dump(store) == before  # no run moved, no row, no signal stored
+    assert table_dump(store) == before  # no run moved, no row, no signal stored
     conn.execute("DROP TRIGGER temp.fail_one")
     assert sorted(store.route_signal(Signal("acme", "notification_read"))) == victims
 
 
 def test_a_callers_rollback_undoes_the_routing(store: Store, clock: FakeClock) -> None:
     world(store, clock)
-    before = dump(store)
+    before = table_dump(store)
     with pytest.raises(RuntimeError), store.transaction() as tx:
         assert len(tx.route_signal(Signal("acme", "notification_read"))) == 3
         raise RuntimeError("the host changed its mind")
-    assert dump(store) == before
+    assert table_dump(store) == before
 
 
 # -- track_signal and preview_signal ---------------------------------------------------------------
@@ -294,9 +295,9 @@ def test_preview_names_exactly_what_routing_resumes(
     store: Store, clock: FakeClock, signal: Signal
 ) -> None:
     world(store, clock)
-    before = dump(store)
+    before = table_dump(store)
     preview = store.preview_signal(signal)
-    assert dump(store) == before
+    assert table_dump(store) == before
     assert sorted(preview) == sorted(store.route_signal(signal))
     assert store.preview_signal(signal) == []
 
