@@ -1,6 +1,8 @@
 """Shared fixtures and hypothesis profiles; the shared helpers are in ``factories``.
 
 Profiles: ``fast`` (default, what CI runs) and ``thorough`` (``HYPOTHESIS_PROFILE=thorough``).
+Tests marked ``slow`` (real processes, SIGKILL, benchmarks, long hypothesis runs) are left out
+by ``pytest -m "not slow"``, the fast inner loop; a plain ``pytest`` runs everything.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ def run_module() -> Iterator[ModuleType]:
                 del sys.modules[name]
 
 
+@pytest.mark.slow
 def test_smoke_run_measures_every_benchmark_and_both_sides_write_the_same_rows(
     tmp_path: Path,
 ) -> None:

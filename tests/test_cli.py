@@ -482,6 +482,7 @@ def test_help_and_version() -> None:
 # -- the installed console script, for real ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_console_script(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("chimeway-lite")
     assert script.is_file(), "install the package (pip install -e .) to get the console script"

@@ -53,6 +53,7 @@ HOLDERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("holder", sorted(HOLDERS))
 def test_store_busy_when_another_process_holds_the_lock(seeded: str, holder: str) -> None:
     target, *extra = HOLDERS[holder]
@@ -76,6 +77,7 @@ def _first_run(store: Store) -> str:
     return str(store.connection.execute("SELECT id FROM workflow_runs LIMIT 1").fetchone()[0])
 
 
+@pytest.mark.slow
 def test_store_busy_against_another_stores_open_transaction(seeded: str) -> None:
     ready = SPAWN.Event()
     holder = SPAWN.Process(
@@ -140,6 +142,7 @@ def test_release_without_holding_is_harmless(tmp_path: Any) -> None:
 # -- fairness smoke ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_continuous_writers_at_the_default_timeout_never_see_store_busy(db_path: str) -> None:
     Store(db_path).close()
     seconds = 10.0 if soak() else 2.0
@@ -155,6 +158,7 @@ def test_continuous_writers_at_the_default_timeout_never_see_store_busy(db_path:
         assert store.verify() == []
 
 
+@pytest.mark.slow
 def test_the_fairness_benchmark_runs_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     # Keeps benchmarks/fairness.py (the figures of benchmarks/FAIRNESS.md) from rotting.
     benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"

@@ -15,10 +15,13 @@ from collections import Counter
 from typing import Any
 
 import proc_worker
+import pytest
 from factories import trigger
 from proc_worker import BATCH, JOURNEY, kill, soak, start_crash_writer
 
 from chimeway_lite import Store
+
+pytestmark = pytest.mark.slow  # real processes, every test
 
 KILLS = 40 if soak() else 12
 

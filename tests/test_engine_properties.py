@@ -203,6 +203,7 @@ class Harness:
             assert set(json.loads(row["context"])) <= set(CATALOGUE)
 
 
+@pytest.mark.slow
 @given(workflows(key="drawn"), st.lists(_ops, min_size=5, max_size=40))
 def test_tenants_never_touch_or_see_each_other(drawn: Workflow, ops: list[tuple[Any, ...]]) -> None:
     clock = FakeClock(T0)
@@ -222,6 +223,7 @@ _waits = st.lists(
 )
 
 
+@pytest.mark.slow
 @given(
     _waits,
     st.lists(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from factories import escalation_workflow, trigger
 from hypothesis import event as event_
 from hypothesis import strategies as st
@@ -225,4 +226,4 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert self.store.next_due_at() == self.model.next_due_at()
 
 
-TestStoreAgainstModel = StoreAgainstModel.TestCase
+TestStoreAgainstModel = pytest.mark.slow(StoreAgainstModel.TestCase)

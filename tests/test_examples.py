@@ -74,6 +74,7 @@ def test_there_are_the_four_examples() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_an_example_runs_on_the_given_db_and_prints_what_it_does(name: str, tmp_path: Path) -> None:
     before = sorted(p.name for p in EXAMPLES.iterdir())
@@ -90,6 +91,7 @@ def test_an_example_runs_on_the_given_db_and_prints_what_it_does(name: str, tmp_
     assert sorted(p.name for p in EXAMPLES.iterdir()) == before  # nothing left beside it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_without_a_db_path_an_example_uses_a_temporary_file(name: str, tmp_path: Path) -> None:
     out = run_example(name, tmp_path)
@@ -98,6 +100,7 @@ def test_without_a_db_path_an_example_uses_a_temporary_file(name: str, tmp_path:
     assert list(tmp_path.iterdir()) == []  # the temporary store is gone, nothing else made
 
 
+@pytest.mark.slow
 def test_the_escalation_example_runs_twice_on_one_file(tmp_path: Path) -> None:
     db = str(tmp_path / "twice.db")
     run_example("01_escalation.py", tmp_path, db)

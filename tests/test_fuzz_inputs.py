@@ -367,6 +367,9 @@ def test_every_public_store_method_is_fuzzed() -> None:
     assert public - set(STORE_CALLS) == {"close", "transaction", "snapshot"}
 
 
+# Each method's fuzzing is a hypothesis run over a populated store (0.1-0.7 s; several
+# seconds for the lot): slow, while the pinned cases below stay in the fast loop.
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(STORE_CALLS))
 @given(data=st.data())
 def test_store_methods_take_bad_input_safely(
@@ -390,6 +393,7 @@ class _Undo(Exception):
     """Raised to roll back a transaction whose host writes may be legitimately odd."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(TX_CALLS))
 @given(data=st.data())
 def test_transaction_helpers_take_bad_input_safely(

@@ -256,6 +256,7 @@ def test_an_existing_file_in_a_read_only_directory_names_the_missing_companions(
     ],
     ids=["new file mid-write", "store in exclusive locking mode"],
 )
+@pytest.mark.slow
 def test_a_locked_database_is_store_busy_after_the_timeout(
     db_path: str, prepare: str | None, statements: list[str]
 ) -> None:

@@ -12,10 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import proc_worker
+import pytest
 from factories import START, trigger
 from proc_worker import JOURNEY, run_processes, soak
 
 from chimeway_lite import FakeClock, Signal, Store
+
+pytestmark = pytest.mark.slow  # real processes, every test
 
 WRITERS, TRIGGERS = (8, 2000) if soak() else (4, 500)
 CLAIMERS, DELIVERIES = (6, 3000) if soak() else (3, 600)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+import pytest
 from factories import trigger
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,6 +71,7 @@ def read(store: Store, cls: type[Any], record_id: str) -> Any:
     return convert.from_row(cls, row)
 
 
+@pytest.mark.slow
 @given(
     definition=workflow_definitions(),
     notification=notifications,
@@ -126,6 +128,7 @@ def journeys(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 @given(journeys())
 def test_records_written_by_the_engine_read_back_equal(journey: dict[str, Any]) -> None:
     clock = FakeClock(journey["start"])
