@@ -67,7 +67,8 @@ def trigger(
     """``store.trigger`` of ``workflow`` (the escalation workflow when None) for ``recipient``
     of ``tenant``, under ``key`` (a fresh key when None). ``overrides`` are passed as they
     are and win over everything above, so a test can hand any argument of
-    :meth:`~chimeway_lite.Store.trigger`, even a bad one, by its real name."""
+    :meth:`~chimeway_lite.Store.trigger`, even a bad one, by its real name. ``store`` may
+    also be the ``tx`` of ``store.transaction()``, which triggers the same way."""
     arguments: dict[str, Any] = {
         "tenant_id": tenant,
         "notification_key": notification_key,
