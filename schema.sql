@@ -42,6 +42,8 @@ CREATE TABLE notifications (
     idempotency_key        TEXT NOT NULL,
     workflow_definition_id TEXT REFERENCES workflow_definitions (id),
     inserted_at            TEXT NOT NULL,
+    -- the host's own data of the trigger: handed to workers, never copied into a trace
+    data                   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
     -- a repeated trigger finds its first result instead of writing a second (CONTRACT §7)
     UNIQUE (tenant_id, idempotency_key)
 );
@@ -97,11 +99,25 @@ CREATE TABLE deliveries (
     workflow_run_id    TEXT REFERENCES workflow_runs (id),
     workflow_step_id   TEXT REFERENCES workflow_steps (id),
     inserted_at        TEXT NOT NULL,
-    updated_at         TEXT NOT NULL
+    updated_at         TEXT NOT NULL,
+    -- whom to send what, copied when the delivery is planned (CONTRACT §12)
+    recipient          TEXT NOT NULL DEFAULT '',
+    notification_key   TEXT NOT NULL DEFAULT '',
+    step_key           TEXT NOT NULL DEFAULT '',
+    -- claims so far; a retry is not claimable before available_at; a claim is held until
+    -- lease_expires_at (set only while dispatched)
+    attempt            INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    available_at       TEXT,
+    lease_expires_at   TEXT,
+    digest_size        INTEGER NOT NULL DEFAULT 1 CHECK (digest_size >= 1)
 );
 
--- The outbox: claims take the oldest pending deliveries.
-CREATE INDEX deliveries_pending ON deliveries (inserted_at) WHERE status = 'pending';
+-- The outbox: a claim takes the oldest claimable deliveries — pending ones whose retry
+-- time has come (by available_at, else inserted_at) and dispatched ones whose lease ran
+-- out — through these two partial indexes, so its cost follows the deliveries it takes.
+CREATE INDEX deliveries_claimable ON deliveries (coalesce(available_at, inserted_at), id)
+    WHERE status = 'pending';
+CREATE INDEX deliveries_leased ON deliveries (lease_expires_at) WHERE status = 'dispatched';
 -- The anchor of a progression: the latest delivery of (run, step).
 CREATE INDEX deliveries_by_run_step ON deliveries (workflow_run_id, workflow_step_id);
 CREATE INDEX deliveries_by_notification ON deliveries (notification_id);
@@ -130,6 +146,29 @@ CREATE TRIGGER workflow_transitions_append_only
 BEFORE UPDATE ON workflow_transitions
 BEGIN
     SELECT RAISE(ABORT, 'workflow_transitions is append-only');
+END;
+
+-- The attempt history of every delivery: its claims, lease extensions and recorded outcomes,
+-- payload-free and append-only (CONTRACT §12.3). Attempts are folded from it.
+CREATE TABLE delivery_events (
+    seq                INTEGER PRIMARY KEY,
+    delivery_id        TEXT NOT NULL REFERENCES deliveries (id),
+    tenant_id          TEXT NOT NULL,
+    attempt            INTEGER NOT NULL CHECK (attempt >= 1),
+    kind               TEXT NOT NULL CHECK (kind IN ('claimed', 'lease_extended', 'recorded')),
+    at                 TEXT NOT NULL,
+    lease_expires_at   TEXT,
+    status             TEXT,
+    suppression_reason TEXT,
+    available_at       TEXT
+);
+
+CREATE INDEX delivery_events_by_delivery ON delivery_events (delivery_id, seq);
+
+CREATE TRIGGER delivery_events_append_only
+BEFORE UPDATE ON delivery_events
+BEGIN
+    SELECT RAISE(ABORT, 'delivery_events is append-only');
 END;
 
 CREATE TABLE signals (

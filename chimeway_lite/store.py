@@ -218,6 +218,9 @@ class Store:
     trigger = _write(Engine.trigger)
     claim_deliveries = _write(Engine.claim_deliveries)
     record_outcome = _write(Engine.record_outcome)
+    extend_lease = _write(Engine.extend_lease)
+    explain_delivery = _read(Reader.explain_delivery)
+    next_claimable_at = _read(Reader.next_claimable_at)
     list_deliveries = _read(Reader.list_deliveries)
 
     # -- progression (CONTRACT §4) -----------------------------------------------------------------

@@ -315,10 +315,9 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
         }
     conn.execute("BEGIN")
     for table, table_rows in rows.items():
+        old_columns = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
         for row in table_rows:
-            if table == "workflow_runs":
-                for name in ("wait_kind", "wait_target", "resumed_by"):
-                    row.pop(name)
+            row = {name: value for name, value in row.items() if name in old_columns}
             names = ", ".join(row)
             marks = ", ".join(f":{n}" for n in row)
             conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", row)  # noqa: S608

@@ -33,7 +33,7 @@ import attrs
 
 from ..core.records import (
     Delivery,
-    DeliveryStatus,
+    DeliveryEvent,
     Erasure,
     Notification,
     Signal,
@@ -55,6 +55,16 @@ class RunTrace:
     run_id: str
     run: WorkflowRun | Exception
     transitions: tuple[tuple[int, WorkflowTransition | Exception], ...]
+
+
+@attrs.frozen
+class DeliveryHistory:
+    """One delivery and its attempt history, for :func:`~chimeway_lite.engine.audit.verify`
+    (each record, or the error that kept its row from being read)."""
+
+    delivery_id: str
+    delivery: Delivery | Exception
+    events: tuple[tuple[int, DeliveryEvent | Exception], ...]
 
 
 class Unit(Protocol):
@@ -176,8 +186,31 @@ class Unit(Protocol):
 
     # -- deliveries ---------------------------------------------------------------------------
 
+    def notification(self, notification_id: str) -> Notification | None:
+        """A notification by id, or None."""
+        ...
+
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries."""
+        ...
+
+    def delivery(
+        self, delivery_id: str, *, tenant_id: str | None = None, lock: bool = False
+    ) -> Delivery | None:
+        """A delivery (of ``tenant_id`` when given; locked for this unit when ``lock``),
+        without its data and config."""
+        ...
+
+    def update_delivery(self, before: Delivery, after: Delivery) -> None:
+        """Write the delivery's changed fields."""
+        ...
+
+    def append_delivery_events(self, events: Sequence[DeliveryEvent]) -> None:
+        """Append rows to the attempt history (never changed afterwards)."""
+        ...
+
+    def delivery_events(self, delivery_id: str) -> list[DeliveryEvent]:
+        """A delivery's attempt history, in order."""
         ...
 
     def anchor(self, run_id: str, step_id: str) -> Delivery | None:
@@ -196,19 +229,18 @@ class Unit(Protocol):
         """The tenant of a delivery, or None when there is none."""
         ...
 
-    def claim(self, limit: int, channel: str | None, now: datetime) -> list[Delivery]:
-        """Move up to ``limit`` of the oldest pending deliveries (of ``channel``) to
-        dispatched, in one statement, and return them oldest first."""
+    def claim(
+        self, limit: int, channel: str | None, now: datetime, lease_expires_at: datetime
+    ) -> list[Delivery]:
+        """Take up to ``limit`` of the oldest claimable deliveries (of ``channel``) — pending
+        ones whose ``available_at`` (if any) has come, dispatched ones whose lease ran out —
+        in one indexed statement: each becomes dispatched, ``attempt + 1``, leased until
+        ``lease_expires_at``. Return them oldest first (by ``available_at``, else
+        ``inserted_at``, then id), with their data and config."""
         ...
 
-    def set_delivery_status(
-        self,
-        delivery_id: str,
-        status: DeliveryStatus,
-        suppression_reason: str | None,
-        now: datetime,
-    ) -> Delivery | None:
-        """Record a delivery's status and return the delivery, or None when there is none."""
+    def next_claimable_at(self) -> datetime | None:
+        """The earliest time a claim finds a delivery to take, or None."""
         ...
 
     # -- signals, lifecycle -------------------------------------------------------------------
@@ -251,6 +283,10 @@ class Unit(Protocol):
 
     def run_traces(self) -> Iterator[RunTrace]:
         """Every run with its trace, by run id, one at a time."""
+        ...
+
+    def delivery_histories(self) -> Iterator[DeliveryHistory]:
+        """Every delivery with its attempt history, by delivery id, one at a time."""
         ...
 
     def run_rows(

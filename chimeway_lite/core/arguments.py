@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from .errors import InvalidArgument, InvalidSignal
 from .records import Signal
-from .text import NOT_UNICODE, is_unicode
+from .text import NOT_UNICODE, canonical_json, is_unicode
 
 E = TypeVar("E", bound=Enum)
 
@@ -105,6 +105,60 @@ def json_text(value: object, name: str) -> str:
     return text
 
 
+MAX_DATA_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+
+
+def _plain_json_problem(value: object) -> str | None:
+    """What keeps ``value`` from being plain JSON (types and depth, never the values), or
+    None. Iterative, so no depth of nesting can overflow the stack."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth >= MAX_JSON_DEPTH:
+                return f"is nested deeper than {MAX_JSON_DEPTH} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        return f"has a key of type {type(key).__name__} (keys must be strings)"
+                    if not is_unicode(key):
+                        return f"has a key that {NOT_UNICODE}"
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            if not is_unicode(item):
+                return f"holds text that {NOT_UNICODE}"
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return "holds a number that is not finite"
+        elif item is not None and not isinstance(item, (bool, int)):
+            return f"holds a {type(item).__name__}, not a JSON value"
+    return None
+
+
+def require_data(value: object, name: str) -> dict[str, object]:
+    """A dict of plain JSON values of at most 64 KiB as canonical JSON (UTF-8), or
+    InvalidArgument — whose message names what is wrong but never shows the value."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(name, f"must be a dict, got {type(value).__name__}")
+    problem = _plain_json_problem(value)
+    if problem is not None:
+        raise InvalidArgument(name, problem)
+    try:
+        size = len(canonical_json(value).encode("utf-8"))
+    except (TypeError, ValueError, OverflowError):  # an int too long to write, say
+        raise InvalidArgument(name, "must hold plain JSON values only") from None
+    if size > MAX_DATA_BYTES:
+        raise InvalidArgument(
+            name, f"is {size} bytes as canonical JSON; at most {MAX_DATA_BYTES} are allowed"
+        )
+    return value
+
+
 def check_signal(signal: object) -> Signal:
     """Validate a signal before any write (CONTRACT §5); returns it unchanged."""
     if not isinstance(signal, Signal):
@@ -145,3 +199,17 @@ def payload_delivery_id(signal: Signal) -> str | None:
     """The signal's payload delivery id, normalised to lower case, if it has one."""
     value = signal.payload.get("delivery_id")
     return str(value).lower() if value is not None else None
+
+
+MAX_SECONDS = 10 * 366 * 86400  # ten years: past any lease or delay a host means
+
+
+def require_seconds(value: object, name: str) -> int:
+    """A whole number of seconds, at least 1 (at most ten years)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument(
+            name, f"must be a whole number of seconds, got {type(value).__name__}"
+        )
+    if not 1 <= value <= MAX_SECONDS:
+        raise InvalidArgument(name, f"must be from 1 to {MAX_SECONDS} seconds, got {value}")
+    return value

@@ -131,10 +131,16 @@ class InvalidSignal(ChimewayError, ValueError):
 
 
 class InvalidTransition(ChimewayError, ValueError):
-    """A change the state spine forbids: a terminal run leaving its state, or a context
-    key outside the catalogue of CONTRACT §10."""
+    """A change the state spine forbids: a terminal run leaving its state, a context key
+    outside the catalogue of CONTRACT §10, or a delivery's status change CONTRACT §12 does
+    not allow (a final delivery reported otherwise, a lease extended when not held).
+
+    ``run_id`` or ``delivery_id`` says what was to change; ``from_state``/``to_state`` are
+    the states (or delivery statuses) of the refused change.
+    """
 
     run_id: str | None
+    delivery_id: str | None
     from_state: str | None
     to_state: str | None
     problem: str
@@ -146,10 +152,13 @@ class InvalidTransition(ChimewayError, ValueError):
         run_id: str | None = None,
         from_state: str | None = None,
         to_state: str | None = None,
+        delivery_id: str | None = None,
     ) -> None:
+        what = f"delivery {delivery_id!r}" if delivery_id is not None else f"run {run_id!r}"
         super().__init__(
-            f"invalid transition of run {run_id!r} ({from_state} -> {to_state}): {problem}",
+            f"invalid transition of {what} ({from_state} -> {to_state}): {problem}",
             run_id=run_id,
+            delivery_id=delivery_id,
             from_state=from_state,
             to_state=to_state,
             problem=problem,

@@ -101,7 +101,11 @@ class WorkflowDefinition:
 
 @attrs.frozen
 class Notification:
-    """One triggered notification of a tenant for a recipient."""
+    """One triggered notification of a tenant for a recipient.
+
+    ``data`` is the host's own data of the trigger (CONTRACT §12.4): handed to workers on
+    every delivery, never written into a trace, an explanation or a message.
+    """
 
     id: str
     tenant_id: str
@@ -110,11 +114,19 @@ class Notification:
     idempotency_key: str
     workflow_definition_id: str | None
     inserted_at: datetime
+    data: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
 class Delivery:
-    """One planned send on one channel, as it moves through the outbox."""
+    """One planned send on one channel, as it moves through the outbox (CONTRACT §12).
+
+    Whom to send what comes with it: ``recipient``, ``notification_key`` and ``step_key``
+    (copied when it is planned), and, filled when a worker claims it, ``data`` (the
+    trigger's data) and ``config`` (its step's config). ``attempt`` counts its claims (0
+    when planned); ``available_at`` is when a retry may be claimed (None: at once);
+    ``lease_expires_at`` is when a claim held while ``dispatched`` runs out.
+    """
 
     id: str
     tenant_id: str
@@ -126,6 +138,75 @@ class Delivery:
     workflow_step_id: str | None
     inserted_at: datetime
     updated_at: datetime
+    recipient: str = ""
+    notification_key: str = ""
+    step_key: str = ""
+    attempt: int = 0
+    available_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    digest_size: int = 1
+    data: dict[str, Any] = attrs.field(factory=dict)
+    config: dict[str, Any] = attrs.field(factory=dict)
+
+
+class DeliveryEventKind(StrEnum):
+    """What happened to a delivery, as its attempt history records it."""
+
+    CLAIMED = "claimed"
+    LEASE_EXTENDED = "lease_extended"
+    RECORDED = "recorded"
+
+
+@attrs.frozen
+class DeliveryEvent:
+    """One row of a delivery's attempt history (append-only, payload-free): a claim (with
+    its lease), a lease extension, or a recorded outcome (with the retry time when the
+    failure is retried). ``seq`` orders the history; it is None until stored."""
+
+    delivery_id: str
+    tenant_id: str
+    attempt: int
+    kind: DeliveryEventKind
+    at: datetime
+    lease_expires_at: datetime | None = None
+    status: str | None = None
+    suppression_reason: str | None = None
+    available_at: datetime | None = None
+    seq: int | None = None
+
+
+@attrs.frozen
+class DeliveryAttempt:
+    """One attempt at a delivery, from the attempt history (CONTRACT §12.3).
+
+    ``status`` is the outcome recorded for the attempt (``failed`` also for the attempt that
+    exhausted a retry policy), ``lease_expired`` when another claim took the delivery after
+    its lease ran out, or ``dispatched`` while it is in flight. ``claimed_at`` is None for an
+    outcome recorded without a claim; ``ended_at`` is None while in flight.
+    """
+
+    attempt: int
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    ended_at: datetime | None
+    status: str
+    suppression_reason: str | None
+
+
+def _attempts(value: Iterable[DeliveryAttempt]) -> tuple[DeliveryAttempt, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class DeliveryExplanation:
+    """Where a delivery stands and why: its record (``data`` left out), every attempt, and
+    two sentences for people — ``why`` (the last thing that happened to it) and
+    ``next_move`` (what happens next, and when)."""
+
+    delivery: Delivery
+    attempts: tuple[DeliveryAttempt, ...] = attrs.field(converter=_attempts)
+    why: str
+    next_move: str
 
 
 @attrs.frozen

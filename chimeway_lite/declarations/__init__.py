@@ -1,7 +1,16 @@
 """Declaring journeys: ``Workflow``, ``Step`` and the rules of the registered kinds, typed or
 as dicts, validated with the path of every fault. Pure: nothing here touches a store."""
 
-from ..machine.kinds import OnOutcome, Rule, Stop, WaitUntil, rule_from_dict, rule_to_dict, rules_of
+from ..machine.kinds import (
+    OnOutcome,
+    Retry,
+    Rule,
+    Stop,
+    WaitUntil,
+    rule_from_dict,
+    rule_to_dict,
+    rules_of,
+)
 from ..machine.kinds.wait_until import DEFAULT_ANCHOR, MAX_CANCEL_SIGNALS
 from .workflow import (
     MAX_CONFIG_BYTES,
@@ -26,6 +35,7 @@ __all__ = [
     "MAX_STEPS",
     "MAX_VERSION",
     "OnOutcome",
+    "Retry",
     "Rule",
     "Step",
     "Stop",

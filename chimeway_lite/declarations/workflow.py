@@ -26,7 +26,17 @@ from ..core.errors import InvalidWorkflow
 from ..core.frozen import FrozenDict, freeze, thaw
 from ..core.names import check_json, check_name, is_int
 from ..core.text import json_size
-from ..machine.kinds import RULE_TYPE_NAMES, Rule, Where, kind_of, rule_from_dict, rule_to_dict
+from ..machine.kinds import (
+    RULE_TYPE_NAMES,
+    STEP_OPTIONS,
+    Retry,
+    Rule,
+    Where,
+    kind_of,
+    option_from_dict,
+    rule_from_dict,
+    rule_to_dict,
+)
 
 MAX_STEPS = 100
 MAX_RULES_PER_STEP = 32
@@ -71,13 +81,17 @@ def _sorted_steps(value: Any) -> Any:
 
 @attrs.frozen
 class Step:
-    """One step: a delivery on ``channel``, then the first matching ``progress`` rule."""
+    """One step: a delivery on ``channel``, then the first matching ``progress`` rule.
+
+    ``retry`` is the step's retry policy for failed deliveries (CONTRACT §12.2).
+    """
 
     key: str = attrs.field(converter=_trim)
     order: int
     channel: str = attrs.field(converter=_trim)
     progress: tuple[Rule, ...] = attrs.field(default=(), converter=_as_tuple)
     config: Mapping[str, Any] = attrs.field(default=None, converter=_config)
+    retry: Retry | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -153,6 +167,13 @@ def _validate_step(step: Step, index: int, keys: frozenset[str]) -> None:
             "rules go in Step(progress=...), not in config",
             step=step.key,
         )
+    for option in STEP_OPTIONS:
+        if option.key in step.config:
+            raise InvalidWorkflow(
+                f"{path}.config.{option.key}",
+                f"goes in Step({option.key}=...), not in config",
+                step=step.key,
+            )
     check_json(step.config, f"{path}.config", step.key)
     if json_size(thaw(step.config)) > MAX_CONFIG_BYTES:
         raise InvalidWorkflow(
@@ -172,10 +193,22 @@ def _validate_step(step: Step, index: int, keys: frozenset[str]) -> None:
         )
     for rule_index, rule in enumerate(step.progress):
         _validate_rule(rule, path, step.key, rule_index, keys)
+    for option in STEP_OPTIONS:
+        value = getattr(step, option.key)
+        if value is None:
+            continue
+        where = f"{path}.{option.key}"
+        if not isinstance(value, option.option_type):
+            raise InvalidWorkflow(
+                where,
+                f"must be a {option.option_type.__name__}, got {type(value).__name__}",
+                step=step.key,
+            )
+        option.validate(value, Where(where, step.key, None))
 
 
 def validate_workflow(workflow: Workflow) -> Workflow:
-    """Check every rule of CONTRACT §2 and return the workflow, or raise :class:`InvalidWorkflow`."""
+    """Check every rule of CONTRACT §2; return the workflow, or raise :class:`InvalidWorkflow`."""
     check_name(workflow.key, "workflow_key")
     if not is_int(workflow.version) or not 0 < workflow.version <= MAX_VERSION:
         raise InvalidWorkflow(
@@ -247,7 +280,14 @@ def step_from_dict(data: Any, path: str = "step") -> Step:
         rule_from_dict(r, f"{path}.config.progress[{i}]", step=label, index=i)
         for i, r in enumerate(raw_rules)
     )
-    return Step(key, data["step_order"], data["channel"], rules, config)
+    options = {
+        option.key: option_from_dict(
+            option, config.pop(option.key), f"{path}.config.{option.key}", step=label
+        )
+        for option in STEP_OPTIONS
+        if option.key in config
+    }
+    return Step(key, data["step_order"], data["channel"], rules, config, **options)
 
 
 def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
@@ -280,6 +320,10 @@ def step_config(step: Step) -> dict[str, Any]:
     config: dict[str, Any] = thaw(step.config)
     if step.progress:
         config["progress"] = [rule_to_dict(r) for r in step.progress]
+    for option in STEP_OPTIONS:
+        value = getattr(step, option.key)
+        if value is not None:
+            config[option.key] = option.to_dict(value)
     return config
 
 

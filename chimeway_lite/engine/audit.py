@@ -57,10 +57,20 @@ from typing import Any
 import attrs
 
 from ..core.errors import ChimewayError
-from ..core.records import RunState, WorkflowRun, WorkflowTransition
+from ..core.records import (
+    Delivery,
+    DeliveryEvent,
+    DeliveryEventKind,
+    DeliveryStatus,
+    RunState,
+    WorkflowRun,
+    WorkflowTransition,
+)
 from ..core.timestamps import from_text
+from ..machine import deliveries
 from ..machine.journey import Journey
 from ..machine.kinds import kind_named
+from ..machine.kinds.retry import Retry
 from ..machine.table import CONTEXT_KEYS, MOVES, terminal_reason
 from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
 from .work import Work
@@ -110,10 +120,12 @@ def verify(work: Work) -> list[str]:
         )
         return [FINDINGS[name].format(*values) for name, values in found]
 
+    policies: dict[str, Retry] = {}
     checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
         ("integrity_check", unit.storage_problems),
         ("evidence and tenancy", findings),
-        ("the traces", lambda: _trace_checks(work)),
+        ("the traces", lambda: _trace_checks(work, policies)),
+        ("the deliveries", lambda: _delivery_checks(work, policies)),
     )
     for name, check in checks:
         try:
@@ -123,7 +135,7 @@ def verify(work: Work) -> list[str]:
     return problems
 
 
-def _trace_checks(work: Work) -> list[str]:
+def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
     problems: list[str] = []
     for found in work.unit.run_traces():
         trace = []
@@ -138,8 +150,85 @@ def _trace_checks(work: Work) -> list[str]:
         if not found.transitions:
             problems.append(f"run {found.run_id}: has no trace")
             continue
-        problems += _Fold(found.run, _journey(work, found.run)).check(trace)
+        journey = _journey(work, found.run)
+        if not isinstance(journey, str):
+            for step_id, options in journey.options.items():
+                if isinstance(options.get("retry"), Retry):
+                    policies[step_id] = options["retry"]
+        problems += _Fold(found.run, journey).check(trace)
     return problems
+
+
+def _delivery_checks(work: Work, policies: Mapping[str, Retry]) -> list[str]:
+    """Each delivery against its attempt history (CONTRACT §12): a lease exactly while
+    dispatched, a cancel only for a known reason, no more claims than attempts, no more
+    attempts than its step's retry policy allows, and nothing after its final outcome —
+    whose status it keeps."""
+    problems: list[str] = []
+    for found in work.unit.delivery_histories():
+        events = []
+        for seq, event in found.events:
+            if isinstance(event, Exception):
+                problems.append(f"delivery event seq {seq}: the row cannot be read: {event!r}")
+            else:
+                events.append(event)
+        delivery = found.delivery
+        if isinstance(delivery, Exception):
+            problems.append(f"delivery {found.delivery_id}: the row cannot be read: {delivery!r}")
+            continue
+        problems += [
+            f"delivery {delivery.id}: {p}"
+            for p in _delivery_problems(
+                delivery, events, policies.get(delivery.workflow_step_id or "")
+            )
+        ]
+    return problems
+
+
+def _delivery_problems(
+    delivery: Delivery, events: list[DeliveryEvent], policy: Retry | None
+) -> list[str]:
+    found = []
+    dispatched = delivery.status is DeliveryStatus.DISPATCHED
+    if dispatched != (delivery.lease_expires_at is not None):
+        found.append(
+            f"status {delivery.status.value} with lease_expires_at "
+            f"{_show(delivery.lease_expires_at)} (a lease belongs to a dispatched delivery only)"
+        )
+    if (
+        delivery.status is DeliveryStatus.CANCELLED
+        and delivery.suppression_reason not in deliveries.CANCEL_REASONS
+    ):
+        found.append(
+            f"cancelled with suppression_reason {delivery.suppression_reason!r}, which is not "
+            f"one of {', '.join(deliveries.CANCEL_REASONS)}"
+        )
+    claims = sum(1 for e in events if e.kind is DeliveryEventKind.CLAIMED)
+    if claims > delivery.attempt:
+        found.append(f"{claims} claims in its history but attempt {delivery.attempt}")
+    if policy is not None and delivery.attempt > policy.max_attempts:
+        found.append(
+            f"attempt {delivery.attempt}, beyond its step's retry policy of "
+            f"{policy.max_attempts} attempts"
+        )
+    final: DeliveryEvent | None = None
+    for event in events:
+        if final is not None:
+            found.append(f"history seq {event.seq} ({event.kind.value}) after its final outcome")
+            break
+        if event.kind is DeliveryEventKind.RECORDED and event.available_at is None:
+            final = event
+    if final is not None:
+        expected = (final.status, final.suppression_reason)
+        if policy is not None and final.status == DeliveryStatus.FAILED.value:
+            expected = (DeliveryStatus.CANCELLED.value, "retries_exhausted")
+        actual = (delivery.status.value, delivery.suppression_reason)
+        if actual != expected:
+            found.append(
+                f"status {_show(actual[0])} (reason {_show(actual[1])}) but its history ended "
+                f"it {_show(expected[0])} (reason {_show(expected[1])})"
+            )
+    return found
 
 
 def _journey(work: Work, run: WorkflowRun) -> Journey | str:

@@ -21,7 +21,7 @@ from ..core.errors import DefinitionConflict, InvalidArgument, InvalidWorkflow
 from ..core.ids import new_id
 from ..core.records import WorkflowDefinition, WorkflowStep
 from ..core.text import canonical_json
-from ..declarations import MAX_VERSION, Step, Workflow, coerce_workflow, rules_of, step_config
+from ..declarations import MAX_VERSION, Workflow, coerce_workflow, step_config, step_from_dict
 from ..machine.journey import Journey
 
 
@@ -207,12 +207,13 @@ class Definitions:
             definition.workflow_key,
             definition.workflow_version,
             [
-                Step(
-                    s.step_key,
-                    s.step_order,
-                    s.channel,
-                    rules_of(s.config),
-                    {k: v for k, v in s.config.items() if k != "progress"},
+                step_from_dict(
+                    {
+                        "step_key": s.step_key,
+                        "step_order": s.step_order,
+                        "channel": s.channel,
+                        "config": s.config,
+                    }
                 )
                 for s in definition.steps
             ],

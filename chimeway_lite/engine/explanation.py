@@ -19,6 +19,8 @@ from typing import Any
 
 from ..core.records import (
     Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
     ProgressKind,
     RunExplanation,
     RunState,
@@ -31,6 +33,7 @@ from ..machine import decide
 from ..machine.decision import Decision
 from ..machine.journey import Journey
 from ..machine.kinds import kind_of
+from ..machine.kinds.retry import Retry
 from ..machine.table import MOVES
 from ..machine.vocabulary import (
     NO_ACTIVE_STEP_DELIVERY,
@@ -42,7 +45,7 @@ from ..machine.vocabulary import (
     time_text,
 )
 
-__all__ = ["duration_text", "explain_run", "rules_text", "why_of"]
+__all__ = ["delivery_sentences", "duration_text", "explain_run", "rules_text", "why_of"]
 
 
 def rules_text(rules: tuple[Any, ...]) -> str:
@@ -215,3 +218,72 @@ def explain_run(
         next_decision=dry_run.kind,
         blocked_by=dry_run.reason if dry_run.is_noop else None,
     )
+
+
+def delivery_sentences(
+    delivery: Delivery,
+    attempts: tuple[DeliveryAttempt, ...],
+    policy: Retry | None,
+    now: datetime,
+) -> tuple[str, str]:
+    """``why`` and ``next_move`` of a delivery: its last attempt, and what happens next."""
+    of = f" of {policy.max_attempts}" if policy is not None else ""
+    last = attempts[-1] if attempts else None
+    status = delivery.status
+    if status is DeliveryStatus.PENDING and last is None:
+        why = (
+            f"Planned at {time_text(delivery.inserted_at)} for step {delivery.step_key!r} "
+            f"(channel {delivery.channel!r}); not claimed yet."
+        )
+    elif status is DeliveryStatus.PENDING:
+        assert last is not None
+        why = f"Attempt {last.attempt}{of} failed at {time_text(last.ended_at)}"
+        if delivery.available_at is not None:
+            why += f"; retry at {time_text(delivery.available_at)}"
+        why += "."
+    elif status is DeliveryStatus.DISPATCHED and last is not None:
+        lease = delivery.lease_expires_at
+        ran = "ran out" if lease is not None and lease <= now else "runs"
+        why = (
+            f"Attempt {delivery.attempt}{of} was claimed at {time_text(last.claimed_at)}; "
+            f"its lease {ran} until {time_text(lease)}."
+        )
+    elif status is DeliveryStatus.CANCELLED and delivery.suppression_reason == "retries_exhausted":
+        ended = last.ended_at if last is not None else delivery.updated_at
+        why = (
+            f"Attempt {delivery.attempt}{of} failed at {time_text(ended)}: retries exhausted "
+            "(cancelled, retries_exhausted), so the run branches on retries_exhausted."
+        )
+    else:
+        ended = last.ended_at if last is not None else delivery.updated_at
+        reason = f", {delivery.suppression_reason}" if delivery.suppression_reason else ""
+        why = (
+            f"Attempt {max(delivery.attempt, 1)}{of} ended {status.value}{reason} at "
+            f"{time_text(ended)}."
+        )
+    return why, _delivery_next_move(delivery, policy, now)
+
+
+def _delivery_next_move(delivery: Delivery, policy: Retry | None, now: datetime) -> str:
+    status = delivery.status
+    following = delivery.attempt + 1
+    of = f" of {policy.max_attempts}" if policy is not None else ""
+    if status is DeliveryStatus.PENDING:
+        if delivery.available_at is not None and delivery.available_at > now:
+            return (
+                f"The first claim from {_when(delivery.available_at, now)} sends it again "
+                f"(attempt {following}{of})."
+            )
+        return f"The next claim (claim_deliveries) takes it: attempt {following}{of}."
+    if status is DeliveryStatus.DISPATCHED:
+        lease = delivery.lease_expires_at
+        if lease is not None and lease <= now:
+            return (
+                f"Its lease ran out {_when(lease, now)}: the next claim takes it again "
+                f"(attempt {following}{of}); an outcome reported first still counts."
+            )
+        return (
+            "Waiting for the worker's outcome (record_outcome); if none comes by "
+            f"{_when(lease, now)}, the next claim takes it again (attempt {following}{of})."
+        )
+    return f"Nothing: {status.value} is final; the same outcome reported again changes nothing."

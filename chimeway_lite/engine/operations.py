@@ -19,6 +19,7 @@ from ..core.arguments import optional_id, require_enum, require_id, require_limi
 from ..core.clock import Clock
 from ..core.records import (
     Delivery,
+    DeliveryExplanation,
     DeliveryStatus,
     Erasure,
     Progress,
@@ -34,7 +35,7 @@ from ..core.records import (
     WorkflowTransition,
 )
 from ..declarations import Workflow
-from . import audit, inspection, lifecycle, outbox, progression, seed, signals
+from . import audit, deliveries, inspection, lifecycle, outbox, progression, seed, signals
 from .definitions import DefinitionIndex
 from .work import Work
 
@@ -92,6 +93,17 @@ class Reader:
     ) -> list[WorkflowTransition]:
         """The run's trace ordered by seq, cut to ``limit`` rows; tenant-scoped."""
         return inspection.list_traces(self._work, tenant_id, run_id, limit)
+
+    def explain_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryExplanation:
+        """Where a delivery of ``tenant_id`` stands: its record (without data), its attempts
+        and two sentences (``why``, ``next_move``); DeliveryNotFound for another tenant's
+        delivery and for a missing one alike."""
+        return deliveries.explain_delivery(self._work, tenant_id, delivery_id)
+
+    def next_claimable_at(self) -> datetime | None:
+        """The earliest time :meth:`Engine.claim_deliveries` finds a delivery to take — a
+        pending one (at its retry time), or a dispatched one whose lease runs out — or None."""
+        return self._work.unit.next_claimable_at()
 
     def list_deliveries(self, tenant_id: str, run_id: str) -> list[Delivery]:
         """Every delivery planned for a run, oldest first; tenant-scoped like explain."""
@@ -190,11 +202,14 @@ class Engine(Reader):
         recipient: str,
         workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
         idempotency_key: str,
+        data: Mapping[str, Any] | None = None,
     ) -> TriggerResult:
         """Start a journey for a recipient: notification, run, first delivery (pending).
 
-        The same (tenant_id, idempotency_key) again returns the first result with
-        ``duplicate=True`` and writes nothing.
+        ``data`` is the host's own data for the workers (a dict of plain JSON, at most
+        64 KiB), handed over on every delivery and never written into a trace. The same
+        (tenant_id, idempotency_key) again returns the first result with ``duplicate=True``
+        and writes nothing.
         """
         return outbox.trigger(
             self._work,
@@ -203,22 +218,44 @@ class Engine(Reader):
             recipient=recipient,
             workflow=workflow,
             idempotency_key=idempotency_key,
+            data=data,
         )
 
-    def claim_deliveries(self, limit: int = 100, *, channel: str | None = None) -> list[Delivery]:
-        """Claim up to ``limit`` pending deliveries (oldest first), moving them to
-        dispatched; two workers never claim the same one."""
-        return outbox.claim_deliveries(self._work, limit, channel)
+    def claim_deliveries(
+        self, limit: int = 100, *, channel: str | None = None, lease_seconds: int = 300
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` deliveries (oldest first): pending ones whose retry time
+        has come and dispatched ones whose lease ran out. Each becomes dispatched, its
+        ``attempt`` counted, leased for ``lease_seconds``; two workers never hold the same
+        one. Each comes with whom to send what (recipient, keys, data, config)."""
+        return deliveries.claim_deliveries(self._work, limit, channel, lease_seconds)
 
     def record_outcome(
         self,
         delivery_id: str,
         status: DeliveryStatus | str,
         suppression_reason: str | None = None,
+        *,
+        tenant_id: str | None = None,
     ) -> Progress | None:
-        """Record a delivery's outcome and progress its run in the same unit of work;
-        None for a delivery linked to no run."""
-        return outbox.record_outcome(self._work, delivery_id, status, suppression_reason)
+        """Record a delivery's outcome (succeeded, failed, suppressed or cancelled) and
+        progress its run in the same unit of work.
+
+        A failure on a step with a retry policy and attempts left puts the delivery back to
+        pending (``Progress`` noop ``retry_scheduled``); the last one exhausts it
+        (cancelled, ``retries_exhausted``). A final delivery keeps its outcome: the same
+        report again returns None, another raises InvalidTransition. None also for a
+        delivery linked to no run. With ``tenant_id``, another tenant's delivery is
+        DeliveryNotFound.
+        """
+        return deliveries.record_outcome(
+            self._work, delivery_id, status, suppression_reason, tenant_id
+        )
+
+    def extend_lease(self, delivery_id: str, seconds: int) -> Delivery:
+        """Push the lease of a dispatched delivery to now + ``seconds`` (also after it ran
+        out, until another claim takes it); InvalidTransition otherwise."""
+        return deliveries.extend_lease(self._work, delivery_id, seconds)
 
     # -- progression (CONTRACT §4) -----------------------------------------------------------------
 

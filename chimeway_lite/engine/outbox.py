@@ -1,24 +1,16 @@
-"""Trigger and outbox (CONTRACT §7): notifications in, planned deliveries out, outcomes back."""
+"""Trigger (CONTRACT §7): a notification in, its run started, its first delivery planned."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.arguments import optional_id, optional_reason, require_enum, require_id, require_limit
-from ..core.errors import DeliveryNotFound, InvalidArgument, InvalidWorkflow
+from ..core.arguments import require_data, require_id
+from ..core.errors import InvalidArgument, InvalidWorkflow
 from ..core.ids import new_id
-from ..core.records import (
-    Delivery,
-    DeliveryStatus,
-    Notification,
-    Progress,
-    TriggerResult,
-    WorkflowDefinition,
-)
+from ..core.records import Delivery, Notification, TriggerResult, WorkflowDefinition
 from ..declarations import Workflow
 from ..machine import decide
-from .progression import progress_run
 from .work import Work
 
 
@@ -30,6 +22,7 @@ def trigger(
     recipient: str,
     workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
     idempotency_key: str,
+    data: Mapping[str, Any] | None = None,
 ) -> TriggerResult:
     """Record a notification, start its run and plan the first delivery; or return the
     first result of the same (tenant, idempotency key), marked duplicate."""
@@ -37,6 +30,7 @@ def trigger(
     recipient = require_id(recipient, "recipient")
     idempotency_key = require_id(idempotency_key, "idempotency_key")
     notification_key = require_id(notification_key, "notification_key")
+    data = require_data(data, "data")
     found = work.unit.notification_by_key(tenant_id, idempotency_key)
     if found is not None:
         return duplicate(work, found)
@@ -58,6 +52,7 @@ def trigger(
         idempotency_key=idempotency_key,
         workflow_definition_id=definition_id,
         inserted_at=now,
+        data=data,
     )
     if not work.unit.insert_notification(notification):
         # Another unit took the key since we looked (a backend without a global write
@@ -74,7 +69,7 @@ def trigger(
         notification_id=notification.id,
         now=now,
     )
-    run, _, deliveries = work.apply(None, decision, now)
+    run, _, deliveries = work.apply(None, decision, now, notification=notification)
     return TriggerResult(notification, run, tuple(deliveries), False)
 
 
@@ -87,35 +82,6 @@ def duplicate(work: Work, notification: Notification) -> TriggerResult:
         )
     first = work.unit.first_delivery(notification.id)
     return TriggerResult(notification, run, () if first is None else (first,), True)
-
-
-def claim_deliveries(work: Work, limit: int, channel: str | None) -> list[Delivery]:
-    """Move up to ``limit`` of the oldest pending deliveries to dispatched and return them."""
-    count = require_limit(limit, allow_none=False)
-    channel = optional_id(channel, "channel")
-    if not count:
-        return []
-    return work.unit.claim(count, channel, work.now)
-
-
-def record_outcome(
-    work: Work,
-    delivery_id: str,
-    status: DeliveryStatus | str,
-    suppression_reason: str | None,
-) -> Progress | None:
-    """Record a delivery's outcome and progress its run in the same unit of work; None for
-    a delivery that belongs to no run."""
-    delivery_id = require_id(delivery_id, "delivery_id")
-    new_status = require_enum(DeliveryStatus, status, "status")
-    reason = optional_reason(suppression_reason, "suppression_reason")
-    now = work.now
-    delivery = work.unit.set_delivery_status(delivery_id, new_status, reason, now)
-    if delivery is None:
-        raise DeliveryNotFound(delivery_id)
-    if delivery.workflow_run_id is None:
-        return None
-    return progress_run(work, delivery.workflow_run_id, now)
 
 
 def list_deliveries(work: Work, run_id: str) -> list[Delivery]:

@@ -1,4 +1,4 @@
-"""Progression of runs (CONTRACT §4): the facts gathered, the machine asked, its decision applied."""
+"""Progression of runs (CONTRACT §4): facts gathered, the machine asked, its decision applied."""
 
 from __future__ import annotations
 
@@ -35,12 +35,16 @@ def decision_for(
     )
 
 
-def progress_run(work: Work, run_id: str, now: datetime) -> Progress:
-    """Take the next step of one run, or a noop that writes nothing."""
-    run_id = require_id(run_id, "run_id")
-    run = work.unit.run(run_id, lock=True)
+def progress_run(
+    work: Work, run_id: str, now: datetime, *, run: WorkflowRun | None = None
+) -> Progress:
+    """Take the next step of one run, or a noop that writes nothing. ``run`` is the run
+    when the caller has locked and read it already in this unit."""
     if run is None:
-        raise RunNotFound(run_id)
+        run_id = require_id(run_id, "run_id")
+        run = work.unit.run(run_id, lock=True)
+        if run is None:
+            raise RunNotFound(run_id)
     decision = decision_for(work, run, now)
     if decision.is_noop:
         return Progress(ProgressKind.NOOP, run, decision.reason, ())

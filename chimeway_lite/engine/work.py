@@ -15,7 +15,13 @@ from datetime import datetime
 from ..backends.base import Unit
 from ..core.clock import Clock
 from ..core.ids import new_id
-from ..core.records import Delivery, DeliveryStatus, WorkflowRun, WorkflowTransition
+from ..core.records import (
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    WorkflowRun,
+    WorkflowTransition,
+)
 from ..core.timestamps import require_utc
 from ..machine.decision import Decision, TransitionPlan
 from .definitions import DefinitionIndex, Definitions
@@ -47,10 +53,17 @@ class Work:
     # -- the one writer of decisions -------------------------------------------------------------
 
     def apply(
-        self, before: WorkflowRun | None, decision: Decision, now: datetime
+        self,
+        before: WorkflowRun | None,
+        decision: Decision,
+        now: datetime,
+        *,
+        notification: Notification | None = None,
     ) -> tuple[WorkflowRun, list[WorkflowTransition], list[Delivery]]:
         """Carry out a decision: the run row (inserted when ``before`` is None), its trace
-        rows in order, its planned deliveries."""
+        rows in order, its planned deliveries. A delivery carries whom to send what: the
+        recipient, keys and data of the run's notification (``notification`` when the
+        caller holds it, else read once) and its step's key and config."""
         run = decision.run
         if before is None:
             self.unit.insert_run(run)
@@ -58,6 +71,12 @@ class Work:
             self.unit.update_runs([(before, run)])
         transitions = self.trace_rows([(run.id, plan) for plan in decision.transitions], now)
         self.unit.append_transitions(transitions)
+        if not decision.deliveries:
+            return run, transitions, []
+        if notification is None:
+            notification = self.unit.notification(run.notification_id)
+            assert notification is not None  # the run's foreign key
+        steps = self.definitions.journey(run.workflow_definition_id).steps_by_id
         deliveries = [
             Delivery(
                 id=new_id(),
@@ -70,6 +89,11 @@ class Work:
                 workflow_step_id=plan.workflow_step_id,
                 inserted_at=now,
                 updated_at=now,
+                recipient=notification.recipient,
+                notification_key=notification.notification_key,
+                step_key=steps[plan.workflow_step_id].step_key,
+                data=notification.data,
+                config=steps[plan.workflow_step_id].config,
             )
             for plan in decision.deliveries
         ]

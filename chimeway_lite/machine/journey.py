@@ -9,7 +9,7 @@ import attrs
 
 from ..core.errors import StepNotFound
 from ..core.records import WorkflowDefinition, WorkflowStep
-from .kinds import rules_of
+from .kinds import options_of, rules_of
 
 
 @attrs.frozen
@@ -21,6 +21,8 @@ class Journey:
     steps_by_id: Mapping[str, WorkflowStep]
     steps_by_key: Mapping[str, WorkflowStep]
     rules: Mapping[str, tuple[Any, ...]]
+    #: The step options (``retry`` …) of each step, by step id then option key.
+    options: Mapping[str, Mapping[str, Any]]
 
     @classmethod
     def of(cls, definition: WorkflowDefinition) -> Journey:
@@ -34,6 +36,7 @@ class Journey:
             steps_by_id={s.id: s for s in steps},
             steps_by_key={s.step_key: s for s in steps},
             rules={s.id: rules_of(s.config) for s in steps},
+            options={s.id: options_of(s.config) for s in steps},
         )
 
     def step(self, step_id: str) -> WorkflowStep:

@@ -58,6 +58,7 @@ PRIOR_DELIVERY_NOT_CONVERGED = "prior_delivery_not_converged"
 NO_MATCHING_PROGRESS_RULE = "no_matching_progress_rule"
 UNKNOWN_TO_STEP = "unknown_to_step"
 SIGNAL_NOT_AWAITED = "signal_not_awaited"
+RETRY_SCHEDULED = "retry_scheduled"
 
 #: Every noop reason, with what it means (the README's table).
 NOOP_MEANINGS: Mapping[str, str] = {
@@ -73,6 +74,7 @@ NOOP_MEANINGS: Mapping[str, str] = {
     ),
     UNKNOWN_TO_STEP: "a rule (or the wait) names a step the definition does not have",
     SIGNAL_NOT_AWAITED: "the run is not waiting for this signal",
+    RETRY_SCHEDULED: "the delivery failed and will be sent again: the run does not progress",
 }
 NOOP_REASONS = frozenset(NOOP_MEANINGS)
 

@@ -174,18 +174,22 @@ def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
         raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
 
     def read(row: Sequence[Any]) -> Any:
+        # A row may stop short of the last fields, which then take their defaults.
         values = list(row)
+        count = len(values)
         for i, hook, field_type in steps:
-            values[i] = hook(values[i], field_type)
+            if i < count:
+                values[i] = hook(values[i], field_type)
         if named:
-            return cls(*values[:positional], **dict(zip(named, values[positional:], strict=True)))
+            return cls(*values[:positional], **dict(zip(named, values[positional:], strict=False)))
         return cls(*values)
 
     return read
 
 
 def from_values(cls: type[T], row: Sequence[Any]) -> T:
-    """Build a record of type ``cls`` from a row of :func:`columns` ``(cls)``, by position.
+    """Build a record of type ``cls`` from a row of :func:`columns` ``(cls)``, by position
+    (a row of fewer columns leaves the last fields at their defaults).
 
     The hot paths read rows this way: a ``sqlite3.Row`` finds a value by name
     with a linear, case-insensitive search of its columns, by index at once; and only the
@@ -198,11 +202,15 @@ def from_values(cls: type[T], row: Sequence[Any]) -> T:
     return record
 
 
-def columns(cls: type[Any], alias: str = "") -> str:
-    """The SELECT list that :func:`from_values` reads: every field's column, in field order,
-    each prefixed with ``alias.`` when given."""
+def columns(cls: type[Any], alias: str = "", *, stop: str | None = None) -> str:
+    """The SELECT list that :func:`from_values` reads: every field's column in field order
+    (up to, not including, the field ``stop``: the rest are not columns), each prefixed with
+    ``alias.`` when given."""
     prefix = f"{alias}." if alias else ""
-    return ", ".join(prefix + f.name for f in attrs.fields(cls))
+    names = [f.name for f in attrs.fields(cls)]
+    if stop is not None:
+        names = names[: names.index(stop)]
+    return ", ".join(prefix + name for name in names)
 
 
 def to_row(record: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -229,7 +237,7 @@ def _hooks(cls: type[Any]) -> _Columns:
     return found
 
 
-def changed_columns(before: T, after: T) -> dict[str, Any]:
+def changed_columns(before: T, after: T, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The column values of ``after`` that differ from ``before`` (two records of one type).
 
     A field holding the very same object is unchanged without a comparison, which is what
@@ -239,7 +247,7 @@ def changed_columns(before: T, after: T) -> dict[str, Any]:
     values, hooks = _hooks(type(after))
     changes = {}
     for (name, hook), new, old in zip(hooks, values(after), values(before), strict=True):
-        if new is not old and new != old:
+        if new is not old and new != old and name not in exclude:
             changes[name] = hook(new)
     return changes
 

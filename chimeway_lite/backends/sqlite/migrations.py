@@ -13,7 +13,9 @@ from collections.abc import Mapping
 # Version 1 kept the machine's state in evidence: the wait's target in
 # status_context.to_step, "settling" as status_reason = 'signal_received' and its event in
 # the latest signal_received row. Version 2 makes it explicit (wait_kind, wait_target,
-# resumed_by), read from that evidence once, here.
+# resumed_by), read from that evidence once, here. It also adds the trigger's data, what a
+# delivery carries for its worker (recipient, keys, attempts, retry time, lease) and the
+# attempt history.
 _V1_TO_V2 = """
 ALTER TABLE workflow_runs ADD COLUMN wait_kind TEXT;
 ALTER TABLE workflow_runs ADD COLUMN wait_target TEXT;
@@ -33,6 +35,53 @@ UPDATE workflow_runs
 DROP INDEX workflow_runs_signal_settle;
 CREATE INDEX workflow_runs_signal_settle ON workflow_runs (last_transition_at, id)
     WHERE state = 'active' AND resumed_by IS NOT NULL;
+
+ALTER TABLE notifications ADD COLUMN data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data));
+
+ALTER TABLE deliveries ADD COLUMN recipient TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN notification_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN step_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0);
+ALTER TABLE deliveries ADD COLUMN available_at TEXT;
+ALTER TABLE deliveries ADD COLUMN lease_expires_at TEXT;
+ALTER TABLE deliveries ADD COLUMN digest_size INTEGER NOT NULL DEFAULT 1 CHECK (digest_size >= 1);
+-- Whom to send what, from the notification and the step; a delivery past pending was claimed
+-- (or recorded) once; one left dispatched by a version-1 worker gets a lease of 5 minutes
+-- from its last change, so the next claim after that rescues it.
+UPDATE deliveries
+   SET recipient = coalesce((SELECT n.recipient FROM notifications AS n
+                              WHERE n.id = deliveries.notification_id), ''),
+       notification_key = coalesce((SELECT n.notification_key FROM notifications AS n
+                                     WHERE n.id = deliveries.notification_id), ''),
+       step_key = coalesce((SELECT s.step_key FROM workflow_steps AS s
+                             WHERE s.id = deliveries.workflow_step_id), ''),
+       attempt = CASE status WHEN 'pending' THEN 0 ELSE 1 END,
+       lease_expires_at = CASE status WHEN 'dispatched' THEN
+           strftime('%Y-%m-%dT%H:%M:%S', substr(updated_at, 1, 19), '+300 seconds')
+           || substr(updated_at, 20) END;
+DROP INDEX deliveries_pending;
+CREATE INDEX deliveries_claimable ON deliveries (coalesce(available_at, inserted_at), id)
+    WHERE status = 'pending';
+CREATE INDEX deliveries_leased ON deliveries (lease_expires_at) WHERE status = 'dispatched';
+
+CREATE TABLE delivery_events (
+    seq                INTEGER PRIMARY KEY,
+    delivery_id        TEXT NOT NULL REFERENCES deliveries (id),
+    tenant_id          TEXT NOT NULL,
+    attempt            INTEGER NOT NULL CHECK (attempt >= 1),
+    kind               TEXT NOT NULL CHECK (kind IN ('claimed', 'lease_extended', 'recorded')),
+    at                 TEXT NOT NULL,
+    lease_expires_at   TEXT,
+    status             TEXT,
+    suppression_reason TEXT,
+    available_at       TEXT
+);
+CREATE INDEX delivery_events_by_delivery ON delivery_events (delivery_id, seq);
+CREATE TRIGGER delivery_events_append_only
+BEFORE UPDATE ON delivery_events
+BEGIN
+    SELECT RAISE(ABORT, 'delivery_events is append-only');
+END;
 """
 
 #: version -> the statements that upgrade it by one.

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ...core.errors import ConstraintFailed
-from ...core.records import Delivery, DeliveryStatus, Notification, Signal
-from ...core.timestamps import to_text
+from ...core.records import Delivery, DeliveryEvent, Notification, Signal
+from ...core.timestamps import from_text, to_text
 from . import convert
 from .executor import Executor
 
@@ -25,38 +25,89 @@ _INSERT_NOTIFICATION = (
     f"VALUES ({', '.join(':' + c for c in _NOTIFICATION_FIELDS)})"
 )
 
-_DELIVERY_FIELDS = convert.field_names(Delivery)
-_SELECT_DELIVERY = f"SELECT {convert.columns(Delivery)} FROM deliveries"
+# A delivery's columns; its data and config are not columns: they are read from its
+# notification and its step (_FILLED), for the reads that hand deliveries to workers.
+_DELIVERY_FIELDS = convert.field_names(Delivery, exclude=("data", "config"))
+_DELIVERY_COLUMNS = convert.columns(Delivery, stop="data")
+_FILLED = (
+    "(SELECT n.data FROM notifications AS n WHERE n.id = deliveries.notification_id), "
+    "(SELECT s.config FROM workflow_steps AS s WHERE s.id = deliveries.workflow_step_id)"
+)
+_SELECT_DELIVERY = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+_SELECT_FILLED = f"SELECT {_DELIVERY_COLUMNS}, {_FILLED} FROM deliveries"
 _INSERT_DELIVERY = (
     f"INSERT INTO deliveries ({', '.join(_DELIVERY_FIELDS)}) "
     f"VALUES ({', '.join(':' + c for c in _DELIVERY_FIELDS)})"
 )
+_DELIVERY = _SELECT_DELIVERY + " WHERE id = :id"
+_DELIVERY_IN_TENANT = _SELECT_DELIVERY + " WHERE id = :id AND tenant_id = :tenant_id"
 # The latest delivery of (run, step): deliveries_by_run_step, newest rowid first.
 _ANCHOR = (
     _SELECT_DELIVERY
     + " WHERE workflow_run_id = :run_id AND workflow_step_id = :step_id"
     + " ORDER BY rowid DESC LIMIT 1"
 )
-_FIRST_DELIVERY = _SELECT_DELIVERY + " WHERE notification_id = :id ORDER BY rowid LIMIT 1"
-_DELIVERIES_OF_RUN = _SELECT_DELIVERY + " WHERE workflow_run_id = :id ORDER BY rowid"
+_FIRST_DELIVERY = _SELECT_FILLED + " WHERE notification_id = :id ORDER BY rowid LIMIT 1"
+_DELIVERIES_OF_RUN = _SELECT_FILLED + " WHERE workflow_run_id = :id ORDER BY rowid"
 _DELIVERY_TENANT = "SELECT tenant_id FROM deliveries WHERE id = :id"
-# One UPDATE … RETURNING under the write lock: two workers never claim the same delivery.
+# One UPDATE … RETURNING under the write lock: two workers never hold the same delivery.
+# Claimable are pending deliveries whose retry time has come and dispatched ones whose
+# lease ran out, oldest first; each half reads its partial index (deliveries_claimable,
+# deliveries_leased) for at most :limit rows.
 _CLAIM = f"""
-UPDATE deliveries SET status = 'dispatched', updated_at = :now
- WHERE id IN (SELECT id FROM deliveries
-               WHERE status = 'pending' AND (:channel IS NULL OR channel = :channel)
-               ORDER BY inserted_at, rowid LIMIT :limit)
-RETURNING rowid, {convert.columns(Delivery)}
+UPDATE deliveries
+   SET status = 'dispatched', attempt = attempt + 1, lease_expires_at = :lease,
+       updated_at = :now
+ WHERE id IN (
+    SELECT id FROM (
+        SELECT id, k FROM (
+            SELECT id, coalesce(available_at, inserted_at) AS k FROM deliveries
+             WHERE status = 'pending' AND coalesce(available_at, inserted_at) <= :now
+               AND (available_at IS NULL OR available_at <= :now)
+               AND (:channel IS NULL OR channel = :channel)
+             ORDER BY k, id LIMIT :limit)
+        UNION ALL
+        SELECT id, k FROM (
+            SELECT id, coalesce(available_at, inserted_at) AS k FROM deliveries
+             WHERE status = 'dispatched' AND lease_expires_at <= :now
+               AND (:channel IS NULL OR channel = :channel)
+             ORDER BY k, id LIMIT :limit)
+        ORDER BY k, id LIMIT :limit))
+RETURNING coalesce(available_at, inserted_at) AS claim_key, {_DELIVERY_COLUMNS}, {_FILLED}
 """
-_SET_STATUS = f"""
-UPDATE deliveries SET status = :status, suppression_reason = :reason, updated_at = :now
- WHERE id = :id
-RETURNING {convert.columns(Delivery)}
+_NEXT_CLAIMABLE = """
+SELECT min(k) FROM (
+    SELECT min(coalesce(available_at, inserted_at)) AS k FROM deliveries
+     WHERE status = 'pending'
+    UNION ALL
+    SELECT min(lease_expires_at) FROM deliveries WHERE status = 'dispatched')
 """
+_NOTIFICATION = f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id"
+_EVENT_FIELDS = convert.field_names(DeliveryEvent, exclude=("seq",))
+_INSERT_EVENT = (
+    f"INSERT INTO delivery_events ({', '.join(_EVENT_FIELDS)}) "
+    f"VALUES ({', '.join(':' + c for c in _EVENT_FIELDS)})"
+)
+_EVENTS = (
+    f"SELECT {convert.columns(DeliveryEvent)} FROM delivery_events"
+    " WHERE delivery_id = :id ORDER BY seq"
+)
 _INSERT_SIGNAL = """
 INSERT INTO signals (id, tenant_id, event_name, actor_id, payload, inserted_at)
 VALUES (:id, :tenant_id, :event_name, :actor_id, :payload, :inserted_at)
 """
+_UPDATE_DELIVERY: dict[tuple[str, ...], str] = {}
+
+
+def _update_delivery_sql(columns: tuple[str, ...]) -> str:
+    """``UPDATE deliveries`` of these columns (record field names, never input)."""
+    sql = _UPDATE_DELIVERY.get(columns)
+    if sql is None:
+        assignments = ", ".join(f"{name} = :{name}" for name in columns)
+        sql = _UPDATE_DELIVERY[columns] = (
+            f"UPDATE deliveries SET {assignments} WHERE id = :where_id"
+        )
+    return sql
 
 
 class OutboxQueries(Executor):
@@ -81,9 +132,40 @@ class OutboxQueries(Executor):
             return False
         return True
 
+    def notification(self, notification_id: str) -> Notification | None:
+        """A notification by id, or None."""
+        row = self.one(_NOTIFICATION, {"id": notification_id})
+        return None if row is None else convert.from_values(Notification, row)
+
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries."""
         self.insert(_INSERT_DELIVERY, [convert.to_row(d) for d in deliveries])
+
+    def delivery(
+        self, delivery_id: str, *, tenant_id: str | None = None, lock: bool = False
+    ) -> Delivery | None:
+        """A delivery (of ``tenant_id`` when given), without data or config. A write unit
+        holds the write lock already, so the read is locked."""
+        if tenant_id is None:
+            row = self.one(_DELIVERY, {"id": delivery_id})
+        else:
+            row = self.one(_DELIVERY_IN_TENANT, {"id": delivery_id, "tenant_id": tenant_id})
+        return None if row is None else convert.from_values(Delivery, row)
+
+    def update_delivery(self, before: Delivery, after: Delivery) -> None:
+        """Write the delivery's changed columns."""
+        columns = convert.changed_columns(before, after, exclude=("data", "config"))
+        if columns:
+            self.execute(_update_delivery_sql(tuple(columns)), {**columns, "where_id": before.id})
+
+    def append_delivery_events(self, events: Sequence[DeliveryEvent]) -> None:
+        """Append rows to the attempt history."""
+        self.insert(_INSERT_EVENT, [convert.to_row(e, exclude=("seq",)) for e in events])
+
+    def delivery_events(self, delivery_id: str) -> list[DeliveryEvent]:
+        """A delivery's attempt history, in order."""
+        rows = self.all(_EVENTS, {"id": delivery_id})
+        return [convert.from_values(DeliveryEvent, r) for r in rows]
 
     def anchor(self, run_id: str, step_id: str) -> Delivery | None:
         """The latest delivery planned for (run, step), or None."""
@@ -106,31 +188,25 @@ class OutboxQueries(Executor):
         row = self.one(_DELIVERY_TENANT, {"id": delivery_id})
         return None if row is None else str(row[0])
 
-    def claim(self, limit: int, channel: str | None, now: datetime) -> list[Delivery]:
-        """Move up to ``limit`` of the oldest pending deliveries to dispatched."""
-        rows = self.all(_CLAIM, {"now": to_text(now), "channel": channel, "limit": limit})
-        # RETURNING gives no order: restore the claim order (oldest first).
-        rows.sort(key=lambda r: (r["inserted_at"], r[0]))
+    def claim(
+        self, limit: int, channel: str | None, now: datetime, lease_expires_at: datetime
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` of the oldest claimable deliveries, with data and config."""
+        params = {
+            "now": to_text(now),
+            "lease": to_text(lease_expires_at),
+            "channel": channel,
+            "limit": limit,
+        }
+        rows = self.all(_CLAIM, params)
+        # RETURNING gives no order: restore the claim order (oldest first, then id).
+        rows.sort(key=lambda r: (r[0], r[1]))
         return [convert.from_values(Delivery, tuple(r)[1:]) for r in rows]
 
-    def set_delivery_status(
-        self,
-        delivery_id: str,
-        status: DeliveryStatus,
-        suppression_reason: str | None,
-        now: datetime,
-    ) -> Delivery | None:
-        """Record a delivery's status and return the delivery, or None."""
-        row = self.one(
-            _SET_STATUS,
-            {
-                "status": status.value,
-                "reason": suppression_reason,
-                "now": to_text(now),
-                "id": delivery_id,
-            },
-        )
-        return None if row is None else convert.from_values(Delivery, row)
+    def next_claimable_at(self) -> datetime | None:
+        """The earliest time a claim finds a delivery to take, or None."""
+        row = self.one(_NEXT_CLAIMABLE)
+        return None if row[0] is None else from_text(row[0])
 
     def insert_signal(self, signal: Signal) -> None:
         """Record a signal."""

@@ -9,12 +9,14 @@ from typing import Any
 
 import sqlite_utils
 
-from ...core.records import Erasure, WorkflowRun, WorkflowTransition
+from ...core.records import Delivery, DeliveryEvent, Erasure, WorkflowRun, WorkflowTransition
 from ...core.text import canonical_json
 from ...core.timestamps import to_text
-from ..base import RunTrace
+from ..base import DeliveryHistory, RunTrace
 from . import convert
 from .executor import Executor
+
+_DELIVERY_COLUMNS = convert.columns(Delivery, stop="data")
 
 # Finished runs of one tenant (or all), older than the cutoff.
 _FINISHED_BEFORE = """
@@ -25,6 +27,11 @@ SELECT id, notification_id FROM workflow_runs
 # Children before parents: the foreign keys are checked statement by statement.
 _PRUNE = (
     ("DELETE FROM workflow_transitions WHERE workflow_run_id = ?", 0),
+    (
+        "DELETE FROM delivery_events WHERE delivery_id IN "
+        "(SELECT id FROM deliveries WHERE notification_id = ?)",
+        1,
+    ),
     ("DELETE FROM deliveries WHERE notification_id = ?", 1),
     ("DELETE FROM workflow_runs WHERE id = ?", 0),
     ("DELETE FROM notifications WHERE id = ?", 1),
@@ -41,6 +48,11 @@ _FORGET = (
         "workflow_transitions",
         "DELETE FROM workflow_transitions WHERE workflow_run_id IN "
         f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
+    ),
+    (
+        "delivery_events",
+        "DELETE FROM delivery_events WHERE delivery_id IN "
+        f"(SELECT id FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS}))",
     ),
     ("deliveries", f"DELETE FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})"),
     ("workflow_runs", f"DELETE FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS})"),
@@ -149,6 +161,32 @@ def _read(cls: type[Any], row: Any) -> Any:
         return exc
 
 
+def _read_values(cls: type[Any], row: Any) -> Any:
+    try:
+        return convert.from_values(cls, row)
+    except Exception as exc:  # a row a host rewrote by hand: verify reports it
+        return exc
+
+
+def _with_children(
+    parents: Iterator[Any], children: Iterator[Any], key: str
+) -> Iterator[tuple[str, Any, list[Any]]]:
+    """(id, parent row, its child rows) for parents ordered by id and children ordered by
+    ``key``: a merge of two ordered scans (both on an index), so the store is never held in
+    memory, only one parent and its children at a time."""
+    groups = itertools.groupby(children, key=lambda r: str(r[key]))
+    pending = next(groups, None)
+    for parent in parents:
+        parent_id = str(parent["id"])
+        while pending is not None and pending[0] < parent_id:
+            pending = next(groups, None)  # children without their parent: a foreign key
+        found: list[Any] = []
+        if pending is not None and pending[0] == parent_id:
+            found = list(pending[1])
+            pending = next(groups, None)
+        yield parent_id, parent, found
+
+
 class UpkeepQueries(Executor):
     """The prune, forget, audit and listing half of
     :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
@@ -213,21 +251,20 @@ class UpkeepQueries(Executor):
                 yield name, tuple(row)
 
     def run_traces(self) -> Iterator[RunTrace]:
-        """Every run with its trace: a merge of two ordered scans (runs by id, the trace by
-        run and seq, both on an index), so one run and its trace are in memory at a time."""
+        """Every run with its trace, one run and its trace in memory at a time."""
         runs = self.execute("SELECT * FROM workflow_runs ORDER BY id")
         rows = self.execute("SELECT * FROM workflow_transitions ORDER BY workflow_run_id, seq")
-        traces = itertools.groupby(rows, key=lambda r: str(r["workflow_run_id"]))
-        pending = next(traces, None)
-        for run_row in runs:
-            run_id = str(run_row["id"])
-            while pending is not None and pending[0] < run_id:
-                pending = next(traces, None)  # a trace without its run: a foreign-key problem
-            trace: list[tuple[int, WorkflowTransition | Exception]] = []
-            if pending is not None and pending[0] == run_id:
-                trace = [(r["seq"], _read(WorkflowTransition, r)) for r in pending[1]]
-                pending = next(traces, None)
-            yield RunTrace(run_id, _read(WorkflowRun, run_row), tuple(trace))
+        for run_id, run_row, children in _with_children(runs, rows, "workflow_run_id"):
+            trace = tuple((r["seq"], _read(WorkflowTransition, r)) for r in children)
+            yield RunTrace(run_id, _read(WorkflowRun, run_row), trace)
+
+    def delivery_histories(self) -> Iterator[DeliveryHistory]:
+        """Every delivery with its attempt history, one at a time."""
+        rows = self.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries ORDER BY id")
+        events = self.execute("SELECT * FROM delivery_events ORDER BY delivery_id, seq")
+        for delivery_id, row, children in _with_children(rows, events, "delivery_id"):
+            history = tuple((r["seq"], _read(DeliveryEvent, r)) for r in children)
+            yield DeliveryHistory(delivery_id, _read_values(Delivery, row), history)
 
     # -- listings -------------------------------------------------------------------------------
 

@@ -13,23 +13,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.errors import InvalidWorkflow
-from . import on_outcome, stop, wait_until
-from .base import RuleKind, Situation, Where
+from . import on_outcome, retry, stop, wait_until
+from .base import RuleKind, Situation, StepOption, Where
 from .on_outcome import OnOutcome
+from .retry import Retry
 from .stop import Stop
 from .wait_until import WaitUntil
 
 __all__ = [
     "RULE_KINDS",
+    "STEP_OPTIONS",
     "OnOutcome",
+    "Retry",
     "Rule",
     "RuleKind",
     "Situation",
+    "StepOption",
     "Stop",
     "WaitUntil",
     "Where",
     "kind_named",
     "kind_of",
+    "option_from_dict",
+    "options_of",
     "rule_from_dict",
     "rule_to_dict",
     "rules_of",
@@ -40,6 +46,9 @@ RULE_KINDS: tuple[RuleKind[Any], ...] = (wait_until.KIND, on_outcome.KIND, stop.
 
 #: A typed rule of any registered kind.
 Rule = WaitUntil | OnOutcome | Stop
+
+#: Every step option: what a step may declare besides its rules, each under its config key.
+STEP_OPTIONS: tuple[StepOption[Any], ...] = (retry.OPTION,)
 
 _BY_NAME: Mapping[str, RuleKind[Any]] = {k.name: k for k in RULE_KINDS}
 _BY_TYPE: Mapping[type[Any], RuleKind[Any]] = {k.rule_type: k for k in RULE_KINDS}
@@ -96,3 +105,26 @@ def rule_to_dict(rule: Any) -> dict[str, Any]:
 def rules_of(config: Mapping[str, Any]) -> tuple[Any, ...]:
     """The rules stored in a step's config (already validated when it was registered)."""
     return tuple(rule_from_dict(r) for r in config.get("progress", ()))
+
+
+def option_from_dict(
+    option: StepOption[Any], data: Any, path: str, *, step: str | None = None
+) -> Any:
+    """Build a step option from its dict form (``config["retry"]``); unknown and missing
+    keys raise :class:`InvalidWorkflow`. The option is not validated yet."""
+    if not isinstance(data, Mapping):
+        raise InvalidWorkflow(path, f"must be a dict, got {type(data).__name__}", step=step)
+    unknown = sorted(str(k) for k in data if k not in option.required_keys | option.optional_keys)
+    if unknown:
+        raise InvalidWorkflow(path, f"unknown keys {', '.join(unknown)}", step=step)
+    missing = sorted(option.required_keys - set(data))
+    if missing:
+        raise InvalidWorkflow(path, f"missing keys {', '.join(missing)}", step=step)
+    return option.from_dict(data)
+
+
+def options_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The step options stored in a step's config, by key (already validated)."""
+    return {
+        o.key: option_from_dict(o, config[o.key], o.key) for o in STEP_OPTIONS if o.key in config
+    }

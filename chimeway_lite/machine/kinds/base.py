@@ -42,11 +42,12 @@ Role = Literal["match", "fallback", "none"]
 
 @attrs.frozen
 class Where:
-    """Where a rule stands in a declaration, for :class:`InvalidWorkflow` messages."""
+    """Where a rule or a step option stands in a declaration, for :class:`InvalidWorkflow`
+    messages; ``index`` is the rule's index (None for a step option)."""
 
-    path: str  # e.g. "steps[0](inapp).progress[1](wait_until)"
+    path: str  # e.g. "steps[0](inapp).progress[1](wait_until)", "steps[1](email).retry"
     step: str | None
-    index: int
+    index: int | None
 
     def error(self, field: str | None, problem: str) -> InvalidWorkflow:
         """The error for ``field`` of this rule (the rule itself when None)."""
@@ -123,4 +124,37 @@ class RuleKind(Generic[R]):
 
     def wake(self, situation: Situation) -> Decision:
         """The decision when a wait this kind started is due (the run is waiting)."""
+        raise NotImplementedError
+
+
+OptionT = TypeVar("OptionT")
+
+
+class StepOption(Generic[OptionT]):
+    """One option a step may declare besides its rules (``retry`` …): its typed class, the
+    config key and Step field it lives under, its dict keys, validation, dict form and
+    description. Subclass it once per option and list it in the registry's
+    ``STEP_OPTIONS``."""
+
+    #: The Step field and the key of the step's stored config (``config["retry"]``).
+    key: ClassVar[str]
+    #: The typed declaration class (``Retry`` …).
+    option_type: ClassVar[type[Any]]
+    required_keys: ClassVar[frozenset[str]] = frozenset()
+    optional_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def from_dict(self, data: Mapping[str, Any]) -> OptionT:
+        """The typed option of a dict whose keys were checked (not yet validated)."""
+        raise NotImplementedError
+
+    def to_dict(self, option: OptionT) -> dict[str, Any]:
+        """The option's stored dict form."""
+        raise NotImplementedError
+
+    def validate(self, option: OptionT, where: Where) -> None:
+        """Raise :class:`InvalidWorkflow` (through ``where.error``) for a broken option."""
+        raise NotImplementedError
+
+    def describe(self, option: OptionT) -> str:
+        """The option in a few words, for explanations."""
         raise NotImplementedError
