@@ -22,6 +22,8 @@ from .core.errors import (
 )
 from .core.records import (
     Delivery,
+    DeliveryAttempt,
+    DeliveryExplanation,
     DeliveryStatus,
     Erasure,
     Notification,
@@ -39,7 +41,7 @@ from .core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
-from .declarations import OnOutcome, Step, Stop, WaitUntil, Workflow
+from .declarations import OnOutcome, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
 from .store import Store
 
@@ -48,6 +50,8 @@ __all__ = [
     "ConstraintFailed",
     "DefinitionConflict",
     "Delivery",
+    "DeliveryAttempt",
+    "DeliveryExplanation",
     "DeliveryNotFound",
     "DeliveryStatus",
     "Erasure",
@@ -62,6 +66,7 @@ __all__ = [
     "Progress",
     "ProgressKind",
     "Resumed",
+    "Retry",
     "RunExplanation",
     "RunNotFound",
     "RunState",

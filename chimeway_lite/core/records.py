@@ -320,7 +320,7 @@ class RunExplanation:
     (``pending_signals``), the last decision (``last_transition``) and two sentences for
     people (``why`` and ``next_move``). The delivery the next decision looks at is
     ``anchor_delivery_id`` / ``anchor_delivery_status`` (the latest delivery of the current
-    step); ``next_decision`` is what a progression at the time of the explanation would do,
+    step) and ``anchor_attempt`` its attempts so far; ``next_decision`` is what a progression at the time of the explanation would do,
     and ``blocked_by`` its noop reason when it would do nothing (``wait_not_due``,
     ``prior_delivery_not_converged``, ``run_not_active`` …).
     """
@@ -347,6 +347,7 @@ class RunExplanation:
     next_move: str
     anchor_delivery_id: str | None = None
     anchor_delivery_status: DeliveryStatus | None = None
+    anchor_attempt: int | None = None
     next_decision: ProgressKind | None = None
     blocked_by: str | None = None
 

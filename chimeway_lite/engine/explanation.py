@@ -104,9 +104,15 @@ def _awaiting_outcome(step: WorkflowStep, journey: Journey, anchor: Delivery | N
     rules = rules_text(journey.rules.get(step.id, ()))
     if anchor is None:
         return f"no delivery is planned for step {step.step_key!r}"
+    attempts = ""
+    if anchor.attempt:
+        attempts = f" (attempt {anchor.attempt}"
+        if anchor.status is DeliveryStatus.PENDING and anchor.available_at is not None:
+            attempts += f" failed; retry at {time_text(anchor.available_at)}"
+        attempts += ")"
     return (
-        f"delivery {anchor.id} on channel {anchor.channel!r} is {anchor.status.value!r}; "
-        f"record_outcome() decides ({rules})"
+        f"delivery {anchor.id} on channel {anchor.channel!r} is {anchor.status.value!r}"
+        f"{attempts}; record_outcome() decides ({rules})"
     )
 
 
@@ -215,6 +221,7 @@ def explain_run(
         next_move=_next_move(run, journey, dry_run, anchor, now),
         anchor_delivery_id=None if anchor is None else anchor.id,
         anchor_delivery_status=None if anchor is None else anchor.status,
+        anchor_attempt=None if anchor is None else anchor.attempt,
         next_decision=dry_run.kind,
         blocked_by=dry_run.reason if dry_run.is_noop else None,
     )
