@@ -107,6 +107,9 @@ CREATE TABLE deliveries (
     -- claims so far; a retry is not claimable before available_at; a claim is held until
     -- lease_expires_at (set only while dispatched)
     attempt            INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    -- the step's retry limit (NULL: no policy): a lease that runs out on the last attempt
+    -- exhausts the delivery instead of handing it out again
+    max_attempts       INTEGER CHECK (max_attempts >= 1),
     available_at       TEXT,
     lease_expires_at   TEXT,
     digest_size        INTEGER NOT NULL DEFAULT 1 CHECK (digest_size >= 1)

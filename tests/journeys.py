@@ -25,6 +25,8 @@ from chimeway_lite import (
     Delivery,
     DeliveryStatus,
     FakeClock,
+    InvalidArgument,
+    InvalidTransition,
     OnOutcome,
     Outcome,
     RunState,
@@ -333,6 +335,8 @@ _SIMPLE_OUTCOMES = {
     "failed": "temporary_failure",
 }
 _CANCEL_OUTCOMES = ("retries_exhausted", "permanent_failure", "bounced")
+_OUTCOME_STATUSES = ("succeeded", "failed", "suppressed", "cancelled")
+_CANCEL_REASONS = (*_CANCEL_OUTCOMES, "workflow_cancelled")
 
 
 def expected_outcome(status: str, suppression_reason: str | None) -> str | None:
@@ -355,6 +359,8 @@ class ModelDelivery:
     updated_at: datetime  # when its current status was recorded
     status: str = "pending"
     suppression_reason: str | None = None
+    inserted_at: datetime | None = None
+    lease_expires_at: datetime | None = None
 
 
 @attrs.define
@@ -491,7 +497,9 @@ class ModelStore:
         run = self.runs[run_id]
         step = _step(run.workflow, step_key)
         assert step is not None
-        self.deliveries.append(ModelDelivery(delivery_id, run_id, step_key, step.channel, now))
+        self.deliveries.append(
+            ModelDelivery(delivery_id, run_id, step_key, step.channel, now, inserted_at=now)
+        )
 
     def delivery(self, delivery_id: str) -> ModelDelivery:
         """One delivery by id."""
@@ -503,22 +511,45 @@ class ModelStore:
         return found[-1] if found else None
 
     def claim(self, limit: int, channel: str | None, now: datetime) -> list[str]:
-        """Ids of the oldest pending deliveries (of ``channel``), now dispatched."""
-        claimed = [
+        """Ids of the oldest claimable deliveries (of ``channel``) — pending, or dispatched
+        with a lease run out — now dispatched with a lease of 300 s (CONTRACT §12.1). The
+        list is in planning order, which is (inserted_at, id) order: ids are time-ordered."""
+        claimable = [
             d
             for d in self.deliveries
-            if d.status == "pending" and (channel is None or d.channel == channel)
-        ][:limit]
+            if (channel is None or d.channel == channel)
+            and (
+                d.status == "pending"
+                or (
+                    d.status == "dispatched"
+                    and d.lease_expires_at is not None
+                    and d.lease_expires_at <= now
+                )
+            )
+        ]
+        claimed = sorted(claimable, key=lambda d: d.inserted_at or now)[:limit]
         for d in claimed:
             d.status, d.updated_at = "dispatched", now
+            d.lease_expires_at = now + timedelta(seconds=300)
         return [d.id for d in claimed]
 
     def record_outcome(
         self, delivery_id: str, status: str, reason: str | None, now: datetime
-    ) -> Expected:
-        """Record a delivery's status and progress its run."""
+    ) -> Expected | type[Exception] | None:
+        """Record a delivery's outcome and progress its run (CONTRACT §12): the error a bad
+        report raises, None for a report a final delivery has already, else the progress.
+        (The model's workflows have no retry policy: a failure is final.)"""
+        if status not in _OUTCOME_STATUSES:
+            return InvalidArgument
+        if status == "cancelled" and reason not in _CANCEL_REASONS:
+            return InvalidArgument
         delivery = self.delivery(delivery_id)
+        if delivery.status in _OUTCOME_STATUSES:
+            if (delivery.status, delivery.suppression_reason) == (status, reason):
+                return None
+            return InvalidTransition
         delivery.status, delivery.suppression_reason, delivery.updated_at = status, reason, now
+        delivery.lease_expires_at = None
         return self.progress(delivery.run_id, now)
 
     def progress(self, run_id: str, now: datetime) -> Expected:

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from chimeway_lite import (
     Delivery,
+    DeliveryAttempt,
+    DeliveryExplanation,
     DeliveryStatus,
     Erasure,
     Notification,
@@ -39,6 +41,7 @@ from chimeway_lite import (
     WorkflowStep,
     WorkflowTransition,
 )
+from chimeway_lite.core.records import DeliveryEvent, DeliveryEventKind
 from chimeway_lite.machine import CONTEXT_KEYS
 
 T = TypeVar("T")
@@ -235,6 +238,7 @@ notifications = st.builds(
     idempotency_key=ids,
     workflow_definition_id=st.none() | uuids,
     inserted_at=timestamps,
+    data=json_objects,
 )
 
 deliveries = st.builds(
@@ -249,6 +253,45 @@ deliveries = st.builds(
     workflow_step_id=st.none() | uuids,
     inserted_at=timestamps,
     updated_at=timestamps,
+    recipient=ids,
+    notification_key=names,
+    step_key=names,
+    attempt=st.integers(0, 100),
+    available_at=st.none() | timestamps,
+    lease_expires_at=st.none() | timestamps,
+    digest_size=st.integers(1, 1000),
+)
+
+delivery_events = st.builds(
+    DeliveryEvent,
+    delivery_id=uuids,
+    tenant_id=ids,
+    attempt=st.integers(1, 100),
+    kind=st.sampled_from(list(DeliveryEventKind)),
+    at=timestamps,
+    lease_expires_at=st.none() | timestamps,
+    status=st.none() | st.sampled_from(["succeeded", "failed", "suppressed", "cancelled"]),
+    suppression_reason=optional_names,
+    available_at=st.none() | timestamps,
+    seq=st.integers(1, 2**62),
+)
+
+delivery_attempts = st.builds(
+    DeliveryAttempt,
+    attempt=st.integers(1, 100),
+    claimed_at=st.none() | timestamps,
+    lease_expires_at=st.none() | timestamps,
+    ended_at=st.none() | timestamps,
+    status=st.sampled_from(["dispatched", "succeeded", "failed", "lease_expired"]),
+    suppression_reason=optional_names,
+)
+
+delivery_explanations = st.builds(
+    DeliveryExplanation,
+    delivery=deliveries,
+    attempts=st.lists(delivery_attempts, max_size=3),
+    why=st.text(max_size=40),
+    next_move=st.text(max_size=40),
 )
 
 workflow_runs = st.builds(
@@ -266,6 +309,9 @@ workflow_runs = st.builds(
     suspended_until=st.none() | timestamps,
     pending_signals=st.lists(names, max_size=4),
     terminal_reason=optional_names,
+    wait_kind=st.none() | st.just("wait_until"),
+    wait_target=optional_names,
+    resumed_by=optional_names,
 )
 
 workflow_transitions = st.builds(
@@ -375,6 +421,9 @@ RECORDS: dict[type[Any], st.SearchStrategy[Any]] = {
     Progress: progresses,
     TriggerResult: trigger_results,
     Erasure: erasures,
+    DeliveryEvent: delivery_events,
+    DeliveryAttempt: delivery_attempts,
+    DeliveryExplanation: delivery_explanations,
 }
 
 #: The record types that are rows of a table, with the table's name.
@@ -387,6 +436,7 @@ ROW_TABLES: dict[type[Any], str] = {
     WorkflowTransition: "workflow_transitions",
     Signal: "signals",
     Erasure: "erasures",
+    DeliveryEvent: "delivery_events",
 }
 
 # -- witnesses ------------------------------------------------------------------------------------

@@ -75,9 +75,12 @@ def test_every_reason_the_machine_writes_is_in_the_table(case: Case) -> None:
         if after.state.is_terminal:
             assert after.terminal_reason in TERMINAL_REASONS
             finishing = decision.transitions[-1]
-            assert after.terminal_reason == MOVES[finishing.reason].variant(
-                finishing.context.get("rule_kind")
-            ).terminal_reason
+            assert (
+                after.terminal_reason
+                == MOVES[finishing.reason]
+                .variant(finishing.context.get("rule_kind"))
+                .terminal_reason
+            )
         opens = [MOVES[r.reason].opens_step for r in decision.transitions]
         assert opens.count(True) == len(decision.deliveries)
 
@@ -263,12 +266,16 @@ def test_every_store_operation_is_an_engine_operation() -> None:
 
 def _schema(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
     tables = [
-        (t, [tuple(c)[1:] for c in conn.execute(f"PRAGMA table_info({t})")])  # noqa: S608
-        for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        (t, [tuple(c)[1:] for c in conn.execute(f"PRAGMA table_info({t})")])
+        for (t,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        )
     ]
     indexes = sorted(
         " ".join(str(sql).split())
-        for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger')")
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+        )
         if sql
     )
     return tables, indexes
@@ -299,11 +306,16 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
         waiting = _waiting(model, clock, "w", recipient="bob")
         settling = _waiting(model, clock, "s", recipient="ada")
         model.route_signal(Signal("acme", "notification_read", "ada"))
+        held = model.trigger(
+            tenant_id="acme",
+            notification_key="n",
+            recipient="cy",
+            workflow=escalation_workflow(),
+            idempotency_key="h",
+        ).deliveries[0]
+        model.claim_deliveries()  # a version-1 worker claimed it, then died
         rows = {
-            table: [
-                dict(r)
-                for r in model.connection.execute(f"SELECT * FROM {table}")  # noqa: S608
-            ]
+            table: [dict(r) for r in model.connection.execute(f"SELECT * FROM {table}")]
             for table in (
                 "workflow_definitions",
                 "workflow_steps",
@@ -320,7 +332,7 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
             row = {name: value for name, value in row.items() if name in old_columns}
             names = ", ".join(row)
             marks = ", ".join(f":{n}" for n in row)
-            conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", row)  # noqa: S608
+            conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", row)
     conn.execute("COMMIT")
     conn.close()
 
@@ -331,8 +343,19 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
         old = store.get_run(waiting)
         assert (old.wait_kind, old.wait_target, old.resumed_by) == ("wait_until", "email", None)
         assert store.get_run(settling).resumed_by == "notification_read"
+        (stranded,) = [d for d in store.list_deliveries("acme", held.workflow_run_id or "")]
+        assert (stranded.status, stranded.attempt, stranded.recipient, stranded.step_key) == (
+            "dispatched",
+            1,
+            "cy",
+            "inapp",
+        )
+        assert stranded.lease_expires_at == stranded.updated_at + timedelta(minutes=5)
         with Store(tmp_path / "fresh.db") as fresh:
             assert _schema(conn) == _schema(fresh.connection)
+        clock.set(stranded.updated_at + timedelta(minutes=5))
+        (rescued,) = store.claim_deliveries(channel="in_app")
+        assert (rescued.id, rescued.attempt) == (held.id, 2)
         clock.advance(hours=3)
         moved = {p.run.id: p.run for p in store.progress_due_runs()}
         assert moved[settling].terminal_reason == "cancelled_by_signal"

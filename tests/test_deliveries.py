@@ -287,7 +287,7 @@ def test_data_never_reaches_traces_explanations_or_messages(store: Store) -> Non
     ]
     assert not any(secret in text for text in texts)
     for table in ("workflow_transitions", "workflow_runs", "delivery_events", "deliveries"):
-        rows = store.connection.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+        rows = store.connection.execute(f"SELECT * FROM {table}").fetchall()
         assert not any(secret in str(tuple(row)) for row in rows), table
 
 
@@ -425,3 +425,43 @@ def test_no_sequence_makes_a_final_delivery_claimable_or_over_attempted(
             assert len(delivery.attempts) <= 3
             finished = delivery.delivery.status in lifecycle.FINAL_STATUSES
         assert store.verify() == []
+
+
+def test_a_lease_that_runs_out_on_the_last_attempt_exhausts_the_delivery(
+    store: Store, clock: FakeClock
+) -> None:
+    """Three claims whose leases all run out: the third is the last the policy allows, so
+    the next claim does not hand it out a fourth time — it exhausts it, and the run
+    branches on retries_exhausted (to the sms step) in the same unit of work."""
+    result = trigger(store, workflow=RETRYING)
+    delivery_id = result.deliveries[0].id
+    for attempt in (1, 2, 3):
+        (claimed,) = store.claim_deliveries(lease_seconds=60)
+        assert (claimed.id, claimed.attempt, claimed.max_attempts) == (delivery_id, attempt, 3)
+        clock.advance(seconds=61)
+    (sms,) = store.claim_deliveries()
+    assert sms.channel == "sms" and sms.step_key == "sms"
+    explained = store.explain_delivery("acme", delivery_id)
+    assert (explained.delivery.status, explained.delivery.suppression_reason) == (
+        "cancelled",
+        "retries_exhausted",
+    )
+    assert [(a.attempt, a.status) for a in explained.attempts] == [
+        (1, "lease_expired"),
+        (2, "lease_expired"),
+        (3, "lease_expired"),
+    ]
+    assert explained.attempts[-1].ended_at == START + timedelta(seconds=2 * 61 + 60)
+    assert store.get_current_step(store.get_run(result.run.id)).step_key == "sms"
+    assert store.verify() == []
+
+
+def test_without_a_policy_a_lease_that_runs_out_is_handed_out_again(
+    store: Store, clock: FakeClock
+) -> None:
+    delivery_id = _first(store, escalation_workflow())
+    for attempt in range(1, 6):
+        (claimed,) = store.claim_deliveries(lease_seconds=1)
+        assert (claimed.id, claimed.attempt, claimed.max_attempts) == (delivery_id, attempt, None)
+        clock.advance(seconds=2)
+    assert store.verify() == []

@@ -53,6 +53,11 @@ def test_trigger_plans_the_first_delivery(store: Store, clock: FakeClock) -> Non
         workflow_step_id=first.id,
         inserted_at=clock.now(),
         updated_at=clock.now(),
+        recipient="ada",
+        notification_key="welcome",
+        step_key="a",
+        attempt=0,
+        config=first.config,
     )
     assert store.list_deliveries("acme", result.run.id) == [planned]
     assert not result.duplicate
@@ -196,10 +201,12 @@ def test_record_outcome_returns_the_progress(store: Store, clock: FakeClock) -> 
     )
 
 
-def test_record_outcome_not_converged_is_a_noop_progress(store: Store, clock: FakeClock) -> None:
+def test_a_run_whose_delivery_has_not_converged_is_a_noop(store: Store, clock: FakeClock) -> None:
+    """A dispatched delivery (claimed, no outcome yet) has nothing to branch on. Recording
+    "dispatched" as an outcome is refused now (CONTRACT §12): the claim is what makes it."""
     result = trigger(store, workflow=CHAIN)
-    progress = store.record_outcome(result.deliveries[0].id, "dispatched")
-    assert progress is not None
+    store.claim_deliveries()
+    progress = store.progress_run(result.run.id)
     assert (progress.kind, progress.reason) == (ProgressKind.NOOP, "no_matching_progress_rule")
     assert store.list_deliveries("acme", result.run.id)[0].status is DeliveryStatus.DISPATCHED
 
@@ -264,10 +271,15 @@ def test_outcome_and_progression_are_one_transaction(store: Store, clock: FakeCl
 def test_outcome_of_a_finished_run_updates_only_the_delivery(
     store: Store, clock: FakeClock
 ) -> None:
+    """A delivery still open when its run finished (here the host closed the run) takes its
+    outcome; the run does not move. (A final delivery takes no other outcome now, CONTRACT
+    §12, so the run is closed by the host rather than by the delivery itself.)"""
     result = trigger(store)
     store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")
     email = store.list_deliveries("acme", result.run.id)[1]
-    store.record_outcome(email.id, "succeeded")
+    with store.transaction() as tx:
+        tx.append_transition(result.run.id, "completed", "host_closed", from_state="active")
+        tx.update_run(result.run.id, state="completed", terminal_reason="host_closed")
     run = store.get_run(result.run.id)
     assert run.state is RunState.COMPLETED
     traces = len(store.list_traces("acme", run.id))
@@ -286,15 +298,23 @@ def test_outcome_of_a_finished_run_updates_only_the_delivery(
 def test_a_late_outcome_of_an_earlier_step_does_not_move_the_run(
     store: Store, clock: FakeClock
 ) -> None:
+    """The in-app message is still out (dispatched) when the host moves the run on; its
+    late outcome is recorded, and the run is judged on its current step's delivery."""
     result = trigger(store)
-    store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")  # now on email
+    store.claim_deliveries()
+    email = store.fetch_step_by_key(result.run.workflow_definition_id, "email")
+    assert email is not None
+    with store.transaction() as tx:
+        tx.append_transition(result.run.id, "active", "host_moved", workflow_step_id=email.id)
+        tx.update_run(result.run.id, current_step_id=email.id)
     run = store.get_run(result.run.id)
     clock.advance(timedelta(minutes=1).total_seconds())
     progress = store.record_outcome(result.deliveries[0].id, "succeeded")
     assert progress is not None
-    # the run is judged on its current step's delivery (email, still pending)
+    # the run is judged on its current step's delivery (none is planned for email)
     assert (progress.kind, progress.reason, progress.run) == (
         ProgressKind.NOOP,
-        "no_progress_rules",
+        "no_active_step_delivery",
         run,
     )
+    assert store.list_deliveries("acme", run.id)[0].status is DeliveryStatus.SUCCEEDED

@@ -118,8 +118,15 @@ class StoreAgainstModel(RuleBasedStateMachine):
     )
     def record_outcome(self, pick: int, status: DeliveryStatus, reason: str | None) -> None:
         delivery = self.model.deliveries[pick % len(self.model.deliveries)]
-        progress = self.store.record_outcome(delivery.id, status, reason)
         expected = self.model.record_outcome(delivery.id, status.value, reason, self.clock.now())
+        if isinstance(expected, type):
+            with pytest.raises(expected):
+                self.store.record_outcome(delivery.id, status, reason)
+            return
+        progress = self.store.record_outcome(delivery.id, status, reason)
+        if expected is None:
+            assert progress is None
+            return
         self._adopt(delivery.run_id, expected, progress)
 
     @rule(seconds=st.sampled_from((1, 59, 600, 3600, 7199, 7200, 9000)))

@@ -223,8 +223,9 @@ def test_a_run_without_a_delivery_says_none_is_planned(store: Store, clock: Fake
     definition = store.upsert_definition("welcome", escalation_workflow())
     # A host's own notification row, started through the seed API: no delivery is planned.
     store.connection.execute(
-        "INSERT INTO notifications VALUES ('n1', 'acme', 'ada', 'welcome', 'k', ?, "
-        "'2026-01-05T09:30:00.000000+00:00')",
+        "INSERT INTO notifications (id, tenant_id, recipient, notification_key, "
+        "idempotency_key, workflow_definition_id, inserted_at) VALUES ('n1', 'acme', 'ada', "
+        "'welcome', 'k', ?, '2026-01-05T09:30:00.000000+00:00')",
         (definition.id,),
     )
     with store.transaction() as tx:

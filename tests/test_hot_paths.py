@@ -103,17 +103,22 @@ def test_a_signal_with_an_actor_resumes_only_that_recipient_in_that_tenant(
     assert list(everyone) == sorted([runs["globex", "alice"], runs["globex", "bob"]])
 
 
-def test_every_id_the_store_makes_is_a_uuid4(store: Store) -> None:
+def test_every_id_the_store_makes_is_time_ordered(store: Store) -> None:
+    """UUIDv7 (CONTRACT §1): canonical text, and an id made later sorts after (appends to
+    the indexes instead of scattering across them)."""
     result = trigger(store)
     trace = store.list_traces("acme", result.run.id)
-    ids = [result.notification.id, result.run.id, *(d.id for d in result.deliveries)]
-    ids += [t.id for t in trace]
+    ids = [result.notification.id, result.run.id, *(t.id for t in trace)]
+    ids += [d.id for d in result.deliveries]
     for value in ids:
         parsed = uuid.UUID(value)
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == value
     assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    later = trigger(store)
+    assert later.notification.id > max(ids)
 
 
 def test_instants_written_in_turn_keep_their_own_text() -> None:

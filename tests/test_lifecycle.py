@@ -25,7 +25,14 @@ from chimeway_lite import (
 STOPPING = Workflow(
     "stopping", 1, [Step("sms", 1, "sms", progress=[Stop(Outcome.PERMANENT_FAILURE)])]
 )
-TABLES = ("workflow_transitions", "deliveries", "workflow_runs", "notifications", "signals")
+TABLES = (
+    "workflow_transitions",
+    "delivery_events",
+    "deliveries",
+    "workflow_runs",
+    "notifications",
+    "signals",
+)
 
 
 def _counts(store: Store, where: str = "1", *params: object) -> dict[str, int]:
@@ -60,6 +67,7 @@ def _tenant_rows(store: Store, tenant: str) -> dict[str, list[Any]]:
         "notifications": "SELECT * FROM notifications WHERE tenant_id = ?",
         "workflow_runs": "SELECT * FROM workflow_runs WHERE tenant_id = ?",
         "deliveries": "SELECT * FROM deliveries WHERE tenant_id = ?",
+        "delivery_events": "SELECT * FROM delivery_events WHERE tenant_id = ?",
         "signals": "SELECT * FROM signals WHERE tenant_id = ?",
         "workflow_transitions": "SELECT t.* FROM workflow_transitions AS t JOIN workflow_runs "
         "AS r ON r.id = t.workflow_run_id WHERE r.tenant_id = ? ORDER BY t.seq",
@@ -92,8 +100,9 @@ def test_prune_deletes_finished_runs_older_than_the_cutoff_with_their_rows(
     deleted = store.prune(START + timedelta(days=1))
 
     after = _counts(store)
-    # completed: 5 trace rows, 2 deliveries, run, notification; stopped: 3, 1, 1, 1
-    assert deleted == sum(before.values()) - sum(after.values()) == 9 + 6
+    # completed: 5 trace rows, 3 attempt history rows (the in-app outcome, the email's claim
+    # and outcome), 2 deliveries, run, notification; stopped: 3, 1, 1, 1, 1
+    assert deleted == sum(before.values()) - sum(after.values()) == 12 + 7
     for gone in (done, halted):
         for table, column in (
             ("workflow_runs", "id"),
@@ -123,10 +132,12 @@ def test_prune_counts_every_row_it_deletes(store: Store, clock: FakeClock) -> No
     deleted = store.prune(clock.advance(seconds=1))
     after = _counts(store)
     assert deleted == sum(before.values()) - sum(after.values())
-    # completed run: 5 trace rows, 2 deliveries, the run, its notification
-    assert deleted == 5 + 2 + 1 + 1
+    # completed run: 5 trace rows, 3 attempt history rows, 2 deliveries, the run, its
+    # notification
+    assert deleted == 5 + 3 + 2 + 1 + 1
     assert {t: before[t] - after[t] for t in TABLES} == {
         "workflow_transitions": 5,
+        "delivery_events": 3,
         "deliveries": 2,
         "workflow_runs": 1,
         "notifications": 1,
@@ -142,7 +153,7 @@ def test_prune_keeps_a_run_that_finished_exactly_at_the_cutoff(
     _finish(store, done, "completed")
     finished_at = store.get_run(done.run.id).last_transition_at
     assert store.prune(finished_at) == 0
-    assert store.prune(finished_at + timedelta(microseconds=1)) == 9
+    assert store.prune(finished_at + timedelta(microseconds=1)) == 12
 
 
 def test_prune_never_touches_unfinished_runs_however_old(store: Store, clock: FakeClock) -> None:
@@ -157,7 +168,7 @@ def test_prune_of_one_tenant_leaves_the_others(store: Store, clock: FakeClock) -
     for tenant in ("acme", "globex"):
         _finish(store, trigger(store, tenant=tenant, recipient="ada", key="k"), "completed")
     globex = _tenant_rows(store, "globex")
-    assert store.prune(clock.advance(seconds=1), tenant_id="acme") == 9
+    assert store.prune(clock.advance(seconds=1), tenant_id="acme") == 12
     assert _tenant_rows(store, "globex") == globex
     assert _tenant_rows(store, "acme")["workflow_runs"] == []
 
@@ -198,7 +209,7 @@ def test_prune_inside_a_failed_transaction_deletes_nothing(store: Store, clock: 
     _finish(store, trigger(store, recipient="ada", key="k"), "completed")
     snapshot = table_dump(store)
     with pytest.raises(RuntimeError), store.transaction():
-        assert store.prune(clock.advance(seconds=1)) == 9
+        assert store.prune(clock.advance(seconds=1)) == 12
         raise RuntimeError("changed my mind")
     assert table_dump(store) == snapshot
 
@@ -272,12 +283,13 @@ def test_forget_a_recipient_erases_only_their_rows(store: Store) -> None:
         # the run the signal resumed (started, activated, waiting, signal_received) and
         # the fresh one (started, activated)
         "workflow_transitions": 4 + 2,
+        "delivery_events": 1,  # the resumed run's in-app outcome
         "deliveries": 2,
         "workflow_runs": 2,
         "notifications": 2,
         "signals": 1,
     }
-    assert erased == tombstone.rows_erased == 13
+    assert erased == tombstone.rows_erased == 14
     assert store.verify() == []
 
 

@@ -293,6 +293,7 @@ def test_a_context_key_outside_the_catalogue_is_reported(
 
 def test_a_missing_anchor_delivery_is_reported(store: Store, runs: dict[str, str]) -> None:
     anchor = store.list_deliveries("acme", runs["waiting"])[0]
+    _sql(store, "DELETE FROM delivery_events WHERE delivery_id = ?", anchor.id)
     _sql(store, "DELETE FROM deliveries WHERE id = ?", anchor.id)
     problems = _problems_of(store, runs["waiting"])
     assert f"its anchor delivery {anchor.id} does not exist" in problems
@@ -314,7 +315,9 @@ def test_a_duplicated_delivery_is_reported(store: Store, runs: dict[str, str]) -
     first = store.list_deliveries("acme", runs["fresh"])[0]
     _sql(
         store,
-        "INSERT INTO deliveries SELECT ?, tenant_id, notification_id, channel, status, "
+        "INSERT INTO deliveries (id, tenant_id, notification_id, channel, status, "
+        "suppression_reason, workflow_run_id, workflow_step_id, inserted_at, updated_at) "
+        "SELECT ?, tenant_id, notification_id, channel, status, "
         "suppression_reason, workflow_run_id, workflow_step_id, inserted_at, updated_at "
         "FROM deliveries WHERE id = ?",
         str(uuid.uuid4()),

@@ -234,9 +234,16 @@ class Unit(Protocol):
     ) -> list[Delivery]:
         """Take up to ``limit`` of the oldest claimable deliveries (of ``channel``) — pending
         ones whose ``available_at`` (if any) has come, dispatched ones whose lease ran out —
-        in one indexed statement: each becomes dispatched, ``attempt + 1``, leased until
+        but not one whose lease ran out on its last allowed attempt (see
+        :meth:`spent_leases`) — in one indexed statement: each becomes dispatched,
+        ``attempt + 1``, leased until
         ``lease_expires_at``. Return them oldest first (by ``available_at``, else
         ``inserted_at``, then id), with their data and config."""
+        ...
+
+    def spent_leases(self, now: datetime) -> list[Delivery]:
+        """Dispatched deliveries whose lease ran out on their last allowed attempt
+        (``attempt >= max_attempts``): a claim does not take them, it exhausts them."""
         ...
 
     def next_claimable_at(self) -> datetime | None:

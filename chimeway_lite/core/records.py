@@ -123,8 +123,9 @@ class Delivery:
 
     Whom to send what comes with it: ``recipient``, ``notification_key`` and ``step_key``
     (copied when it is planned), and, filled when a worker claims it, ``data`` (the
-    trigger's data) and ``config`` (its step's config). ``attempt`` counts its claims (0
-    when planned); ``available_at`` is when a retry may be claimed (None: at once);
+    trigger's data) and ``config`` (its step's config). ``attempt`` counts its attempts (0
+    when planned) and ``max_attempts`` is its step's retry policy's limit (None: no
+    policy); ``available_at`` is when a retry may be claimed (None: at once);
     ``lease_expires_at`` is when a claim held while ``dispatched`` runs out.
     """
 
@@ -142,6 +143,7 @@ class Delivery:
     notification_key: str = ""
     step_key: str = ""
     attempt: int = 0
+    max_attempts: int | None = None
     available_at: datetime | None = None
     lease_expires_at: datetime | None = None
     digest_size: int = 1
@@ -320,8 +322,8 @@ class RunExplanation:
     (``pending_signals``), the last decision (``last_transition``) and two sentences for
     people (``why`` and ``next_move``). The delivery the next decision looks at is
     ``anchor_delivery_id`` / ``anchor_delivery_status`` (the latest delivery of the current
-    step) and ``anchor_attempt`` its attempts so far; ``next_decision`` is what a progression at the time of the explanation would do,
-    and ``blocked_by`` its noop reason when it would do nothing (``wait_not_due``,
+    step) and ``anchor_attempt`` its attempts so far; ``next_decision`` is what a
+    progression at the time of the explanation would do, and ``blocked_by`` its noop reason when it would do nothing (``wait_not_due``,
     ``prior_delivery_not_converged``, ``run_not_active`` …).
     """
 

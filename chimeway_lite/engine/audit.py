@@ -206,10 +206,10 @@ def _delivery_problems(
     claims = sum(1 for e in events if e.kind is DeliveryEventKind.CLAIMED)
     if claims > delivery.attempt:
         found.append(f"{claims} claims in its history but attempt {delivery.attempt}")
-    if policy is not None and delivery.attempt > policy.max_attempts:
+    limit = delivery.max_attempts if policy is None else policy.max_attempts
+    if limit is not None and delivery.attempt > limit:
         found.append(
-            f"attempt {delivery.attempt}, beyond its step's retry policy of "
-            f"{policy.max_attempts} attempts"
+            f"attempt {delivery.attempt}, beyond its step's retry policy of {limit} attempts"
         )
     final: DeliveryEvent | None = None
     for event in events:
@@ -220,7 +220,8 @@ def _delivery_problems(
             final = event
     if final is not None:
         expected = (final.status, final.suppression_reason)
-        if policy is not None and final.status == DeliveryStatus.FAILED.value:
+        spent = final.status in (DeliveryStatus.FAILED.value, deliveries.LEASE_EXPIRED)
+        if policy is not None and spent:
             expected = (DeliveryStatus.CANCELLED.value, "retries_exhausted")
         actual = (delivery.status.value, delivery.suppression_reason)
         if actual != expected:

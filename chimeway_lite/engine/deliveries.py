@@ -5,7 +5,7 @@ lease extensions, and the attempt history explained. The decisions are the machi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..core.arguments import (
     optional_id,
@@ -41,6 +41,8 @@ def claim_deliveries(
     if not count:
         return []
     now = work.now
+    for spent in work.unit.spent_leases(now):
+        _exhaust(work, spent, now)
     claimed = work.unit.claim(count, channel, now, now + timedelta(seconds=seconds))
     work.unit.append_delivery_events([deliveries.claimed(d, now) for d in claimed])
     return claimed
@@ -80,6 +82,16 @@ def record_outcome(
     if recorded.retried:
         return Progress(ProgressKind.NOOP, run, deliveries.RETRY_SCHEDULED, (recorded.delivery,))
     return progress_run(work, run.id, now, run=run)
+
+
+def _exhaust(work: Work, delivery: Delivery, now: datetime) -> None:
+    """A lease ran out on the last allowed attempt: exhaust the delivery, and let its run
+    branch on retries_exhausted, in this unit of work."""
+    expired = deliveries.expire(delivery, now)
+    work.unit.update_delivery(delivery, expired.delivery)
+    work.unit.append_delivery_events([expired.event])
+    if delivery.workflow_run_id is not None:
+        progress_run(work, delivery.workflow_run_id, now)
 
 
 def extend_lease(work: Work, delivery_id: str, seconds: int) -> Delivery:

@@ -9,8 +9,9 @@ arguments, gathers the facts a decision needs through ``work.unit`` (the storage
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from ..backends.base import Unit
 from ..core.clock import Clock
@@ -24,6 +25,7 @@ from ..core.records import (
 )
 from ..core.timestamps import require_utc
 from ..machine.decision import Decision, TransitionPlan
+from ..machine.kinds.retry import Retry
 from .definitions import DefinitionIndex, Definitions
 
 
@@ -76,7 +78,8 @@ class Work:
         if notification is None:
             notification = self.unit.notification(run.notification_id)
             assert notification is not None  # the run's foreign key
-        steps = self.definitions.journey(run.workflow_definition_id).steps_by_id
+        journey = self.definitions.journey(run.workflow_definition_id)
+        steps = journey.steps_by_id
         deliveries = [
             Delivery(
                 id=new_id(),
@@ -92,6 +95,7 @@ class Work:
                 recipient=notification.recipient,
                 notification_key=notification.notification_key,
                 step_key=steps[plan.workflow_step_id].step_key,
+                max_attempts=_max_attempts(journey.options.get(plan.workflow_step_id, {})),
                 data=notification.data,
                 config=steps[plan.workflow_step_id].config,
             )
@@ -135,3 +139,9 @@ class Work:
             )
             for seq, (run_id, plan) in zip(seqs, plans, strict=True)
         ]
+
+
+def _max_attempts(options: Mapping[str, Any]) -> int | None:
+    """The retry limit of a step's options, or None when it has no retry policy."""
+    policy = options.get("retry")
+    return policy.max_attempts if isinstance(policy, Retry) else None

@@ -47,6 +47,7 @@ __all__ = [
     "attempts_of",
     "check_report",
     "claimed",
+    "expire",
     "extend_lease",
     "is_claimable",
     "record",
@@ -152,6 +153,29 @@ def record(
         available_at=retry_at,
     )
     return Recorded(after, event, retried=retry_at is not None)
+
+
+def expire(delivery: Delivery, now: datetime) -> Recorded:
+    """A lease that ran out on the delivery's last allowed attempt: the attempt ended at the
+    lease's expiry and the delivery is exhausted (cancelled, retries_exhausted), so the run
+    branches on it instead of the delivery being handed out once more."""
+    ended = delivery.lease_expires_at or now
+    after = attrs.evolve(
+        delivery,
+        status=DeliveryStatus.CANCELLED,
+        suppression_reason=Outcome.RETRIES_EXHAUSTED.value,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    event = DeliveryEvent(
+        delivery_id=delivery.id,
+        tenant_id=delivery.tenant_id,
+        attempt=delivery.attempt,
+        kind=DeliveryEventKind.RECORDED,
+        at=ended,
+        status=LEASE_EXPIRED,
+    )
+    return Recorded(after, event, retried=False)
 
 
 def extend_lease(delivery: Delivery, expires_at: datetime, now: datetime) -> Recorded:

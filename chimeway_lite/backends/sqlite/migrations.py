@@ -42,6 +42,7 @@ ALTER TABLE deliveries ADD COLUMN recipient TEXT NOT NULL DEFAULT '';
 ALTER TABLE deliveries ADD COLUMN notification_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE deliveries ADD COLUMN step_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE deliveries ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0);
+ALTER TABLE deliveries ADD COLUMN max_attempts INTEGER CHECK (max_attempts >= 1);
 ALTER TABLE deliveries ADD COLUMN available_at TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_expires_at TEXT;
 ALTER TABLE deliveries ADD COLUMN digest_size INTEGER NOT NULL DEFAULT 1 CHECK (digest_size >= 1);

@@ -70,11 +70,18 @@ UPDATE deliveries
         SELECT id, k FROM (
             SELECT id, coalesce(available_at, inserted_at) AS k FROM deliveries
              WHERE status = 'dispatched' AND lease_expires_at <= :now
+               AND (max_attempts IS NULL OR attempt < max_attempts)
                AND (:channel IS NULL OR channel = :channel)
              ORDER BY k, id LIMIT :limit)
         ORDER BY k, id LIMIT :limit))
 RETURNING coalesce(available_at, inserted_at) AS claim_key, {_DELIVERY_COLUMNS}, {_FILLED}
 """
+# Leases that ran out on their last attempt: exhausted before the claim (deliveries_leased).
+_SPENT_LEASES = (
+    _SELECT_DELIVERY
+    + " WHERE status = 'dispatched' AND lease_expires_at <= :now AND attempt >= max_attempts"
+    + " ORDER BY lease_expires_at, id"
+)
 _NEXT_CLAIMABLE = """
 SELECT min(k) FROM (
     SELECT min(coalesce(available_at, inserted_at)) AS k FROM deliveries
@@ -202,6 +209,12 @@ class OutboxQueries(Executor):
         # RETURNING gives no order: restore the claim order (oldest first, then id).
         rows.sort(key=lambda r: (r[0], r[1]))
         return [convert.from_values(Delivery, tuple(r)[1:]) for r in rows]
+
+    def spent_leases(self, now: datetime) -> list[Delivery]:
+        """Dispatched deliveries whose lease ran out on their last allowed attempt."""
+        return [
+            convert.from_values(Delivery, r) for r in self.all(_SPENT_LEASES, {"now": to_text(now)})
+        ]
 
     def next_claimable_at(self) -> datetime | None:
         """The earliest time a claim finds a delivery to take, or None."""
