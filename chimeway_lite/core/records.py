@@ -323,8 +323,9 @@ class RunExplanation:
     people (``why`` and ``next_move``). The delivery the next decision looks at is
     ``anchor_delivery_id`` / ``anchor_delivery_status`` (the latest delivery of the current
     step) and ``anchor_attempt`` its attempts so far; ``next_decision`` is what a
-    progression at the time of the explanation would do, and ``blocked_by`` its noop reason when it would do nothing (``wait_not_due``,
-    ``prior_delivery_not_converged``, ``run_not_active`` …).
+    progression at the time of the explanation would do, and ``blocked_by`` its noop reason
+    when it would do nothing (``wait_not_due``, ``prior_delivery_not_converged``,
+    ``run_not_active`` …).
     """
 
     id: str
