@@ -44,11 +44,16 @@ CREATE TABLE notifications (
     inserted_at            TEXT NOT NULL,
     -- the host's own data of the trigger: handed to workers, never copied into a trace
     data                   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+    -- the host's own handle (an order id): signals and cancels may address it
+    correlation_key        TEXT,
     -- a repeated trigger finds its first result instead of writing a second (CONTRACT §7)
     UNIQUE (tenant_id, idempotency_key)
 );
 
 CREATE INDEX notifications_by_recipient ON notifications (tenant_id, recipient);
+-- Signals and cancels addressed by correlation key start here.
+CREATE INDEX notifications_by_correlation ON notifications (tenant_id, correlation_key)
+    WHERE correlation_key IS NOT NULL;
 
 CREATE TABLE workflow_runs (
     id                     TEXT PRIMARY KEY NOT NULL,
@@ -71,7 +76,10 @@ CREATE TABLE workflow_runs (
     -- resumed an active run (the due sweep settles it next)
     wait_kind              TEXT,
     wait_target            TEXT,
-    resumed_by             TEXT
+    resumed_by             TEXT,
+    -- when the cursor entered its current step: a signal routed since then counts for the
+    -- step's wait even when it came before the wait began
+    entered_step_at        TEXT
 );
 
 -- Signal routing without an actor reads one tenant's waiting runs, in id order. Partial:
@@ -86,6 +94,11 @@ CREATE INDEX workflow_runs_waiting_due ON workflow_runs (suspended_until, id)
     WHERE state = 'waiting';
 CREATE INDEX workflow_runs_signal_settle ON workflow_runs (last_transition_at, id)
     WHERE state = 'active' AND resumed_by IS NOT NULL;
+
+-- prune keeps the signal marks an active run may still count: those routed since the
+-- earliest step entry of the tenant's active runs.
+CREATE INDEX workflow_runs_active_by_tenant ON workflow_runs (tenant_id, entered_step_at)
+    WHERE state = 'active';
 
 CREATE TABLE deliveries (
     id                 TEXT PRIMARY KEY NOT NULL,
@@ -175,16 +188,32 @@ BEGIN
 END;
 
 CREATE TABLE signals (
-    id          TEXT PRIMARY KEY NOT NULL,
-    tenant_id   TEXT NOT NULL,
-    event_name  TEXT NOT NULL,
-    actor_id    TEXT,
+    id              TEXT PRIMARY KEY NOT NULL,
+    tenant_id       TEXT NOT NULL,
+    event_name      TEXT NOT NULL,
+    actor_id        TEXT,
     -- the only place a payload is kept; never copied into a trace
-    payload     TEXT NOT NULL CHECK (json_valid(payload)),
-    inserted_at TEXT NOT NULL
+    payload         TEXT NOT NULL CHECK (json_valid(payload)),
+    inserted_at     TEXT NOT NULL,
+    correlation_key TEXT
 );
 
 CREATE INDEX signals_by_tenant_actor ON signals (tenant_id, actor_id);
+
+-- The mark every routed signal leaves, payload-free: a run entering a wait later in its step
+-- counts a mark of one of its signals routed since it entered the step (CONTRACT §13.1). A
+-- wait looks for the earliest such mark of its tenant and event, of its recipient or of no
+-- actor, through this index.
+CREATE TABLE signal_marks (
+    seq             INTEGER PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    event_name      TEXT NOT NULL,
+    actor_id        TEXT,
+    correlation_key TEXT,
+    routed_at       TEXT NOT NULL
+);
+
+CREATE INDEX signal_marks_by_event ON signal_marks (tenant_id, event_name, actor_id, routed_at);
 
 -- What forget() erased: who (tenant, and whether one recipient or all), when and how many
 -- rows of each table. Payload-free by design: the recipient itself is not kept.

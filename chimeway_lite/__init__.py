@@ -41,7 +41,7 @@ from .core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
-from .declarations import OnOutcome, Retry, Step, Stop, WaitUntil, Workflow
+from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
 from .store import Store
 
@@ -62,6 +62,7 @@ __all__ = [
     "InvalidWorkflow",
     "Notification",
     "OnOutcome",
+    "OnSignal",
     "Outcome",
     "Progress",
     "ProgressKind",

@@ -252,6 +252,7 @@ class Store:
 
     route_signal = _write(Engine.route_signal)
     track_signal = _write(Engine.track_signal)
+    cancel = _write(Engine.cancel)
     preview_signal = _read(Reader.preview_signal)
 
     # -- inspection (CONTRACT §6) ------------------------------------------------------------------

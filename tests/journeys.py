@@ -1,6 +1,6 @@
 """Hypothesis strategies for journeys and events, and a small in-memory model of the engine.
 
-The model re-states SPEC §4/§5/§7 in the plainest terms it can (strings, dicts, lists), with
+The model re-states CONTRACT §4/§5/§7 in the plainest terms it can (strings, dicts, lists), with
 no code shared with :mod:`chimeway_lite.machine`, so that comparing the two checks the machine
 against the text of the spec rather than against itself. Tests drive it in two ways:
 
@@ -67,6 +67,7 @@ CATALOGUE = (
     "delivery_status",
     "suppression_reason",
     "event_name",
+    "signalled_at",
 )
 
 SUPPRESSION_REASONS = (None, "retries_exhausted", "permanent_failure", "bounced", "quota")
@@ -158,7 +159,7 @@ class Case:
 def wait_context(
     anchor_id: str, status: str, at: datetime, delay: int, to_step: str
 ) -> dict[str, Any]:
-    """The status context of a run waiting on a wait_until rule (SPEC §4 item 3)."""
+    """The status context of a run waiting on a wait_until rule (CONTRACT §4 item 3)."""
     return {
         "rule_kind": "wait_until",
         "anchor": "prior_delivery_terminal_at",
@@ -340,7 +341,7 @@ _CANCEL_REASONS = (*_CANCEL_OUTCOMES, "workflow_cancelled")
 
 
 def expected_outcome(status: str, suppression_reason: str | None) -> str | None:
-    """SPEC §4's mapping from a delivery status (+ reason) to a branchable outcome."""
+    """CONTRACT §4's mapping from a delivery status (+ reason) to a branchable outcome."""
     if status in _SIMPLE_OUTCOMES:
         return _SIMPLE_OUTCOMES[status]
     if status == "cancelled" and suppression_reason in _CANCEL_OUTCOMES:
@@ -380,6 +381,7 @@ class ModelRun:
     terminal_reason: str | None = None
     wait_to_step: str | None = None
     trace_rows: int = 2
+    entered_at: datetime | None = None  # when the run entered its current step
 
 
 @attrs.frozen
@@ -396,8 +398,17 @@ def _step(workflow: Workflow, key: str) -> Step | None:
     return next((s for s in workflow.steps if s.key == key), None)
 
 
-def expect_progress(run: ModelRun, anchor: ModelDelivery | None, now: datetime) -> Expected:
-    """Predict one progression of ``run`` at ``now`` and apply it to ``run`` (SPEC §4)."""
+def expect_progress(
+    run: ModelRun,
+    anchor: ModelDelivery | None,
+    now: datetime,
+    marks: Sequence[tuple[str, str, str | None, datetime]] = (),
+) -> Expected:
+    """Predict one progression of ``run`` at ``now`` and apply it to ``run`` (CONTRACT §4).
+
+    ``marks`` are the routed signals (tenant, event, actor, when), oldest first: a wait
+    that would begin for an event one of them names, of the run's tenant and recipient (or
+    no actor), routed since the run entered its step, does not begin (CONTRACT §13.1)."""
     if run.state in _TERMINAL:
         return Expected("noop", "run_not_active")
     if run.state == "waiting":
@@ -407,7 +418,7 @@ def expect_progress(run: ModelRun, anchor: ModelDelivery | None, now: datetime) 
         if target is None:
             return Expected("noop", "unknown_to_step")
         _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
-        run.step_key = target.key
+        run.step_key, run.entered_at = target.key, now
         return Expected("advanced", "progressed_on_delivery_outcome", target.key)
     if run.status_reason == "signal_received":
         _move(run, now, rows=1, state="completed", reason="workflow_completed")
@@ -435,12 +446,25 @@ def expect_progress(run: ModelRun, anchor: ModelDelivery | None, now: datetime) 
             if target is None:
                 return Expected("noop", "unknown_to_step")
             _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
-            run.step_key = target.key
+            run.step_key, run.entered_at = target.key, now
             return Expected("advanced", "progressed_on_delivery_outcome", target.key)
     if waits:
         wait = waits[0]
         if _step(run.workflow, wait.to_step) is None:
             return Expected("noop", "unknown_to_step")
+        early = [
+            m
+            for m in marks
+            if m[0] == run.tenant_id
+            and m[1] in wait.cancel_signals
+            and m[2] in (None, run.recipient)
+            and run.entered_at is not None
+            and m[3] >= run.entered_at
+        ]
+        if early:  # the signal came before the wait: the run does not wait at all
+            _move(run, now, rows=1, state="completed", reason="workflow_completed")
+            run.terminal_reason = "cancelled_by_signal"
+            return Expected("completed", "workflow_completed")
         _move(run, now, rows=1, state="waiting", reason="waiting_for_step_progression")
         run.suspended_until = anchor.updated_at + timedelta(seconds=wait.delay_seconds)
         run.pending_signals = tuple(wait.cancel_signals)
@@ -461,7 +485,7 @@ def _move(run: ModelRun, now: datetime, *, rows: int, state: str, reason: str) -
 
 
 def expect_resume(run: ModelRun, event_name: str, now: datetime) -> bool:
-    """Apply a signal to one run of the right tenant/actor; True when it resumes (SPEC §5)."""
+    """Apply a signal to one run of the right tenant/actor; True when it resumes (CONTRACT §5)."""
     if run.state != "waiting" or event_name not in run.pending_signals:
         return False
     _move(run, now, rows=1, state="active", reason="signal_received")
@@ -475,6 +499,7 @@ class ModelStore:
     runs: dict[str, ModelRun] = attrs.field(factory=dict)
     deliveries: list[ModelDelivery] = attrs.field(factory=list)
     keys: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    marks: list[tuple[str, str, str | None, datetime]] = attrs.field(factory=list)
 
     def trigger(
         self,
@@ -487,7 +512,7 @@ class ModelStore:
     ) -> ModelRun:
         """Start a run on the first step; its first delivery is added with :meth:`plan`."""
         first = min(workflow.steps, key=lambda s: s.order)
-        run = ModelRun(run_id, tenant_id, recipient, workflow, first.key, now)
+        run = ModelRun(run_id, tenant_id, recipient, workflow, first.key, now, entered_at=now)
         self.runs[run_id] = run
         self.keys[(tenant_id, key)] = run_id
         return run
@@ -555,7 +580,7 @@ class ModelStore:
     def progress(self, run_id: str, now: datetime) -> Expected:
         """One progression of one run."""
         run = self.runs[run_id]
-        return expect_progress(run, self.anchor(run), now)
+        return expect_progress(run, self.anchor(run), now, self.marks)
 
     def due(self, now: datetime) -> list[str]:
         """Run ids the due sweep has work for, in (due time, id) order."""
@@ -587,7 +612,9 @@ class ModelStore:
     def signal(
         self, tenant_id: str, event_name: str, actor_id: str | None, now: datetime
     ) -> list[str]:
-        """Resume the tenant's runs waiting for the event (of the actor); their ids, sorted."""
+        """Resume the tenant's runs waiting for the event (of the actor); their ids, sorted.
+        Every signal leaves its mark."""
+        self.marks.append((tenant_id, event_name, actor_id, now))
         resumed = [
             run.id
             for run in self.runs.values()

@@ -41,7 +41,7 @@ from chimeway_lite import (
     WorkflowStep,
     WorkflowTransition,
 )
-from chimeway_lite.core.records import DeliveryEvent, DeliveryEventKind
+from chimeway_lite.core.records import DeliveryEvent, DeliveryEventKind, SignalMark
 from chimeway_lite.machine import CONTEXT_KEYS
 
 T = TypeVar("T")
@@ -103,7 +103,7 @@ configs: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     st.text(_CHARACTERS, max_size=8).filter(lambda k: k != "progress"), json_values, max_size=3
 )
 
-#: A trace context within the catalogue of SPEC §10 (string values, as the engine writes).
+#: A trace context within the catalogue of CONTRACT §10 (string values, as the engine writes).
 contexts: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     st.sampled_from(sorted(CONTEXT_KEYS)), st.text(_CHARACTERS, max_size=12), max_size=5
 )
@@ -150,7 +150,7 @@ def rules(step_keys: list[str]) -> st.SearchStrategy[WaitUntil | OnOutcome | Sto
             WaitUntil,
             st.integers(1, 10**7),
             targets,
-            # duplicates are allowed: the declaration keeps the first of each (SPEC §2)
+            # duplicates are allowed: the declaration keeps the first of each (CONTRACT §2)
             st.lists(names, max_size=4),
         ),
         st.builds(OnOutcome, outcomes, targets),
@@ -239,6 +239,7 @@ notifications = st.builds(
     workflow_definition_id=st.none() | uuids,
     inserted_at=timestamps,
     data=json_objects,
+    correlation_key=st.none() | ids,
 )
 
 deliveries = st.builds(
@@ -273,6 +274,16 @@ delivery_events = st.builds(
     status=st.none() | st.sampled_from(["succeeded", "failed", "suppressed", "cancelled"]),
     suppression_reason=optional_names,
     available_at=st.none() | timestamps,
+    seq=st.integers(1, 2**62),
+)
+
+signal_marks = st.builds(
+    SignalMark,
+    tenant_id=ids,
+    event_name=names,
+    actor_id=st.none() | ids,
+    correlation_key=st.none() | ids,
+    routed_at=timestamps,
     seq=st.integers(1, 2**62),
 )
 
@@ -312,6 +323,7 @@ workflow_runs = st.builds(
     wait_kind=st.none() | st.just("wait_until"),
     wait_target=optional_names,
     resumed_by=optional_names,
+    entered_step_at=st.none() | timestamps,
 )
 
 workflow_transitions = st.builds(
@@ -346,6 +358,7 @@ stored_signals = st.builds(
     payload=json_objects,
     id=uuids,
     inserted_at=timestamps,
+    correlation_key=st.none() | ids,
 )
 
 step_linkages = st.builds(StepLinkage, workflow_run_id=uuids, workflow_step_id=uuids, channel=names)
@@ -406,7 +419,7 @@ erasures = st.builds(
     erased_at=timestamps,
 )
 
-#: One strategy per record type of SPEC §1 and §11.
+#: One strategy per record type of CONTRACT §1 and §11.
 RECORDS: dict[type[Any], st.SearchStrategy[Any]] = {
     WorkflowDefinition: workflow_definitions(),
     WorkflowStep: workflow_steps(),
@@ -422,6 +435,7 @@ RECORDS: dict[type[Any], st.SearchStrategy[Any]] = {
     TriggerResult: trigger_results,
     Erasure: erasures,
     DeliveryEvent: delivery_events,
+    SignalMark: signal_marks,
     DeliveryAttempt: delivery_attempts,
     DeliveryExplanation: delivery_explanations,
 }

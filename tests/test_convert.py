@@ -111,7 +111,7 @@ def test_every_record_round_trips_through_a_row(cls: type[Any], data: st.DataObj
 @given(data=st.data())
 def test_row_columns_hold_only_sql_values(cls: type[Any], data: st.DataObject) -> None:
     """A table row holds str/int/None only: never a datetime, enum member, dict or tuple,
-    which sqlite3 would refuse or store in another form (SPEC §8 storage layout)."""
+    which sqlite3 would refuse or store in another form (CONTRACT §8 storage layout)."""
     row = convert.to_row(data.draw(RECORDS[cls]), exclude=("steps",))
     assert list(row) == [f.name for f in attrs.fields(cls) if f.name != "steps"]
     for name, value in row.items():

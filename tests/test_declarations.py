@@ -1,4 +1,4 @@
-"""Declaring a workflow (SPEC §2): normalisation, the dict form, and every validation error.
+"""Declaring a workflow (CONTRACT §2): normalisation, the dict form, and every validation error.
 
 Each invalid declaration must raise :class:`InvalidWorkflow` naming the field (``path``), the
 step (``step``) and the rule (``rule``), and must leave the store untouched.

@@ -1,4 +1,4 @@
-"""Definitions (SPEC §3): registration, identity, conflicts and the round trip to rows."""
+"""Definitions (CONTRACT §3): registration, identity, conflicts and the round trip to rows."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_dict_registration_round_trips_too(workflow: Workflow) -> None:
 
 @given(workflows())
 def test_the_rows_hold_the_declaration_as_plain_data(workflow: Workflow) -> None:
-    """Storage layout (SPEC §8): one row per step, config (with ``progress``) as JSON text."""
+    """Storage layout (CONTRACT §8): one row per step, config (with ``progress``) as JSON text."""
     with Store(":memory:") as store:
         definition = store.upsert_definition("welcome", workflow)
         rows = store.connection.execute(

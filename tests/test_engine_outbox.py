@@ -1,4 +1,4 @@
-"""The outbox (SPEC §7): trigger plans the first delivery, every advance plans one more,
+"""The outbox (CONTRACT §7): trigger plans the first delivery, every advance plans one more,
 claims are oldest-first, atomic and never twice, and record_outcome updates a delivery and
 progresses its run in one transaction."""
 

@@ -1,4 +1,4 @@
-"""Progression through the Store (SPEC §4): every move with its exact trace rows (order,
+"""Progression through the Store (CONTRACT §4): every move with its exact trace rows (order,
 step and delivery ids, contexts) and run fields, noops that write nothing, exactly-once under
 repetition, the due sweep (order, index use, next_due_at) and the injected clock."""
 

@@ -1,4 +1,4 @@
-"""Hypothesis through the Store (SPEC §10): random interleavings over three tenants and three
+"""Hypothesis through the Store (CONTRACT §10): random interleavings over three tenants and three
 recipients never let one tenant's signal or call touch or reveal another's runs, and random
 payloads never reach a stored transition."""
 

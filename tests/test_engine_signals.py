@@ -1,4 +1,4 @@
-"""Signals (SPEC §5): who is resumed (tenant always, actor when given, only runs waiting for
+"""Signals (CONTRACT §5): who is resumed (tenant always, actor when given, only runs waiting for
 the event), the signal_received row, all-or-nothing, InvalidSignal before any write,
 track_signal in one transaction, preview_signal."""
 
@@ -103,10 +103,12 @@ def test_routing_twice_resumes_nothing_the_second_time(store: Store, clock: Fake
     world(store, clock)
     signal = Signal("initech", "notification_read")
     assert len(store.route_signal(signal)) == 3
-    before = table_dump(store)
+    before = _without_marks(table_dump(store))
     clock.advance(1)
     assert store.route_signal(signal) == {}
-    assert table_dump(store) == before
+    # the second routing resumes nothing and changes no run: it only leaves its mark
+    assert _without_marks(table_dump(store)) == before
+    assert _marks(store) == 2
 
 
 def test_a_wait_without_cancel_signals_ignores_every_signal(store: Store) -> None:
@@ -114,17 +116,32 @@ def test_a_wait_without_cancel_signals_ignores_every_signal(store: Store) -> Non
         "silent", 1, [Step("a", 1, "in_app", [WaitUntil(60, "b")]), Step("b", 2, "email")]
     )
     result = waiting(store, recipient="alice", workflow=silent)
-    before = table_dump(store)
+    before = _without_marks(table_dump(store))
     for event in ("notification_read", "clicked", "dismissed"):
         assert store.route_signal(Signal("acme", event, "alice")) == {}
-    assert table_dump(store) == before
+    assert _without_marks(table_dump(store)) == before
+    assert _marks(store) == 3
     assert store.get_run(result.run.id).pending_signals == ()
 
 
 # -- the signal_received row -----------------------------------------------------------------------
 
 
+def _without_marks(dump: dict[str, Any]) -> dict[str, Any]:
+    """A table dump but for the signal marks, which every routed signal leaves (CONTRACT
+    §13.1)."""
+    return {k: v for k, v in dump.items() if k != "signal_marks"}
+
+
+def _marks(store: Store) -> int:
+    return int(store.connection.execute("SELECT count(*) FROM signal_marks").fetchone()[0])
+
+
 def _resume_with(store: Store, payload: dict[str, Any]) -> WorkflowTransition:
+    # A new run each time, a second after the last signal: a mark routed at or after the
+    # run entered its step would end its wait at once (CONTRACT §13.1).
+    assert isinstance(store.clock, FakeClock)
+    store.clock.advance(seconds=1)
     result = waiting(store, recipient="alice")
     (resumed,) = store.route_signal(Signal("acme", "notification_read", "alice", payload)).values()
     assert resumed.run.id == result.run.id

@@ -1,4 +1,4 @@
-"""The error tree (SPEC §9): one base, leaves that keep their fields, pickling, and the
+"""The error tree (CONTRACT §9): one base, leaves that keep their fields, pickling, and the
 errors the store raises for bad input."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_every_leaf_is_exported() -> None:
         assert cls.__doc__
 
 
-# -- what the store raises for bad input (SPEC §9) ----------------------------------------------
+# -- what the store raises for bad input (CONTRACT §9) -------------------------------------------
 
 
 def test_record_outcome_of_an_unknown_delivery_is_a_lookup_error(memory_store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The public surface: ``chimeway_lite.__all__`` and the names and signatures of SPEC §11."""
+"""The public surface: ``chimeway_lite.__all__`` and the names and signatures of CONTRACT §11."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import chimeway_lite
 from chimeway_lite import Store
 
-# The names SPEC §11 lists.
+# The names CONTRACT §11 lists.
 SPEC_NAMES = [
     # Store, clock, declarations
     "Store", "FakeClock", "Workflow", "Step", "WaitUntil", "OnOutcome", "Stop", "Signal",
@@ -30,7 +30,7 @@ EMPTY = inspect.Parameter.empty
 POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
-# (name, kind, default) of every parameter SPEC §11 shows, in order.
+# (name, kind, default) of every parameter CONTRACT §11 shows, in order.
 SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     "Store": [
         ("path", POSITIONAL, EMPTY),
@@ -114,7 +114,7 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     "Store.forget": [("tenant_id", POSITIONAL, EMPTY), ("recipient", POSITIONAL, None)],
 }
 
-# Fields of the result records SPEC §11 spells out.
+# Fields of the result records CONTRACT §11 spells out.
 RESULT_FIELDS = {
     "TriggerResult": ("notification", "run", "deliveries", "duplicate"),
     "Progress": ("kind", "run", "reason", "deliveries"),
@@ -161,7 +161,7 @@ def _target(dotted: str) -> Any:
 
 @pytest.mark.parametrize("dotted", list(SIGNATURES))
 def test_spec_signatures(dotted: str) -> None:
-    """The parameters SPEC §11 shows come first, with its kinds and defaults; anything
+    """The parameters CONTRACT §11 shows come first, with its kinds and defaults; anything
     added after them must be an optional keyword."""
     parameters = [
         p

@@ -316,6 +316,12 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
     "route_signal": lambda k: _call(signals(k)),
     "track_signal": lambda k: _call(signals(k)),
     "preview_signal": lambda k: _call(signals(k)),
+    "cancel": lambda k: _call(
+        values(k),
+        run_id=st.sampled_from(k.run_ids) | values(k),
+        correlation_key=values(k),
+        recipient=values(k),
+    ),
     "explain": lambda k: _call(values(k), values(k)),
     "list_traces": lambda k: _call(values(k), values(k), limit=values(k)),
     "get_run": lambda k: _call(values(k)),

@@ -68,6 +68,7 @@ def _tenant_rows(store: Store, tenant: str) -> dict[str, list[Any]]:
         "workflow_runs": "SELECT * FROM workflow_runs WHERE tenant_id = ?",
         "deliveries": "SELECT * FROM deliveries WHERE tenant_id = ?",
         "delivery_events": "SELECT * FROM delivery_events WHERE tenant_id = ?",
+        "signal_marks": "SELECT * FROM signal_marks WHERE tenant_id = ?",
         "signals": "SELECT * FROM signals WHERE tenant_id = ?",
         "workflow_transitions": "SELECT t.* FROM workflow_transitions AS t JOIN workflow_runs "
         "AS r ON r.id = t.workflow_run_id WHERE r.tenant_id = ? ORDER BY t.seq",
@@ -288,8 +289,9 @@ def test_forget_a_recipient_erases_only_their_rows(store: Store) -> None:
         "workflow_runs": 2,
         "notifications": 2,
         "signals": 1,
+        "signal_marks": 1,  # the mark of that signal
     }
-    assert erased == tombstone.rows_erased == 14
+    assert erased == tombstone.rows_erased == 15
     assert store.verify() == []
 
 

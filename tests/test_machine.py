@@ -1,4 +1,4 @@
-"""The pure state machine (SPEC §4): the decision table row by row, exact contexts, and
+"""The pure state machine (CONTRACT §4): the decision table row by row, exact contexts, and
 hypothesis invariants (terminal states never change, a noop writes nothing, contexts stay in
 the catalogue, the machine agrees with the model of ``journeys.py``)."""
 
@@ -173,7 +173,7 @@ def test_outcome_of_maps_every_status(
 def test_outcome_of_accepts_string_values(
     status: DeliveryStatus, reason: str | None, expected: Outcome | None
 ) -> None:
-    # SPEC §11: where a status is taken, the enum member and its string value both work.
+    # CONTRACT §11: where a status is taken, the enum member and its string value both work.
     assert machine.outcome_of(status.value, reason) is expected
 
 
@@ -209,6 +209,7 @@ def test_start_opens_the_run_on_the_lowest_order_step() -> None:
             suspended_until=None,
             pending_signals=(),
             terminal_reason=None,
+            entered_step_at=NOW,
         ),
         (
             TransitionPlan(None, A, "workflow_started", None, None, {"source": "trigger"}),
@@ -443,6 +444,7 @@ def test_outcome_advance_exactly() -> None:
             status_reason="progressed_on_delivery_outcome",
             status_context=context,
             last_transition_at=NOW,
+            entered_step_at=NOW,
         ),
         (
             TransitionPlan(A, A, "progressed_on_delivery_outcome", sid("s1"), "d-1", context),
@@ -544,6 +546,7 @@ def test_wait_elapsed_exactly() -> None:
             status_reason="progressed_on_delivery_outcome",
             status_context=status_context,
             last_transition_at=later,
+            entered_step_at=later,
         ),
         (
             TransitionPlan(

@@ -1,5 +1,5 @@
 """The Store: opening and reopening files, the schema, transactions, tenant-scoped inspection,
-trigger's checks and idempotency, and the low-level seed API of SPEC §8."""
+trigger's checks and idempotency, and the low-level seed API of CONTRACT §8."""
 
 from __future__ import annotations
 
@@ -482,6 +482,7 @@ def test_trigger_records_notification_run_first_delivery_and_two_trace_rows(
         suspended_until=None,
         pending_signals=(),
         terminal_reason=None,
+        entered_step_at=now,
     )
     (delivery,) = result.deliveries
     assert (delivery.channel, delivery.status, delivery.workflow_step_id) == (

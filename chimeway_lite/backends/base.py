@@ -37,6 +37,7 @@ from ..core.records import (
     Erasure,
     Notification,
     Signal,
+    SignalMark,
     StepLinkage,
     WorkflowDefinition,
     WorkflowRun,
@@ -148,10 +149,43 @@ class Unit(Protocol):
         ...
 
     def runs_awaiting(
-        self, tenant_id: str, event_name: str, actor_id: str | None
+        self,
+        tenant_id: str,
+        event_name: str,
+        actor_id: str | None,
+        correlation_key: str | None = None,
     ) -> list[WorkflowRun]:
-        """The tenant's waiting runs with ``event_name`` pending (and recipient ``actor_id``
-        when given), in id order, locked for this unit."""
+        """The tenant's waiting runs with ``event_name`` pending (of recipient ``actor_id``
+        and of notifications with ``correlation_key``, when given), in id order, locked for
+        this unit."""
+        ...
+
+    def runs_to_cancel(
+        self,
+        tenant_id: str,
+        run_id: str | None,
+        correlation_key: str | None,
+        recipient: str | None,
+    ) -> list[WorkflowRun]:
+        """The tenant's unfinished runs that every given selector matches, in id order,
+        locked for this unit."""
+        ...
+
+    def insert_mark(self, mark: SignalMark) -> None:
+        """Leave the payload-free mark of a routed signal."""
+        ...
+
+    def earliest_mark(
+        self,
+        tenant_id: str,
+        events: Sequence[str],
+        since: datetime,
+        recipient: str,
+        correlation_key: str | None,
+    ) -> SignalMark | None:
+        """The earliest mark (then the first stored) of one of ``events`` of the tenant,
+        routed at or after ``since``, of actor ``recipient`` or no actor, and of
+        ``correlation_key`` or no key (a keyed mark never matches a key of None)."""
         ...
 
     def due_runs(self, now: datetime, limit: int | None) -> list[str]:
@@ -211,6 +245,10 @@ class Unit(Protocol):
 
     def delivery_events(self, delivery_id: str) -> list[DeliveryEvent]:
         """A delivery's attempt history, in order."""
+        ...
+
+    def pending_deliveries(self, run_id: str) -> list[Delivery]:
+        """The run's pending deliveries."""
         ...
 
     def anchor(self, run_id: str, step_id: str) -> Delivery | None:

@@ -159,6 +159,11 @@ def require_data(value: object, name: str) -> dict[str, object]:
     return value
 
 
+def optional_key(value: object, name: str) -> str | None:
+    """None, or a host's own key (a correlation key): what :func:`require_id` accepts."""
+    return optional_id(value, name)
+
+
 def check_signal(signal: object) -> Signal:
     """Validate a signal before any write (CONTRACT §5); returns it unchanged."""
     if not isinstance(signal, Signal):
@@ -192,6 +197,7 @@ def check_signal(signal: object) -> Signal:
         raise InvalidSignal(
             "payload.delivery_id", f"must be a delivery id (a UUID string), got {delivery_id!r}"
         )
+    optional_key(signal.correlation_key, "correlation_key")
     return signal
 
 

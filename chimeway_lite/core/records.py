@@ -105,6 +105,8 @@ class Notification:
 
     ``data`` is the host's own data of the trigger (CONTRACT §12.4): handed to workers on
     every delivery, never written into a trace, an explanation or a message.
+    ``correlation_key`` is the host's own handle for the notification (an order id, say):
+    signals and cancels may address it (CONTRACT §13.2, §13.3).
     """
 
     id: str
@@ -115,6 +117,7 @@ class Notification:
     workflow_definition_id: str | None
     inserted_at: datetime
     data: dict[str, Any] = attrs.field(factory=dict)
+    correlation_key: str | None = None
 
 
 @attrs.frozen
@@ -215,11 +218,13 @@ class DeliveryExplanation:
 class WorkflowRun:
     """The row of one running journey; ``id`` is also called the execution id.
 
-    The last three fields are the machine's own state, never read from evidence:
+    The last four fields are the machine's own state, never read from evidence:
     ``wait_kind`` is the rule kind of the wait a ``waiting`` run is in (``"wait_until"``),
-    ``wait_target`` the step key that wait leads to, and ``resumed_by`` the event of the
-    signal that ended the run's wait, which the next progression settles (CONTRACT §4 item 6).
-    All three are None when they do not apply.
+    ``wait_target`` the step key that wait leads to, ``resumed_by`` the event of the signal
+    that ended the run's wait, which the next progression settles (CONTRACT §4 item 6), and
+    ``entered_step_at`` when the cursor entered its current step: a signal routed since then
+    counts for the step's wait even when it came before the wait began (CONTRACT §13.1). The
+    first three are None when they do not apply.
     """
 
     id: str
@@ -238,6 +243,7 @@ class WorkflowRun:
     wait_kind: str | None = None
     wait_target: str | None = None
     resumed_by: str | None = None
+    entered_step_at: datetime | None = None
 
 
 @attrs.frozen
@@ -264,7 +270,9 @@ def _payload(value: Any) -> Any:
 class Signal:
     """An event from the host such as ``notification_read``.
 
-    ``id`` and ``inserted_at`` stay None until :meth:`Store.track_signal` records it.
+    ``actor_id`` narrows it to the runs of that recipient and ``correlation_key`` to the
+    runs of notifications triggered with that key (CONTRACT §13.2). ``id`` and
+    ``inserted_at`` stay None until :meth:`Store.track_signal` records it.
     """
 
     tenant_id: str
@@ -273,6 +281,21 @@ class Signal:
     payload: dict[str, Any] = attrs.field(default=None, converter=_payload)
     id: str | None = attrs.field(default=None, kw_only=True)
     inserted_at: datetime | None = attrs.field(default=None, kw_only=True)
+    correlation_key: str | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class SignalMark:
+    """The payload-free mark a routed signal leaves (CONTRACT §13.1): which event, of which
+    tenant, for which actor and correlation key, and when. A run that enters a wait for the
+    event later in its step counts it. ``seq`` orders marks routed at the same instant."""
+
+    tenant_id: str
+    event_name: str
+    actor_id: str | None
+    correlation_key: str | None
+    routed_at: datetime
+    seq: int | None = None
 
 
 @attrs.frozen

@@ -3,6 +3,7 @@ as dicts, validated with the path of every fault. Pure: nothing here touches a s
 
 from ..machine.kinds import (
     OnOutcome,
+    OnSignal,
     Retry,
     Rule,
     Stop,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_STEPS",
     "MAX_VERSION",
     "OnOutcome",
+    "OnSignal",
     "Retry",
     "Rule",
     "Step",

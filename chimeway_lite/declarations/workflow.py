@@ -193,6 +193,10 @@ def _validate_step(step: Step, index: int, keys: frozenset[str]) -> None:
         )
     for rule_index, rule in enumerate(step.progress):
         _validate_rule(rule, path, step.key, rule_index, keys)
+    for rule_index, rule in enumerate(step.progress):
+        kind = kind_of(rule)
+        at = Where(f"{path}.progress[{rule_index}]({kind.name})", step.key, rule_index)
+        kind.check_siblings(rule, step.progress, at)
     for option in STEP_OPTIONS:
         value = getattr(step, option.key)
         if value is None:

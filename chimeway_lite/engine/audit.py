@@ -312,16 +312,15 @@ class _Fold:
         move = MOVES[row.reason]
         if self.state is not None and self.state.is_terminal:
             self.report(f"an engine row after the run became {self.state.value}", row)
-        if row.from_state is not move.from_state or row.to_state is not move.to_state:
+        sources = "/".join(_name(s) for s in move.from_states)
+        if row.from_state not in move.from_states or row.to_state is not move.to_state:
             self.report(
                 f"records {_name(row.from_state)} -> {row.to_state.value}; the reason means "
-                f"{_name(move.from_state)} -> {move.to_state.value}",
+                f"{sources} -> {move.to_state.value}",
                 row,
             )
-        if self.state is not move.from_state:
-            self.report(
-                f"starts from {_name(move.from_state)} but the run was {_name(self.state)}", row
-            )
+        if self.state not in move.from_states:
+            self.report(f"starts from {sources} but the run was {_name(self.state)}", row)
         self.state = move.to_state
         self._cursor(row, move.on_current_step)
         if move.to_state is RunState.WAITING:
@@ -339,7 +338,7 @@ class _Fold:
         finished = move.to_state.is_terminal
         self._set(
             _TERMINAL,
-            terminal_reason(row.reason, row.context.get("rule_kind")) if finished else None,
+            terminal_reason(row.reason, row.context) if finished else None,
         )
 
     def _cursor(self, row: WorkflowTransition, on_current_step: bool) -> None:

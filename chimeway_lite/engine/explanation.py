@@ -90,7 +90,7 @@ def why_of(run: WorkflowRun, step_key: str) -> str:
     move = MOVES.get(run.status_reason)
     if move is None:
         return f"Status {run.status_reason!r} on step {step_key!r} (recorded by the host)."
-    variant = move.variant(run.status_context.get("rule_kind"))
+    variant = move.variant(run.status_context)
     return render(
         variant.why,
         run.status_context,

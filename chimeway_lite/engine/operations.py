@@ -203,13 +203,15 @@ class Engine(Reader):
         workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
         idempotency_key: str,
         data: Mapping[str, Any] | None = None,
+        correlation_key: str | None = None,
     ) -> TriggerResult:
         """Start a journey for a recipient: notification, run, first delivery (pending).
 
         ``data`` is the host's own data for the workers (a dict of plain JSON, at most
-        64 KiB), handed over on every delivery and never written into a trace. The same
-        (tenant_id, idempotency_key) again returns the first result with ``duplicate=True``
-        and writes nothing.
+        64 KiB), handed over on every delivery and never written into a trace.
+        ``correlation_key`` is the host's own handle (an order id; not unique) that signals
+        and :meth:`cancel` may address. The same (tenant_id, idempotency_key) again returns
+        the first result with ``duplicate=True`` and writes nothing.
         """
         return outbox.trigger(
             self._work,
@@ -219,6 +221,7 @@ class Engine(Reader):
             workflow=workflow,
             idempotency_key=idempotency_key,
             data=data,
+            correlation_key=correlation_key,
         )
 
     def claim_deliveries(
@@ -267,13 +270,29 @@ class Engine(Reader):
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------
 
     def route_signal(self, signal: Signal) -> dict[str, Resumed]:
-        """Resume the tenant's runs waiting for this signal; run id -> Resumed. All or
-        nothing; the payload is never written into a trace."""
+        """Resume the tenant's runs waiting for this signal (of its actor and correlation
+        key, when given); run id -> Resumed. All or nothing; the payload is never written
+        into a trace. The signal leaves a payload-free mark, so a run that enters a wait
+        for it later in its step does not wait (CONTRACT §13.1)."""
         return signals.route_signal(self._work, signal)
 
     def track_signal(self, signal: Signal) -> tuple[Signal, dict[str, Resumed]]:
         """Record the signal (an immutable fact) and route it, in one unit of work."""
         return signals.track_signal(self._work, signal)
+
+    def cancel(
+        self,
+        tenant_id: str,
+        *,
+        run_id: str | None = None,
+        correlation_key: str | None = None,
+        recipient: str | None = None,
+    ) -> list[WorkflowRun]:
+        """Stop the tenant's unfinished runs that every given selector matches (at least
+        one: a run, a correlation key, a recipient) and cancel their pending deliveries;
+        return the runs it stopped. Dispatched deliveries finish, but move the run no
+        more. Cancelling again is a no-op (``[]``)."""
+        return signals.cancel(self._work, tenant_id, run_id, correlation_key, recipient)
 
     # -- the seed's low-level API (CONTRACT §8) ----------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.arguments import require_data, require_id
+from ..core.arguments import optional_key, require_data, require_id
 from ..core.errors import InvalidArgument, InvalidWorkflow
 from ..core.ids import new_id
 from ..core.records import Delivery, Notification, TriggerResult, WorkflowDefinition
@@ -23,6 +23,7 @@ def trigger(
     workflow: Workflow | Mapping[str, Any] | WorkflowDefinition,
     idempotency_key: str,
     data: Mapping[str, Any] | None = None,
+    correlation_key: str | None = None,
 ) -> TriggerResult:
     """Record a notification, start its run and plan the first delivery; or return the
     first result of the same (tenant, idempotency key), marked duplicate."""
@@ -31,6 +32,7 @@ def trigger(
     idempotency_key = require_id(idempotency_key, "idempotency_key")
     notification_key = require_id(notification_key, "notification_key")
     data = require_data(data, "data")
+    correlation_key = optional_key(correlation_key, "correlation_key")
     found = work.unit.notification_by_key(tenant_id, idempotency_key)
     if found is not None:
         return duplicate(work, found)
@@ -53,6 +55,7 @@ def trigger(
         workflow_definition_id=definition_id,
         inserted_at=now,
         data=data,
+        correlation_key=correlation_key,
     )
     if not work.unit.insert_notification(notification):
         # Another unit took the key since we looked (a backend without a global write

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from ..core.arguments import require_id
 from ..core.errors import RunNotFound
-from ..core.records import Delivery, Progress, ProgressKind, RunState, WorkflowRun
+from ..core.records import Delivery, Progress, ProgressKind, RunState, SignalMark, WorkflowRun
 from ..machine import decide
 from ..machine.decision import Decision
+from ..machine.journey import Journey
 from .work import Work
 
 _UNREAD = object()  # "not read yet", where None means "read, and there is none"
@@ -30,8 +31,29 @@ def decision_for(
     elif anchor is _UNREAD:
         anchor = anchor_of(work, run)
     assert anchor is None or isinstance(anchor, Delivery)
+    journey = work.definitions.journey(run.workflow_definition_id)
     return decide.progress(
-        run, work.definitions.journey(run.workflow_definition_id), anchor, now=now
+        run, journey, anchor, now=now, early_signal=_early_signal(work, run, journey, anchor)
+    )
+
+
+def _early_signal(
+    work: Work, run: WorkflowRun, journey: Journey, anchor: Delivery | None
+) -> SignalMark | None:
+    """The earliest mark of a signal the run's wait would pend on, routed since the run
+    entered its step (CONTRACT §13.1); read only when the decision may be to wait."""
+    if anchor is None or decide.outcome_of(anchor.status, anchor.suppression_reason) is None:
+        return None
+    events = decide.wait_signals(run, journey)
+    if not events:
+        return None
+    notification = work.notification(run.notification_id)
+    return work.unit.earliest_mark(
+        run.tenant_id,
+        events,
+        run.entered_step_at or run.started_at,
+        notification.recipient,
+        notification.correlation_key,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..backends.base import Unit
 from ..core.clock import Clock
+from ..core.errors import ConstraintFailed
 from ..core.ids import new_id
 from ..core.records import (
     Delivery,
@@ -32,13 +33,25 @@ from .definitions import DefinitionIndex, Definitions
 class Work:
     """The context every engine operation runs in (see the module docstring)."""
 
-    __slots__ = ("_now", "clock", "definitions", "unit")
+    __slots__ = ("_notifications", "_now", "clock", "definitions", "unit")
 
     def __init__(self, unit: Unit, clock: Clock, index: DefinitionIndex) -> None:
         self.unit = unit
         self.clock = clock
         self.definitions = Definitions(unit, index)
         self._now: datetime | None = None
+        self._notifications: dict[str, Notification] = {}
+
+    def notification(self, notification_id: str) -> Notification:
+        """A run's notification (read once per unit of work; a notification never changes
+        once triggered). Its foreign key guarantees it exists."""
+        found = self._notifications.get(notification_id)
+        if found is None:
+            found = self.unit.notification(notification_id)
+            if found is None:
+                raise ConstraintFailed("the store", f"notification {notification_id} is missing")
+            self._notifications[notification_id] = found
+        return found
 
     @property
     def now(self) -> datetime:
@@ -76,8 +89,7 @@ class Work:
         if not decision.deliveries:
             return run, transitions, []
         if notification is None:
-            notification = self.unit.notification(run.notification_id)
-            assert notification is not None  # the run's foreign key
+            notification = self.notification(run.notification_id)
         journey = self.definitions.journey(run.workflow_definition_id)
         steps = journey.steps_by_id
         deliveries = [

@@ -10,7 +10,7 @@ Nothing here reads a clock, makes an id or touches a store. Start with
 from .vocabulary import NOOP_MEANINGS, NOOP_REASONS, Move, Variant  # isort: skip
 from .decision import Decision, DeliveryPlan, TransitionPlan  # isort: skip
 from .kinds import RULE_KINDS  # isort: skip
-from .decide import due_at, outcome_of, progress, resume, start
+from .decide import cancel, due_at, outcome_of, progress, resume, start, wait_signals
 from .host_rules import check_context, check_state_change
 from .journey import Journey
 from .table import CONTEXT_KEYS, MOVES, TERMINAL_REASONS
@@ -28,6 +28,7 @@ __all__ = [
     "Move",
     "TransitionPlan",
     "Variant",
+    "cancel",
     "check_context",
     "check_state_change",
     "due_at",
@@ -35,4 +36,5 @@ __all__ = [
     "progress",
     "resume",
     "start",
+    "wait_signals",
 ]

@@ -49,13 +49,18 @@ from ..core.records import (
     Outcome,
     ProgressKind,
     RunState,
+    SignalMark,
     WorkflowRun,
 )
+from ..core.timestamps import to_text
 from .decision import Decision, DeliveryPlan, TransitionPlan, activated, evidence, finish, noop
 from .journey import Journey
 from .kinds import kind_named, kind_of
+from .kinds import wait_signals as wait_signals_of
 from .kinds.base import Situation
 from .vocabulary import (
+    CANCEL,
+    CANCELLED,
     CANCELLED_BY_SIGNAL,
     IMPLICIT_COMPLETION,
     NO_ACTIVE_STEP_DELIVERY,
@@ -68,6 +73,7 @@ from .vocabulary import (
     UNKNOWN_TO_STEP,
     WAIT_CANCELLED,
     WAIT_NOT_DUE,
+    WORKFLOW_CANCELLED,
     WORKFLOW_COMPLETED,
     WORKFLOW_STARTED,
 )
@@ -125,6 +131,7 @@ def start(
         suspended_until=None,
         pending_signals=(),
         terminal_reason=None,
+        entered_step_at=now,
     )
     return Decision(
         ProgressKind.ADVANCED,
@@ -139,12 +146,20 @@ def start(
 
 
 def progress(
-    run: WorkflowRun, journey: Journey, anchor: Delivery | None, *, now: datetime
+    run: WorkflowRun,
+    journey: Journey,
+    anchor: Delivery | None,
+    *,
+    now: datetime,
+    early_signal: SignalMark | None = None,
 ) -> Decision:
     """Decide the next move of ``run`` at ``now``.
 
     ``anchor`` is the latest delivery planned for (run, current step), or None; it is only
-    looked at when the run is active and not settling.
+    looked at when the run is active and not settling. ``early_signal`` is the earliest mark
+    of one of :func:`wait_signals` routed since the run entered its step, for the run's
+    recipient and correlation key (CONTRACT §13.1): when the decision is to wait for that
+    signal, the run goes on at once instead.
     """
     if run.state.is_terminal:
         return noop(run, RUN_NOT_ACTIVE)
@@ -178,8 +193,42 @@ def progress(
             return kind.decide(rule, situation)
     for rule, kind in kinds:
         if kind.role == "fallback":
-            return kind.decide(rule, situation)
+            decision = kind.decide(rule, situation)
+            early = early_signal
+            if (
+                decision.kind is ProgressKind.WAITING
+                and early is not None
+                and early.event_name in decision.run.pending_signals
+            ):
+                return _on_signal(situation, early.event_name, early.routed_at)
+            return decision
     return _complete(situation)
+
+
+def wait_signals(run: WorkflowRun, journey: Journey) -> tuple[str, ...]:
+    """The signals a wait the run entered now would pend on: those of its step's first
+    "fallback" rule (the wait the machine would choose) and of its siblings; () when the
+    step has no wait. The engine looks for early marks of these (CONTRACT §13.1)."""
+    rules = journey.rules.get(run.current_step_id, ())
+    first = next((r for r in rules if kind_of(r).role == "fallback"), None)
+    return () if first is None else wait_signals_of(first, rules)
+
+
+def cancel(run: WorkflowRun, journey: Journey, anchor_id: str | None, *, now: datetime) -> Decision:
+    """Stop an unfinished run because the host cancelled it (CONTRACT §13.3): reason
+    ``workflow_cancelled``, terminal reason ``cancelled``; a finished run is a noop."""
+    if run.state.is_terminal:
+        return noop(run, RUN_NOT_ACTIVE)
+    return finish(
+        run,
+        journey.step(run.current_step_id),
+        anchor_id,
+        {"rule_kind": CANCEL},
+        now,
+        state=RunState.STOPPED,
+        reason=WORKFLOW_CANCELLED,
+        terminal_reason=CANCELLED,
+    )
 
 
 def resume(
@@ -216,14 +265,32 @@ def resume(
 
 
 def _settle_after_signal(situation: Situation, event_name: str) -> Decision:
-    # CONTRACT §4 item 6: a run a cancel signal woke completes; it never re-enters its wait.
+    # CONTRACT §4 item 6: a run a signal woke never re-enters its wait: it goes where an
+    # on_signal rule for the event leads (§13.4), else it completes.
+    return _on_signal(situation, event_name, None)
+
+
+def _on_signal(situation: Situation, event_name: str, signalled_at: datetime | None) -> Decision:
+    """What signal ``event_name`` does to the run's wait: the step's rule that handles it
+    (on_signal), else completion, ``cancelled_by_signal``. ``signalled_at`` is set when the
+    signal came before the wait began (no ``signal_received`` row was written)."""
+    for rule in situation.rules:
+        kind = kind_of(rule)
+        if kind.handles(rule, event_name):
+            return kind.on_signal(rule, situation, event_name, signalled_at)
     run = situation.run
-    anchor_id = run.status_context.get("anchor_delivery_id")
-    context = {
+    anchor_id = (
+        situation.anchor.id
+        if situation.anchor is not None
+        else run.status_context.get("anchor_delivery_id")
+    )
+    context: dict[str, object] = {
         "rule_kind": WAIT_CANCELLED,
         "event_name": event_name,
         "anchor_delivery_id": anchor_id,
     }
+    if signalled_at is not None:
+        context["signalled_at"] = to_text(signalled_at)
     return finish(
         run,
         situation.current,

@@ -115,6 +115,7 @@ def advance(
         status_reason=reason,
         status_context=status_context,
         last_transition_at=now,
+        entered_step_at=now,
     )
     return Decision(
         ProgressKind.ADVANCED,

@@ -45,6 +45,7 @@ __all__ = [
     "WORKFLOW_CANCELLED",
     "Recorded",
     "attempts_of",
+    "cancel",
     "check_report",
     "claimed",
     "expire",
@@ -174,6 +175,28 @@ def expire(delivery: Delivery, now: datetime) -> Recorded:
         kind=DeliveryEventKind.RECORDED,
         at=ended,
         status=LEASE_EXPIRED,
+    )
+    return Recorded(after, event, retried=False)
+
+
+def cancel(delivery: Delivery, now: datetime) -> Recorded:
+    """A pending delivery of a run the host cancelled: cancelled, ``workflow_cancelled``.
+    (A dispatched one is left to finish: its outcome then moves the run no more.)"""
+    after = attrs.evolve(
+        delivery,
+        status=DeliveryStatus.CANCELLED,
+        suppression_reason=WORKFLOW_CANCELLED,
+        available_at=None,
+        updated_at=now,
+    )
+    event = DeliveryEvent(
+        delivery_id=delivery.id,
+        tenant_id=delivery.tenant_id,
+        attempt=delivery.attempt + 1,
+        kind=DeliveryEventKind.RECORDED,
+        at=now,
+        status=DeliveryStatus.CANCELLED.value,
+        suppression_reason=WORKFLOW_CANCELLED,
     )
     return Recorded(after, event, retried=False)
 

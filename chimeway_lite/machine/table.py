@@ -9,9 +9,11 @@ not in :data:`MOVES` is a host's own reason (CONTRACT §8).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from .kinds import RULE_KIND_NAMES, RULE_KINDS
 from .vocabulary import (
+    CANCEL,
     CORE_CONTEXT_KEYS,
     CORE_MOVES,
     IMPLICIT_COMPLETION,
@@ -39,7 +41,7 @@ CONTEXT_KEYS: frozenset[str] = CORE_CONTEXT_KEYS.union(*(k.context_keys for k in
 
 #: Every ``rule_kind`` a context may name: the registered kinds and the spine's own.
 CONTEXT_RULE_KINDS: frozenset[str] = frozenset(
-    {*RULE_KIND_NAMES, IMPLICIT_COMPLETION, WAIT_CANCELLED}
+    {*RULE_KIND_NAMES, IMPLICIT_COMPLETION, WAIT_CANCELLED, CANCEL}
 )
 
 #: Every terminal reason the engine gives a finished run.
@@ -53,7 +55,7 @@ def is_engine_reason(reason: str) -> bool:
     return reason in MOVES
 
 
-def terminal_reason(reason: str, rule_kind: object) -> str | None:
-    """The terminal reason a finishing row of ``reason`` and ``rule_kind`` gives, or None."""
+def terminal_reason(reason: str, context: Mapping[str, Any]) -> str | None:
+    """The terminal reason a finishing row of ``reason`` with ``context`` gives, or None."""
     move = MOVES.get(reason)
-    return None if move is None else move.variant(rule_kind).terminal_reason
+    return None if move is None else move.variant(context).terminal_reason

@@ -41,13 +41,17 @@ REACTIVATED_FROM_WAIT = "reactivated_from_wait"
 SIGNAL_RECEIVED = "signal_received"
 WORKFLOW_COMPLETED = "workflow_completed"
 WORKFLOW_STOPPED = "workflow_stopped"
+PROGRESSED_ON_SIGNAL = "progressed_on_signal"
+WORKFLOW_CANCELLED = "workflow_cancelled"
 
 # -- terminal reasons ------------------------------------------------------------------------------
 CANCELLED_BY_SIGNAL = "cancelled_by_signal"
+CANCELLED = "cancelled"
 
 # -- rule kinds written into contexts that belong to no declared rule ------------------------------
 IMPLICIT_COMPLETION = "implicit_completion"
 WAIT_CANCELLED = "wait_cancelled"
+CANCEL = "cancel"
 
 # -- noop reasons: a progression that writes nothing says why --------------------------------------
 WAIT_NOT_DUE = "wait_not_due"
@@ -96,6 +100,7 @@ CORE_CONTEXT_KEYS = frozenset(
         "delivery_status",
         "suppression_reason",
         "event_name",
+        "signalled_at",
     }
 )
 
@@ -104,7 +109,8 @@ CORE_CONTEXT_KEYS = frozenset(
 class Variant:
     """How rows of one reason and one rule kind read, and the terminal reason they give.
 
-    A row takes the variant of its context's ``rule_kind``, else its move's first variant.
+    A row takes the first variant of its move whose ``rule_kind`` is its context's and whose
+    ``requires`` key (when set) its context holds; else its move's first variant.
     """
 
     rule_kind: str | None
@@ -112,11 +118,17 @@ class Variant:
     label: str
     detail: str
     terminal_reason: str | None = None
+    requires: str | None = None
+
+
+def _states(value: Any) -> tuple[RunState | None, ...]:
+    return tuple(value) if isinstance(value, (tuple, list, frozenset, set)) else (value,)
 
 
 @attrs.frozen
 class Move:
-    """What one reason means: the states a row of it goes between, and its evidence.
+    """What one reason means: the states a row of it goes between (``from_states``: the one
+    state, or the states, it may leave), and its evidence.
 
     ``opens_step``: the engine writes a ``step_activated`` row right after it (same decision);
     ``anchored``: its ``delivery_id`` is the run's own anchor delivery; ``on_current_step``:
@@ -124,17 +136,20 @@ class Move:
     """
 
     reason: str
-    from_state: RunState | None
+    from_states: tuple[RunState | None, ...] = attrs.field(converter=_states)
     to_state: RunState
     variants: tuple[Variant, ...]
     opens_step: bool = False
     anchored: bool = False
     on_current_step: bool = True
 
-    def variant(self, rule_kind: object) -> Variant:
-        """The variant for a row whose context holds ``rule_kind``; else the first one."""
+    def variant(self, context: Mapping[str, Any]) -> Variant:
+        """The variant a row with this context reads as (see :class:`Variant`)."""
+        kind = context.get("rule_kind")
         for variant in self.variants:
-            if variant.rule_kind == rule_kind:
+            if variant.rule_kind == kind and (
+                variant.requires is None or variant.requires in context
+            ):
                 return variant
         return self.variants[0]
 
@@ -142,7 +157,8 @@ class Move:
 _ACTIVE, _WAITING = RunState.ACTIVE, RunState.WAITING
 _COMPLETED, _STOPPED = RunState.COMPLETED, RunState.STOPPED
 
-#: The moves of the spine itself (CONTRACT §4 items 1, 2, 5, 6, 8); rule kinds add theirs. The
+#: The moves of the spine itself (CONTRACT §4 items 1, 2, 5, 6, 8, §13.1, §13.3); rule kinds
+#: add theirs. The
 #: wait_until variant of ``progressed_on_delivery_outcome`` is the status a run keeps after
 #: its wait ended (item 4): the trace row of that move is ``reactivated_from_wait``.
 CORE_MOVES: tuple[Move, ...] = (
@@ -238,6 +254,17 @@ CORE_MOVES: tuple[Move, ...] = (
             Variant(
                 WAIT_CANCELLED,
                 why=(
+                    "Completed: signal {event_name!r} at {signalled_at:time} came before the "
+                    "wait on step {step!r} began, so the run completed without waiting."
+                ),
+                label="completed",
+                detail="{event_name} came first",
+                terminal_reason=CANCELLED_BY_SIGNAL,
+                requires="signalled_at",
+            ),
+            Variant(
+                WAIT_CANCELLED,
+                why=(
                     "Completed: signal {event_name!r} cancelled the wait on step {step!r}, so "
                     "the next step never ran."
                 ),
@@ -247,6 +274,20 @@ CORE_MOVES: tuple[Move, ...] = (
             ),
         ),
         anchored=True,
+    ),
+    Move(
+        WORKFLOW_CANCELLED,
+        (_ACTIVE, _WAITING),
+        _STOPPED,
+        (
+            Variant(
+                CANCEL,
+                why="Cancelled by the host on step {step!r}: nothing more is sent.",
+                label="cancelled",
+                detail="by the host",
+                terminal_reason=CANCELLED,
+            ),
+        ),
     ),
 )
 

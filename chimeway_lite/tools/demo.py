@@ -66,7 +66,8 @@ def run_demo(store: Store, clock: FakeClock, *, tag: str | None = None) -> DemoR
     """Run the escalation journey for ada and bob on ``store``, moving ``clock`` along.
 
     Each call uses fresh idempotency keys (``demo-<tag>-ada``, ``demo-<tag>-bob``; ``tag``
-    defaults to a random one), so it can run again on the same file.
+    defaults to a random one) and addresses its signal with the correlation key
+    ``demo-<tag>``, so it can run again on the same file.
     """
     tag = uuid.uuid4().hex[:8] if tag is None else tag
     story: list[tuple[datetime, str]] = []
@@ -83,6 +84,7 @@ def run_demo(store: Store, clock: FakeClock, *, tag: str | None = None) -> DemoR
             recipient=recipient,
             workflow=escalation_workflow(),
             idempotency_key=key,
+            correlation_key=f"demo-{tag}",
         )
         runs.append(DemoRun(recipient, result.run.id, key))
     say("triggered 'welcome' for ada and bob: one in-app delivery each, pending")
@@ -97,7 +99,11 @@ def run_demo(store: Store, clock: FakeClock, *, tag: str | None = None) -> DemoR
     )
 
     clock.advance(minutes=44)
-    _, resumed = store.track_signal(Signal(TENANT, "notification_read", actor_id="ada"))
+    # Addressed to this demo's notifications (its correlation key): a demo run again on the
+    # same file, on the same fake clock, is not touched by this one's read.
+    _, resumed = store.track_signal(
+        Signal(TENANT, "notification_read", actor_id="ada", correlation_key=f"demo-{tag}")
+    )
     say(f"ada read hers: signal 'notification_read' (actor ada) resumed {len(resumed)} run")
 
     clock.advance(minutes=1)

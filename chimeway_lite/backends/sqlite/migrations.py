@@ -83,6 +83,31 @@ BEFORE UPDATE ON delivery_events
 BEGIN
     SELECT RAISE(ABORT, 'delivery_events is append-only');
 END;
+
+ALTER TABLE notifications ADD COLUMN correlation_key TEXT;
+CREATE INDEX notifications_by_correlation ON notifications (tenant_id, correlation_key)
+    WHERE correlation_key IS NOT NULL;
+ALTER TABLE signals ADD COLUMN correlation_key TEXT;
+-- When the cursor entered its current step: the time of the row that put it there.
+ALTER TABLE workflow_runs ADD COLUMN entered_step_at TEXT;
+UPDATE workflow_runs
+   SET entered_step_at = coalesce(
+       (SELECT t.inserted_at FROM workflow_transitions AS t
+         WHERE t.workflow_run_id = workflow_runs.id AND t.reason = 'step_activated'
+           AND t.workflow_step_id = workflow_runs.current_step_id
+         ORDER BY t.seq DESC LIMIT 1),
+       started_at);
+CREATE TABLE signal_marks (
+    seq             INTEGER PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    event_name      TEXT NOT NULL,
+    actor_id        TEXT,
+    correlation_key TEXT,
+    routed_at       TEXT NOT NULL
+);
+CREATE INDEX signal_marks_by_event ON signal_marks (tenant_id, event_name, actor_id, routed_at);
+CREATE INDEX workflow_runs_active_by_tenant ON workflow_runs (tenant_id, entered_step_at)
+    WHERE state = 'active';
 """
 
 #: version -> the statements that upgrade it by one.

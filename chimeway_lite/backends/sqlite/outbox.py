@@ -100,9 +100,10 @@ _EVENTS = (
     " WHERE delivery_id = :id ORDER BY seq"
 )
 _INSERT_SIGNAL = """
-INSERT INTO signals (id, tenant_id, event_name, actor_id, payload, inserted_at)
-VALUES (:id, :tenant_id, :event_name, :actor_id, :payload, :inserted_at)
+INSERT INTO signals (id, tenant_id, event_name, actor_id, payload, inserted_at, correlation_key)
+VALUES (:id, :tenant_id, :event_name, :actor_id, :payload, :inserted_at, :correlation_key)
 """
+_PENDING_OF_RUN = _SELECT_DELIVERY + " WHERE workflow_run_id = :id AND status = 'pending'"
 _UPDATE_DELIVERY: dict[tuple[str, ...], str] = {}
 
 
@@ -168,6 +169,10 @@ class OutboxQueries(Executor):
     def append_delivery_events(self, events: Sequence[DeliveryEvent]) -> None:
         """Append rows to the attempt history."""
         self.insert(_INSERT_EVENT, [convert.to_row(e, exclude=("seq",)) for e in events])
+
+    def pending_deliveries(self, run_id: str) -> list[Delivery]:
+        """The run's pending deliveries (a cancel cancels them)."""
+        return [convert.from_values(Delivery, r) for r in self.all(_PENDING_OF_RUN, {"id": run_id})]
 
     def delivery_events(self, delivery_id: str) -> list[DeliveryEvent]:
         """A delivery's attempt history, in order."""

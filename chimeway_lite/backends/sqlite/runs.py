@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ...core.errors import ConstraintFailed, InvalidArgument
-from ...core.records import StepLinkage, WorkflowRun, WorkflowTransition
+from ...core.records import SignalMark, StepLinkage, WorkflowRun, WorkflowTransition
 from ...core.text import canonical_json
 from ...core.timestamps import from_text, to_text
 from . import convert
@@ -30,11 +30,21 @@ _WRITE_RUN = (
     f"UPDATE workflow_runs SET {', '.join(f'{f} = :{f}' for f in _WRITABLE)} WHERE id = :id"
 )
 
-# Runs a signal resumes (CONTRACT §5): the tenant always, the recipient when an actor is given.
+# Runs a signal resumes (CONTRACT §5, §13.2): the tenant always, the recipient when an actor
+# is given, the notifications of a correlation key when one is given.
 _RUN_COLUMNS_OF_R = convert.columns(WorkflowRun, "r")
 _AWAITING_SIGNAL = f"""
 SELECT {_RUN_COLUMNS_OF_R} FROM workflow_runs AS r
  WHERE r.tenant_id = :tenant_id AND r.state = 'waiting'
+   AND EXISTS (SELECT 1 FROM json_each(r.pending_signals) WHERE value = :event_name)
+ ORDER BY r.id
+"""
+# With a correlation key (and no actor), start from the notifications of that key
+# (notifications_by_correlation).
+_AWAITING_KEYED_SIGNAL = f"""
+SELECT {_RUN_COLUMNS_OF_R} FROM notifications AS n CROSS JOIN workflow_runs AS r
+ WHERE n.tenant_id = :tenant_id AND n.correlation_key = :correlation_key
+   AND r.notification_id = n.id AND r.tenant_id = :tenant_id AND r.state = 'waiting'
    AND EXISTS (SELECT 1 FROM json_each(r.pending_signals) WHERE value = :event_name)
  ORDER BY r.id
 """
@@ -46,9 +56,48 @@ SELECT {_RUN_COLUMNS_OF_R} FROM workflow_runs AS r
 _AWAITING_ACTOR_SIGNAL = f"""
 SELECT {_RUN_COLUMNS_OF_R} FROM notifications AS n CROSS JOIN workflow_runs AS r
  WHERE n.tenant_id = :tenant_id AND n.recipient = :actor_id
+   AND (:correlation_key IS NULL OR n.correlation_key = :correlation_key)
    AND r.notification_id = n.id AND r.tenant_id = :tenant_id AND r.state = 'waiting'
    AND EXISTS (SELECT 1 FROM json_each(r.pending_signals) WHERE value = :event_name)
  ORDER BY r.id
+"""
+# The unfinished runs a cancel selects (CONTRACT §13.3): every selector given must match.
+_TO_CANCEL = f"""
+SELECT {_RUN_COLUMNS_OF_R} FROM notifications AS n CROSS JOIN workflow_runs AS r
+ WHERE n.tenant_id = :tenant_id
+   AND (:recipient IS NULL OR n.recipient = :recipient)
+   AND (:correlation_key IS NULL OR n.correlation_key = :correlation_key)
+   AND r.notification_id = n.id AND r.tenant_id = :tenant_id
+   AND (:run_id IS NULL OR r.id = :run_id)
+   AND r.state IN ('active', 'waiting')
+ ORDER BY r.id
+"""
+_TO_CANCEL_BY_RUN = f"""
+SELECT {_RUN_COLUMNS_OF_R} FROM workflow_runs AS r JOIN notifications AS n
+    ON n.id = r.notification_id
+ WHERE r.id = :run_id AND r.tenant_id = :tenant_id AND r.state IN ('active', 'waiting')
+   AND (:recipient IS NULL OR n.recipient = :recipient)
+   AND (:correlation_key IS NULL OR n.correlation_key = :correlation_key)
+"""
+# The earliest mark of one of a wait's events, routed since the run entered its step, for
+# its recipient or for no actor, and for its correlation key or none (CONTRACT §13.1): two
+# probes of signal_marks_by_event, one per actor form.
+_EARLIEST_MARK = """
+SELECT seq, tenant_id, event_name, actor_id, correlation_key, routed_at FROM (
+    SELECT * FROM signal_marks
+     WHERE tenant_id = :tenant_id AND event_name IN (SELECT value FROM json_each(:events))
+       AND actor_id = :recipient AND routed_at >= :since
+       AND (correlation_key IS NULL OR correlation_key = :correlation_key)
+    UNION ALL
+    SELECT * FROM signal_marks
+     WHERE tenant_id = :tenant_id AND event_name IN (SELECT value FROM json_each(:events))
+       AND actor_id IS NULL AND routed_at >= :since
+       AND (correlation_key IS NULL OR correlation_key = :correlation_key))
+ ORDER BY routed_at, seq LIMIT 1
+"""
+_INSERT_MARK = """
+INSERT INTO signal_marks (tenant_id, event_name, actor_id, correlation_key, routed_at)
+VALUES (:tenant_id, :event_name, :actor_id, :correlation_key, :routed_at)
 """
 
 # The indexed form of machine.decide.due_at: waiting runs by suspended_until, and runs a
@@ -158,14 +207,80 @@ class RunQueries(Executor):
             raise InvalidArgument("fields", f"rejected by the store: {exc.problem}") from None
 
     def runs_awaiting(
-        self, tenant_id: str, event_name: str, actor_id: str | None
+        self,
+        tenant_id: str,
+        event_name: str,
+        actor_id: str | None,
+        correlation_key: str | None = None,
     ) -> list[WorkflowRun]:
         """The tenant's waiting runs with ``event_name`` pending, in id order."""
-        rows = self.all(
-            _AWAITING_SIGNAL if actor_id is None else _AWAITING_ACTOR_SIGNAL,
-            {"tenant_id": tenant_id, "event_name": event_name, "actor_id": actor_id},
+        if actor_id is not None:
+            sql = _AWAITING_ACTOR_SIGNAL
+        elif correlation_key is not None:
+            sql = _AWAITING_KEYED_SIGNAL
+        else:
+            sql = _AWAITING_SIGNAL
+        params = {
+            "tenant_id": tenant_id,
+            "event_name": event_name,
+            "actor_id": actor_id,
+            "correlation_key": correlation_key,
+        }
+        return [convert.from_values(WorkflowRun, r) for r in self.all(sql, params)]
+
+    def runs_to_cancel(
+        self,
+        tenant_id: str,
+        run_id: str | None,
+        correlation_key: str | None,
+        recipient: str | None,
+    ) -> list[WorkflowRun]:
+        """The tenant's unfinished runs every given selector matches, in id order."""
+        params = {
+            "tenant_id": tenant_id,
+            "run_id": run_id,
+            "correlation_key": correlation_key,
+            "recipient": recipient,
+        }
+        sql = _TO_CANCEL_BY_RUN if run_id is not None else _TO_CANCEL
+        return [convert.from_values(WorkflowRun, r) for r in self.all(sql, params)]
+
+    # -- signal marks -----------------------------------------------------------------------
+
+    def insert_mark(self, mark: SignalMark) -> None:
+        """Leave the mark of a routed signal."""
+        self.execute(_INSERT_MARK, convert.to_row(mark, exclude=("seq",)))
+
+    def earliest_mark(
+        self,
+        tenant_id: str,
+        events: Sequence[str],
+        since: datetime,
+        recipient: str,
+        correlation_key: str | None,
+    ) -> SignalMark | None:
+        """The earliest mark of one of ``events`` routed at or after ``since`` for the
+        recipient (or no actor) and the correlation key (or none), or None."""
+        row = self.one(
+            _EARLIEST_MARK,
+            {
+                "tenant_id": tenant_id,
+                "events": canonical_json(list(events)),
+                "since": to_text(since),
+                "recipient": recipient,
+                "correlation_key": correlation_key,
+            },
         )
-        return [convert.from_values(WorkflowRun, r) for r in rows]
+        if row is None:
+            return None
+        return SignalMark(
+            tenant_id=row[1],
+            event_name=row[2],
+            actor_id=row[3],
+            correlation_key=row[4],
+            routed_at=from_text(row[5]),
+            seq=row[0],
+        )
 
     def due_runs(self, now: datetime, limit: int | None) -> list[str]:
         """Ids of the runs due at ``now``, by due time then id."""

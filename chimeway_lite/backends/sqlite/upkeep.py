@@ -36,6 +36,17 @@ _PRUNE = (
     ("DELETE FROM workflow_runs WHERE id = ?", 0),
     ("DELETE FROM notifications WHERE id = ?", 1),
 )
+# Marks no unfinished run can count any more: older than the cutoff and than the step entry
+# of every active run of their tenant (a run counts marks at wait entry only, and only
+# those routed since it entered its step: CONTRACT §13.1). workflow_runs_active_by_tenant.
+_PRUNE_MARKS = """
+DELETE FROM signal_marks
+ WHERE routed_at < :before AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+   AND routed_at < coalesce(
+       (SELECT min(r.entered_step_at) FROM workflow_runs AS r
+         WHERE r.tenant_id = signal_marks.tenant_id AND r.state = 'active'),
+       :before)
+"""
 
 # The notifications forget() erases; every other delete below hangs off this set, so the
 # notifications themselves go last (the foreign keys point at them).
@@ -64,6 +75,11 @@ _FORGET = (
     (
         "signals",
         "DELETE FROM signals "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
+    ),
+    (
+        "signal_marks",
+        "DELETE FROM signal_marks "
         "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
     ),
 )
@@ -198,6 +214,8 @@ class UpkeepQueries(Executor):
         for statement, column in _PRUNE:
             if runs:
                 deleted += self.executemany(statement, [(r[column],) for r in runs]).rowcount
+        params = {"before": to_text(before), "tenant_id": tenant_id}
+        deleted += self.execute(_PRUNE_MARKS, params).rowcount
         return deleted
 
     def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.errors import InvalidWorkflow
-from . import on_outcome, retry, stop, wait_until
-from .base import RuleKind, Situation, StepOption, Where
+from . import on_outcome, on_signal, retry, stop, wait_until
+from .base import RuleKind, Situation, StepOption, Where, kind_of, wait_signals
 from .on_outcome import OnOutcome
+from .on_signal import OnSignal
 from .retry import Retry
 from .stop import Stop
 from .wait_until import WaitUntil
@@ -24,6 +25,7 @@ __all__ = [
     "RULE_KINDS",
     "STEP_OPTIONS",
     "OnOutcome",
+    "OnSignal",
     "Retry",
     "Rule",
     "RuleKind",
@@ -39,19 +41,24 @@ __all__ = [
     "rule_from_dict",
     "rule_to_dict",
     "rules_of",
+    "wait_signals",
 ]
 
 #: Every rule kind, in the order their names are listed in messages.
-RULE_KINDS: tuple[RuleKind[Any], ...] = (wait_until.KIND, on_outcome.KIND, stop.KIND)
+RULE_KINDS: tuple[RuleKind[Any], ...] = (
+    wait_until.KIND,
+    on_outcome.KIND,
+    stop.KIND,
+    on_signal.KIND,
+)
 
 #: A typed rule of any registered kind.
-Rule = WaitUntil | OnOutcome | Stop
+Rule = WaitUntil | OnOutcome | Stop | OnSignal
 
 #: Every step option: what a step may declare besides its rules, each under its config key.
 STEP_OPTIONS: tuple[StepOption[Any], ...] = (retry.OPTION,)
 
 _BY_NAME: Mapping[str, RuleKind[Any]] = {k.name: k for k in RULE_KINDS}
-_BY_TYPE: Mapping[type[Any], RuleKind[Any]] = {k.rule_type: k for k in RULE_KINDS}
 RULE_KIND_NAMES = tuple(_BY_NAME)
 RULE_TYPE_NAMES = ", ".join(k.rule_type.__name__ for k in RULE_KINDS[:-1]) + (
     f" or {RULE_KINDS[-1].rule_type.__name__}"
@@ -61,11 +68,6 @@ RULE_TYPE_NAMES = ", ".join(k.rule_type.__name__ for k in RULE_KINDS[:-1]) + (
 def kind_named(name: object) -> RuleKind[Any] | None:
     """The kind called ``name`` (``"wait_until"`` …), or None."""
     return _BY_NAME.get(name) if isinstance(name, str) else None
-
-
-def kind_of(rule: object) -> RuleKind[Any]:
-    """The kind of a typed rule (KeyError for an object that is no rule)."""
-    return _BY_TYPE[type(rule)]
 
 
 def rule_from_dict(

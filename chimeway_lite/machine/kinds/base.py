@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..journey import Journey
 
 R = TypeVar("R")
+K = TypeVar("K", bound="RuleKind[Any]")
 
 Role = Literal["match", "fallback", "none"]
 
@@ -71,6 +72,28 @@ class Situation:
     def rules(self) -> tuple[Any, ...]:
         """The current step's rules."""
         return self.journey.rules.get(self.current.id, ())
+
+
+_BY_TYPE: dict[type[Any], RuleKind[Any]] = {}
+
+
+def register(kind: K) -> K:
+    """Make ``kind`` the kind of its rule type (each kind module registers its ``KIND``)."""
+    _BY_TYPE[kind.rule_type] = kind
+    return kind
+
+
+def kind_of(rule: object) -> RuleKind[Any]:
+    """The kind of a typed rule (KeyError for an object that is no rule)."""
+    return _BY_TYPE[type(rule)]
+
+
+def wait_signals(rule: Any, rules: tuple[Any, ...]) -> tuple[str, ...]:
+    """The signals a wait of ``rule`` pends on: its own, then those its siblings add
+    (``on_signal`` events), each once, in that order (CONTRACT §13.4)."""
+    own = kind_of(rule).waits(rule, rules)
+    events = [*(own[1] if own else ()), *(e for r in rules for e in kind_of(r).signal_events(r))]
+    return tuple(dict.fromkeys(events))
 
 
 class RuleKind(Generic[R]):
@@ -121,6 +144,26 @@ class RuleKind(Generic[R]):
         the signals that end it early, given the step's ``rules``; None for other kinds.
         The decision and :func:`~chimeway_lite.engine.audit.verify` both read it."""
         return None
+
+    def signal_events(self, rule: R) -> tuple[str, ...]:
+        """The events this rule adds to a wait on its step (``on_signal``: its event)."""
+        return ()
+
+    def check_siblings(self, rule: R, rules: tuple[Any, ...], where: Where) -> None:
+        """Raise :class:`InvalidWorkflow` when the rule does not fit the step's other rules
+        (checked after every rule passed :meth:`validate`)."""
+
+    def handles(self, rule: R, event_name: str) -> bool:
+        """True when the rule decides what a signal ``event_name`` that ends the step's wait
+        does (``on_signal``); the run completes when no rule does."""
+        return False
+
+    def on_signal(
+        self, rule: R, situation: Situation, event_name: str, signalled_at: datetime | None
+    ) -> Decision:
+        """For a kind that :meth:`handles` signals: the decision when the signal ended the
+        wait (``signalled_at`` None) or came before it began (the instant it was routed)."""
+        raise NotImplementedError
 
     def wake(self, situation: Situation) -> Decision:
         """The decision when a wait this kind started is due (the run is waiting)."""

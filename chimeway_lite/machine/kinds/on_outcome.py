@@ -16,7 +16,7 @@ import attrs
 from ...core.records import Outcome, RunState
 from ..decision import Decision, TransitionPlan, advance, evidence, noop
 from ..vocabulary import PROGRESSED_ON_DELIVERY_OUTCOME, UNKNOWN_TO_STEP
-from .base import RuleKind, Situation, Where
+from .base import RuleKind, Situation, Where, register
 from .wait_until import check_to_step
 
 NAME = "on_outcome"
@@ -113,4 +113,4 @@ class OnOutcomeKind(RuleKind[OnOutcome]):
         return advance(run, row, target, now=situation.now, status_context=context)
 
 
-KIND = OnOutcomeKind()
+KIND = register(OnOutcomeKind())

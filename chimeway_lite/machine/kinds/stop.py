@@ -15,7 +15,7 @@ import attrs
 from ...core.records import Outcome, RunState
 from ..decision import Decision, evidence, finish
 from ..vocabulary import WORKFLOW_STOPPED, Move, Variant
-from .base import RuleKind, Situation, Where
+from .base import RuleKind, Situation, Where, register
 from .on_outcome import check_outcome, outcome_value
 
 NAME = "stop"
@@ -101,4 +101,4 @@ class StopKind(RuleKind[Stop]):
         )
 
 
-KIND = StopKind()
+KIND = register(StopKind())

@@ -31,7 +31,7 @@ from ..vocabulary import (
     Move,
     Variant,
 )
-from .base import RuleKind, Situation, Where
+from .base import RuleKind, Situation, Where, register, wait_signals
 
 NAME = "wait_until"
 DEFAULT_ANCHOR = "prior_delivery_terminal_at"
@@ -187,14 +187,16 @@ class WaitUntilKind(RuleKind[WaitUntil]):
         return text
 
     def waits(self, rule: WaitUntil, rules: tuple[Any, ...]) -> tuple[str, tuple[str, ...]]:
-        """The wait leads to ``to_step``; its cancel signals end it early."""
+        """The wait leads to ``to_step``; its cancel signals end it early (and the events
+        its siblings add: see :func:`~.base.wait_signals`)."""
         return rule.to_step, rule.cancel_signals
 
     def decide(self, rule: WaitUntil, situation: Situation) -> Decision:
         """Enter the wait: due at the anchor's settle time plus the delay (CONTRACT §4 item 3)."""
         run, anchor, now = situation.run, situation.anchor, situation.now
         assert anchor is not None
-        target, signals = self.waits(rule, situation.rules)
+        target = rule.to_step
+        signals = wait_signals(rule, situation.rules)
         if target not in situation.journey.steps_by_key:
             return noop(run, UNKNOWN_TO_STEP)
         settled = anchor.updated_at
@@ -264,4 +266,4 @@ class WaitUntilKind(RuleKind[WaitUntil]):
         )
 
 
-KIND = WaitUntilKind()
+KIND = register(WaitUntilKind())

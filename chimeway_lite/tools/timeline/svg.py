@@ -140,7 +140,7 @@ def _describe(row: WorkflowTransition, steps: dict[str, WorkflowStep]) -> tuple[
         return row.reason, f"-> {row.to_state.value}", colour
     if row.reason == SIGNAL_RECEIVED:
         colour = "#8250df"
-    variant = move.variant(row.context.get("rule_kind"))
+    variant = move.variant(row.context)
     step = steps.get(row.workflow_step_id or "")
     channel = f" ({step.channel})" if step is not None else ""
     return (
