@@ -143,12 +143,22 @@ def _next_move(
             )
         else:
             text = f"At {_when(due, now)} the due sweep moves it to step {target!r}"
-            if run.pending_signals:
+            rules = journey.rules.get(step.id, ())
+            branching = {
+                e: r.to_step
+                for e in run.pending_signals
+                for r in rules
+                if kind_of(r).handles(r, e)
+            }
+            cancelling = tuple(e for e in run.pending_signals if e not in branching)
+            if cancelling:
                 text += (
-                    f"; before then, signal {_names(run.pending_signals)} cancels the wait "
+                    f"; before then, signal {_names(cancelling)} cancels the wait "
                     "and completes the run"
                 )
-            else:
+            for event, to_step in branching.items():
+                text += f"; signal {event!r} moves it to step {to_step!r} instead"
+            if not run.pending_signals:
                 text += "; no signal cancels this wait"
         return text + "."
     if decision.is_noop:

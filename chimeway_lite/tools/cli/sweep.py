@@ -33,13 +33,26 @@ def _sleep(seconds: float) -> None:
 @click.argument("tenant")
 @click.argument("event")
 @click.option("--actor", default=None, help="Only runs whose recipient is this actor.")
+@click.option(
+    "--correlation-key",
+    "correlation_key",
+    default=None,
+    help="Only runs of notifications triggered with this correlation key.",
+)
 @click.option("--dry-run", is_flag=True, help="Only show which runs it would resume.")
 def signal_command(
-    settings: Settings, tenant: str, event: str, actor: str | None, dry_run: bool
+    settings: Settings,
+    tenant: str,
+    event: str,
+    actor: str | None,
+    correlation_key: str | None,
+    dry_run: bool,
 ) -> None:
-    """Send signal EVENT to TENANT's waiting runs (recorded, then routed in one transaction)."""
+    """Send signal EVENT to TENANT's waiting runs (recorded, then routed in one transaction).
+
+    A run that waits for EVENT later in its current step counts it too (it came early)."""
     with open_store(settings) as store:
-        candidate = Signal(tenant, event, actor_id=actor)
+        candidate = Signal(tenant, event, actor_id=actor, correlation_key=correlation_key)
         if dry_run:
             run_ids = store.preview_signal(candidate)
             signal_id = None
@@ -52,6 +65,7 @@ def signal_command(
                 "tenant_id": tenant,
                 "event_name": event,
                 "actor_id": actor,
+                "correlation_key": correlation_key,
                 "dry_run": dry_run,
                 "signal_id": signal_id,
                 "run_ids": run_ids,
@@ -66,7 +80,40 @@ def signal_command(
     for run_id in run_ids:
         click.echo(f"  {run_id}")
     if run_ids and not dry_run:
-        click.echo("resumed runs complete (cancelled_by_signal) at the next `chimeway-lite tick`")
+        click.echo(
+            "resumed runs complete (cancelled_by_signal) at the next `chimeway-lite tick`, "
+            "or move on where an on_signal rule leads"
+        )
+
+
+@command("cancel", short_help="Stop a tenant's unfinished runs.")
+@click.argument("tenant")
+@click.option("--run", "run_id", default=None, help="This run.")
+@click.option(
+    "--correlation-key", "correlation_key", default=None, help="The runs of this correlation key."
+)
+@click.option("--recipient", default=None, help="The runs of this recipient.")
+def cancel_command(
+    settings: Settings,
+    tenant: str,
+    run_id: str | None,
+    correlation_key: str | None,
+    recipient: str | None,
+) -> None:
+    """Stop TENANT's unfinished runs that every given selector matches (at least one) and
+    cancel their pending deliveries."""
+    if run_id is None and correlation_key is None and recipient is None:
+        raise click.UsageError("give at least one of --run, --correlation-key, --recipient")
+    with open_store(settings) as store:
+        stopped = store.cancel(
+            tenant, run_id=run_id, correlation_key=correlation_key, recipient=recipient
+        )
+    if settings.as_json:
+        emit_json({"tenant_id": tenant, "stopped": [run.id for run in stopped]})
+        return
+    click.echo(f"stopped {len(stopped)} run{'' if len(stopped) == 1 else 's'}")
+    for run in stopped:
+        click.echo(f"  {run.id}")
 
 
 def _parse_now(value: str | None) -> datetime | None:
