@@ -28,6 +28,7 @@ from chimeway_lite import (
     InvalidArgument,
     InvalidTransition,
     OnOutcome,
+    OnSignal,
     Outcome,
     RunState,
     Step,
@@ -39,6 +40,7 @@ from chimeway_lite import (
     WorkflowRun,
     WorkflowStep,
 )
+from chimeway_lite.core.records import SignalMark
 from chimeway_lite.declarations import step_config
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -76,7 +78,7 @@ SUPPRESSION_REASONS = (None, "retries_exhausted", "permanent_failure", "bounced"
 
 
 @st.composite
-def rules(draw: st.DrawFn, targets: Sequence[str]) -> WaitUntil | OnOutcome | Stop:
+def rules(draw: st.DrawFn, targets: Sequence[str]) -> WaitUntil | OnOutcome | Stop | OnSignal:
     """One progress rule whose to_step is drawn from ``targets``."""
     kind = draw(st.sampled_from(("wait_until", "on_outcome", "stop")))
     if kind == "wait_until":
@@ -100,15 +102,14 @@ def workflows(
     count = draw(st.integers(1, 4))
     keys = [f"s{i}" for i in range(1, count + 1)]
     targets = [*keys, GHOST_STEP] if ghost_targets else keys
-    steps = [
-        Step(
-            k,
-            i,
-            draw(st.sampled_from(CHANNELS)),
-            progress=draw(st.lists(rules(targets), max_size=3)),
-        )
-        for i, k in enumerate(keys, start=1)
-    ]
+    steps = []
+    for i, k in enumerate(keys, start=1):
+        progress = draw(st.lists(rules(targets), max_size=3))
+        if any(isinstance(r, WaitUntil) for r in progress):
+            # on_signal rules ride on a wait: at most one per event
+            events = draw(st.lists(st.sampled_from(EVENTS), max_size=2, unique=True))
+            progress += [OnSignal(e, draw(st.sampled_from(targets))) for e in events]
+        steps.append(Step(k, i, draw(st.sampled_from(CHANNELS)), progress=progress))
     return Workflow(key, version, steps)
 
 
@@ -154,6 +155,7 @@ class Case:
     run: WorkflowRun
     anchor: Delivery | None
     now: datetime
+    early: SignalMark | None = None
 
 
 def wait_context(
@@ -258,12 +260,16 @@ def cases(draw: st.DrawFn) -> Case:
             inserted_at=T0,
             updated_at=draw(_moments),
         )
+    early = None
+    if draw(st.booleans()):  # a signal routed since the run entered its step
+        early = SignalMark("acme", draw(st.sampled_from(EVENTS)), None, None, T0, seq=1)
     return Case(
         workflow=workflow,
         definition=definition,
-        run=run,
+        run=attrs.evolve(run, entered_step_at=T0),
         anchor=anchor,
         now=draw(_moments),
+        early=early,
     )
 
 
@@ -382,6 +388,7 @@ class ModelRun:
     wait_to_step: str | None = None
     trace_rows: int = 2
     entered_at: datetime | None = None  # when the run entered its current step
+    resumed_by: str | None = None  # the event that ended its wait
 
 
 @attrs.frozen
@@ -420,10 +427,8 @@ def expect_progress(
         _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
         run.step_key, run.entered_at = target.key, now
         return Expected("advanced", "progressed_on_delivery_outcome", target.key)
-    if run.status_reason == "signal_received":
-        _move(run, now, rows=1, state="completed", reason="workflow_completed")
-        run.terminal_reason = "cancelled_by_signal"
-        return Expected("completed", "workflow_completed")
+    if run.resumed_by is not None:
+        return _signalled(run, run.resumed_by, now)
     if anchor is None:
         return Expected("noop", "no_active_step_delivery")
     step = _step(run.workflow, run.step_key)
@@ -452,26 +457,47 @@ def expect_progress(
         wait = waits[0]
         if _step(run.workflow, wait.to_step) is None:
             return Expected("noop", "unknown_to_step")
+        branches = [r.event_name for r in step.progress if isinstance(r, OnSignal)]
+        pending = tuple(dict.fromkeys([*wait.cancel_signals, *branches]))
         early = [
             m
             for m in marks
             if m[0] == run.tenant_id
-            and m[1] in wait.cancel_signals
+            and m[1] in pending
             and m[2] in (None, run.recipient)
             and run.entered_at is not None
             and m[3] >= run.entered_at
         ]
         if early:  # the signal came before the wait: the run does not wait at all
-            _move(run, now, rows=1, state="completed", reason="workflow_completed")
-            run.terminal_reason = "cancelled_by_signal"
-            return Expected("completed", "workflow_completed")
+            first = min(early, key=lambda m: m[3])  # min keeps the first stored of a tie
+            return _signalled(run, first[1], now)
         _move(run, now, rows=1, state="waiting", reason="waiting_for_step_progression")
         run.suspended_until = anchor.updated_at + timedelta(seconds=wait.delay_seconds)
-        run.pending_signals = tuple(wait.cancel_signals)
+        run.pending_signals = pending
         run.wait_to_step = wait.to_step
         return Expected("waiting", "waiting_for_step_progression")
     _move(run, now, rows=1, state="completed", reason="workflow_completed")
     run.terminal_reason = "workflow_completed"
+    return Expected("completed", "workflow_completed")
+
+
+def _signalled(run: ModelRun, event: str, now: datetime) -> Expected:
+    """Signal ``event`` ended (or pre-empted) the run's wait: it goes where the step's
+    on_signal rule for the event leads, else it completes (CONTRACT §4 item 6, §13)."""
+    step = _step(run.workflow, run.step_key)
+    assert step is not None
+    rule = next(
+        (r for r in step.progress if isinstance(r, OnSignal) and r.event_name == event), None
+    )
+    if rule is not None:
+        target = _step(run.workflow, rule.to_step)
+        if target is None:
+            return Expected("noop", "unknown_to_step")
+        _move(run, now, rows=2, state="active", reason="progressed_on_signal")
+        run.step_key, run.entered_at = target.key, now
+        return Expected("advanced", "progressed_on_signal", target.key)
+    _move(run, now, rows=1, state="completed", reason="workflow_completed")
+    run.terminal_reason = "cancelled_by_signal"
     return Expected("completed", "workflow_completed")
 
 
@@ -481,6 +507,7 @@ def _move(run: ModelRun, now: datetime, *, rows: int, state: str, reason: str) -
     run.last_transition_at = now
     run.suspended_until = None
     run.pending_signals = ()
+    run.resumed_by = None
     run.trace_rows += rows
 
 
@@ -489,6 +516,7 @@ def expect_resume(run: ModelRun, event_name: str, now: datetime) -> bool:
     if run.state != "waiting" or event_name not in run.pending_signals:
         return False
     _move(run, now, rows=1, state="active", reason="signal_received")
+    run.resumed_by = event_name
     return True
 
 
@@ -590,7 +618,7 @@ class ModelStore:
                 due.append((run.suspended_until, run.id))
             elif (
                 run.state == "active"
-                and run.status_reason == "signal_received"
+                and run.resumed_by is not None
                 and run.last_transition_at <= now
             ):
                 due.append((run.last_transition_at, run.id))
@@ -605,7 +633,7 @@ class ModelStore:
         ] + [
             r.last_transition_at
             for r in self.runs.values()
-            if r.state == "active" and r.status_reason == "signal_received"
+            if r.state == "active" and r.resumed_by is not None
         ]
         return min(times) if times else None
 
@@ -640,6 +668,8 @@ def tenant_rows(store: Store, tenant_id: str) -> dict[str, list[tuple[Any, ...]]
         "deliveries": "SELECT * FROM deliveries WHERE tenant_id = ? ORDER BY id",
         "notifications": "SELECT * FROM notifications WHERE tenant_id = ? ORDER BY id",
         "signals": "SELECT * FROM signals WHERE tenant_id = ? ORDER BY id",
+        "signal_marks": "SELECT * FROM signal_marks WHERE tenant_id = ? ORDER BY seq",
+        "delivery_events": "SELECT * FROM delivery_events WHERE tenant_id = ? ORDER BY seq",
     }
     return {
         name: [tuple(r) for r in conn.execute(sql, (tenant_id,))] for name, sql in queries.items()

@@ -39,12 +39,24 @@ from chimeway_lite import (
     Workflow,
 )
 
+#: Correlation keys, the same in every tenant on purpose (None: an unkeyed notification).
+KEYS = (None, "o-1", "o-2")
+
 _ops = st.one_of(
     st.tuples(
         st.just("trigger"),
         st.sampled_from(TENANTS),
         st.sampled_from(RECIPIENTS),
         st.integers(0, 1),
+        st.sampled_from(KEYS),
+    ),
+    st.tuples(
+        st.just("cancel"),
+        st.sampled_from(TENANTS),
+        st.sampled_from(("run", "key", "recipient")),
+        st.integers(0, 99),
+        st.sampled_from(KEYS[1:]),
+        st.sampled_from(RECIPIENTS),
     ),
     st.tuples(
         st.just("claim"), st.integers(0, 4), st.none() | st.sampled_from(("in_app", "email"))
@@ -66,6 +78,7 @@ _ops = st.one_of(
         payloads(),
         st.sampled_from(("none", "own", "foreign", "unknown")),
         st.booleans(),
+        st.sampled_from(KEYS),
     ),
     st.tuples(st.just("peek"), st.sampled_from(TENANTS), st.integers(0, 99)),
 )
@@ -104,7 +117,7 @@ class Harness:
         store = self.store
         kind = op[0]
         if kind == "trigger":
-            _, tenant, recipient, which = op
+            _, tenant, recipient, which, *keyed = op
             self.count += 1
             result = trigger(
                 store,
@@ -112,8 +125,11 @@ class Harness:
                 recipient=recipient,
                 workflow=self.workflows[which],
                 key=f"k{self.count}",
+                correlation_key=keyed[0] if keyed else None,
             )
             self.runs.append((result.run.id, tenant))
+        elif kind == "cancel":
+            self.cancel(*op[1:])
         elif kind == "claim":
             store.claim_deliveries(op[1], channel=op[2])
         elif kind == "outcome":
@@ -134,6 +150,23 @@ class Harness:
         else:
             self.peek(op[1], op[2])
 
+    def cancel(self, tenant: str, by: str, pick: int, key: str, recipient: str) -> None:
+        """Cancel from ``tenant`` by a run (maybe another tenant's), a key or a recipient:
+        only the tenant's own runs stop."""
+        selector: dict[str, str] = {
+            "key": {"correlation_key": key},
+            "recipient": {"recipient": recipient},
+        }.get(by, {})
+        if by == "run":
+            if not self.runs:
+                return
+            selector = {"run_id": self.runs[pick % len(self.runs)][0]}
+        with self.untouched_except(tenant):
+            stopped = self.store.cancel(tenant, **selector)
+        for run in stopped:
+            assert run.tenant_id == tenant
+            assert run.state.value == "stopped" and run.terminal_reason == "cancelled"
+
     def signal(
         self,
         tenant: str,
@@ -142,6 +175,7 @@ class Harness:
         payload: dict[str, Any],
         link: str,
         track: bool,
+        key: str | None = None,
     ) -> None:
         """Send a signal from ``tenant`` and check whom it resumed and what it recorded."""
         payload = dict(payload)
@@ -155,7 +189,7 @@ class Harness:
         elif link == "unknown":
             payload["delivery_id"] = str(uuid.uuid4())
             self.sent.append(payload["delivery_id"])
-        signal = Signal(tenant, event, actor, payload)
+        signal = Signal(tenant, event, actor, payload, correlation_key=key)
         with self.untouched_except(tenant):
             preview = self.store.preview_signal(signal)
             if track:
@@ -165,12 +199,14 @@ class Harness:
         assert sorted(resumed) == sorted(preview)
         for run_id, outcome in resumed.items():
             assert outcome.run.tenant_id == tenant
+            recipient, correlation = self.store.connection.execute(
+                "SELECT recipient, correlation_key FROM notifications WHERE id = ?",
+                (outcome.run.notification_id,),
+            ).fetchone()
             if actor is not None:
-                recipient = self.store.connection.execute(
-                    "SELECT recipient FROM notifications WHERE id = ?",
-                    (outcome.run.notification_id,),
-                ).fetchone()[0]
                 assert recipient == actor
+            if key is not None:
+                assert correlation == key
             row = outcome.transition
             assert (row.workflow_run_id, row.context) == (run_id, {"event_name": event})
             assert row.delivery_id == linked
@@ -197,10 +233,18 @@ class Harness:
                 )
 
     def check_traces(self) -> None:
-        """No trace row holds a payload leaf or a key outside the catalogue."""
-        rows = self.store.connection.execute("SELECT * FROM workflow_transitions").fetchall()
+        """No trace row (nor signal mark, nor attempt history row) holds a payload leaf, and
+        no context a key outside the catalogue."""
+        conn = self.store.connection
+        rows = conn.execute("SELECT * FROM workflow_transitions").fetchall()
+        others = conn.execute(
+            "SELECT tenant_id, event_name, actor_id, correlation_key, routed_at, 'mark' "
+            "FROM signal_marks UNION ALL "
+            "SELECT delivery_id, kind, status, suppression_reason, at, 'event' "
+            "FROM delivery_events"
+        ).fetchall()
         # the raw text of every column of every row (payload leaves hold no NUL)
-        text = "\x00".join(str(value) for row in rows for value in row)
+        text = "\x00".join(str(value) for row in [*rows, *others] for value in row)
         for payload in self.sent:
             for leaf in leaves(payload):
                 assert leaf not in text, leaf

@@ -145,10 +145,7 @@ def _next_move(
             text = f"At {_when(due, now)} the due sweep moves it to step {target!r}"
             rules = journey.rules.get(step.id, ())
             branching = {
-                e: r.to_step
-                for e in run.pending_signals
-                for r in rules
-                if kind_of(r).handles(r, e)
+                e: r.to_step for e in run.pending_signals for r in rules if kind_of(r).handles(r, e)
             }
             cancelling = tuple(e for e in run.pending_signals if e not in branching)
             if cancelling:
