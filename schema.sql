@@ -1,8 +1,8 @@
--- chimeway_lite schema, version 2.
+-- chimeway_lite schema, version 3.
 --
 -- The store stamps a file it creates with PRAGMA application_id = 0x63776C31 ('cwl1') and
--- PRAGMA user_version = 2; it upgrades files of version 1 (chimeway_lite/backends/sqlite/
--- migrations.py) and refuses files stamped otherwise. Every table has one column per
+-- PRAGMA user_version = 3; it upgrades files of versions 1 and 2 (chimeway_lite/backends/
+-- sqlite/migrations.py) and refuses files stamped otherwise. Every table has one column per
 -- scalar field of its record, under the same name; enums hold their string value, dicts and
 -- lists hold JSON text, timestamps hold fixed-width UTC text such as
 -- '2026-01-05T09:30:00.000000+00:00', so comparing text orders instants.
@@ -46,6 +46,8 @@ CREATE TABLE notifications (
     data                   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
     -- the host's own handle (an order id): signals and cancels may address it
     correlation_key        TEXT,
+    -- the recipient's IANA time zone, in which send windows are read (NULL: UTC)
+    timezone               TEXT,
     -- a repeated trigger finds its first result instead of writing a second (CONTRACT §7)
     UNIQUE (tenant_id, idempotency_key)
 );
@@ -214,6 +216,56 @@ CREATE TABLE signal_marks (
 );
 
 CREATE INDEX signal_marks_by_event ON signal_marks (tenant_id, event_name, actor_id, routed_at);
+
+-- Throttles (CONTRACT §14.1): one row each time a run activates a throttled step. A throttle
+-- counts the rows of its group (tenant, recipient, workflow key, step key, key value:
+-- group_key is a SHA-256 digest of them, so no trigger data is kept here) made within its
+-- window, through the first index; prune drops rows older than any window (31 days).
+CREATE TABLE step_activations (
+    seq             INTEGER PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    group_key       TEXT NOT NULL,
+    workflow_run_id TEXT NOT NULL,
+    activated_at    TEXT NOT NULL
+);
+
+CREATE INDEX step_activations_by_group ON step_activations (group_key, activated_at);
+CREATE INDEX step_activations_by_time ON step_activations (activated_at);
+
+-- Digests (CONTRACT §14.2): a batch per group (named like a throttle's) collects the runs
+-- that reach the step while it is open; closed_at and delivery_id are set when it closes
+-- (a batch every run left closes without a delivery). A join finds its group's open batch
+-- through the partial index; digest_members lists a delivery's runs in join order.
+CREATE TABLE digest_batches (
+    id               TEXT PRIMARY KEY NOT NULL,
+    tenant_id        TEXT NOT NULL,
+    recipient        TEXT NOT NULL,
+    group_key        TEXT NOT NULL,
+    workflow_step_id TEXT NOT NULL REFERENCES workflow_steps (id),
+    opened_at        TEXT NOT NULL,
+    closes_at        TEXT NOT NULL,
+    closed_at        TEXT,
+    -- evidence, not a foreign key (like a trace row's): the batch's one delivery
+    delivery_id      TEXT
+);
+
+CREATE INDEX digest_batches_open ON digest_batches (group_key, closes_at)
+    WHERE closed_at IS NULL;
+CREATE INDEX digest_batches_by_delivery ON digest_batches (delivery_id)
+    WHERE delivery_id IS NOT NULL;
+CREATE INDEX digest_batches_by_recipient ON digest_batches (tenant_id, recipient);
+
+-- The runs of each batch, in the order they joined; a cancelled run leaves (its row goes).
+CREATE TABLE digest_members (
+    seq             INTEGER PRIMARY KEY,
+    batch_id        TEXT NOT NULL REFERENCES digest_batches (id),
+    workflow_run_id TEXT NOT NULL REFERENCES workflow_runs (id),
+    joined_at       TEXT NOT NULL
+);
+
+CREATE INDEX digest_members_by_batch ON digest_members (batch_id, seq);
+CREATE INDEX digest_members_by_run ON digest_members (workflow_run_id);
 
 -- What forget() erased: who (tenant, and whether one recipient or all), when and how many
 -- rows of each table. Payload-free by design: the recipient itself is not kept.

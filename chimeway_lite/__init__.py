@@ -41,7 +41,18 @@ from .core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
-from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Workflow
+from .declarations import (
+    Digest,
+    OnOutcome,
+    OnSignal,
+    Retry,
+    SendWindow,
+    Step,
+    Stop,
+    Throttle,
+    WaitUntil,
+    Workflow,
+)
 from .engine.operations import Engine as Transaction
 from .store import Store
 
@@ -54,6 +65,7 @@ __all__ = [
     "DeliveryExplanation",
     "DeliveryNotFound",
     "DeliveryStatus",
+    "Digest",
     "Erasure",
     "FakeClock",
     "InvalidArgument",
@@ -72,6 +84,7 @@ __all__ = [
     "RunNotFound",
     "RunState",
     "SchemaMismatch",
+    "SendWindow",
     "Signal",
     "Step",
     "StepLinkage",
@@ -81,6 +94,7 @@ __all__ = [
     "Store",
     "StoreBusy",
     "SystemClock",
+    "Throttle",
     "Transaction",
     "TriggerResult",
     "WaitUntil",

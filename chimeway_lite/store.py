@@ -220,12 +220,14 @@ class Store:
     record_outcome = _write(Engine.record_outcome)
     extend_lease = _write(Engine.extend_lease)
     explain_delivery = _read(Reader.explain_delivery)
+    digest_members = _read(Reader.digest_members)
     next_claimable_at = _read(Reader.next_claimable_at)
     list_deliveries = _read(Reader.list_deliveries)
 
     # -- progression (CONTRACT §4) -----------------------------------------------------------------
 
     progress_run = _write(Engine.progress_run)
+    _progress_due = _write(Engine.progress_due)
     next_due_at = _read(Reader.next_due_at)
 
     def progress_due_runs(
@@ -235,7 +237,8 @@ class Store:
 
         Due are waiting runs whose ``suspended_until`` has passed and runs a signal resumed;
         they go in order of due time, then id. Returns what changed: a run another process
-        progressed first is a noop and is left out.
+        progressed first is a noop and is left out. A digest batch closes whole when its
+        first run comes up: its other runs follow that run's result.
         """
         at = require_utc(self.clock.now() if now is None else now, "now")
         count = require_limit(limit)
@@ -243,9 +246,9 @@ class Store:
             ids = view.due_run_ids(at, count)
         results = []
         for run_id in ids:
-            progress = self.progress_run(run_id, now=at)
-            if progress.kind is not ProgressKind.NOOP:
-                results.append(progress)
+            for progress in self._progress_due(run_id, now=at):
+                if progress.kind is not ProgressKind.NOOP:
+                    results.append(progress)
         return results
 
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------

@@ -41,8 +41,15 @@ from chimeway_lite import (
     WorkflowStep,
     WorkflowTransition,
 )
-from chimeway_lite.core.records import DeliveryEvent, DeliveryEventKind, SignalMark
+from chimeway_lite.core.records import (
+    DeliveryEvent,
+    DeliveryEventKind,
+    DigestBatch,
+    SignalMark,
+    StepActivation,
+)
 from chimeway_lite.machine import CONTEXT_KEYS
+from chimeway_lite.machine.kinds import STEP_OPTIONS
 
 T = TypeVar("T")
 
@@ -98,9 +105,13 @@ json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     st.text(_CHARACTERS, max_size=8), json_values, max_size=4
 )
 
-#: A step config (no ``progress`` key: rules go in ``Step(progress=...)``).
+#: The config keys a declaration puts there itself: its rules and its step options.
+_RESERVED = frozenset({"progress", *(o.key for o in STEP_OPTIONS)})
+
+#: A step config (no ``progress`` key: rules go in ``Step(progress=...)``, nor a step
+#: option's: ``Step(retry=...)`` …).
 configs: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
-    st.text(_CHARACTERS, max_size=8).filter(lambda k: k != "progress"), json_values, max_size=3
+    st.text(_CHARACTERS, max_size=8).filter(lambda k: k not in _RESERVED), json_values, max_size=3
 )
 
 #: A trace context within the catalogue of CONTRACT §10 (string values, as the engine writes).
@@ -240,6 +251,7 @@ notifications = st.builds(
     inserted_at=timestamps,
     data=json_objects,
     correlation_key=st.none() | ids,
+    timezone=st.sampled_from([None, "UTC", "Europe/Paris", "America/New_York"]),
 )
 
 deliveries = st.builds(
@@ -285,6 +297,29 @@ signal_marks = st.builds(
     correlation_key=st.none() | ids,
     routed_at=timestamps,
     seq=st.integers(1, 2**62),
+)
+
+digest_batches = st.builds(
+    DigestBatch,
+    id=uuids,
+    tenant_id=ids,
+    recipient=ids,
+    group_key=st.text("0123456789abcdef", min_size=64, max_size=64),
+    workflow_step_id=uuids,
+    opened_at=timestamps,
+    closes_at=timestamps,
+    closed_at=st.none() | timestamps,
+    delivery_id=st.none() | uuids,
+    size=st.integers(0, 1000),
+)
+
+step_activations = st.builds(
+    StepActivation,
+    tenant_id=ids,
+    recipient=ids,
+    group_key=st.text("0123456789abcdef", min_size=64, max_size=64),
+    workflow_run_id=uuids,
+    activated_at=timestamps,
 )
 
 delivery_attempts = st.builds(
@@ -438,6 +473,8 @@ RECORDS: dict[type[Any], st.SearchStrategy[Any]] = {
     SignalMark: signal_marks,
     DeliveryAttempt: delivery_attempts,
     DeliveryExplanation: delivery_explanations,
+    DigestBatch: digest_batches,
+    StepActivation: step_activations,
 }
 
 #: The record types that are rows of a table, with the table's name.

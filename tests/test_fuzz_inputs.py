@@ -298,6 +298,7 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
         workflow=declarations(k),
         idempotency_key=values(k),
         data=values(k),
+        timezone=values(k) | st.sampled_from(["Europe/Paris", "Mars/Olympus", "../etc"]),
     ),
     "claim_deliveries": lambda k: _call(values(k), channel=values(k), lease_seconds=values(k)),
     "record_outcome": lambda k: _call(
@@ -308,6 +309,7 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
     ),
     "extend_lease": lambda k: _call(st.sampled_from(k.delivery_ids) | values(k), values(k)),
     "explain_delivery": lambda k: _call(values(k), st.sampled_from(k.delivery_ids) | values(k)),
+    "digest_members": lambda k: _call(st.sampled_from(k.delivery_ids) | values(k)),
     "next_claimable_at": lambda k: _call(),
     "list_deliveries": lambda k: _call(values(k), values(k)),
     "progress_run": lambda k: _call(st.sampled_from(k.run_ids) | values(k), now=values(k)),

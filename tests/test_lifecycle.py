@@ -70,6 +70,10 @@ def _tenant_rows(store: Store, tenant: str) -> dict[str, list[Any]]:
         "delivery_events": "SELECT * FROM delivery_events WHERE tenant_id = ?",
         "signal_marks": "SELECT * FROM signal_marks WHERE tenant_id = ?",
         "signals": "SELECT * FROM signals WHERE tenant_id = ?",
+        "digest_batches": "SELECT * FROM digest_batches WHERE tenant_id = ?",
+        "digest_members": "SELECT m.* FROM digest_members AS m JOIN workflow_runs AS r "
+        "ON r.id = m.workflow_run_id WHERE r.tenant_id = ?",
+        "step_activations": "SELECT * FROM step_activations WHERE tenant_id = ?",
         "workflow_transitions": "SELECT t.* FROM workflow_transitions AS t JOIN workflow_runs "
         "AS r ON r.id = t.workflow_run_id WHERE r.tenant_id = ? ORDER BY t.seq",
     }
@@ -290,6 +294,10 @@ def test_forget_a_recipient_erases_only_their_rows(store: Store) -> None:
         "notifications": 2,
         "signals": 1,
         "signal_marks": 1,  # the mark of that signal
+        # none of the journeys has a throttle or a digest
+        "digest_members": 0,
+        "digest_batches": 0,
+        "step_activations": 0,
     }
     assert erased == tombstone.rows_erased == 15
     assert store.verify() == []

@@ -17,7 +17,15 @@ Promises every backend keeps (the engine's correctness rests on them):
 * :meth:`Unit.claim` hands each delivery to one caller;
 * :meth:`Unit.next_seqs` numbers trace rows uniquely across the store, increasing per run;
 * :meth:`Unit.due_runs` and :meth:`Unit.next_due_at` are the indexed form of
-  :func:`chimeway_lite.machine.decide.due_at`.
+  :func:`chimeway_lite.machine.decide.due_at`;
+* :meth:`Unit.lock_group` serialises every unit that decides for one throttle or digest
+  group (CONTRACT §14): two units never both pass a throttle of ``limit=1`` nor open two
+  batches for one group. It must *wait* for the lock (SQLite: the write lock of ``BEGIN
+  IMMEDIATE`` is held already; PostgreSQL: ``pg_advisory_xact_lock`` on the key) — never
+  skip a locked group (``SKIP LOCKED`` would let both pass);
+* :meth:`Unit.batch_members` locks the runs of the batch it returns (PostgreSQL: lock the
+  batch row ``FOR UPDATE`` first, then its runs ``FOR UPDATE NOWAIT``, a run held by
+  another unit meaning that unit is closing the batch).
 
 ``docs/ARCHITECTURE.md`` says how to add a backend.
 """
@@ -34,10 +42,12 @@ import attrs
 from ..core.records import (
     Delivery,
     DeliveryEvent,
+    DigestBatch,
     Erasure,
     Notification,
     Signal,
     SignalMark,
+    StepActivation,
     StepLinkage,
     WorkflowDefinition,
     WorkflowRun,
@@ -288,6 +298,66 @@ class Unit(Protocol):
         """The earliest time a claim finds a delivery to take, or None."""
         ...
 
+    # -- throttles and digests (CONTRACT §14) -------------------------------------------------
+
+    def lock_group(self, group_key: str) -> None:
+        """Hold the lock of a throttle or digest group until the unit ends (see the module
+        docstring), before its activations or its open batch are read."""
+        ...
+
+    def recent_activations(self, group_key: str, since: datetime, limit: int) -> int:
+        """How many activations of the group were made later than ``since``, counted up to
+        ``limit`` (a throttle needs to know no more)."""
+        ...
+
+    def insert_activation(self, activation: StepActivation) -> None:
+        """Record that a run activated a throttled step."""
+        ...
+
+    def prune_activations(self, before: datetime, tenant_id: str | None) -> int:
+        """Delete activations (of ``tenant_id``, when given) made at or before ``before``;
+        return the rows deleted."""
+        ...
+
+    def open_batch(self, group_key: str, up_to: int) -> DigestBatch | None:
+        """The group's newest batch that has not closed, its ``size`` (members) counted up
+        to ``up_to``, or None."""
+        ...
+
+    def insert_batch(self, batch: DigestBatch) -> None:
+        """Open a digest batch."""
+        ...
+
+    def join_batch(self, batch_id: str, run: WorkflowRun, now: datetime) -> None:
+        """Add a run to a batch, as its newest member."""
+        ...
+
+    def batch_of_run(self, run_id: str) -> str | None:
+        """The id of the batch (not closed) the run belongs to, or None."""
+        ...
+
+    def batch_members(self, batch_id: str) -> list[WorkflowRun]:
+        """The batch's runs still waiting, oldest member first, locked for this unit."""
+        ...
+
+    def batch_size(self, batch_id: str) -> int:
+        """How many runs a batch holds (explain's count)."""
+        ...
+
+    def leave_batch(self, run_id: str, now: datetime) -> None:
+        """Take a (cancelled) run out of the batch it waits in; a batch every run left
+        closes, without a delivery."""
+        ...
+
+    def close_batch(self, batch_id: str, delivery_id: str | None, now: datetime) -> None:
+        """Close a batch, with the one delivery its close planned."""
+        ...
+
+    def digest_members(self, delivery_id: str) -> list[Notification]:
+        """The notifications (with their data) of the runs of the batch whose delivery this
+        is, oldest member first; empty when no batch has it."""
+        ...
+
     # -- signals, lifecycle -------------------------------------------------------------------
 
     def insert_signal(self, signal: Signal) -> None:
@@ -318,12 +388,13 @@ class Unit(Protocol):
         ...
 
     def evidence_findings(
-        self, *, anchored: Sequence[str], activated: str, resumed: str
+        self, *, anchored: Sequence[str], activated: str, resumed: str, collecting: str
     ) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """Rows that break an evidence or tenancy rule: (check name, values); the checks
         are named in :data:`chimeway_lite.engine.audit.FINDINGS`. ``anchored`` are the
         reasons whose delivery is the run's anchor, ``activated`` the reason that plans a
-        delivery, ``resumed`` the reason of a signal's resume."""
+        delivery, ``resumed`` the reason of a signal's resume, ``collecting`` the
+        ``wait_kind`` of a run waiting for its digest batch."""
         ...
 
     def run_traces(self) -> Iterator[RunTrace]:

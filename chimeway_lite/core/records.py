@@ -106,7 +106,9 @@ class Notification:
     ``data`` is the host's own data of the trigger (CONTRACT §12.4): handed to workers on
     every delivery, never written into a trace, an explanation or a message.
     ``correlation_key`` is the host's own handle for the notification (an order id, say):
-    signals and cancels may address it (CONTRACT §13.2, §13.3).
+    signals and cancels may address it (CONTRACT §13.2, §13.3). ``timezone`` is the
+    recipient's IANA time zone (``"Europe/Paris"``), in which send windows are read
+    (CONTRACT §14.3); None means UTC.
     """
 
     id: str
@@ -118,6 +120,7 @@ class Notification:
     inserted_at: datetime
     data: dict[str, Any] = attrs.field(factory=dict)
     correlation_key: str | None = None
+    timezone: str | None = None
 
 
 @attrs.frozen
@@ -130,6 +133,8 @@ class Delivery:
     when planned) and ``max_attempts`` is its step's retry policy's limit (None: no
     policy); ``available_at`` is when a retry may be claimed (None: at once);
     ``lease_expires_at`` is when a claim held while ``dispatched`` runs out.
+    ``digest_size`` is the number of runs a digest's one delivery speaks for (CONTRACT
+    §14.2; 1 for a step without a digest): ``Store.digest_members`` lists them.
     """
 
     id: str
@@ -296,6 +301,41 @@ class SignalMark:
     correlation_key: str | None
     routed_at: datetime
     seq: int | None = None
+
+
+@attrs.frozen
+class DigestBatch:
+    """One digest batch (CONTRACT §14.2): the runs of one group that reached a digest step
+    while it was open, sent as one delivery when it closes.
+
+    ``group_key`` names the group (tenant, recipient, workflow key, step key and the value
+    of the digest's key field) without holding any of it: a digest of those, so the row
+    keeps no trigger data. ``size`` is its members still waiting (filled when read);
+    ``closed_at`` and ``delivery_id`` are set when it closes.
+    """
+
+    id: str
+    tenant_id: str
+    recipient: str
+    group_key: str
+    workflow_step_id: str
+    opened_at: datetime
+    closes_at: datetime
+    closed_at: datetime | None = None
+    delivery_id: str | None = None
+    size: int = 0
+
+
+@attrs.frozen
+class StepActivation:
+    """That a run activated a throttled step (CONTRACT §14.1): the activations a throttle
+    counts. ``group_key`` is the throttle's group, like :attr:`DigestBatch.group_key`."""
+
+    tenant_id: str
+    recipient: str
+    group_key: str
+    workflow_run_id: str
+    activated_at: datetime
 
 
 @attrs.frozen

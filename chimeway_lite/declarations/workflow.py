@@ -29,8 +29,11 @@ from ..core.text import json_size
 from ..machine.kinds import (
     RULE_TYPE_NAMES,
     STEP_OPTIONS,
+    Digest,
     Retry,
     Rule,
+    SendWindow,
+    Throttle,
     Where,
     kind_of,
     option_from_dict,
@@ -83,7 +86,10 @@ def _sorted_steps(value: Any) -> Any:
 class Step:
     """One step: a delivery on ``channel``, then the first matching ``progress`` rule.
 
-    ``retry`` is the step's retry policy for failed deliveries (CONTRACT §12.2).
+    ``retry`` is the step's retry policy for failed deliveries (CONTRACT §12.2);
+    ``throttle``, ``digest`` and ``window`` decide whether a run that reaches the step
+    activates it — at most N per recipient in a window, one delivery for the runs of a
+    batch, only inside local hours (CONTRACT §14).
     """
 
     key: str = attrs.field(converter=_trim)
@@ -92,6 +98,9 @@ class Step:
     progress: tuple[Rule, ...] = attrs.field(default=(), converter=_as_tuple)
     config: Mapping[str, Any] = attrs.field(default=None, converter=_config)
     retry: Retry | None = attrs.field(default=None, kw_only=True)
+    throttle: Throttle | None = attrs.field(default=None, kw_only=True)
+    digest: Digest | None = attrs.field(default=None, kw_only=True)
+    window: SendWindow | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen

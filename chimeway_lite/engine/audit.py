@@ -13,7 +13,9 @@ What is checked
   ``current_step_id``, ``pending_signals``, ``suspended_until``, ``terminal_reason``, the
   machine's own ``wait_kind``, ``wait_target`` and ``resumed_by``, and ``started_at`` (the
   time of the first row). A decision that opens a step is followed by its
-  ``step_activated`` row, adjacent in seq: a decision is written whole or not at all.
+  ``step_activated`` row (or the row of the step option that held the activation back:
+  a throttle, a send window, a digest), adjacent in seq: a decision is written whole or not
+  at all.
 * A waiting run's wait target is a step its wait rule names (else the due sweep would send
   the run where no rule leads).
 * Evidence (:data:`FINDINGS`): a delivery named by an engine row that anchors on the run's
@@ -22,19 +24,24 @@ What is checked
   row of that run and step (more deliveries than activations is a duplicate).
 * Tenancy: a run's and a delivery's tenant are those of their notification, and a run's
   current step belongs to its definition. Trace contexts keep to the catalogue of CONTRACT §10.
+* Digests (CONTRACT §14.2): a delivery with a digest_size above 1 is the delivery of a
+  batch that lists no more runs than that, and a run waiting for its digest belongs to a
+  batch that has not closed.
 
 The fold
 --------
 Each engine reason is one :class:`~chimeway_lite.machine.vocabulary.Move` of the machine's
 table (:data:`~chimeway_lite.machine.table.MOVES`): its ``from_state`` and ``to_state`` are
-fixed, it may open a step or name the step the run is on, and its variant (by the row's
-``rule_kind``) gives a finishing row its terminal reason. ``step_activated`` puts the cursor
-on its step; a row that enters ``waiting`` sets the wait (``suspended_until`` = the
-context's ``due_at``, ``wait_kind`` = its ``rule_kind``, ``wait_target`` = its ``to_step``,
+fixed (a variant may leave other states: a digest's merged runs complete from
+``waiting``), it may open a step or name the step the run is on, and its variant (by the
+row's ``rule_kind``) gives a finishing row its terminal reason. ``step_activated`` and the
+rows that stand in for it (``enters_step``) put the cursor on their step; a row that enters
+``waiting`` sets the wait (``suspended_until`` = the context's ``due_at``, ``wait_kind`` =
+its ``rule_kind``, ``wait_target`` = its ``to_step`` — for a gate's wait, its ``step_key`` —,
 ``pending_signals`` = the signals of the step's rule of that kind, as the machine chooses
-it); ``signal_received`` sets ``resumed_by`` to its event; every other engine row clears
-what it leaves. An engine row must start from the state the fold has reached, and no
-engine row may follow a terminal state.
+it, none for a gate); ``signal_received`` sets ``resumed_by`` to its event; every other
+engine row clears what it leaves. An engine row must start from the state the fold has
+reached, and no engine row may follow a terminal state.
 
 Host rows — any other reason, written with ``tx.append_transition`` (CONTRACT §8) — are trusted:
 the run is taken to be in the row's ``to_state``, and the fields the host may have changed
@@ -69,7 +76,7 @@ from ..core.records import (
 from ..core.timestamps import from_text
 from ..machine import deliveries
 from ..machine.journey import Journey
-from ..machine.kinds import kind_named
+from ..machine.kinds import digest, gate_named, wait_targets
 from ..machine.kinds.retry import Retry
 from ..machine.table import CONTEXT_KEYS, MOVES, terminal_reason
 from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
@@ -90,6 +97,14 @@ FINDINGS: Mapping[str, str] = {
         "delivery {0}: planned for run {1} but belongs to another notification"
     ),
     "foreign_step": "run {0}: current step {1} is not a step of the run's definition",
+    "digest_size": (
+        "delivery {0}: digest_size {1} but its digest batch lists {2} runs "
+        "(a digest's delivery speaks for the runs of its batch)"
+    ),
+    "digest_orphan": (
+        "run {0}: waits for the digest of step {1!r} but belongs to no open batch "
+        "(the due sweep would send it alone)"
+    ),
 }
 
 _ANCHORED = tuple(reason for reason, move in MOVES.items() if move.anchored)
@@ -116,7 +131,10 @@ def verify(work: Work) -> list[str]:
 
     def findings() -> list[str]:
         found = unit.evidence_findings(
-            anchored=_ANCHORED, activated=STEP_ACTIVATED, resumed=SIGNAL_RECEIVED
+            anchored=_ANCHORED,
+            activated=STEP_ACTIVATED,
+            resumed=SIGNAL_RECEIVED,
+            collecting=digest.NAME,
         )
         return [FINDINGS[name].format(*values) for name, values in found]
 
@@ -303,7 +321,8 @@ class _Fold:
             )
 
     def _pair(self, opener: WorkflowTransition, row: WorkflowTransition) -> None:
-        if row.reason != STEP_ACTIVATED:
+        move = MOVES.get(row.reason)
+        if row.reason != STEP_ACTIVATED and (move is None or not move.enters_step):
             self.report("the decision is not followed by its step_activated row", opener)
         elif row.seq != opener.seq + 1:
             self.report(f"step_activated is not adjacent to seq {opener.seq}", row)
@@ -312,17 +331,18 @@ class _Fold:
         move = MOVES[row.reason]
         if self.state is not None and self.state.is_terminal:
             self.report(f"an engine row after the run became {self.state.value}", row)
-        sources = "/".join(_name(s) for s in move.from_states)
-        if row.from_state not in move.from_states or row.to_state is not move.to_state:
+        from_states = move.sources(row.context)
+        sources = "/".join(_name(s) for s in from_states)
+        if row.from_state not in from_states or row.to_state is not move.to_state:
             self.report(
                 f"records {_name(row.from_state)} -> {row.to_state.value}; the reason means "
                 f"{sources} -> {move.to_state.value}",
                 row,
             )
-        if self.state not in move.from_states:
+        if self.state not in from_states:
             self.report(f"starts from {sources} but the run was {_name(self.state)}", row)
         self.state = move.to_state
-        self._cursor(row, move.on_current_step)
+        self._cursor(row, move.on_current_step, move.enters_step)
         if move.to_state is RunState.WAITING:
             self._wait(row)
         else:
@@ -341,8 +361,8 @@ class _Fold:
             terminal_reason(row.reason, row.context) if finished else None,
         )
 
-    def _cursor(self, row: WorkflowTransition, on_current_step: bool) -> None:
-        if row.reason == STEP_ACTIVATED:
+    def _cursor(self, row: WorkflowTransition, on_current_step: bool, enters: bool) -> None:
+        if row.reason == STEP_ACTIVATED or enters:
             self._set(_STEP, row.workflow_step_id)
         elif row.reason == WORKFLOW_STARTED:
             self._set(_STEP, None)
@@ -363,7 +383,9 @@ class _Fold:
             self.report("a wait without due_at", row)
         kind_name = row.context.get("rule_kind")
         self._set(_KIND, kind_name)
-        self._set(_TARGET, row.context.get("to_step"))
+        # a rule's wait leads to its to_step; a gate's (window, digest) holds its own step
+        target = "step_key" if gate_named(kind_name) is not None else "to_step"
+        self._set(_TARGET, row.context.get(target))
         self._set(_PENDING, self._pending_signals(row, kind_name))
 
     def _pending_signals(self, row: WorkflowTransition, kind_name: Any) -> tuple[str, ...]:
@@ -371,8 +393,7 @@ class _Fold:
             self.report(f"its definition cannot be read: {self.journey}", row)
             return ()
         step_id = row.workflow_step_id or self.values[_STEP]
-        rules = self.journey.rules.get(step_id or "", ())
-        waits = _waits(kind_name, rules)
+        waits = _waits(kind_name, self.journey, step_id or "")
         if not waits:
             self.report(f"a wait on step {step_id}, which has no {kind_name} rule", row)
             return ()
@@ -414,22 +435,22 @@ class _Fold:
         run = self.run
         if run.state is not RunState.WAITING or isinstance(self.journey, str):
             return
-        rules = self.journey.rules.get(run.current_step_id, ())
-        if run.wait_target not in {target for target, _ in _waits(run.wait_kind, rules)}:
+        waits = _waits(run.wait_kind, self.journey, run.current_step_id)
+        if run.wait_target not in {target for target, _ in waits}:
             self.report(
                 f"waits for step {run.wait_target!r} ({run.wait_kind}), which no rule of its "
                 "current step names"
             )
 
 
-def _waits(kind_name: object, rules: tuple[Any, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    """(target, signals) of every rule of the kind called ``kind_name`` among ``rules``, in
-    order (the machine waits by the first)."""
-    kind = kind_named(kind_name)
-    if kind is None:
+def _waits(kind_name: object, journey: Journey, step_id: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(target, signals) of every wait the kind (or gate) called ``kind_name`` could start
+    on the step, in order (the machine waits by the first)."""
+    step = journey.steps_by_id.get(step_id)
+    if step is None:
         return []
-    found = (kind.waits(r, rules) for r in rules if isinstance(r, kind.rule_type))
-    return [w for w in found if w is not None]
+    rules = journey.rules.get(step_id, ())
+    return wait_targets(kind_name, rules, journey.options.get(step_id, {}), step.step_key)
 
 
 def _opens_step(row: WorkflowTransition) -> bool:

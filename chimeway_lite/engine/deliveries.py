@@ -20,6 +20,7 @@ from ..core.records import (
     Delivery,
     DeliveryExplanation,
     DeliveryStatus,
+    Notification,
     Progress,
     ProgressKind,
     WorkflowRun,
@@ -122,6 +123,17 @@ def explain_delivery(work: Work, tenant_id: str, delivery_id: str) -> DeliveryEx
     policy = _policy(work, run, delivery)
     why, next_move = delivery_sentences(delivery, attempts, policy, work.now)
     return DeliveryExplanation(delivery, attempts, why, next_move)
+
+
+def digest_members(work: Work, delivery_id: str) -> list[Notification]:
+    """The notifications a delivery speaks for (CONTRACT §14.2): the runs of its digest
+    batch, oldest first, with their data — or, for a delivery of a step without a digest,
+    its own notification alone."""
+    delivery = work.unit.delivery(require_id(delivery_id, "delivery_id"))
+    if delivery is None:
+        raise DeliveryNotFound(delivery_id)
+    members = work.unit.digest_members(delivery.id)
+    return members or [work.notification(delivery.notification_id)]
 
 
 def _policy(work: Work, run: WorkflowRun | None, delivery: Delivery) -> Retry | None:

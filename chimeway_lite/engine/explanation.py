@@ -14,6 +14,7 @@ which writes nothing), and returns a :class:`RunExplanation` with two sentences 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -84,9 +85,11 @@ def _when(at: datetime | None, now: datetime | None) -> str:
     return f"{text} ({duration_text(delta)} ago)"
 
 
-def why_of(run: WorkflowRun, step_key: str) -> str:
+def why_of(run: WorkflowRun, step_key: str, **names: Any) -> str:
     """The sentence for the run's status: its move's variant in the machine's table, or the
-    host's own reason."""
+    host's own reason. ``names`` are the facts a gate's sentences read (the items of a
+    digest, a throttle's limit, a window's local opening: see
+    :meth:`~chimeway_lite.machine.kinds.Gate.names`)."""
     move = MOVES.get(run.status_reason)
     if move is None:
         return f"Status {run.status_reason!r} on step {step_key!r} (recorded by the host)."
@@ -94,6 +97,7 @@ def why_of(run: WorkflowRun, step_key: str) -> str:
     return render(
         variant.why,
         run.status_context,
+        **names,
         step=step_key,
         at=run.last_transition_at,
         resumed_by=run.resumed_by,
@@ -122,6 +126,7 @@ def _next_move(
     decision: Decision,
     anchor: Delivery | None,
     now: datetime | None,
+    names: Mapping[str, Any],
 ) -> str:
     step = journey.step(run.current_step_id)
     if run.state.is_terminal:
@@ -136,6 +141,11 @@ def _next_move(
                 f"Nothing by itself: the wait is over but its to_step {target!r} names no step "
                 f"of the definition (unknown_to_step)."
             )
+        move = MOVES.get(run.status_reason)
+        variant = None if move is None else move.variant(run.status_context)
+        if variant is not None and variant.next is not None:
+            # a gate's wait (window, digest) says itself what ends it
+            return render(variant.next, run.status_context, **{**names, "due": _when(due, now)})
         if not decision.is_noop:
             text = (
                 f"It is due since {_when(due, now)}: the next due sweep "
@@ -180,7 +190,7 @@ def _next_move(
     if decision.kind is ProgressKind.WAITING:
         return (
             f"The next progression starts a wait until {time_text(after.suspended_until)} "
-            f"for step {after.wait_target!r}."
+            f"for step {after.wait_target!r} ({after.status_reason})."
         )
     return f"The next progression ends it: {after.state.value} ({after.terminal_reason})."
 
@@ -195,12 +205,15 @@ def explain_run(
     workflow_version: int,
     anchor: Delivery | None = None,
     now: datetime | None = None,
+    names: Mapping[str, Any] | None = None,
 ) -> RunExplanation:
     """Assemble the explanation of ``run`` (see the module docstring).
 
     ``anchor`` is the latest delivery of the current step and ``now`` the instant of the dry
-    run; both only enrich the text and the anchor fields, and may be left out.
+    run; both only enrich the text and the anchor fields, and may be left out. ``names``
+    are the facts of a throttle, window or digest status (see :func:`why_of`).
     """
+    names = {} if names is None else names
     step = journey.step(run.current_step_id)
     waiting = run.state is RunState.WAITING
     due = run.suspended_until if waiting else None
@@ -224,8 +237,8 @@ def explain_run(
         due_at=due,
         next_step=next_step,
         last_transition=last_transition,
-        why=why_of(run, step.step_key),
-        next_move=_next_move(run, journey, dry_run, anchor, now),
+        why=why_of(run, step.step_key, **names),
+        next_move=_next_move(run, journey, dry_run, anchor, now, names),
         anchor_delivery_id=None if anchor is None else anchor.id,
         anchor_delivery_status=None if anchor is None else anchor.status,
         anchor_attempt=None if anchor is None else anchor.attempt,

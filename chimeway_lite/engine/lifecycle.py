@@ -10,7 +10,10 @@ prune
     of its notification, and the notification itself. Active and waiting runs are never
     pruned, however old. Signals are left alone (they are tenant facts, not parts of a run;
     :func:`forget` erases them), and so are definitions (global, shared by every tenant).
-    The count returned is the number of rows deleted across the four tables. A pruned
+    Activations a throttle counted (CONTRACT §14.1) go once no throttle can count them any
+    more: made more than 31 days (the longest window) before both the cutoff and now. A
+    pruned run leaves the digest batch it belonged to; a closed batch that no run is left in
+    goes too. The count returned is the number of rows deleted across the tables. A pruned
     notification no longer holds its idempotency key: triggering the same key again starts
     a new journey (keep the cutoff longer than any retry window of the host).
 
@@ -28,13 +31,16 @@ forget
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from ..core.arguments import optional_id, require_id
 from ..core.ids import new_id
 from ..core.records import Erasure
 from ..core.timestamps import require_utc
+from ..machine.kinds.throttle import MAX_WINDOW_SECONDS
 from .work import Work
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def prune(work: Work, before: datetime, tenant_id: str | None) -> int:
@@ -43,7 +49,12 @@ def prune(work: Work, before: datetime, tenant_id: str | None) -> int:
     ``tenant_id`` limits the prune to one tenant; None prunes every tenant.
     """
     cutoff = require_utc(before, "before")
-    return work.unit.prune(cutoff, optional_id(tenant_id, "tenant_id"))
+    deleted = work.unit.prune(cutoff, optional_id(tenant_id, "tenant_id"))
+    try:
+        horizon = min(cutoff, work.now) - timedelta(seconds=MAX_WINDOW_SECONDS)
+    except OverflowError:
+        horizon = _EARLIEST
+    return deleted + work.unit.prune_activations(horizon, optional_id(tenant_id, "tenant_id"))
 
 
 def forget(work: Work, tenant_id: str, recipient: str | None) -> int:

@@ -22,6 +22,7 @@ from ..core.records import (
     DeliveryExplanation,
     DeliveryStatus,
     Erasure,
+    Notification,
     Progress,
     Resumed,
     RunExplanation,
@@ -99,6 +100,12 @@ class Reader:
         and two sentences (``why``, ``next_move``); DeliveryNotFound for another tenant's
         delivery and for a missing one alike."""
         return deliveries.explain_delivery(self._work, tenant_id, delivery_id)
+
+    def digest_members(self, delivery_id: str) -> list[Notification]:
+        """The notifications a delivery speaks for, oldest first, with their data: the runs
+        of its digest batch (``Delivery.digest_size`` of them when it was planned), or, for
+        a delivery of a step without a digest, its own notification alone."""
+        return deliveries.digest_members(self._work, delivery_id)
 
     def next_claimable_at(self) -> datetime | None:
         """The earliest time :meth:`Engine.claim_deliveries` finds a delivery to take — a
@@ -204,14 +211,18 @@ class Engine(Reader):
         idempotency_key: str,
         data: Mapping[str, Any] | None = None,
         correlation_key: str | None = None,
+        timezone: str | None = None,
     ) -> TriggerResult:
         """Start a journey for a recipient: notification, run, first delivery (pending).
 
         ``data`` is the host's own data for the workers (a dict of plain JSON, at most
         64 KiB), handed over on every delivery and never written into a trace.
         ``correlation_key`` is the host's own handle (an order id; not unique) that signals
-        and :meth:`cancel` may address. The same (tenant_id, idempotency_key) again returns
-        the first result with ``duplicate=True`` and writes nothing.
+        and :meth:`cancel` may address. ``timezone`` is the recipient's IANA time zone
+        (``"Europe/Paris"``; None: UTC), in which send windows are read. A throttle, send
+        window or digest on the first step may hold the run back: then no delivery is
+        planned yet (see ``TriggerResult.run``). The same (tenant_id, idempotency_key)
+        again returns the first result with ``duplicate=True`` and writes nothing.
         """
         return outbox.trigger(
             self._work,
@@ -222,6 +233,7 @@ class Engine(Reader):
             idempotency_key=idempotency_key,
             data=data,
             correlation_key=correlation_key,
+            timezone=timezone,
         )
 
     def claim_deliveries(
@@ -266,6 +278,11 @@ class Engine(Reader):
         """Take the next step of one run at ``now`` (default: the clock), or a noop that
         writes nothing."""
         return progression.progress_run(self._work, run_id, self._work.at(now))
+
+    def progress_due(self, run_id: str, *, now: datetime | None = None) -> list[Progress]:
+        """:meth:`progress_run`, returning every run the decision moved: the run, then the
+        other runs of a digest batch its progression closed (CONTRACT §14.2)."""
+        return progression.progress_due(self._work, run_id, self._work.at(now))
 
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from ..core.ids import new_id
 from ..core.records import Delivery, Notification, TriggerResult, WorkflowDefinition
 from ..declarations import Workflow
 from ..machine import decide
+from .gates import admit, require_timezone
 from .work import Work
 
 
@@ -24,15 +25,18 @@ def trigger(
     idempotency_key: str,
     data: Mapping[str, Any] | None = None,
     correlation_key: str | None = None,
+    timezone: str | None = None,
 ) -> TriggerResult:
-    """Record a notification, start its run and plan the first delivery; or return the
-    first result of the same (tenant, idempotency key), marked duplicate."""
+    """Record a notification, start its run and plan the first delivery (unless a step
+    option of the first step holds it back: CONTRACT §14); or return the first result of
+    the same (tenant, idempotency key), marked duplicate."""
     tenant_id = require_id(tenant_id, "tenant_id")
     recipient = require_id(recipient, "recipient")
     idempotency_key = require_id(idempotency_key, "idempotency_key")
     notification_key = require_id(notification_key, "notification_key")
     data = require_data(data, "data")
     correlation_key = optional_key(correlation_key, "correlation_key")
+    timezone = require_timezone(timezone)
     found = work.unit.notification_by_key(tenant_id, idempotency_key)
     if found is not None:
         return duplicate(work, found)
@@ -56,6 +60,7 @@ def trigger(
         inserted_at=now,
         data=data,
         correlation_key=correlation_key,
+        timezone=timezone,
     )
     if not work.unit.insert_notification(notification):
         # Another unit took the key since we looked (a backend without a global write
@@ -65,6 +70,7 @@ def trigger(
         return duplicate(work, taken)
     # The notification was inserted just now, in this tenant: it has no run yet, so the
     # checks of create_initial_run would only cost a read.
+    work.remember(notification)
     decision = decide.start(
         work.definitions.journey(definition_id),
         run_id=new_id(),
@@ -72,8 +78,8 @@ def trigger(
         notification_id=notification.id,
         now=now,
     )
-    run, _, deliveries = work.apply(None, decision, now, notification=notification)
-    return TriggerResult(notification, run, tuple(deliveries), False)
+    started = work.carry_out(None, admit(work, decision, now), now, notification=notification)
+    return TriggerResult(notification, started[0].run, started[0].deliveries, False)
 
 
 def duplicate(work: Work, notification: Notification) -> TriggerResult:

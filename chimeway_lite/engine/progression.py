@@ -10,6 +10,8 @@ from ..core.records import Delivery, Progress, ProgressKind, RunState, SignalMar
 from ..machine import decide
 from ..machine.decision import Decision
 from ..machine.journey import Journey
+from ..machine.kinds import digest
+from . import gates
 from .work import Work
 
 _UNREAD = object()  # "not read yet", where None means "read, and there is none"
@@ -21,20 +23,37 @@ def anchor_of(work: Work, run: WorkflowRun) -> Delivery | None:
 
 
 def decision_for(
-    work: Work, run: WorkflowRun, now: datetime, anchor: Delivery | object | None = _UNREAD
+    work: Work,
+    run: WorkflowRun,
+    now: datetime,
+    anchor: Delivery | object | None = _UNREAD,
+    *,
+    lock: bool = True,
 ) -> Decision:
-    """The machine's decision for ``run`` at ``now``. ``anchor`` is the run's anchor when
-    the caller has read it already (explain), so that it is not read twice; it is read only
-    when the machine will look at it (an active run that is not settling)."""
+    """The machine's decision for ``run`` at ``now``, gated by the step options of a step
+    it activates (CONTRACT §14). ``anchor`` is the run's anchor when the caller has read it
+    already (explain), so that it is not read twice; it is read only when the machine will
+    look at it (an active run that is not settling). ``lock=False`` is a dry run's: the
+    groups of throttles and digests are read without their lock."""
     if run.state is not RunState.ACTIVE or run.resumed_by is not None:
         anchor = None
     elif anchor is _UNREAD:
         anchor = anchor_of(work, run)
     assert anchor is None or isinstance(anchor, Delivery)
     journey = work.definitions.journey(run.workflow_definition_id)
-    return decide.progress(
-        run, journey, anchor, now=now, early_signal=_early_signal(work, run, journey, anchor)
+    closing = None
+    due = decide.due_at(run)
+    if run.state is RunState.WAITING and run.wait_kind == digest.NAME and due and due <= now:
+        closing = gates.closing_of(work, run)
+    decision = decide.progress(
+        run,
+        journey,
+        anchor,
+        now=now,
+        early_signal=_early_signal(work, run, journey, anchor),
+        closing=closing,
     )
+    return decision if decision.is_noop else gates.admit(work, decision, now, lock=lock)
 
 
 def _early_signal(
@@ -62,6 +81,14 @@ def progress_run(
 ) -> Progress:
     """Take the next step of one run, or a noop that writes nothing. ``run`` is the run
     when the caller has locked and read it already in this unit."""
+    return progress_due(work, run_id, now, run=run)[0]
+
+
+def progress_due(
+    work: Work, run_id: str, now: datetime, *, run: WorkflowRun | None = None
+) -> list[Progress]:
+    """:func:`progress_run`, and every run its decision moves with it (the rest of a
+    digest batch it closes): what each became, the run's own first (a noop alone)."""
     if run is None:
         run_id = require_id(run_id, "run_id")
         run = work.unit.run(run_id, lock=True)
@@ -69,6 +96,5 @@ def progress_run(
             raise RunNotFound(run_id)
     decision = decision_for(work, run, now)
     if decision.is_noop:
-        return Progress(ProgressKind.NOOP, run, decision.reason, ())
-    updated, _, deliveries = work.apply(run, decision, now)
-    return Progress(decision.kind, updated, decision.reason, tuple(deliveries))
+        return [Progress(ProgressKind.NOOP, run, decision.reason, ())]
+    return work.carry_out(run, decision, now)

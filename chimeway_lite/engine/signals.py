@@ -12,6 +12,7 @@ from ..core.ids import new_id
 from ..core.records import Resumed, Signal, SignalMark, WorkflowRun
 from ..machine import decide, deliveries
 from ..machine.decision import Decision
+from ..machine.kinds import digest
 from .work import Work
 
 
@@ -89,6 +90,8 @@ def cancel(
         if decision.is_noop:
             continue
         after, _, _ = work.apply(found, decision, now)
+        if found.wait_kind == digest.NAME:
+            work.unit.leave_batch(found.id, now)  # CONTRACT §14.2: it leaves its batch
         for pending in work.unit.pending_deliveries(found.id):
             cancelled = deliveries.cancel(pending, now)
             work.unit.update_delivery(pending, cancelled.delivery)

@@ -20,13 +20,21 @@ from ..core.ids import new_id
 from ..core.records import (
     Delivery,
     DeliveryStatus,
+    DigestBatch,
     Notification,
+    Progress,
+    StepActivation,
     WorkflowRun,
     WorkflowTransition,
 )
 from ..core.timestamps import require_utc
-from ..machine.decision import Decision, TransitionPlan
+from ..machine import decide
+from ..machine.decision import BatchPlan, Decision, TransitionPlan
+from ..machine.kinds import digest as digest_kind
+from ..machine.kinds import throttle as throttle_kind
 from ..machine.kinds.retry import Retry
+from ..machine.vocabulary import STEP_ACTIVATED
+from . import gates
 from .definitions import DefinitionIndex, Definitions
 
 
@@ -52,6 +60,10 @@ class Work:
                 raise ConstraintFailed("the store", f"notification {notification_id} is missing")
             self._notifications[notification_id] = found
         return found
+
+    def remember(self, notification: Notification) -> None:
+        """Keep a notification this unit inserted, so that it is not read back."""
+        self._notifications[notification.id] = notification
 
     @property
     def now(self) -> datetime:
@@ -88,6 +100,7 @@ class Work:
         self.unit.append_transitions(transitions)
         if not decision.deliveries:
             return run, transitions, []
+        self._count_activations(run, decision, now)
         if notification is None:
             notification = self.notification(run.notification_id)
         journey = self.definitions.journey(run.workflow_definition_id)
@@ -108,6 +121,7 @@ class Work:
                 notification_key=notification.notification_key,
                 step_key=steps[plan.workflow_step_id].step_key,
                 max_attempts=_max_attempts(journey.options.get(plan.workflow_step_id, {})),
+                digest_size=plan.digest_size,
                 data=notification.data,
                 config=steps[plan.workflow_step_id].config,
             )
@@ -115,6 +129,91 @@ class Work:
         ]
         self.unit.insert_deliveries(deliveries)
         return run, transitions, deliveries
+
+    def _count_activations(self, run: WorkflowRun, decision: Decision, now: datetime) -> None:
+        """Record each ``step_activated`` row of a throttled step: what throttles count
+        (CONTRACT §14.1: a run counts when it writes the step's step_activated row)."""
+        journey = self.definitions.journey(run.workflow_definition_id)
+        for row in decision.transitions:
+            if row.reason != STEP_ACTIVATED or row.workflow_step_id is None:
+                continue
+            policy = journey.options.get(row.workflow_step_id, {}).get(throttle_kind.KEY)
+            if not isinstance(policy, throttle_kind.Throttle):
+                continue
+            step = journey.step(row.workflow_step_id)
+            group, notification = gates.group_of(self, throttle_kind.NAME, run, step, policy.key)
+            self.unit.insert_activation(
+                StepActivation(
+                    tenant_id=run.tenant_id,
+                    recipient=notification.recipient,
+                    group_key=group,
+                    workflow_run_id=run.id,
+                    activated_at=now,
+                )
+            )
+
+    def carry_out(
+        self,
+        before: WorkflowRun | None,
+        decision: Decision,
+        now: datetime,
+        *,
+        notification: Notification | None = None,
+    ) -> list[Progress]:
+        """Carry out a decision with everything it moves: the decisions on other runs it
+        holds (``also``: the rest of a digest batch it closes) and its digest batch — opened,
+        joined (and closed at once when the join fills it), or closed with its one delivery.
+        Returns what each run it changed became, the decision's own run first."""
+        run, _, deliveries = self.apply(before, decision, now, notification=notification)
+        results = {run.id: Progress(decision.kind, run, decision.reason, tuple(deliveries))}
+        planned = list(deliveries)
+        for other_before, other in decision.also:
+            changed, _, theirs = self.apply(other_before, other, now)
+            results[changed.id] = Progress(other.kind, changed, other.reason, tuple(theirs))
+            planned += theirs
+        plan = decision.batch
+        if plan is not None:
+            for progress in self._batch(run, plan, planned, now):
+                results[progress.run.id] = progress
+        return list(results.values())
+
+    def _batch(
+        self, run: WorkflowRun, plan: BatchPlan, planned: list[Delivery], now: datetime
+    ) -> list[Progress]:
+        """Carry out what a decision does to a digest batch (CONTRACT §14.2)."""
+        if plan.action == "close":
+            assert plan.batch_id is not None
+            self.unit.close_batch(plan.batch_id, planned[0].id if planned else None, now)
+            return []
+        batch_id = plan.batch_id
+        if batch_id is None:  # open one
+            journey = self.definitions.journey(run.workflow_definition_id)
+            step = journey.step(plan.workflow_step_id)
+            option = journey.options[step.id].get(digest_kind.KEY)
+            key = option.key if isinstance(option, digest_kind.Digest) else None
+            group, notification = gates.group_of(self, digest_kind.NAME, run, step, key)
+            batch_id = new_id()
+            self.unit.insert_batch(
+                DigestBatch(
+                    id=batch_id,
+                    tenant_id=run.tenant_id,
+                    recipient=notification.recipient,
+                    group_key=group,
+                    workflow_step_id=step.id,
+                    opened_at=now,
+                    closes_at=plan.closes_at,
+                )
+            )
+        self.unit.join_batch(batch_id, run, now)
+        return self.close_batch(batch_id, now) if plan.fills else []
+
+    def close_batch(self, batch_id: str, now: datetime) -> list[Progress]:
+        """Close a digest batch now (a join filled it): its oldest run still waiting sends,
+        the others merge; what each run became."""
+        closing = gates.closing_of_batch(self, batch_id)
+        if not closing.members:
+            return []
+        return self.carry_out(closing.members[0][0], decide.close_batch(closing, now=now), now)
 
     def apply_many(
         self, changes: Sequence[tuple[WorkflowRun, Decision]], now: datetime

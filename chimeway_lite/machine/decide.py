@@ -10,7 +10,11 @@ Every change of a run is decided here and carried out by the engine
 * :func:`start` opens a run on the first step and plans its delivery;
 * :func:`progress` looks at a run, its current step's rules, the delivery planned for that
   step (the *anchor*) and the time, and returns what must happen next;
-* :func:`resume` lets a signal end a wait.
+* :func:`resume` lets a signal end a wait;
+* :func:`enter` asks the step options that gate an activation — throttle, send window,
+  digest, in that order (CONTRACT §14) — whether a decision that activates a step may, from
+  the facts the engine gathered for that step (:class:`~.kinds.Arrival`); a gate that
+  holds the run back replaces the ``step_activated`` row with its own.
 
 Each returns a :class:`~chimeway_lite.machine.decision.Decision`: the run as it must be
 afterwards, the trace rows to append (in order), the deliveries to plan, and a kind and a
@@ -34,7 +38,7 @@ otherwise                  implicit completion
 =========================  ================================================================
 
 A waiting run is due once ``now >= suspended_until`` (:func:`due_at`); the kind that started
-the wait (``run.wait_kind``) decides how it ends.
+the wait (``run.wait_kind``: a rule kind, or a gate) decides how it ends.
 """
 
 from __future__ import annotations
@@ -51,13 +55,15 @@ from ..core.records import (
     RunState,
     SignalMark,
     WorkflowRun,
+    WorkflowStep,
 )
 from ..core.timestamps import to_text
 from .decision import Decision, DeliveryPlan, TransitionPlan, activated, evidence, finish, noop
 from .journey import Journey
-from .kinds import kind_named, kind_of
+from .kinds import GATES, Arrival, Closing, gate_named, kind_named, kind_of
 from .kinds import wait_signals as wait_signals_of
 from .kinds.base import Situation
+from .kinds.digest import close as close_digest
 from .vocabulary import (
     CANCEL,
     CANCELLED,
@@ -152,6 +158,7 @@ def progress(
     *,
     now: datetime,
     early_signal: SignalMark | None = None,
+    closing: Closing | None = None,
 ) -> Decision:
     """Decide the next move of ``run`` at ``now``.
 
@@ -159,7 +166,9 @@ def progress(
     looked at when the run is active and not settling. ``early_signal`` is the earliest mark
     of one of :func:`wait_signals` routed since the run entered its step, for the run's
     recipient and correlation key (CONTRACT §13.1): when the decision is to wait for that
-    signal, the run goes on at once instead.
+    signal, the run goes on at once instead. ``closing`` is the digest batch of a run whose
+    digest wait is due (CONTRACT §14.2). A decision that activates a step is not gated
+    here: see :func:`enter`.
     """
     if run.state.is_terminal:
         return noop(run, RUN_NOT_ACTIVE)
@@ -168,10 +177,11 @@ def progress(
         due = due_at(run)
         if due is None or now < due:
             return noop(run, WAIT_NOT_DUE)
-        waits = kind_named(run.wait_kind)
-        if waits is None:
-            return noop(run, UNKNOWN_TO_STEP)  # a wait no kind started leads nowhere
-        return waits.wake(Situation(run, journey, current, now))
+        gate = gate_named(run.wait_kind)
+        waits = kind_named(run.wait_kind) if gate is None else gate
+        if waits is None or (gate is not None and gate.key not in journey.options[current.id]):
+            return noop(run, UNKNOWN_TO_STEP)  # a wait no kind (or gate of the step) started
+        return waits.wake(Situation(run, journey, current, now, closing=closing))
     if run.resumed_by is not None:
         return _settle_after_signal(Situation(run, journey, current, now), run.resumed_by)
     if anchor is None:
@@ -203,6 +213,43 @@ def progress(
                 return _on_signal(situation, early.event_name, early.routed_at)
             return decision
     return _complete(situation)
+
+
+def entering(decision: Decision, journey: Journey) -> WorkflowStep | None:
+    """The step ``decision`` activates, when that step has a gate the activation has not
+    passed yet (the engine then gathers the facts :func:`enter` needs); else None."""
+    row = decision.activation
+    if row is None or row.workflow_step_id is None:
+        return None
+    options = journey.options.get(row.workflow_step_id, {})
+    if any(g.key in options and g.name not in decision.passed for g in GATES):
+        return journey.step(row.workflow_step_id)
+    return None
+
+
+def enter(decision: Decision, journey: Journey, arrival: Arrival, *, now: datetime) -> Decision:
+    """``decision`` as the step it activates lets it through: the step's gates are asked in
+    order (throttle, window, digest), skipping those it passed; the first that holds the
+    run back decides instead (CONTRACT §14). ``arrival`` holds the facts of that step."""
+    step = entering(decision, journey)
+    if step is None:
+        return decision
+    options = journey.options.get(step.id, {})
+    for gate in GATES:
+        option = options.get(gate.key)
+        if option is None or gate.name in decision.passed:
+            continue
+        held = gate.admit(option, decision, step, arrival, now)
+        if held is not None:
+            return held
+    return decision
+
+
+def close_batch(closing: Closing, *, now: datetime) -> Decision:
+    """Close a digest batch at once (a join brought it to ``max_items``, CONTRACT §14.2):
+    the decision of its oldest run still waiting, the other runs' in its ``also``."""
+    run, step = closing.members[0]
+    return close_digest(closing, run, step, now)
 
 
 def wait_signals(run: WorkflowRun, journey: Journey) -> tuple[str, ...]:

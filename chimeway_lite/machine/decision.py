@@ -10,7 +10,7 @@ rule kinds (:mod:`chimeway_lite.machine.kinds`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -32,26 +32,57 @@ class TransitionPlan:
 
 @attrs.frozen
 class DeliveryPlan:
-    """A delivery to plan (status pending) for a step's channel."""
+    """A delivery to plan (status pending) for a step's channel; ``digest_size`` is the
+    number of runs it speaks for (a digest's, CONTRACT §14.2)."""
 
     workflow_step_id: str
     channel: str
+    digest_size: int = 1
+
+
+@attrs.frozen
+class BatchPlan:
+    """What a decision does to a digest batch (CONTRACT §14.2): ``open`` a new one for the
+    run (closing at ``closes_at``), ``join`` the open batch ``batch_id``, or ``close``
+    ``batch_id`` (its one delivery is the decision's). A join that ``fills`` the batch (it
+    reaches ``max_items``) closes it in the same unit of work."""
+
+    action: Literal["open", "join", "close"]
+    workflow_step_id: str
+    closes_at: datetime
+    batch_id: str | None = None
+    fills: bool = False
 
 
 @attrs.frozen
 class Decision:
-    """What to do to one run: its new row, trace rows and deliveries, or nothing (noop)."""
+    """What to do to one run: its new row, trace rows and deliveries, or nothing (noop).
+
+    ``batch`` is what it does to a digest batch; ``also`` are decisions on other runs
+    carried out with it (the rest of a digest batch it closes), each with the run as it was
+    before. ``passed`` names the step options an activation this decision ends with has
+    passed already (a send window that opened is not asked again, CONTRACT §14).
+    """
 
     kind: ProgressKind
     reason: str
     run: WorkflowRun
     transitions: tuple[TransitionPlan, ...] = ()
     deliveries: tuple[DeliveryPlan, ...] = ()
+    batch: BatchPlan | None = None
+    also: tuple[tuple[WorkflowRun, Decision], ...] = ()
+    passed: frozenset[str] = frozenset()
 
     @property
     def is_noop(self) -> bool:
         """True when nothing is to be written."""
         return self.kind is ProgressKind.NOOP
+
+    @property
+    def activation(self) -> TransitionPlan | None:
+        """The ``step_activated`` row this decision ends with, or None."""
+        last = self.transitions[-1] if self.transitions else None
+        return last if last is not None and last.reason == STEP_ACTIVATED else None
 
 
 def noop(run: WorkflowRun, reason: str) -> Decision:
@@ -124,6 +155,20 @@ def advance(
         (first, activated(target, "progression")),
         (DeliveryPlan(target.id, target.channel),),
     )
+
+
+def held_back(
+    decision: Decision,
+    row: TransitionPlan,
+    run: WorkflowRun,
+    kind: ProgressKind,
+    *,
+    batch: BatchPlan | None = None,
+) -> Decision:
+    """``decision`` with the ``step_activated`` row it ends with replaced by ``row`` (a step
+    option held the activation back), no delivery planned, and the run as ``run``; its
+    status reason is ``row``'s."""
+    return Decision(kind, row.reason, run, (*decision.transitions[:-1], row), (), batch)
 
 
 def finish(

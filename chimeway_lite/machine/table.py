@@ -1,9 +1,11 @@
 """The move table: every reason the machine writes, with its meaning (one source of truth).
 
-Assembled from the spine's own moves (:data:`~chimeway_lite.machine.vocabulary.CORE_MOVES`)
-and the moves of every registered rule kind. :func:`chimeway_lite.engine.audit.verify`,
-:mod:`chimeway_lite.engine.explanation`, the timeline and the CLI read it; a reason that is
-not in :data:`MOVES` is a host's own reason (CONTRACT §8).
+Assembled from the spine's own moves (:data:`~chimeway_lite.machine.vocabulary.CORE_MOVES`),
+the moves of every registered rule kind and those of every gate (the step options that hold
+an activation back), with the variants gates add to moves of the spine.
+:func:`chimeway_lite.engine.audit.verify`, :mod:`chimeway_lite.engine.explanation`, the
+timeline and the CLI read it; a reason that is not in :data:`MOVES` is a host's own reason
+(CONTRACT §8).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .kinds import RULE_KIND_NAMES, RULE_KINDS
+import attrs
+
+from .kinds import GATES, RULE_KIND_NAMES, RULE_KINDS
 from .vocabulary import (
     CANCEL,
     CORE_CONTEXT_KEYS,
@@ -25,10 +29,19 @@ from .vocabulary import (
 
 def _assemble() -> dict[str, Move]:
     moves: dict[str, Move] = {}
-    for move in (*CORE_MOVES, *(m for kind in RULE_KINDS for m in kind.moves)):
+    declared = (
+        *CORE_MOVES,
+        *(m for kind in RULE_KINDS for m in kind.moves),
+        *(m for gate in GATES for m in gate.moves),
+    )
+    for move in declared:
         if move.reason in moves or move.reason in NOOP_REASONS:
             raise RuntimeError(f"reason {move.reason!r} is declared twice")
         moves[move.reason] = move
+    for gate in GATES:
+        for reason, variant in gate.variants:
+            move = moves[reason]
+            moves[reason] = attrs.evolve(move, variants=(*move.variants, variant))
     return moves
 
 
@@ -41,7 +54,7 @@ CONTEXT_KEYS: frozenset[str] = CORE_CONTEXT_KEYS.union(*(k.context_keys for k in
 
 #: Every ``rule_kind`` a context may name: the registered kinds and the spine's own.
 CONTEXT_RULE_KINDS: frozenset[str] = frozenset(
-    {*RULE_KIND_NAMES, IMPLICIT_COMPLETION, WAIT_CANCELLED, CANCEL}
+    {*RULE_KIND_NAMES, *(g.name for g in GATES), IMPLICIT_COMPLETION, WAIT_CANCELLED, CANCEL}
 )
 
 #: Every terminal reason the engine gives a finished run.

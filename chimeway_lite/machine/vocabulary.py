@@ -43,10 +43,18 @@ WORKFLOW_COMPLETED = "workflow_completed"
 WORKFLOW_STOPPED = "workflow_stopped"
 PROGRESSED_ON_SIGNAL = "progressed_on_signal"
 WORKFLOW_CANCELLED = "workflow_cancelled"
+# the step options that gate an activation (CONTRACT §14)
+WORKFLOW_THROTTLED = "workflow_throttled"
+WAITING_FOR_DIGEST = "waiting_for_digest"
+DIGEST_CLOSED = "digest_closed"
+WAITING_FOR_SEND_WINDOW = "waiting_for_send_window"
+SEND_WINDOW_OPENED = "send_window_opened"
 
 # -- terminal reasons ------------------------------------------------------------------------------
 CANCELLED_BY_SIGNAL = "cancelled_by_signal"
 CANCELLED = "cancelled"
+THROTTLED = "throttled"
+MERGED_INTO_DIGEST = "merged_into_digest"
 
 # -- rule kinds written into contexts that belong to no declared rule ------------------------------
 IMPLICIT_COMPLETION = "implicit_completion"
@@ -111,6 +119,10 @@ class Variant:
 
     A row takes the first variant of its move whose ``rule_kind`` is its context's and whose
     ``requires`` key (when set) its context holds; else its move's first variant.
+    ``from_states``, when set, are the states rows of this variant leave instead of the
+    move's (a digest's merged runs complete from ``waiting``). ``next`` is, for the status
+    of a run that waits, what moves it next (explain's ``next_move``); None leaves that
+    sentence to the explanation's own rules.
     """
 
     rule_kind: str | None
@@ -119,6 +131,8 @@ class Variant:
     detail: str
     terminal_reason: str | None = None
     requires: str | None = None
+    from_states: tuple[RunState | None, ...] | None = None
+    next: str | None = None
 
 
 def _states(value: Any) -> tuple[RunState | None, ...]:
@@ -130,7 +144,10 @@ class Move:
     """What one reason means: the states a row of it goes between (``from_states``: the one
     state, or the states, it may leave), and its evidence.
 
-    ``opens_step``: the engine writes a ``step_activated`` row right after it (same decision);
+    ``opens_step``: the engine writes a ``step_activated`` row right after it (same decision),
+    or a row that ``enters_step`` instead; ``enters_step``: it stands in for the
+    ``step_activated`` row of a step whose option held the activation back (a throttle, a
+    send window, a digest: CONTRACT §14), so the cursor is on its step afterwards;
     ``anchored``: its ``delivery_id`` is the run's own anchor delivery; ``on_current_step``:
     its step is the step the run is on when it is written.
     """
@@ -142,6 +159,12 @@ class Move:
     opens_step: bool = False
     anchored: bool = False
     on_current_step: bool = True
+    enters_step: bool = False
+
+    def sources(self, context: Mapping[str, Any]) -> tuple[RunState | None, ...]:
+        """The states a row of this move with this context may leave."""
+        variant = self.variant(context)
+        return self.from_states if variant.from_states is None else variant.from_states
 
     def variant(self, context: Mapping[str, Any]) -> Variant:
         """The variant a row with this context reads as (see :class:`Variant`)."""

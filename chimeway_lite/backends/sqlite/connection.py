@@ -17,7 +17,7 @@ from pathlib import Path
 from ...core.errors import ChimewayError, ConstraintFailed, SchemaMismatch, StorageError, StoreBusy
 from .migrations import MIGRATIONS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x63776C31  # 'cwl1'
 MEMORY = ":memory:"
 

@@ -110,5 +110,49 @@ CREATE INDEX workflow_runs_active_by_tenant ON workflow_runs (tenant_id, entered
     WHERE state = 'active';
 """
 
+# Version 3 adds the step options that gate an activation (CONTRACT §14): the recipient's time
+# zone on the notification, the activations throttles count, and the digest batches with
+# their runs. Nothing existing changes: every run of a version-2 file has none of them.
+_V2_TO_V3 = """
+ALTER TABLE notifications ADD COLUMN timezone TEXT;
+
+CREATE TABLE step_activations (
+    seq             INTEGER PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    group_key       TEXT NOT NULL,
+    workflow_run_id TEXT NOT NULL,
+    activated_at    TEXT NOT NULL
+);
+CREATE INDEX step_activations_by_group ON step_activations (group_key, activated_at);
+CREATE INDEX step_activations_by_time ON step_activations (activated_at);
+
+CREATE TABLE digest_batches (
+    id               TEXT PRIMARY KEY NOT NULL,
+    tenant_id        TEXT NOT NULL,
+    recipient        TEXT NOT NULL,
+    group_key        TEXT NOT NULL,
+    workflow_step_id TEXT NOT NULL REFERENCES workflow_steps (id),
+    opened_at        TEXT NOT NULL,
+    closes_at        TEXT NOT NULL,
+    closed_at        TEXT,
+    delivery_id      TEXT
+);
+CREATE INDEX digest_batches_open ON digest_batches (group_key, closes_at)
+    WHERE closed_at IS NULL;
+CREATE INDEX digest_batches_by_delivery ON digest_batches (delivery_id)
+    WHERE delivery_id IS NOT NULL;
+CREATE INDEX digest_batches_by_recipient ON digest_batches (tenant_id, recipient);
+
+CREATE TABLE digest_members (
+    seq             INTEGER PRIMARY KEY,
+    batch_id        TEXT NOT NULL REFERENCES digest_batches (id),
+    workflow_run_id TEXT NOT NULL REFERENCES workflow_runs (id),
+    joined_at       TEXT NOT NULL
+);
+CREATE INDEX digest_members_by_batch ON digest_members (batch_id, seq);
+CREATE INDEX digest_members_by_run ON digest_members (workflow_run_id);
+"""
+
 #: version -> the statements that upgrade it by one.
-MIGRATIONS: Mapping[int, str] = {1: _V1_TO_V2}
+MIGRATIONS: Mapping[int, str] = {1: _V1_TO_V2, 2: _V2_TO_V3}

@@ -8,12 +8,13 @@ from contextlib import contextmanager, suppress
 
 from ...core.errors import ChimewayError
 from .definitions import DefinitionQueries
+from .gates import GateQueries
 from .outbox import OutboxQueries
 from .runs import RunQueries
 from .upkeep import UpkeepQueries
 
 
-class SqliteUnit(DefinitionQueries, RunQueries, OutboxQueries, UpkeepQueries):
+class SqliteUnit(DefinitionQueries, RunQueries, OutboxQueries, GateQueries, UpkeepQueries):
     """The queries of one transaction; each concern's SQL lives in its own module, and
     every statement goes through the one :class:`~.executor.Executor` they share."""
 

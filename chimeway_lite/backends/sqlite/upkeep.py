@@ -27,6 +27,7 @@ SELECT id, notification_id FROM workflow_runs
 # Children before parents: the foreign keys are checked statement by statement.
 _PRUNE = (
     ("DELETE FROM workflow_transitions WHERE workflow_run_id = ?", 0),
+    ("DELETE FROM digest_members WHERE workflow_run_id = ?", 0),
     (
         "DELETE FROM delivery_events WHERE delivery_id IN "
         "(SELECT id FROM deliveries WHERE notification_id = ?)",
@@ -36,6 +37,17 @@ _PRUNE = (
     ("DELETE FROM workflow_runs WHERE id = ?", 0),
     ("DELETE FROM notifications WHERE id = ?", 1),
 )
+# The digest batches the pruned runs belonged to (digest_members_by_run), and of those the
+# closed ones no run is left in.
+_BATCHES_OF_RUNS = """
+SELECT DISTINCT batch_id FROM digest_members
+ WHERE workflow_run_id IN (SELECT value FROM json_each(:ids))
+"""
+_PRUNE_BATCHES = """
+DELETE FROM digest_batches
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND closed_at IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM digest_members AS m WHERE m.batch_id = digest_batches.id)
+"""
 # Marks no unfinished run can count any more: older than the cutoff and than the step entry
 # of every active run of their tenant (a run counts marks at wait entry only, and only
 # those routed since it entered its step: CONTRACT §13.1). workflow_runs_active_by_tenant.
@@ -66,6 +78,22 @@ _FORGET = (
         f"(SELECT id FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS}))",
     ),
     ("deliveries", f"DELETE FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})"),
+    (
+        "digest_members",
+        "DELETE FROM digest_members WHERE workflow_run_id IN "
+        f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
+    ),
+    # a batch groups one recipient's runs only: its members went with them
+    (
+        "digest_batches",
+        "DELETE FROM digest_batches "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
+    ),
+    (
+        "step_activations",
+        "DELETE FROM step_activations "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
+    ),
     ("workflow_runs", f"DELETE FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS})"),
     (
         "notifications",
@@ -145,6 +173,27 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
         "LEFT JOIN workflow_steps AS s ON s.id = r.current_step_id "
         "WHERE s.workflow_definition_id IS NOT r.workflow_definition_id",
     ),
+    (
+        # A digest's delivery speaks for the runs of its batch: never for more than its
+        # digest_size says (fewer once prune took finished ones), never for a missing batch.
+        "digest_size",
+        "SELECT id, digest_size, members FROM ("
+        "  SELECT d.id, d.digest_size, (SELECT count(*) FROM digest_batches AS b"
+        "    JOIN digest_members AS m ON m.batch_id = b.id WHERE b.delivery_id = d.id)"
+        "    AS members,"
+        "  EXISTS (SELECT 1 FROM digest_batches AS b WHERE b.delivery_id = d.id) AS batched"
+        "  FROM deliveries AS d) "
+        "WHERE (digest_size > 1 OR batched) AND (members > digest_size OR NOT batched)",
+    ),
+    (
+        # A run waiting for its digest is a member of a batch that has not closed (else the
+        # sweep would close a batch of one).
+        "digest_orphan",
+        "SELECT r.id, r.wait_target FROM workflow_runs AS r "
+        "WHERE r.state = 'waiting' AND r.wait_kind = :collecting AND NOT EXISTS ("
+        "  SELECT 1 FROM digest_members AS m JOIN digest_batches AS b ON b.id = m.batch_id "
+        "  WHERE m.workflow_run_id = r.id AND b.closed_at IS NULL)",
+    ),
 )
 
 _RUNS = """
@@ -211,9 +260,15 @@ class UpkeepQueries(Executor):
         """Delete finished runs last changed before ``before`` with their rows."""
         runs = self.all(_FINISHED_BEFORE, {"before": to_text(before), "tenant_id": tenant_id})
         deleted = 0
+        batches = []
+        if runs:
+            ids = canonical_json([r[0] for r in runs])
+            batches = [r[0] for r in self.all(_BATCHES_OF_RUNS, {"ids": ids})]
         for statement, column in _PRUNE:
             if runs:
                 deleted += self.executemany(statement, [(r[column],) for r in runs]).rowcount
+        if batches:
+            deleted += self.execute(_PRUNE_BATCHES, {"ids": canonical_json(batches)}).rowcount
         params = {"before": to_text(before), "tenant_id": tenant_id}
         deleted += self.execute(_PRUNE_MARKS, params).rowcount
         return deleted
@@ -253,15 +308,17 @@ class UpkeepQueries(Executor):
         return problems
 
     def evidence_findings(
-        self, *, anchored: Sequence[str], activated: str, resumed: str
+        self, *, anchored: Sequence[str], activated: str, resumed: str, collecting: str
     ) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """Rows that break an evidence or tenancy rule, by check name. The reasons come from
         the machine's table: those whose rows anchor on the run's own delivery, the one that
-        activates a step (it plans a delivery) and the one a signal's resume writes."""
+        activates a step (it plans a delivery) and the one a signal's resume writes; and the
+        wait kind of a run collected into a digest."""
         params = {
             "anchored": canonical_json(list(anchored)),
             "activated": activated,
             "resumed": resumed,
+            "collecting": collecting,
         }
         for name, sql in _FINDINGS:
             wanted = {k: v for k, v in params.items() if f":{k}" in sql}

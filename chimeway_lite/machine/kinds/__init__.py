@@ -13,27 +13,50 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.errors import InvalidWorkflow
-from . import on_outcome, on_signal, retry, stop, wait_until
-from .base import RuleKind, Situation, StepOption, Where, kind_of, wait_signals
+from . import digest, on_outcome, on_signal, retry, send_window, stop, throttle, wait_until
+from .base import (
+    Arrival,
+    Closing,
+    Gate,
+    Reading,
+    RuleKind,
+    Situation,
+    StepOption,
+    Where,
+    kind_of,
+    wait_signals,
+)
+from .digest import Digest
 from .on_outcome import OnOutcome
 from .on_signal import OnSignal
 from .retry import Retry
+from .send_window import SendWindow
 from .stop import Stop
+from .throttle import Throttle
 from .wait_until import WaitUntil
 
 __all__ = [
+    "GATES",
     "RULE_KINDS",
     "STEP_OPTIONS",
+    "Arrival",
+    "Closing",
+    "Digest",
+    "Gate",
     "OnOutcome",
     "OnSignal",
+    "Reading",
     "Retry",
     "Rule",
     "RuleKind",
+    "SendWindow",
     "Situation",
     "StepOption",
     "Stop",
+    "Throttle",
     "WaitUntil",
     "Where",
+    "gate_named",
     "kind_named",
     "kind_of",
     "option_from_dict",
@@ -42,6 +65,7 @@ __all__ = [
     "rule_to_dict",
     "rules_of",
     "wait_signals",
+    "wait_targets",
 ]
 
 #: Every rule kind, in the order their names are listed in messages.
@@ -55,8 +79,14 @@ RULE_KINDS: tuple[RuleKind[Any], ...] = (
 #: A typed rule of any registered kind.
 Rule = WaitUntil | OnOutcome | Stop | OnSignal
 
+#: The step options that gate an activation, in the order they are asked (CONTRACT §14:
+#: throttle, then window, then digest).
+GATES: tuple[Gate[Any], ...] = (throttle.OPTION, send_window.OPTION, digest.OPTION)
+
 #: Every step option: what a step may declare besides its rules, each under its config key.
-STEP_OPTIONS: tuple[StepOption[Any], ...] = (retry.OPTION,)
+STEP_OPTIONS: tuple[StepOption[Any], ...] = (retry.OPTION, *GATES)
+
+_GATES_BY_NAME: Mapping[str, Gate[Any]] = {g.name: g for g in GATES}
 
 _BY_NAME: Mapping[str, RuleKind[Any]] = {k.name: k for k in RULE_KINDS}
 RULE_KIND_NAMES = tuple(_BY_NAME)
@@ -68,6 +98,31 @@ RULE_TYPE_NAMES = ", ".join(k.rule_type.__name__ for k in RULE_KINDS[:-1]) + (
 def kind_named(name: object) -> RuleKind[Any] | None:
     """The kind called ``name`` (``"wait_until"`` …), or None."""
     return _BY_NAME.get(name) if isinstance(name, str) else None
+
+
+def gate_named(name: object) -> Gate[Any] | None:
+    """The gate called ``name`` (``"throttle"``, ``"window"``, ``"digest"``), or None."""
+    return _GATES_BY_NAME.get(name) if isinstance(name, str) else None
+
+
+def wait_targets(
+    kind_name: object,
+    rules: tuple[Any, ...],
+    options: Mapping[str, Any],
+    step_key: str,
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(target step key, signals that end it) of every wait the kind called ``kind_name``
+    could start on a step with these rules and options, in order (the machine waits by the
+    first): a rule kind's waits lead to their ``to_step``; a gate's wait (window, digest)
+    holds the run on ``step_key`` itself, and no signal ends it."""
+    gate = gate_named(kind_name)
+    if gate is not None:
+        return [(step_key, ())] if gate.key in options else []
+    kind = kind_named(kind_name)
+    if kind is None:
+        return []
+    found = (kind.waits(r, rules) for r in rules if isinstance(r, kind.rule_type))
+    return [w for w in found if w is not None]
 
 
 def rule_from_dict(

@@ -17,20 +17,26 @@ How the machine uses the hooks when an active run's delivery has an outcome (CON
   :attr:`~RuleKind.awaits_convergence`, else ``no_matching_progress_rule``.
 
 A kind that makes the run wait also says how the wait ends when it is due (:meth:`wake`).
+
+A :class:`StepOption` is what a step declares besides its rules (``retry`` …); a
+:class:`Gate` is a step option that decides whether a run that would activate its step does
+(``throttle``, ``window``, ``digest``, CONTRACT §14): the machine asks the step's gates, in
+the registry's order, before the ``step_activated`` row is written, from the facts the
+engine gathered (:class:`Arrival`), and a gate that holds the run back decides instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import attrs
 
 from ...core.errors import InvalidWorkflow
-from ...core.records import Delivery, Outcome, WorkflowRun, WorkflowStep
+from ...core.records import Delivery, DigestBatch, Outcome, WorkflowRun, WorkflowStep
 from ..decision import Decision
-from ..vocabulary import Move
+from ..vocabulary import Move, Variant
 
 if TYPE_CHECKING:
     from ..journey import Journey
@@ -57,9 +63,20 @@ class Where:
 
 
 @attrs.frozen
+class Closing:
+    """The facts of a digest batch that closes (CONTRACT §14.2): its id (None when the run
+    belongs to none) and its runs still waiting, oldest first, each with its current step
+    (runs of another version of the workflow have steps of their own)."""
+
+    batch_id: str | None
+    members: tuple[tuple[WorkflowRun, WorkflowStep], ...] = ()
+
+
+@attrs.frozen
 class Situation:
     """What a decision hook sees: the run, its journey, its current step and the time; for
-    outcome decisions also the anchor delivery and its outcome."""
+    outcome decisions also the anchor delivery and its outcome; for a due digest wait the
+    batch that closes."""
 
     run: WorkflowRun
     journey: Journey
@@ -67,6 +84,7 @@ class Situation:
     now: datetime
     anchor: Delivery | None = None
     outcome: Outcome | None = None
+    closing: Closing | None = None
 
     @property
     def rules(self) -> tuple[Any, ...]:
@@ -201,3 +219,65 @@ class StepOption(Generic[OptionT]):
     def describe(self, option: OptionT) -> str:
         """The option in a few words, for explanations."""
         raise NotImplementedError
+
+
+@attrs.frozen
+class Arrival:
+    """The facts a step's gates read when a run would activate the step, gathered by the
+    engine for that step only: ``activations`` — the activations of the throttle's group
+    in its window, counted up to its limit; ``batch`` — the latest digest batch of the
+    digest's group that has not closed (None: there is none); ``zone`` — the recipient's
+    time zone (UTC when the trigger named none)."""
+
+    activations: int = 0
+    batch: DigestBatch | None = None
+    zone: tzinfo = UTC
+
+
+@attrs.frozen
+class Reading:
+    """What a reader (explain) knows of a run besides its row, for the sentences of a
+    gate's moves: the time, the recipient's zone and its name, the run's current step, the
+    time of its last row (``at``) and its due time (``due``), and ``items`` — the runs of
+    its digest batch still waiting, or its delivery's digest size."""
+
+    now: datetime
+    zone: tzinfo
+    zone_name: str
+    step: WorkflowStep
+    at: datetime | None = None
+    due: datetime | None = None
+    items: int | None = None
+
+
+class Gate(StepOption[OptionT]):
+    """A step option that decides whether a run that would activate its step does (see the
+    module docstring). Subclass it once per gate and list it in the registry's ``GATES``.
+    """
+
+    #: The ``rule_kind`` of its rows, and the run's ``wait_kind`` while it holds a run.
+    name: ClassVar[str]
+    #: The moves it adds to the machine's table, and the variants it adds to moves there
+    #: (reason, variant).
+    moves: ClassVar[tuple[Move, ...]] = ()
+    variants: ClassVar[tuple[tuple[str, Variant], ...]] = ()
+
+    def admit(
+        self,
+        option: OptionT,
+        decision: Decision,
+        step: WorkflowStep,
+        arrival: Arrival,
+        now: datetime,
+    ) -> Decision | None:
+        """None when the run may activate ``step`` as ``decision`` says (the next gate is
+        asked); else the decision instead (see :func:`~..decision.held_back`)."""
+        raise NotImplementedError
+
+    def wake(self, situation: Situation) -> Decision:
+        """For a gate that makes runs wait: the decision when the wait is due."""
+        raise NotImplementedError
+
+    def names(self, option: OptionT, reading: Reading) -> dict[str, Any]:
+        """The names its sentences read besides the row's context (explain's facts)."""
+        return {}
