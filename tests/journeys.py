@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from chimeway_lite import (
     Delivery,
     DeliveryStatus,
+    Digest,
     FakeClock,
     InvalidArgument,
     InvalidTransition,
@@ -31,9 +33,11 @@ from chimeway_lite import (
     OnSignal,
     Outcome,
     RunState,
+    SendWindow,
     Step,
     Stop,
     Store,
+    Throttle,
     WaitUntil,
     Workflow,
     WorkflowDefinition,
@@ -93,12 +97,48 @@ def rules(draw: st.DrawFn, targets: Sequence[str]) -> WaitUntil | OnOutcome | St
     return Stop(outcome)
 
 
+#: The recipients' time zones the model knows (None: UTC).
+ZONES = (None, "Europe/Paris", "America/New_York")
+# Window edges on the half hour: every opening is then on the half hour in UTC too (the zones
+# above change by whole hours), which the model's own clock arithmetic relies on.
+_CLOCKS = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 30))
+
+
+@st.composite
+def gate_options(draw: st.DrawFn) -> dict[str, Any]:
+    """The step options of CONTRACT §14 for one step: each one in four steps has each."""
+    options: dict[str, Any] = {}
+    if draw(st.integers(0, 3)) == 0:
+        options["throttle"] = Throttle(
+            draw(st.integers(1, 2)),
+            draw(st.sampled_from((600, 3600, 7200))),
+            key=draw(st.sampled_from((None, "thread"))),
+        )
+    if draw(st.integers(0, 3)) == 0:
+        start, end = draw(st.lists(st.sampled_from(_CLOCKS), min_size=2, max_size=2, unique=True))
+        days = draw(st.lists(st.integers(0, 6), min_size=1, max_size=7, unique=True))
+        options["window"] = SendWindow(start, end, days)
+    if draw(st.integers(0, 3)) == 0:
+        options["digest"] = Digest(
+            draw(st.sampled_from((60, 600, 3600))),
+            key=draw(st.sampled_from((None, "thread"))),
+            max_items=draw(st.sampled_from((None, 2, 3))),
+        )
+    return options
+
+
 @st.composite
 def workflows(
-    draw: st.DrawFn, *, key: str = "journey", version: int = 1, ghost_targets: bool = False
+    draw: st.DrawFn,
+    *,
+    key: str = "journey",
+    version: int = 1,
+    ghost_targets: bool = False,
+    gates: bool = False,
 ) -> Workflow:
     """A valid workflow of 1-4 steps (cycles allowed); with ``ghost_targets`` some to_step
-    may name no step, which only the pure machine may see (registration refuses it)."""
+    may name no step, which only the pure machine may see (registration refuses it); with
+    ``gates`` some steps have a throttle, a send window or a digest."""
     count = draw(st.integers(1, 4))
     keys = [f"s{i}" for i in range(1, count + 1)]
     targets = [*keys, GHOST_STEP] if ghost_targets else keys
@@ -109,7 +149,8 @@ def workflows(
             # on_signal rules ride on a wait: at most one per event
             events = draw(st.lists(st.sampled_from(EVENTS), max_size=2, unique=True))
             progress += [OnSignal(e, draw(st.sampled_from(targets))) for e in events]
-        steps.append(Step(k, i, draw(st.sampled_from(CHANNELS)), progress=progress))
+        options = draw(gate_options()) if gates else {}
+        steps.append(Step(k, i, draw(st.sampled_from(CHANNELS)), progress=progress, **options))
     return Workflow(key, version, steps)
 
 
@@ -156,6 +197,7 @@ class Case:
     anchor: Delivery | None
     now: datetime
     early: SignalMark | None = None
+    facts: Facts = attrs.field(factory=lambda: Facts())
 
 
 def wait_context(
@@ -182,8 +224,20 @@ def stamp(at: datetime) -> str:
     )
 
 
+# Mostly the morning of T0; now and then the evenings before the DST changes of 2026 in the
+# zones of ZONES, so that send windows open across them.
+_BASES = (
+    T0,
+    T0,
+    T0,
+    datetime(2026, 3, 28, 20, tzinfo=UTC),
+    datetime(2026, 10, 24, 20, tzinfo=UTC),
+    datetime(2026, 3, 7, 22, tzinfo=UTC),
+    datetime(2026, 10, 31, 22, tzinfo=UTC),
+)
 _moments = st.builds(
-    lambda s, us: T0 + timedelta(seconds=s, microseconds=us),
+    lambda base, s, us: base + timedelta(seconds=s, microseconds=us),
+    st.sampled_from(_BASES),
     st.integers(0, 20_000),
     st.sampled_from((0, 0, 1, 999_999, 123_456)),
 )
@@ -192,7 +246,7 @@ _moments = st.builds(
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     """A run in any state on any step, with or without an anchor delivery, at any time."""
-    workflow = draw(workflows(ghost_targets=True))
+    workflow = draw(workflows(ghost_targets=True, gates=True))
     definition = definition_of(workflow)
     keys = [s.key for s in workflow.steps]
     current = draw(st.sampled_from(keys))
@@ -202,7 +256,15 @@ def cases(draw: st.DrawFn) -> Case:
     pending: tuple[str, ...] = ()
     terminal = None
     wait: dict[str, Any] = {}
-    if state is RunState.WAITING:
+    gate_wait = draw(st.sampled_from((None, None, "window", "digest")))
+    if state is RunState.WAITING and gate_wait is not None:
+        # held by a step option of its own step (which may not have it: unknown_to_step)
+        reason = "waiting_for_send_window" if gate_wait == "window" else "waiting_for_digest"
+        due = draw(_moments)
+        context = {"rule_kind": gate_wait, "step_key": current, "due_at": stamp(due)}
+        suspended = draw(st.one_of(st.just(due), st.none()))
+        wait = {"wait_kind": gate_wait, "wait_target": current}
+    elif state is RunState.WAITING:
         reason = "waiting_for_step_progression"
         settled = draw(_moments)
         delay = draw(st.integers(1, 10_000))
@@ -263,13 +325,31 @@ def cases(draw: st.DrawFn) -> Case:
     early = None
     if draw(st.booleans()):  # a signal routed since the run entered its step
         early = SignalMark("acme", draw(st.sampled_from(EVENTS)), None, None, T0, seq=1)
+    now = draw(_moments)
+    batch = None
+    if draw(st.booleans()):  # the group's newest batch that has not closed: (closes, runs)
+        batch = (now + timedelta(seconds=draw(st.integers(-600, 600))), draw(st.integers(0, 3)))
+    facts = Facts(
+        activations=draw(st.integers(0, 3)),
+        batch=batch,
+        zone=draw(st.sampled_from(ZONES)),
+        closing=draw(
+            st.none()
+            | st.builds(
+                lambda place, others: (min(place, others), others),
+                st.integers(-1, 2),
+                st.integers(0, 2),
+            )
+        ),
+    )
     return Case(
         workflow=workflow,
         definition=definition,
         run=attrs.evolve(run, entered_step_at=T0),
         anchor=anchor,
-        now=draw(_moments),
+        now=now,
         early=early,
+        facts=facts,
     )
 
 
@@ -368,6 +448,7 @@ class ModelDelivery:
     suppression_reason: str | None = None
     inserted_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    digest_size: int = 1
 
 
 @attrs.define
@@ -389,20 +470,90 @@ class ModelRun:
     trace_rows: int = 2
     entered_at: datetime | None = None  # when the run entered its current step
     resumed_by: str | None = None  # the event that ended its wait
+    wait_kind: str | None = None  # what holds a waiting run: wait_until, window, digest
+    timezone: str | None = None  # the trigger's
+
+
+@attrs.frozen
+class Facts:
+    """What the step options of CONTRACT §14 see, as the model is told it: the activations
+    of the throttle's group in its window, the digest group's newest batch that has not
+    closed (its closing time and how many runs wait in it), the recipient's zone, and for a
+    digest that closes the run's place among the waiting runs of its batch (-1: it is in
+    none) and how many others wait there."""
+
+    activations: int = 0
+    batch: tuple[datetime, int] | None = None
+    zone: str | None = None
+    closing: tuple[int, int] | None = None
+
+
+#: Facts for a (run, step): a constant in the pure tests, the store model's own state in
+#: the stateful one.
+FactsOf = Callable[[ModelRun, Step], Facts]
 
 
 @attrs.frozen
 class Expected:
-    """What one progression must do: its kind and reason, and the step (if any) for which it
-    plans a new delivery."""
+    """What one progression must do: its kind and reason, the step (if any) for which it
+    plans a new delivery and that delivery's digest size, and what the run did to a digest
+    batch (``open``, ``join``, or ``fill``: a join that brings it to max_items)."""
 
     kind: str
     reason: str
     planned_step: str | None = None
+    digest_size: int = 1
+    held: str | None = None
 
 
 def _step(workflow: Workflow, key: str) -> Step | None:
     return next((s for s in workflow.steps if s.key == key), None)
+
+
+def _no_facts(run: ModelRun, step: Step) -> Facts:
+    return Facts()
+
+
+# -- send windows, by the text of CONTRACT §14.3 -------------------------------------------------
+
+_HALF_HOUR = timedelta(minutes=30)
+
+
+def _zone(name: str | None) -> tzinfo:
+    return UTC if name is None else ZoneInfo(name)
+
+
+def _wall_instant(day: date, clock: str, zone: tzinfo) -> datetime:
+    """The first instant whose local time is at or after wall time ``clock`` of ``day``:
+    in a DST gap the first instant after it, in a fold the first occurrence. Found by
+    walking the UTC half hours (the model's zones change by whole hours)."""
+    hours, minutes = (int(p) for p in clock.split(":"))
+    wall = datetime(day.year, day.month, day.day, hours, minutes)
+    probe = wall.replace(tzinfo=UTC) - timedelta(hours=15)
+    while probe.astimezone(zone).replace(tzinfo=None) < wall:
+        probe += _HALF_HOUR
+    return probe
+
+
+def window_opening(window: SendWindow, now: datetime, zone_name: str | None) -> datetime | None:
+    """None when ``now`` is inside ``window`` in the zone; else its next opening."""
+    zone = _zone(zone_name)
+    overnight = window.start > window.end  # "HH:MM" text orders as the clock does
+    today = now.astimezone(zone).date()
+    openings = []
+    for offset in range(-1, 9):
+        day = today + timedelta(days=offset)
+        if day.weekday() not in window.days:
+            continue
+        opens = _wall_instant(day, window.start, zone)
+        closes = _wall_instant(day + timedelta(days=int(overnight)), window.end, zone)
+        if opens <= now < closes:
+            return None
+        openings.append(opens)
+    return min(o for o in openings if o > now)
+
+
+# -- one progression ----------------------------------------------------------------------------
 
 
 def expect_progress(
@@ -410,25 +561,38 @@ def expect_progress(
     anchor: ModelDelivery | None,
     now: datetime,
     marks: Sequence[tuple[str, str, str | None, datetime]] = (),
+    facts: FactsOf = _no_facts,
 ) -> Expected:
     """Predict one progression of ``run`` at ``now`` and apply it to ``run`` (CONTRACT §4).
 
     ``marks`` are the routed signals (tenant, event, actor, when), oldest first: a wait
     that would begin for an event one of them names, of the run's tenant and recipient (or
-    no actor), routed since the run entered its step, does not begin (CONTRACT §13.1)."""
+    no actor), routed since the run entered its step, does not begin (CONTRACT §13.1).
+    ``facts`` tells what the step options of a step the run would activate see (§14)."""
     if run.state in _TERMINAL:
         return Expected("noop", "run_not_active")
     if run.state == "waiting":
         if run.suspended_until is None or now < run.suspended_until:
             return Expected("noop", "wait_not_due")
+        current = _step(run.workflow, run.step_key)
+        assert current is not None
+        if run.wait_kind in ("window", "digest"):
+            if getattr(current, run.wait_kind) is None:
+                return Expected("noop", "unknown_to_step")
+            if run.wait_kind == "window":
+                _move(run, now, rows=2, state="active", reason="send_window_opened")
+                opened = Expected("advanced", "send_window_opened", current.key)
+                return _held(run, current, now, opened, facts, ("throttle", "window"))
+            return _close_alone(run, current, now, facts(run, current).closing)
         target = _step(run.workflow, run.wait_to_step or "")
         if target is None:
             return Expected("noop", "unknown_to_step")
         _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
         run.step_key, run.entered_at = target.key, now
-        return Expected("advanced", "progressed_on_delivery_outcome", target.key)
+        moved = Expected("advanced", "progressed_on_delivery_outcome", target.key)
+        return _held(run, target, now, moved, facts)
     if run.resumed_by is not None:
-        return _signalled(run, run.resumed_by, now)
+        return _signalled(run, run.resumed_by, now, facts)
     if anchor is None:
         return Expected("noop", "no_active_step_delivery")
     step = _step(run.workflow, run.step_key)
@@ -452,7 +616,8 @@ def expect_progress(
                 return Expected("noop", "unknown_to_step")
             _move(run, now, rows=2, state="active", reason="progressed_on_delivery_outcome")
             run.step_key, run.entered_at = target.key, now
-            return Expected("advanced", "progressed_on_delivery_outcome", target.key)
+            moved = Expected("advanced", "progressed_on_delivery_outcome", target.key)
+            return _held(run, target, now, moved, facts)
     if waits:
         wait = waits[0]
         if _step(run.workflow, wait.to_step) is None:
@@ -470,18 +635,78 @@ def expect_progress(
         ]
         if early:  # the signal came before the wait: the run does not wait at all
             first = min(early, key=lambda m: m[3])  # min keeps the first stored of a tie
-            return _signalled(run, first[1], now)
+            return _signalled(run, first[1], now, facts)
         _move(run, now, rows=1, state="waiting", reason="waiting_for_step_progression")
         run.suspended_until = anchor.updated_at + timedelta(seconds=wait.delay_seconds)
         run.pending_signals = pending
         run.wait_to_step = wait.to_step
+        run.wait_kind = "wait_until"
         return Expected("waiting", "waiting_for_step_progression")
     _move(run, now, rows=1, state="completed", reason="workflow_completed")
     run.terminal_reason = "workflow_completed"
     return Expected("completed", "workflow_completed")
 
 
-def _signalled(run: ModelRun, event: str, now: datetime) -> Expected:
+def expect_start(run: ModelRun, now: datetime, facts: FactsOf = _no_facts) -> Expected:
+    """What a trigger does to a fresh ``run`` on its first step (CONTRACT §4 item 1, §14)."""
+    first = _step(run.workflow, run.step_key)
+    assert first is not None
+    return _held(run, first, now, Expected("advanced", "workflow_started", first.key), facts)
+
+
+def _held(
+    run: ModelRun,
+    step: Step,
+    now: datetime,
+    activated: Expected,
+    facts: FactsOf,
+    passed: tuple[str, ...] = (),
+) -> Expected:
+    """``activated`` unless a step option of ``step`` holds the run back (CONTRACT §14: the
+    throttle, then the window, then the digest), each row standing in for step_activated."""
+    seen = facts(run, step)
+    throttle = step.throttle
+    if throttle is not None and "throttle" not in passed and seen.activations >= throttle.limit:
+        run.state, run.status_reason = "stopped", "workflow_throttled"
+        run.terminal_reason = "throttled"
+        return Expected("stopped", "workflow_throttled")
+    if step.window is not None and "window" not in passed:
+        opening = window_opening(step.window, now, seen.zone)
+        if opening is not None:
+            _hold(run, "waiting_for_send_window", "window", opening)
+            return Expected("waiting", "waiting_for_send_window")
+    if step.digest is not None:
+        batch, limit = seen.batch, step.digest.max_items
+        if batch is not None and batch[0] > now and batch[1] > 0:
+            closes, held = batch[0], "fill" if limit and batch[1] + 1 >= limit else "join"
+        else:
+            closes, held = now + timedelta(seconds=step.digest.window_seconds), "open"
+        _hold(run, "waiting_for_digest", "digest", closes)
+        return Expected("waiting", "waiting_for_digest", held=held)
+    return activated
+
+
+def _hold(run: ModelRun, reason: str, kind: str, until: datetime) -> None:
+    run.state, run.status_reason, run.wait_kind = "waiting", reason, kind
+    run.suspended_until, run.pending_signals, run.wait_to_step = until, (), run.step_key
+
+
+def _close_alone(
+    run: ModelRun, step: Step, now: datetime, closing: tuple[int, int] | None
+) -> Expected:
+    """The run's digest closes (CONTRACT §14.2): the oldest run still waiting sends for the
+    batch, the others merge. ``closing`` is the run's place and the others' count."""
+    place, others = (-1, 0) if closing is None else closing
+    if place <= 0:  # the oldest, or in no batch at all: it sends, for itself and the rest
+        size = 1 if place < 0 else others + 1
+        _move(run, now, rows=2, state="active", reason="digest_closed")
+        return Expected("advanced", "digest_closed", step.key, digest_size=size)
+    _move(run, now, rows=1, state="completed", reason="workflow_completed")
+    run.terminal_reason = "merged_into_digest"
+    return Expected("completed", "workflow_completed")
+
+
+def _signalled(run: ModelRun, event: str, now: datetime, facts: FactsOf = _no_facts) -> Expected:
     """Signal ``event`` ended (or pre-empted) the run's wait: it goes where the step's
     on_signal rule for the event leads, else it completes (CONTRACT §4 item 6, §13)."""
     step = _step(run.workflow, run.step_key)
@@ -495,7 +720,8 @@ def _signalled(run: ModelRun, event: str, now: datetime) -> Expected:
             return Expected("noop", "unknown_to_step")
         _move(run, now, rows=2, state="active", reason="progressed_on_signal")
         run.step_key, run.entered_at = target.key, now
-        return Expected("advanced", "progressed_on_signal", target.key)
+        moved = Expected("advanced", "progressed_on_signal", target.key)
+        return _held(run, target, now, moved, facts)
     _move(run, now, rows=1, state="completed", reason="workflow_completed")
     run.terminal_reason = "cancelled_by_signal"
     return Expected("completed", "workflow_completed")
@@ -508,6 +734,7 @@ def _move(run: ModelRun, now: datetime, *, rows: int, state: str, reason: str) -
     run.suspended_until = None
     run.pending_signals = ()
     run.resumed_by = None
+    run.wait_kind = None
     run.trace_rows += rows
 
 
@@ -521,13 +748,29 @@ def expect_resume(run: ModelRun, event_name: str, now: datetime) -> bool:
 
 
 @attrs.define
+class ModelBatch:
+    """A digest batch as the model sees it: its group, closing time and runs (join order)."""
+
+    group: tuple[Any, ...]
+    closes_at: datetime
+    members: list[str]
+    closed: bool = False
+
+
+Moved = list[tuple[str, Expected]]
+
+
+@attrs.define
 class ModelStore:
-    """The store as the model sees it: runs, deliveries in insertion order, trigger keys."""
+    """The store as the model sees it: runs, deliveries in insertion order, trigger keys,
+    signal marks, and the activations and digest batches of the step options (§14)."""
 
     runs: dict[str, ModelRun] = attrs.field(factory=dict)
     deliveries: list[ModelDelivery] = attrs.field(factory=list)
     keys: dict[tuple[str, str], str] = attrs.field(factory=dict)
     marks: list[tuple[str, str, str | None, datetime]] = attrs.field(factory=list)
+    activations: list[tuple[tuple[Any, ...], datetime]] = attrs.field(factory=list)
+    batches: list[ModelBatch] = attrs.field(factory=list)
 
     def trigger(
         self,
@@ -537,21 +780,42 @@ class ModelStore:
         workflow: Workflow,
         key: str,
         now: datetime,
-    ) -> ModelRun:
-        """Start a run on the first step; its first delivery is added with :meth:`plan`."""
+        timezone: str | None = None,
+    ) -> Moved:
+        """Start a run on the first step (unless its step options hold it back); what the
+        trigger did to each run, the new one first. Deliveries are added with :meth:`plan`."""
         first = min(workflow.steps, key=lambda s: s.order)
-        run = ModelRun(run_id, tenant_id, recipient, workflow, first.key, now, entered_at=now)
+        run = ModelRun(
+            run_id,
+            tenant_id,
+            recipient,
+            workflow,
+            first.key,
+            now,
+            entered_at=now,
+            timezone=timezone,
+        )
         self.runs[run_id] = run
         self.keys[(tenant_id, key)] = run_id
-        return run
+        return self._effects(run, expect_start(run, now, self._facts(now)), now)
 
-    def plan(self, run_id: str, step_key: str, delivery_id: str, now: datetime) -> None:
+    def plan(
+        self, run_id: str, step_key: str, delivery_id: str, now: datetime, digest_size: int = 1
+    ) -> None:
         """Add the delivery a move planned, under the id the store gave it."""
         run = self.runs[run_id]
         step = _step(run.workflow, step_key)
         assert step is not None
         self.deliveries.append(
-            ModelDelivery(delivery_id, run_id, step_key, step.channel, now, inserted_at=now)
+            ModelDelivery(
+                delivery_id,
+                run_id,
+                step_key,
+                step.channel,
+                now,
+                inserted_at=now,
+                digest_size=digest_size,
+            )
         )
 
     def delivery(self, delivery_id: str) -> ModelDelivery:
@@ -588,9 +852,10 @@ class ModelStore:
 
     def record_outcome(
         self, delivery_id: str, status: str, reason: str | None, now: datetime
-    ) -> Expected | type[Exception] | None:
+    ) -> Moved | type[Exception] | None:
         """Record a delivery's outcome and progress its run (CONTRACT §12): the error a bad
-        report raises, None for a report a final delivery has already, else the progress.
+        report raises, None for a report a final delivery has already, else what the
+        progression did to each run (its run first).
         (The model's workflows have no retry policy: a failure is final.)"""
         if status not in _OUTCOME_STATUSES:
             return InvalidArgument
@@ -605,10 +870,101 @@ class ModelStore:
         delivery.lease_expires_at = None
         return self.progress(delivery.run_id, now)
 
-    def progress(self, run_id: str, now: datetime) -> Expected:
-        """One progression of one run."""
+    def progress(self, run_id: str, now: datetime) -> Moved:
+        """One progression of one run: what it did to each run, that run first (a digest
+        batch it closes moves the batch's other runs too)."""
         run = self.runs[run_id]
-        return expect_progress(run, self.anchor(run), now, self.marks)
+        step = _step(run.workflow, run.step_key)
+        due = run.suspended_until is not None and run.suspended_until <= now
+        digest = step is not None and step.digest is not None
+        if run.state == "waiting" and run.wait_kind == "digest" and due and digest:
+            assert step is not None
+            batch = self._batch_of(run.id)
+            if batch is None:  # in no batch: it sends alone
+                return self._effects(run, _close_alone(run, step, now, None), now)
+            return self._close(batch, run.id, now)
+        expected = expect_progress(run, self.anchor(run), now, self.marks, self._facts(now))
+        return self._effects(run, expected, now)
+
+    def sweep(self, now: datetime) -> Moved:
+        """What the due sweep does at ``now``: each due run progressed in due order, the
+        runs each one moved right after it; noops left out."""
+        moved: Moved = []
+        for run_id in self.due(now):
+            moved += [(r, e) for r, e in self.progress(run_id, now) if e.kind != "noop"]
+        return moved
+
+    # -- the step options' state ----------------------------------------------------------------
+
+    def _group(self, kind: str, run: ModelRun, step: Step, key: str | None) -> tuple[Any, ...]:
+        # the model's triggers carry no data: a keyed option groups them all as "missing"
+        return (kind, run.tenant_id, run.recipient, run.workflow.key, step.key, key)
+
+    def _facts(self, now: datetime) -> FactsOf:
+        def facts(run: ModelRun, step: Step) -> Facts:
+            activations, batch = 0, None
+            if step.throttle is not None:
+                group = self._group("throttle", run, step, step.throttle.key)
+                since = now - timedelta(seconds=step.throttle.window_seconds)
+                activations = sum(1 for g, at in self.activations if g == group and at > since)
+            if step.digest is not None:
+                found = self._open(self._group("digest", run, step, step.digest.key))
+                if found is not None:
+                    batch = (found.closes_at, len(found.members))
+            return Facts(activations=activations, batch=batch, zone=run.timezone)
+
+        return facts
+
+    def _open(self, group: tuple[Any, ...]) -> ModelBatch | None:
+        """The group's newest batch that has not closed (the latest opened of the latest
+        closing time)."""
+        found = None
+        for batch in self.batches:
+            newer = found is None or batch.closes_at >= found.closes_at
+            if batch.group == group and not batch.closed and newer:
+                found = batch
+        return found
+
+    def _batch_of(self, run_id: str) -> ModelBatch | None:
+        return next((b for b in self.batches if not b.closed and run_id in b.members), None)
+
+    def _effects(self, run: ModelRun, expected: Expected, now: datetime) -> Moved:
+        """Record what a progression did to the step options' state: an activation of a
+        throttled step, a batch opened or joined — and closed, when the join fills it."""
+        moved: Moved = [(run.id, expected)]
+        self._count(run, expected, now)
+        if expected.held is None:
+            return moved
+        step = _step(run.workflow, run.step_key)
+        assert step is not None and step.digest is not None
+        group = self._group("digest", run, step, step.digest.key)
+        if expected.held == "open":
+            assert run.suspended_until is not None
+            self.batches.append(ModelBatch(group, run.suspended_until, [run.id]))
+            return moved
+        batch = self._open(group)
+        assert batch is not None
+        batch.members.append(run.id)
+        return self._close(batch, run.id, now) if expected.held == "fill" else moved
+
+    def _count(self, run: ModelRun, expected: Expected, now: datetime) -> None:
+        step = _step(run.workflow, expected.planned_step or "")
+        if step is not None and step.throttle is not None:
+            self.activations.append((self._group("throttle", run, step, step.throttle.key), now))
+
+    def _close(self, batch: ModelBatch, asked: str, now: datetime) -> Moved:
+        """Close a batch: its oldest waiting run sends, the others merge; the asked run's
+        result first, then the rest in the order they joined."""
+        batch.closed = True
+        waiting = [self.runs[m] for m in batch.members if self.runs[m].state == "waiting"]
+        results: dict[str, Expected] = {}
+        for place, member in enumerate(waiting):
+            step = _step(member.workflow, member.step_key)
+            assert step is not None
+            results[member.id] = _close_alone(member, step, now, (place, len(waiting) - 1))
+            self._count(member, results[member.id], now)
+        order = [asked, *(m.id for m in waiting if m.id != asked)]
+        return [(run_id, results[run_id]) for run_id in order if run_id in results]
 
     def due(self, now: datetime) -> list[str]:
         """Run ids the due sweep has work for, in (due time, id) order."""
@@ -670,6 +1026,12 @@ def tenant_rows(store: Store, tenant_id: str) -> dict[str, list[tuple[Any, ...]]
         "signals": "SELECT * FROM signals WHERE tenant_id = ? ORDER BY id",
         "signal_marks": "SELECT * FROM signal_marks WHERE tenant_id = ? ORDER BY seq",
         "delivery_events": "SELECT * FROM delivery_events WHERE tenant_id = ? ORDER BY seq",
+        "step_activations": "SELECT * FROM step_activations WHERE tenant_id = ? ORDER BY seq",
+        "digest_batches": "SELECT * FROM digest_batches WHERE tenant_id = ? ORDER BY id",
+        "digest_members": (
+            "SELECT m.* FROM digest_members AS m JOIN workflow_runs AS r "
+            "ON r.id = m.workflow_run_id WHERE r.tenant_id = ? ORDER BY m.seq"
+        ),
     }
     return {
         name: [tuple(r) for r in conn.execute(sql, (tenant_id,))] for name, sql in queries.items()

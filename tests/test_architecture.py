@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -19,9 +20,11 @@ from journeys import EVENTS, Case, cases
 
 from chimeway_lite import FakeClock, Signal, Store
 from chimeway_lite.backends.sqlite.connection import SCHEMA_VERSION
+from chimeway_lite.core.records import DigestBatch
 from chimeway_lite.engine.explanation import why_of
 from chimeway_lite.engine.operations import Engine, Reader
 from chimeway_lite.machine import MOVES, NOOP_REASONS, Journey, decide
+from chimeway_lite.machine.kinds import Arrival
 from chimeway_lite.machine.table import CONTEXT_RULE_KINDS, TERMINAL_REASONS
 from chimeway_lite.tools.timeline.svg import _describe
 
@@ -50,13 +53,25 @@ def test_the_engine_knows_no_database() -> None:
 
 
 def _decisions(case: Case) -> list[decide.Decision]:
+    """Every decision the machine takes for a case: a progression, a resume, a start — each
+    as the step options of a step it activates let it through (CONTRACT §14), seeing the
+    case's facts — and the decisions on the other runs of a digest batch it closes."""
     journey = Journey.of(case.definition)
+    facts = case.facts
+    arrival = Arrival(
+        activations=facts.activations,
+        batch=None
+        if facts.batch is None
+        else DigestBatch("b", "acme", "a", "g", "s", case.now, facts.batch[0], size=facts.batch[1]),
+        zone=UTC if facts.zone is None else ZoneInfo(facts.zone),
+    )
     made = [decide.progress(case.run, journey, case.anchor, now=case.now)]
     made += [decide.resume(case.run, event, None, now=case.now) for event in EVENTS]
     made.append(
         decide.start(journey, run_id="r", tenant_id="acme", notification_id="n", now=case.now)
     )
-    return made
+    made = [d if d.is_noop else decide.enter(d, journey, arrival, now=case.now) for d in made]
+    return made + [other for d in made for _, other in d.also]
 
 
 @given(cases())
@@ -68,7 +83,7 @@ def test_every_reason_the_machine_writes_is_in_the_table(case: Case) -> None:
         for row in decision.transitions:
             move = MOVES.get(row.reason)
             assert move is not None, f"{row.reason} is not in the move table"
-            assert row.from_state in move.from_states and row.to_state is move.to_state
+            assert row.from_state in move.sources(row.context) and row.to_state is move.to_state
             kind = row.context.get("rule_kind")
             assert kind is None or kind in CONTEXT_RULE_KINDS
         after = decision.run
@@ -79,8 +94,15 @@ def test_every_reason_the_machine_writes_is_in_the_table(case: Case) -> None:
                 after.terminal_reason
                 == MOVES[finishing.reason].variant(finishing.context).terminal_reason
             )
-        opens = [MOVES[r.reason].opens_step for r in decision.transitions]
-        assert opens.count(True) == len(decision.deliveries)
+        # every row that opens a step is followed by step_activated (which plans the
+        # step's delivery) or by a row that stands in for it
+        rows = decision.transitions
+        for row, following in zip(rows, (*rows[1:], None), strict=True):
+            if MOVES[row.reason].opens_step:
+                assert following is not None
+                assert following.reason == "step_activated" or MOVES[following.reason].enters_step
+        activated = [r for r in rows if r.reason == "step_activated"]
+        assert len(activated) == len(decision.deliveries)
 
 
 def _variants() -> list[tuple[str, str | None]]:
@@ -358,4 +380,107 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
         moved = {p.run.id: p.run for p in store.progress_due_runs()}
         assert moved[settling].terminal_reason == "cancelled_by_signal"
         assert store.get_current_step(moved[waiting]).step_key == "email"
+        assert store.verify() == []
+
+
+# -- the schema upgrade from version 2 -------------------------------------------------------------
+
+
+def _version_two_store(path: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """A store file as the previous landing made it (schema version 2), holding ``rows``
+    (each cut to the columns of version 2)."""
+    from chimeway_lite.backends.sqlite.connection import schema_statements
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN")
+    for statement in schema_statements((DATA / "schema_v2.sql").read_text()):
+        conn.execute(statement)
+    conn.execute("PRAGMA application_id = 1668770865")
+    conn.execute("PRAGMA user_version = 2")
+    for table, table_rows in rows.items():
+        old_columns = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+        for row in table_rows:
+            row = {name: value for name, value in row.items() if name in old_columns}
+            names = ", ".join(row)
+            marks = ", ".join(f":{n}" for n in row)
+            conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", row)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_version_two_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Version 3 adds the recipient's time zone and the tables of throttles and digests;
+    runs written by version 2 go on as they were, and the new step options work at once."""
+    from chimeway_lite import Digest, SendWindow, Step, Throttle, Workflow
+
+    clock = FakeClock(START)
+    with Store(tmp_path / "model.db", clock=clock) as model:
+        waiting = _waiting(model, clock, "w", recipient="bob")
+        active = model.trigger(
+            tenant_id="acme",
+            notification_key="n",
+            recipient="cy",
+            workflow=escalation_workflow(),
+            idempotency_key="a",
+        ).run.id
+        rows = {
+            table: [dict(r) for r in model.connection.execute(f"SELECT * FROM {table}")]
+            for table in (
+                "workflow_definitions",
+                "workflow_steps",
+                "notifications",
+                "workflow_runs",
+                "deliveries",
+                "workflow_transitions",
+                "delivery_events",
+            )
+        }
+    path = tmp_path / "v2.db"
+    _version_two_store(path, rows)
+
+    with Store(path, clock=clock) as store:
+        conn = store.connection
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        with Store(tmp_path / "fresh.db") as fresh:
+            assert _schema(conn) == _schema(fresh.connection)
+        assert store.verify() == []
+        assert conn.execute("SELECT count(*) FROM notifications WHERE timezone IS NULL").fetchone()[
+            0
+        ] == len(rows["notifications"])
+        # the version-2 runs go on
+        clock.advance(hours=3)
+        (moved,) = store.progress_due_runs()
+        assert moved.run.id == waiting and store.get_current_step(moved.run).step_key == "email"
+        assert store.get_run(active).state.value == "active"
+        # and the step options of version 3 work on the upgraded file
+        gated = Workflow(
+            "gated",
+            1,
+            [
+                Step(
+                    "email",
+                    1,
+                    "email",
+                    throttle=Throttle(5, 600),
+                    window=SendWindow("08:00", "21:00"),
+                    digest=Digest(600),
+                ),
+            ],
+        )
+        result = store.trigger(
+            tenant_id="acme",
+            notification_key="n",
+            recipient="dee",
+            workflow=gated,
+            idempotency_key="g",
+            timezone="Europe/Paris",
+        )
+        assert (result.run.status_reason, result.notification.timezone) == (
+            "waiting_for_digest",
+            "Europe/Paris",
+        )
+        clock.advance(minutes=10)
+        (sent,) = store.progress_due_runs()
+        assert sent.deliveries[0].digest_size == 1
         assert store.verify() == []

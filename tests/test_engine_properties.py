@@ -1,6 +1,8 @@
 """Hypothesis through the Store (CONTRACT §10): random interleavings over three tenants and three
 recipients never let one tenant's signal or call touch or reveal another's runs, and random
-payloads never reach a stored transition."""
+payloads never reach a stored transition. The drawn journeys have throttles, send windows
+and digests (CONTRACT §14), keyed by a trigger-data field whose values are payloads too: they
+never reach a trace, a throttle's activations or a digest batch either."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from journeys import (
     SUPPRESSION_REASONS,
     T0,
     TENANTS,
+    ZONES,
     leaves,
     payloads,
     tenant_rows,
@@ -41,6 +44,8 @@ from chimeway_lite import (
 
 #: Correlation keys, the same in every tenant on purpose (None: an unkeyed notification).
 KEYS = (None, "o-1", "o-2")
+#: Trigger data values start with it: host data, never to be copied beyond the notification.
+MARK_DATA = "sekret-data-"
 
 _ops = st.one_of(
     st.tuples(
@@ -49,6 +54,9 @@ _ops = st.one_of(
         st.sampled_from(RECIPIENTS),
         st.integers(0, 1),
         st.sampled_from(KEYS),
+        st.sampled_from(ZONES),
+        # the value of the "thread" field the drawn step options may group by, or none
+        st.none() | st.sampled_from(("t-1", "t-2")).map(lambda t: MARK_DATA + t),
     ),
     st.tuples(
         st.just("cancel"),
@@ -117,16 +125,22 @@ class Harness:
         store = self.store
         kind = op[0]
         if kind == "trigger":
-            _, tenant, recipient, which, *keyed = op
+            _, tenant, recipient, which, *extra = op
+            correlation_key, zone, thread = [*extra, None, None, None][:3]
             self.count += 1
-            result = trigger(
-                store,
-                tenant=tenant,
-                recipient=recipient,
-                workflow=self.workflows[which],
-                key=f"k{self.count}",
-                correlation_key=keyed[0] if keyed else None,
-            )
+            data = {} if thread is None else {"thread": thread}
+            self.sent.extend(data.values())
+            with self.untouched_except(tenant):
+                result = trigger(
+                    store,
+                    tenant=tenant,
+                    recipient=recipient,
+                    workflow=self.workflows[which],
+                    key=f"k{self.count}",
+                    correlation_key=correlation_key,
+                    timezone=zone,
+                    data=data,
+                )
             self.runs.append((result.run.id, tenant))
         elif kind == "cancel":
             self.cancel(*op[1:])
@@ -241,7 +255,11 @@ class Harness:
             "SELECT tenant_id, event_name, actor_id, correlation_key, routed_at, 'mark' "
             "FROM signal_marks UNION ALL "
             "SELECT delivery_id, kind, status, suppression_reason, at, 'event' "
-            "FROM delivery_events"
+            "FROM delivery_events UNION ALL "
+            "SELECT tenant_id, recipient, group_key, workflow_run_id, activated_at, 'act' "
+            "FROM step_activations UNION ALL "
+            "SELECT id, group_key, workflow_step_id, delivery_id, closes_at, 'batch' "
+            "FROM digest_batches"
         ).fetchall()
         # the raw text of every column of every row (payload leaves hold no NUL)
         text = "\x00".join(str(value) for row in [*rows, *others] for value in row)
@@ -253,7 +271,7 @@ class Harness:
 
 
 @pytest.mark.slow
-@given(workflows(key="drawn"), st.lists(_ops, min_size=5, max_size=40))
+@given(workflows(key="drawn", gates=True), st.lists(_ops, min_size=5, max_size=40))
 def test_tenants_never_touch_or_see_each_other(drawn: Workflow, ops: list[tuple[Any, ...]]) -> None:
     clock = FakeClock(T0)
     with Store(":memory:", clock=clock) as store:
@@ -265,6 +283,7 @@ def test_tenants_never_touch_or_see_each_other(drawn: Workflow, ops: list[tuple[
         for op in ops:
             harness.run(op)
         harness.check_traces()
+        assert store.verify() == []
 
 
 _waits = st.lists(

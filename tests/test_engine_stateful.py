@@ -1,6 +1,8 @@
 """A RuleBasedStateMachine that drives a Store and the in-memory model of ``journeys.py``
 side by side and compares them after every step: states, current step keys, pending
-deliveries, trace rows per run, terminal reasons, due times."""
+deliveries (and their digest sizes), trace rows per run, terminal reasons, due times. The
+drawn workflows have throttles, send windows and digests (CONTRACT §14), and recipients are
+in different time zones."""
 
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from journeys import (
     SUPPRESSION_REASONS,
     T0,
     TENANTS,
+    ZONES,
     Expected,
     ModelStore,
+    Moved,
     workflows,
 )
 
@@ -33,6 +37,7 @@ from chimeway_lite import (
     DeliveryStatus,
     FakeClock,
     Progress,
+    ProgressKind,
     Signal,
     Store,
     Workflow,
@@ -53,7 +58,7 @@ class StoreAgainstModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.store.close()
 
-    @initialize(drawn=st.lists(workflows(key="drawn"), min_size=1, max_size=2))
+    @initialize(drawn=st.lists(workflows(key="drawn", gates=True), min_size=1, max_size=2))
     def register(self, drawn: list[Workflow]) -> None:
         for version, workflow in enumerate(drawn, start=1):
             self.workflows.append(Workflow(workflow.key, version, workflow.steps))
@@ -76,7 +81,25 @@ class StoreAgainstModel(RuleBasedStateMachine):
         )
         assert step is not None and delivery.workflow_step_id == step.id
         assert delivery.status is DeliveryStatus.PENDING
-        self.model.plan(run_id, expected.planned_step, delivery.id, self.clock.now())
+        assert delivery.digest_size == expected.digest_size
+        self.model.plan(
+            run_id, expected.planned_step, delivery.id, self.clock.now(), expected.digest_size
+        )
+
+    def _adopt_moved(self, moved: Moved) -> None:
+        """Adopt what a call did to runs it does not return (the rest of a digest batch it
+        filled): each one's new delivery, as the store planned it."""
+        for run_id, expected in moved:
+            tenant = self.model.runs[run_id].tenant_id
+            planned = self.store.list_deliveries(tenant, run_id)
+            own = [d for d in planned if d.id not in {m.id for m in self.model.deliveries}]
+            progress = Progress(
+                ProgressKind(expected.kind),
+                self.store.get_run(run_id),
+                expected.reason,
+                tuple(own),
+            )
+            self._adopt(run_id, expected, progress)
 
     # -- rules -------------------------------------------------------------------------------------
 
@@ -84,16 +107,36 @@ class StoreAgainstModel(RuleBasedStateMachine):
         tenant=st.sampled_from(TENANTS),
         recipient=st.sampled_from(RECIPIENTS),
         which=st.integers(0, 2),
+        timezone=st.sampled_from(ZONES),
     )
-    def trigger(self, tenant: str, recipient: str, which: int) -> None:
+    def trigger(self, tenant: str, recipient: str, which: int, timezone: str | None) -> None:
         workflow = self.workflows[which % len(self.workflows)]
         key = f"k{len(self.keys)}"
-        result = trigger(self.store, tenant=tenant, recipient=recipient, workflow=workflow, key=key)
+        result = trigger(
+            self.store,
+            tenant=tenant,
+            recipient=recipient,
+            workflow=workflow,
+            key=key,
+            timezone=timezone,
+        )
         assert not result.duplicate
         self.keys.append((tenant, key))
-        run = self.model.trigger(result.run.id, tenant, recipient, workflow, key, self.clock.now())
-        (first,) = result.deliveries
-        self.model.plan(run.id, run.step_key, first.id, self.clock.now())
+        now = self.clock.now()
+        (own, *moved) = self.model.trigger(
+            result.run.id, tenant, recipient, workflow, key, now, timezone
+        )
+        expected = own[1]
+        event_(f"trigger: {expected.reason}")
+        run = self.model.runs[result.run.id]
+        assert (result.run.state.value, result.run.status_reason) == (run.state, run.status_reason)
+        if expected.planned_step is None:
+            assert result.deliveries == ()
+        else:
+            (first,) = result.deliveries
+            assert first.digest_size == expected.digest_size
+            self.model.plan(run.id, expected.planned_step, first.id, now, expected.digest_size)
+        self._adopt_moved(moved)
 
     @precondition(lambda self: bool(self.keys))
     @rule(pick=st.integers(0, 10**6))
@@ -127,7 +170,9 @@ class StoreAgainstModel(RuleBasedStateMachine):
         if expected is None:
             assert progress is None
             return
-        self._adopt(delivery.run_id, expected, progress)
+        (own, *moved) = expected
+        self._adopt(delivery.run_id, own[1], progress)
+        self._adopt_moved(moved)
 
     @rule(seconds=st.sampled_from((1, 59, 600, 3600, 7199, 7200, 9000)))
     def advance(self, seconds: int) -> None:
@@ -144,10 +189,8 @@ class StoreAgainstModel(RuleBasedStateMachine):
     @rule(early=st.booleans())
     def sweep(self, early: bool) -> None:
         now = self.clock.now() - (timedelta(microseconds=1) if early else timedelta(0))
-        due = self.model.due(now)
         swept = self.store.progress_due_runs(now=now)
-        expected = [(run_id, self.model.progress(run_id, now)) for run_id in due]
-        changed = [(run_id, e) for run_id, e in expected if e.kind != "noop"]
+        changed = self.model.sweep(now)
         assert [p.run.id for p in swept] == [run_id for run_id, _ in changed]
         for (run_id, e), progress in zip(changed, swept, strict=True):
             self._adopt(run_id, e, progress)
@@ -157,7 +200,9 @@ class StoreAgainstModel(RuleBasedStateMachine):
     def progress_run(self, pick: int) -> None:
         run_id = list(self.model.runs)[pick % len(self.model.runs)]
         progress = self.store.progress_run(run_id)
-        self._adopt(run_id, self.model.progress(run_id, self.clock.now()), progress)
+        (own, *moved) = self.model.progress(run_id, self.clock.now())
+        self._adopt(run_id, own[1], progress)
+        self._adopt_moved(moved)
 
     @rule(
         tenant=st.sampled_from(TENANTS),
@@ -220,10 +265,10 @@ class StoreAgainstModel(RuleBasedStateMachine):
     @invariant()
     def deliveries_match(self) -> None:
         rows = self.store.connection.execute(
-            "SELECT id, status, suppression_reason FROM deliveries ORDER BY rowid"
+            "SELECT id, status, suppression_reason, digest_size FROM deliveries ORDER BY rowid"
         ).fetchall()
         assert [tuple(r) for r in rows] == [
-            (d.id, d.status, d.suppression_reason) for d in self.model.deliveries
+            (d.id, d.status, d.suppression_reason, d.digest_size) for d in self.model.deliveries
         ]
         pending = [r["id"] for r in rows if r["status"] == "pending"]
         assert pending == [d.id for d in self.model.deliveries if d.status == "pending"]

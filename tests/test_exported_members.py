@@ -66,6 +66,23 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
         ("id", KEYWORD, None),
         ("inserted_at", KEYWORD, None),
     ],
+    # CONTRACT §19: the step options of §14 and their place on Step and trigger
+    "Throttle": [
+        ("limit", POSITIONAL, EMPTY),
+        ("window_seconds", POSITIONAL, EMPTY),
+        ("key", POSITIONAL, None),
+    ],
+    "Digest": [
+        ("window_seconds", POSITIONAL, EMPTY),
+        ("key", POSITIONAL, None),
+        ("max_items", POSITIONAL, None),
+    ],
+    "SendWindow": [
+        ("start", POSITIONAL, EMPTY),
+        ("end", POSITIONAL, EMPTY),
+        ("days", POSITIONAL, (0, 1, 2, 3, 4, 5, 6)),
+    ],
+    "Store.digest_members": [("delivery_id", POSITIONAL, EMPTY)],
     "Store.close": [],
     "Store.upsert_definition": [
         ("notification_key", POSITIONAL, EMPTY),
@@ -112,6 +129,12 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     "Store.verify": [],
     "Store.prune": [("before", POSITIONAL, EMPTY), ("tenant_id", KEYWORD, None)],
     "Store.forget": [("tenant_id", POSITIONAL, EMPTY), ("recipient", POSITIONAL, None)],
+}
+
+# Keyword-only parameters CONTRACT §19 adds, with their defaults.
+ADDED_KEYWORDS = {
+    "Step": {"retry": None, "throttle": None, "digest": None, "window": None},
+    "Store.trigger": {"data": None, "correlation_key": None, "timezone": None},
 }
 
 # Fields of the result records CONTRACT §11 spells out.
@@ -173,6 +196,22 @@ def test_spec_signatures(dotted: str) -> None:
     assert actual == expected
     for extra in parameters[len(expected) :]:
         assert extra.kind is KEYWORD and extra.default is not EMPTY, extra
+
+
+@pytest.mark.parametrize("dotted", list(ADDED_KEYWORDS))
+def test_the_keywords_part_two_adds(dotted: str) -> None:
+    parameters = inspect.signature(_target(dotted)).parameters
+    for name, default in ADDED_KEYWORDS[dotted].items():
+        assert (parameters[name].kind, parameters[name].default) == (KEYWORD, default), name
+
+
+def test_the_records_part_two_extends() -> None:
+    import attrs
+
+    assert "timezone" in attrs.fields_dict(chimeway_lite.Notification)
+    assert attrs.fields_dict(chimeway_lite.Delivery)["digest_size"].default == 1
+    for name in ("Throttle", "Digest", "SendWindow"):
+        assert name in chimeway_lite.__all__
 
 
 def test_fake_clock_advance_takes_timedelta_keywords() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -26,6 +27,7 @@ from journeys import (
     definition_of,
     expect_progress,
     expect_resume,
+    expect_start,
     expected_outcome,
     stamp,
     step_id,
@@ -49,7 +51,9 @@ from chimeway_lite import (
     WorkflowRun,
     machine,
 )
+from chimeway_lite.core.records import DigestBatch
 from chimeway_lite.machine import Decision, DeliveryPlan, Journey, TransitionPlan
+from chimeway_lite.machine.kinds import Arrival, Closing
 
 A = RunState.ACTIVE
 W = RunState.WAITING
@@ -766,6 +770,7 @@ def _model(case: Case) -> tuple[ModelRun, ModelDelivery | None]:
         trace_rows=0,
         entered_at=run.entered_step_at,
         resumed_by=run.resumed_by,
+        wait_kind=run.wait_kind,
     )
     anchor = case.anchor
     if anchor is None:
@@ -781,14 +786,35 @@ def _model(case: Case) -> tuple[ModelRun, ModelDelivery | None]:
     )
 
 
+def _facts(case: Case, journey: Journey) -> tuple[Arrival, Closing | None]:
+    """The case's facts as the engine hands them to the machine (CONTRACT §14)."""
+    facts = case.facts
+    batch = None
+    if facts.batch is not None:
+        closes, size = facts.batch
+        batch = DigestBatch("b-1", "acme", "alice", "g", case.run.current_step_id, T0, closes)
+        batch = attrs.evolve(batch, size=size)
+    zone = UTC if facts.zone is None else ZoneInfo(facts.zone)
+    closing = None
+    if facts.closing is not None:
+        place, others = facts.closing
+        step = journey.step(case.run.current_step_id)
+        members = [(attrs.evolve(case.run, id=f"other-{i}"), step) for i in range(others)]
+        if place >= 0:
+            members.insert(place, (case.run, step))
+        closing = Closing("b-1", tuple(members))
+    return Arrival(facts.activations, batch, zone), closing
+
+
 def _decide(case: Case) -> Decision:
-    return machine.progress(
-        case.run,
-        Journey.of(case.definition),
-        case.anchor,
-        now=case.now,
-        early_signal=case.early,
+    """The machine's decision for a case, gated by the step it activates (as the engine
+    asks: :func:`machine.enter` after :func:`machine.progress`)."""
+    journey = Journey.of(case.definition)
+    arrival, closing = _facts(case, journey)
+    decision = machine.progress(
+        case.run, journey, case.anchor, now=case.now, early_signal=case.early, closing=closing
     )
+    return decision if decision.is_noop else machine.enter(decision, journey, arrival, now=case.now)
 
 
 def _check_decision(before: WorkflowRun, decision: Decision, now: datetime) -> None:
@@ -823,6 +849,9 @@ def _check_decision(before: WorkflowRun, decision: Decision, now: datetime) -> N
     # every step the decision activates gets its delivery
     activated = [row for row in decision.transitions if row.reason == "step_activated"]
     assert len(decision.deliveries) == len(activated) <= 1
+    for other_before, other in decision.also:  # the rest of a digest batch it closes
+        _check_decision(other_before, other, now)
+        assert other.also == () and other.batch is None
 
 
 @given(cases())
@@ -835,8 +864,22 @@ def test_the_machine_agrees_with_the_model(case: Case) -> None:
     decision = _decide(case)
     model, anchor = _model(case)
     marks = [] if case.early is None else [("acme", case.early.event_name, None, T0)]
-    expected = expect_progress(model, anchor, case.now, marks)
+    expected = expect_progress(model, anchor, case.now, marks, lambda run, step: case.facts)
     assert (decision.kind.value, decision.reason) == (expected.kind, expected.reason)
+    plan = decision.batch
+    held = None if plan is None or plan.action == "close" else plan.action
+    if held == "join" and plan is not None and plan.fills:
+        held = "fill"
+    assert held == expected.held
+    closes = case.run.wait_kind == "digest" and decision.kind is not ProgressKind.NOOP
+    if closes and case.run.state is W:
+        place, others = case.facts.closing or (-1, 0)
+        assert len(decision.also) == (others if place >= 0 else 0)
+    else:
+        assert decision.also == ()
+    assert [p.digest_size for p in decision.deliveries] == [expected.digest_size] * len(
+        decision.deliveries
+    )
     run = decision.run
     assert len(decision.transitions) == model.trace_rows
     assert run.state.value == model.state
@@ -878,15 +921,21 @@ _events = st.lists(
 )
 
 
-@given(workflows(ghost_targets=True), _events)
+@given(workflows(ghost_targets=True, gates=True), _events)
 def test_event_sequences_follow_the_model_and_terminal_states_never_change(
     workflow: Workflow, events: list[tuple[Any, ...]]
 ) -> None:
+    """A run's life, event by event; its step options see no other run (no activation, no
+    open batch) in UTC."""
     definition = definition_of(workflow)
     journey = Journey.of(definition)
     now = T0
-    run = machine.start(journey, run_id="r", tenant_id="acme", notification_id="n", now=now).run
+    started = machine.start(journey, run_id="r", tenant_id="acme", notification_id="n", now=now)
+    started = machine.enter(started, journey, Arrival(), now=now)
+    run = started.run
     model = ModelRun("r", "acme", "alice", workflow, _key(definition, run.current_step_id), now)
+    expected_start = expect_start(model, now)
+    assert (started.kind.value, started.reason) == (expected_start.kind, expected_start.reason)
     anchors: dict[str, Delivery] = {}  # step id -> latest delivery (as the store keeps them)
     models: dict[str, ModelDelivery] = {}
 
@@ -896,7 +945,8 @@ def test_event_sequences_follow_the_model_and_terminal_states_never_change(
         )
         models[step] = ModelDelivery(anchors[step].id, "r", _key(definition, step), "x", now)
 
-    plan(run.current_step_id)
+    if started.deliveries:
+        plan(run.current_step_id)
     for event in events:
         now += timedelta(seconds=event[-1])
         before = run
@@ -913,6 +963,8 @@ def test_event_sequences_follow_the_model_and_terminal_states_never_change(
                 models[step].suppression_reason = event[2]
                 models[step].updated_at = now
             decision = machine.progress(run, journey, anchors.get(step), now=now)
+            if not decision.is_noop:
+                decision = machine.enter(decision, journey, Arrival(), now=now)
             expected = expect_progress(model, models.get(step), now)
             assert (decision.kind.value, decision.reason) == (expected.kind, expected.reason)
         _check_decision(before, decision, now)

@@ -406,3 +406,96 @@ def test_a_row_that_cannot_be_read_is_reported_not_raised(
 ) -> None:
     _sql(store, "UPDATE workflow_runs SET started_at = 'yesterday' WHERE id = ?", runs["fresh"])
     assert "the row cannot be read" in _problems_of(store, runs["fresh"])
+
+
+# -- waits with on_signal, and the step options of CONTRACT §14 ----------------------------------
+
+
+def test_a_run_waiting_with_an_on_signal_rule_verifies_clean(store: Store) -> None:
+    """The wait pends on its cancel signals and the events of the step's on_signal rules;
+    the fold reads them the way the machine does."""
+    from chimeway_lite import OnSignal, WaitUntil
+
+    workflow = Workflow(
+        "branching",
+        1,
+        [
+            Step(
+                "inapp",
+                1,
+                "in_app",
+                progress=[WaitUntil(60, "email"), OnSignal("clicked", "email")],
+            ),
+            Step("email", 2, "email"),
+        ],
+    )
+    started = trigger(store, workflow=workflow)
+    store.record_outcome(started.deliveries[0].id, "succeeded")
+    assert store.get_run(started.run.id).pending_signals == ("clicked",)
+    assert store.verify() == []
+
+
+def _gated(store: Store, clock: FakeClock) -> dict[str, str]:
+    """A run held by each step option, one sent by its closed digest and one throttled."""
+    from chimeway_lite import Digest, SendWindow, Throttle
+
+    digest = Workflow("digest", 1, [Step("email", 1, "email", digest=Digest(600))])
+    window = Workflow("window", 1, [Step("push", 1, "push", window=SendWindow("08:00", "09:00"))])
+    throttle = Workflow("throttle", 1, [Step("sms", 1, "sms", throttle=Throttle(1, 600))])
+    runs = {
+        "sent": trigger(store, workflow=digest, recipient="d").run.id,
+        "merged": trigger(store, workflow=digest, recipient="d").run.id,
+        "window": trigger(store, workflow=window, recipient="w").run.id,
+        "passed": trigger(store, workflow=throttle, recipient="t").run.id,
+        "throttled": trigger(store, workflow=throttle, recipient="t").run.id,
+    }
+    clock.advance(minutes=10)
+    store.progress_due_runs()  # closes the digest; the window opens tomorrow
+    runs["collecting"] = trigger(store, workflow=digest, recipient="c").run.id
+    return runs
+
+
+def test_every_path_of_the_step_options_verifies_clean(store: Store, clock: FakeClock) -> None:
+    runs = _gated(store, clock)
+    assert store.get_run(runs["merged"]).terminal_reason == "merged_into_digest"
+    assert store.get_run(runs["throttled"]).terminal_reason == "throttled"
+    assert store.get_run(runs["window"]).wait_kind == "window"
+    assert store.verify() == []
+    clock.advance(days=1)
+    store.progress_due_runs()
+    assert store.verify() == []
+
+
+def test_a_digest_delivery_speaking_for_more_runs_than_its_batch_is_reported(
+    store: Store, clock: FakeClock
+) -> None:
+    runs = _gated(store, clock)
+    (delivery,) = store.list_deliveries("acme", runs["sent"])
+    _sql(store, "UPDATE deliveries SET digest_size = 1 WHERE id = ?", delivery.id)
+    assert f"delivery {delivery.id}: digest_size 1 but its digest batch lists 2 runs" in (
+        " ".join(store.verify())
+    )
+    _sql(store, "UPDATE deliveries SET digest_size = 2 WHERE id = ?", delivery.id)
+    _sql(store, "UPDATE digest_batches SET delivery_id = NULL")
+    assert f"delivery {delivery.id}: digest_size 2 but its digest batch lists 0 runs" in (
+        " ".join(store.verify())
+    )
+
+
+def test_a_run_waiting_for_a_digest_outside_any_batch_is_reported(
+    store: Store, clock: FakeClock
+) -> None:
+    runs = _gated(store, clock)
+    _sql(store, "DELETE FROM digest_members WHERE workflow_run_id = ?", runs["collecting"])
+    assert "belongs to no open batch" in _problems_of(store, runs["collecting"])
+
+
+def test_a_gate_wait_on_a_step_without_that_option_is_reported(
+    store: Store, clock: FakeClock
+) -> None:
+    runs = _gated(store, clock)
+    with store.transaction() as tx:
+        tx.update_run(runs["window"], wait_kind="digest")
+    problems = _problems_of(store, runs["window"])
+    assert "wait_kind is 'digest' but the trace says 'window'" in problems
+    assert "which no rule of its current step names" in problems

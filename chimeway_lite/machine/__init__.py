@@ -10,7 +10,18 @@ Nothing here reads a clock, makes an id or touches a store. Start with
 from .vocabulary import NOOP_MEANINGS, NOOP_REASONS, Move, Variant  # isort: skip
 from .decision import Decision, DeliveryPlan, TransitionPlan  # isort: skip
 from .kinds import RULE_KINDS  # isort: skip
-from .decide import cancel, due_at, outcome_of, progress, resume, start, wait_signals
+from .decide import (
+    cancel,
+    close_batch,
+    due_at,
+    enter,
+    entering,
+    outcome_of,
+    progress,
+    resume,
+    start,
+    wait_signals,
+)
 from .host_rules import check_context, check_state_change
 from .journey import Journey
 from .table import CONTEXT_KEYS, MOVES, TERMINAL_REASONS
@@ -31,7 +42,10 @@ __all__ = [
     "cancel",
     "check_context",
     "check_state_change",
+    "close_batch",
     "due_at",
+    "enter",
+    "entering",
     "outcome_of",
     "progress",
     "resume",

@@ -121,8 +121,9 @@ def wait_targets(
     kind = kind_named(kind_name)
     if kind is None:
         return []
-    found = (kind.waits(r, rules) for r in rules if isinstance(r, kind.rule_type))
-    return [w for w in found if w is not None]
+    found = [(r, kind.waits(r, rules)) for r in rules if isinstance(r, kind.rule_type)]
+    # the signals as the machine pends on them: the rule's own, then its siblings' events
+    return [(w[0], wait_signals(r, rules)) for r, w in found if w is not None]
 
 
 def rule_from_dict(
