@@ -22,7 +22,7 @@ from typing import Any
 
 from factories import escalation_workflow, trigger
 
-from chimeway_lite import Signal, Store, StoreBusy
+from chimeway_lite import Digest, Signal, Step, Store, StoreBusy, Throttle, Workflow
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -84,6 +84,15 @@ def run_processes(
         raise AssertionError("\n".join(errors))
     return [results[i] for i in range(len(processes))]
 
+
+#: The step options of CONTRACT §14 whose promises hold across processes (by name).
+GATED = {
+    "digest": Workflow("digest", 1, [Step("email", 1, "email", digest=Digest(3600))]),
+    "digest_of_5": Workflow(
+        "digest", 2, [Step("email", 1, "email", digest=Digest(3600, max_items=5))]
+    ),
+    "throttle": Workflow("reset", 1, [Step("email", 1, "email", throttle=Throttle(1, 3600))]),
+}
 
 # -- workers --------------------------------------------------------------------------------
 
@@ -154,6 +163,19 @@ def sweep(index: int, path: str, now: str, limit: int | None) -> list[tuple[str,
             changed.extend((p.run.id, p.kind.value, p.reason) for p in results)
             if limit is None or not results:
                 return changed
+
+
+def trigger_gated(index: int, path: str, which: str, count: int) -> list[tuple[str, str, int]]:
+    """Trigger ``count`` journeys of ``GATED[which]`` for one recipient, as fast as we can;
+    return (run id, status reason, deliveries planned) of each."""
+    made = []
+    with Store(path) as store:
+        for i in range(count):
+            result = trigger(
+                store, recipient="ada", workflow=GATED[which], key=f"{which}-{index}-{i}"
+            )
+            made.append((result.run.id, result.run.status_reason, len(result.deliveries)))
+    return made
 
 
 def open_new_and_trigger(index: int, path: str) -> str:
