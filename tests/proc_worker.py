@@ -165,16 +165,26 @@ def sweep(index: int, path: str, now: str, limit: int | None) -> list[tuple[str,
                 return changed
 
 
-def trigger_gated(index: int, path: str, which: str, count: int) -> list[tuple[str, str, int]]:
-    """Trigger ``count`` journeys of ``GATED[which]`` for one recipient, as fast as we can;
-    return (run id, status reason, deliveries planned) of each."""
+def trigger_gated(
+    index: int, path: str, which: str, count: int, rounds: Any
+) -> list[tuple[str, str, int]]:
+    """Trigger ``count`` journeys of ``GATED[which]`` for one recipient, each released by
+    the barrier ``rounds`` at the same moment as every other process's (so every round is
+    a race); return (run id, status reason, deliveries planned) of each. A failure breaks
+    the barrier, so that the others stop at once instead of waiting for us."""
     made = []
-    with Store(path) as store:
-        for i in range(count):
-            result = trigger(
-                store, recipient="ada", workflow=GATED[which], key=f"{which}-{index}-{i}"
-            )
-            made.append((result.run.id, result.run.status_reason, len(result.deliveries)))
+    # the race is the point, not the wait: a generous lock timeout on a loaded machine
+    with Store(path, busy_timeout=60) as store:
+        try:
+            for i in range(count):
+                rounds.wait(timeout=120)
+                result = trigger(
+                    store, recipient="ada", workflow=GATED[which], key=f"{which}-{index}-{i}"
+                )
+                made.append((result.run.id, result.run.status_reason, len(result.deliveries)))
+        except BaseException:
+            rounds.abort()
+            raise
     return made
 
 

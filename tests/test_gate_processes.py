@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 
 import proc_worker
 import pytest
@@ -25,8 +24,15 @@ def _count(store: Store, sql: str) -> int:
     return int(store.connection.execute(sql).fetchone()[0])
 
 
+def _race(db_path: str, which: str) -> list[list[tuple[str, str, int]]]:
+    """Every process triggers ``EACH`` journeys of ``GATED[which]`` for the same recipient,
+    all processes at the same moment for each one."""
+    rounds = proc_worker.SPAWN.Barrier(PROCESSES)
+    return run_processes(proc_worker.trigger_gated, [(db_path, which, EACH, rounds)] * PROCESSES)
+
+
 def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(db_path: str) -> None:
-    results = run_processes(proc_worker.trigger_gated, [(db_path, "digest", EACH)] * PROCESSES)
+    results = _race(db_path, "digest")
     made = [run for result in results for run in result]
     total = PROCESSES * EACH
     assert Counter(reason for _, reason, _ in made) == {"waiting_for_digest": total}
@@ -34,17 +40,19 @@ def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(db_pa
     with Store(db_path) as store:
         assert _count(store, "SELECT count(*) FROM digest_batches") == 1
         assert _count(store, "SELECT count(*) FROM digest_members") == total
-        # the processes really raced: their runs joined the batch interleaved
+        # every round was a race of all the processes: its runs joined one after another
         joined = [
-            key.split("-")[1]
+            key.split("-")[1:]
             for (key,) in store.connection.execute(
                 "SELECT n.idempotency_key FROM digest_members AS m "
                 "JOIN workflow_runs AS r ON r.id = m.workflow_run_id "
                 "JOIN notifications AS n ON n.id = r.notification_id ORDER BY m.seq"
             )
         ]
-        switches = sum(1 for a, b in pairwise(joined) if a != b)
-        assert switches >= PROCESSES, joined
+        for round_ in range(EACH):
+            racers = joined[round_ * PROCESSES : (round_ + 1) * PROCESSES]
+            assert sorted(process for process, i in racers) == sorted(map(str, range(PROCESSES)))
+            assert {i for _, i in racers} == {str(round_)}
         assert _count(store, "SELECT count(DISTINCT suspended_until) FROM workflow_runs") == 1
         later = datetime.now(UTC) + timedelta(hours=2)
         swept = store.progress_due_runs(now=later)
@@ -59,7 +67,7 @@ def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(db_pa
 
 
 def test_processes_filling_digest_batches_at_once_fill_each_exactly(db_path: str) -> None:
-    results = run_processes(proc_worker.trigger_gated, [(db_path, "digest_of_5", EACH)] * PROCESSES)
+    results = _race(db_path, "digest_of_5")
     total = PROCESSES * EACH
     assert sum(len(r) for r in results) == total
     with Store(db_path) as store:
@@ -84,7 +92,7 @@ def test_processes_filling_digest_batches_at_once_fill_each_exactly(db_path: str
 def test_processes_triggering_one_recipient_at_once_pass_a_throttle_of_one_once(
     db_path: str,
 ) -> None:
-    results = run_processes(proc_worker.trigger_gated, [(db_path, "throttle", EACH)] * PROCESSES)
+    results = _race(db_path, "throttle")
     made = [run for result in results for run in result]
     assert Counter((reason, planned) for _, reason, planned in made) == {
         ("workflow_started", 1): 1,
