@@ -46,12 +46,25 @@ EXPECTED = {
         "test_bounce_sends_the_email_at_once PASSED",
         "3 passed",
     ],
+    "05_digest_and_quiet_hours.py": [
+        "3 comments for ada: Waiting for the send window: 08:00 Europe/Paris on Tue 2026-01-06",
+        "3 comments for bob: Collecting: 3 items, closes at 17:00 America/New_York",
+        "22:00  due sweep: bob's digest closed; 2 runs merged into it",
+        "22:00  sent 1 email to bob: a digest of 3 comments [4, 5, 6]",
+        "07:00  due sweep: ada's send window opened for 3 runs",
+        "07:10  sent 1 email to ada: a digest of 3 comments [1, 2, 3]",
+        "Completed: merged into the digest of step 'email'",
+        "07:12  password reset 2 for cy: throttled",
+        "Throttled: 1 email to this recipient in the last 10 min already",
+        "done: nothing waiting (0); store healthy: True",
+    ],
 }
 RUNS = {
     "01_escalation.py": 1,
     "02_multi_tenant_signals.py": 4,
     "03_worker_loop.py": 3,
     "04_host_unit_test.py": 3,
+    "05_digest_and_quiet_hours.py": 8,
 }
 
 
@@ -70,7 +83,7 @@ def run_example(name: str, cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_there_are_the_four_examples() -> None:
+def test_every_example_is_listed() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
 
 
