@@ -473,3 +473,38 @@ def test_the_dict_form_is_checked_key_by_key() -> None:
             coerce_workflow(declared(digest))
         assert caught.value.path == path
         assert problem in str(caught.value)
+
+
+# -- the cost of a group or a batch ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_RECENT",
+        "_OPEN_BATCH",
+        "_BATCH_OF_RUN",
+        "_MEMBERS",
+        "_LEAVE",
+        "_CLOSE_IF_EMPTY",
+        "_CLOSE",
+        "_DIGEST_MEMBERS",
+        "_BATCH_SIZE",
+        "_PRUNE_ACTIVATIONS",
+    ],
+)
+def test_the_queries_of_throttles_and_digests_read_only_their_indexes(
+    store: Store, name: str
+) -> None:
+    """A throttle check, a join and the close of a batch of N runs cost what the group or
+    the batch holds, never what the store holds: no statement scans a table."""
+    import re
+
+    from chimeway_lite.backends.sqlite import gates
+
+    sql = getattr(gates, name)
+    params = dict.fromkeys(re.findall(r":(\w+)", sql))
+    plan = store.connection.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    details = [str(row["detail"]) for row in plan]
+    assert any(d.startswith("SEARCH") for d in details), details
+    assert not [d for d in details if d.startswith("SCAN") and "subquery" not in d], details

@@ -100,6 +100,8 @@ def admit(work: Work, decision: Decision, now: datetime, *, lock: bool = True) -
     """``decision`` once the gates of the step it activates let it through, or what they
     decide instead; the facts are read for that step only. ``lock`` (the default) holds
     the groups read until the unit ends; a dry run (explain) reads without it."""
+    if decision.activation is None:  # it activates no step: nothing to ask
+        return decision
     run = decision.run
     journey = work.definitions.journey(run.workflow_definition_id)
     step = decide.entering(decision, journey)

@@ -134,10 +134,12 @@ class Work:
         """Record each ``step_activated`` row of a throttled step: what throttles count
         (CONTRACT §14.1: a run counts when it writes the step's step_activated row)."""
         journey = self.definitions.journey(run.workflow_definition_id)
+        if not journey.throttled:
+            return
         for row in decision.transitions:
-            if row.reason != STEP_ACTIVATED or row.workflow_step_id is None:
+            if row.reason != STEP_ACTIVATED or row.workflow_step_id not in journey.throttled:
                 continue
-            policy = journey.options.get(row.workflow_step_id, {}).get(throttle_kind.KEY)
+            policy = journey.options[row.workflow_step_id].get(throttle_kind.KEY)
             if not isinstance(policy, throttle_kind.Throttle):
                 continue
             step = journey.step(row.workflow_step_id)

@@ -10,6 +10,7 @@ import attrs
 from ..core.errors import StepNotFound
 from ..core.records import WorkflowDefinition, WorkflowStep
 from .kinds import options_of, rules_of
+from .kinds.throttle import KEY as THROTTLE
 
 
 @attrs.frozen
@@ -23,6 +24,8 @@ class Journey:
     rules: Mapping[str, tuple[Any, ...]]
     #: The step options (``retry`` …) of each step, by step id then option key.
     options: Mapping[str, Mapping[str, Any]]
+    #: The ids of the steps that have a throttle (whose activations are counted).
+    throttled: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, definition: WorkflowDefinition) -> Journey:
@@ -30,13 +33,15 @@ class Journey:
         if not definition.steps:
             raise StepNotFound(f"first step of definition {definition.id}")
         steps = sorted(definition.steps, key=lambda s: s.step_order)
+        options = {s.id: options_of(s.config) for s in steps}
         return cls(
             definition_id=definition.id,
             first_step=steps[0],
             steps_by_id={s.id: s for s in steps},
             steps_by_key={s.step_key: s for s in steps},
             rules={s.id: rules_of(s.config) for s in steps},
-            options={s.id: options_of(s.config) for s in steps},
+            options=options,
+            throttled=frozenset(i for i, o in options.items() if THROTTLE in o),
         )
 
     def step(self, step_id: str) -> WorkflowStep:
