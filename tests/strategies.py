@@ -19,6 +19,7 @@ from chimeway_lite import (
     DeliveryAttempt,
     DeliveryExplanation,
     DeliveryStatus,
+    Digest,
     Erasure,
     Notification,
     OnOutcome,
@@ -26,13 +27,16 @@ from chimeway_lite import (
     Progress,
     ProgressKind,
     Resumed,
+    Retry,
     RunExplanation,
     RunState,
+    SendWindow,
     Signal,
     Step,
     StepLinkage,
     Stop,
     Store,
+    Throttle,
     TriggerResult,
     WaitUntil,
     Workflow,
@@ -169,10 +173,41 @@ def rules(step_keys: list[str]) -> st.SearchStrategy[WaitUntil | OnOutcome | Sto
     )
 
 
+_clocks = st.builds("{:02d}:{:02d}".format, st.integers(0, 23), st.integers(0, 59))
+
+#: The step options of a step (CONTRACT §12.2, §14), each present or not; names and numbers
+#: anywhere in their ranges, windows given with days in any order and repeated.
+step_options: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {},
+    optional={
+        "retry": st.builds(
+            Retry,
+            st.integers(1, 100),
+            st.integers(1, 3600),
+            st.sampled_from((1, 1.5, 2, 10.0)),
+            st.none() | st.just(7200),
+        ),
+        "throttle": st.builds(
+            Throttle, st.integers(1, 10_000), st.integers(1, 2_678_400), st.none() | names
+        ),
+        "digest": st.builds(
+            Digest, st.integers(1, 2_678_400), st.none() | names, st.none() | st.integers(2, 1000)
+        ),
+        "window": st.tuples(_clocks, _clocks, st.lists(st.integers(0, 6), min_size=1))
+        .filter(lambda w: w[0] != w[1])
+        .map(lambda w: SendWindow(*w)),
+    },
+)
+
+
 @st.composite
-def workflows(draw: st.DrawFn, *, max_steps: int = 4, key: str | None = None) -> Workflow:
+def workflows(
+    draw: st.DrawFn, *, max_steps: int = 4, key: str | None = None, options: bool = True
+) -> Workflow:
     """A valid :class:`Workflow`: unique step keys, orders a permutation of 1..N, rules that
-    name steps of the workflow, JSON configs. ``key`` fixes the workflow key."""
+    name steps of the workflow, JSON configs, step options (unless ``options`` is False: a
+    step option may hold a run back from its first delivery). ``key`` fixes the workflow
+    key."""
     count = draw(st.integers(1, max_steps))
     step_keys = draw(st.lists(names, min_size=count, max_size=count, unique=True))
     orders = draw(st.permutations(range(1, count + 1)))
@@ -183,6 +218,7 @@ def workflows(draw: st.DrawFn, *, max_steps: int = 4, key: str | None = None) ->
             draw(names),
             draw(st.lists(rules(step_keys), max_size=3)),
             draw(st.none() | configs),
+            **(draw(step_options) if options else {}),
         )
         for step_key, order in zip(step_keys, orders, strict=True)
     ]

@@ -508,3 +508,52 @@ def test_the_queries_of_throttles_and_digests_read_only_their_indexes(
     details = [str(row["detail"]) for row in plan]
     assert any(d.startswith("SEARCH") for d in details), details
     assert not [d for d in details if d.startswith("SCAN") and "subquery" not in d], details
+
+
+# -- prune and forget ------------------------------------------------------------------------------
+
+
+def _count(store: Store, table: str) -> int:
+    return int(store.connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_prune_takes_finished_runs_out_of_their_batch_and_drops_batches_left_empty(
+    store: Store, clock: FakeClock
+) -> None:
+    runs = [_fire(store) for _ in range(3)]
+    clock.advance(minutes=10)
+    opener = store.progress_due_runs()[0]
+    clock.advance(minutes=1)
+    # the two merged runs are finished; the opener still waits for its delivery's outcome
+    store.prune(clock.now())
+    assert _count(store, "digest_members") == 1
+    assert _count(store, "digest_batches") == 1  # the opener is still in it
+    (member,) = store.digest_members(opener.deliveries[0].id)
+    assert member.id == runs[0].notification.id
+    assert store.verify() == []
+    store.record_outcome(opener.deliveries[0].id, "succeeded")
+    clock.advance(minutes=1)
+    store.prune(clock.now())
+    assert (_count(store, "digest_members"), _count(store, "digest_batches")) == (0, 0)
+    assert store.verify() == []
+
+
+def test_forget_erases_a_recipients_batches_and_keeps_the_others(
+    store: Store, clock: FakeClock
+) -> None:
+    _fire(store, recipient="ada", data={"secret": "ada-sekret"})
+    _fire(store, recipient="ada")
+    kept = _fire(store, recipient="bob")
+    erased = store.forget("acme", "ada")
+    (tombstone,) = store.list_erasures("acme")
+    assert (tombstone.row_counts["digest_members"], tombstone.row_counts["digest_batches"]) == (
+        2,
+        1,
+    )
+    assert erased == tombstone.rows_erased
+    assert _count(store, "digest_batches") == 1
+    assert "ada-sekret" not in repr(table_dump(store))
+    clock.advance(minutes=10)
+    (sent,) = store.progress_due_runs()
+    assert sent.run.id == kept.run.id
+    assert store.verify() == []

@@ -421,3 +421,59 @@ def test_the_dict_form_refuses_unknown_and_missing_keys() -> None:
             coerce_workflow(declared(window))
         assert caught.value.path == "steps[0].config.window"
         assert problem in str(caught.value)
+
+
+# -- cancel, and a machine without time zone data ------------------------------------------------
+
+
+def test_a_run_waiting_for_its_window_can_be_cancelled(store: Store, clock: FakeClock) -> None:
+    result = _fire(store, clock, utc(2026, 1, 5, 22), correlation_key="order-1")
+    (stopped,) = store.cancel("acme", correlation_key="order-1")
+    assert (stopped.state, stopped.terminal_reason) == (RunState.STOPPED, "cancelled")
+    assert trace(store, result.run.id)[-1][:3] == ("workflow_cancelled", "waiting", "stopped")
+    assert store.next_due_at() is None
+    assert store.verify() == []
+
+
+def test_without_time_zone_data_only_utc_is_known(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine with neither the system's tz database nor the ``tzdata`` package,
+    zoneinfo knows no zone: a trigger naming one is refused with a message that says how to
+    install them, and None and "UTC" still work."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from chimeway_lite.engine import gates
+
+    def no_data(name: str) -> Any:
+        raise ZoneInfoNotFoundError(f"No time zone found with key {name}")
+
+    monkeypatch.setattr(gates, "ZoneInfo", no_data)
+    monkeypatch.setattr(gates, "available_timezones", set)
+    clock.set(utc(2026, 1, 5, 22))
+    with pytest.raises(InvalidArgument) as caught:
+        trigger(store, workflow=push(), timezone="Europe/Paris")
+    assert "install the tzdata package" in str(caught.value)
+    assert trigger(store, workflow=push(), timezone="UTC").run.suspended_until == utc(2026, 1, 6, 8)
+    assert trigger(store, workflow=push()).run.suspended_until == utc(2026, 1, 6, 8)
+
+
+def test_a_zone_this_machine_lost_since_the_trigger_is_explained_in_utc(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _fire(store, clock, utc(2026, 1, 5, 22), timezone="Europe/Paris")
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from chimeway_lite.engine import gates
+
+    def no_data(name: str) -> Any:
+        raise ZoneInfoNotFoundError(name)
+
+    monkeypatch.setattr(gates, "ZoneInfo", no_data)
+    monkeypatch.setattr(gates, "available_timezones", set)
+    assert store.explain("acme", result.run.id).why.startswith(
+        "Waiting for the send window: 07:00 UTC on Tue 2026-01-06"
+    )
+    clock.set(utc(2026, 1, 6, 7))
+    (opened,) = store.progress_due_runs()  # opening a window needs no zone
+    assert opened.reason == "send_window_opened"

@@ -5,6 +5,7 @@ version), step key and key value."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -284,3 +285,35 @@ def test_a_throttle_in_the_steps_own_config_is_refused() -> None:
             Workflow("w", 1, [Step("email", 1, "email", config={"throttle": {"limit": 1}})])
         )
     assert caught.value.path == "steps[0](email).config.throttle"
+
+
+# -- prune and forget ------------------------------------------------------------------------------
+
+
+def _activations(store: Store) -> int:
+    return int(store.connection.execute("SELECT count(*) FROM step_activations").fetchone()[0])
+
+
+def test_prune_drops_activations_no_throttle_can_count_any_more(
+    store: Store, clock: FakeClock
+) -> None:
+    _fire(store)
+    clock.advance(days=30)
+    _fire(store)
+    store.prune(clock.now())
+    assert _activations(store) == 2  # the oldest is 30 days old: a 31-day window counts it
+    clock.advance(days=1, seconds=1)
+    store.prune(clock.now() + timedelta(days=365))  # a later cutoff reaches back from now
+    assert _activations(store) == 1
+    assert store.prune(clock.now(), tenant_id="globex") == 0
+    assert store.verify() == []
+
+
+def test_forget_erases_a_recipients_activations(store: Store) -> None:
+    _fire(store, recipient="ada")
+    _fire(store, recipient="bob")
+    store.forget("acme", "ada")
+    (tombstone,) = store.list_erasures("acme")
+    assert tombstone.row_counts["step_activations"] == 1
+    assert _activations(store) == 1
+    assert _passed(_fire(store, recipient="ada"))  # nothing left to count against ada

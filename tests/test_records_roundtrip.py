@@ -138,7 +138,7 @@ def row_of(delivery: Delivery) -> Delivery:
 def journeys(draw: st.DrawFn) -> dict[str, Any]:
     """What one journey through the engine needs: a workflow, names and a clock."""
     return {
-        "workflow": draw(workflows()),
+        "workflow": draw(workflows(options=False)),
         "tenant": draw(ids),
         "other_tenant": draw(ids),
         "recipient": draw(ids),
