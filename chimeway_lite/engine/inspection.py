@@ -45,8 +45,9 @@ def _gate_names(
     the recipient's zone, the step's option, and the runs of its digest."""
     move = MOVES.get(run.status_reason)
     gate = None if move is None else gate_named(move.variant(run.status_context).rule_kind)
-    option = None if gate is None else journey.options[run.current_step_id].get(gate.key)
-    if gate is None or option is None:
+    options = journey.options.get(run.current_step_id, {})
+    option = None if gate is None else options.get(gate.key)
+    if gate is None or option is None:  # (also for a step the journey lacks: a damaged row)
         return {}
     name = work.notification(run.notification_id).timezone or "UTC"
     try:
