@@ -8,6 +8,7 @@ from .core.clock import FakeClock, SystemClock
 from .core.errors import (
     ChimewayError,
     ConstraintFailed,
+    DamagedRow,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -48,6 +49,7 @@ from .store import Store
 __all__ = [
     "ChimewayError",
     "ConstraintFailed",
+    "DamagedRow",
     "DefinitionConflict",
     "Delivery",
     "DeliveryAttempt",

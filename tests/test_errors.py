@@ -16,6 +16,7 @@ import chimeway_lite
 from chimeway_lite import (
     ChimewayError,
     ConstraintFailed,
+    DamagedRow,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -62,6 +63,14 @@ INSTANCES: list[tuple[ChimewayError, dict[str, Any]]] = [
     (
         ConstraintFailed("x.db", "UNIQUE constraint failed"),
         {"path": "x.db", "problem": "UNIQUE constraint failed"},
+    ),
+    (
+        DamagedRow("workflow_runs", "r-1", "holds a JSON list where an object belongs"),
+        {
+            "table": "workflow_runs",
+            "row_id": "r-1",
+            "problem": "holds a JSON list where an object belongs",
+        },
     ),
 ]
 
