@@ -35,7 +35,15 @@ from typing import Any
 import bulk
 import engine_side
 from raw_side import RawStore
-from shapes import T0, WORKFLOW, after, checkpoint, count_rows
+from shapes import (
+    T0,
+    WORKFLOW,
+    after,
+    checkpoint,
+    count_rows,
+    first_difference,
+    table_dump,
+)
 
 HERE = Path(__file__).resolve().parent
 SIGNAL_TENANT = "tenant-signal"
@@ -117,6 +125,22 @@ class Report:
         if engine != raw:
             self.problems.append(f"{what}: chimeway_lite wrote {engine}, raw sqlite3 {raw}")
 
+    def same_values(self, what: str, engine_path: str, raw_path: str) -> None:
+        """Record a problem unless both files hold the same rows, value for value, in the
+        same order (ids compared by version and order of appearance: shapes.table_dump)."""
+        difference = first_difference(table_dump(engine_path), table_dump(raw_path))
+        if difference is not None:
+            self.problems.append(f"{what}: the two sides wrote different rows: {difference:.600}")
+
+    def compare(
+        self, what: str, sizes: Sizes, paths: dict[str, str], *, values: bool = True
+    ) -> None:
+        """Both sides' files: the same rows per table, and the same values (unless ``values``
+        is False: the rows of concurrent writers come in no fixed order)."""
+        self.same_rows(what, count_rows(paths["engine"]), count_rows(paths["raw"]))
+        if values:
+            self.same_values(what, paths["engine"], paths["raw"])
+
 
 def _delta(before: dict[str, int], after_: dict[str, int]) -> dict[str, int]:
     return {t: after_[t] - before[t] for t in before}
@@ -174,7 +198,7 @@ def bench_trigger(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     )
     row.engine.append(per_chunk * CHUNKS / e)
     row.raw.append(per_chunk * CHUNKS / r)
-    report.same_rows("trigger", count_rows(paths["engine"]), count_rows(paths["raw"]))
+    report.compare("trigger", sizes, paths)
 
 
 def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
@@ -214,7 +238,7 @@ def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     row.raw.append(total / r)
     if moved != {"engine": total, "raw": total}:
         report.problems.append(f"journeys: runs moved by the sweep {moved}")
-    report.same_rows("journeys", count_rows(paths["engine"]), count_rows(paths["raw"]))
+    report.compare("journeys", sizes, paths)
 
 
 def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int) -> None:
@@ -283,7 +307,7 @@ def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int)
     total = sizes.fanout_runs * len(FANOUT_TENANTS)
     row.engine.append(total / fanout["engine"])
     row.raw.append(total / fanout["raw"])
-    report.same_rows("route_signal", count_rows(paths["engine"]), count_rows(paths["raw"]))
+    report.compare("route_signal", sizes, paths)
     for path in paths.values():
         _remove(path)
 
@@ -643,7 +667,15 @@ def _number(value: float) -> str:
 
 
 def _order(key: str) -> tuple[int, str]:
-    prefixes = ("trigger", "resume", "fanout", "journeys", "sweep", "explain", "rss")
+    prefixes = (
+        "trigger",
+        "resume",
+        "fanout",
+        "journeys",
+        "sweep",
+        "explain",
+        "rss",
+    )
     first = next(i for i, p in enumerate(prefixes) if key.startswith(p))
     return first, key.replace("growth", "~")
 

@@ -8,8 +8,10 @@ hand (:mod:`raw_side`).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chimeway_lite import OnOutcome, Outcome, Step, WaitUntil, Workflow
 from chimeway_lite.core.timestamps import to_text
@@ -45,6 +47,7 @@ TABLES = (
     "workflow_runs",
     "workflow_transitions",
     "deliveries",
+    "delivery_events",
     "signals",
 )
 
@@ -86,6 +89,49 @@ def count_rows(path: str) -> dict[str, int]:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
     finally:
         conn.close()
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def table_dump(path: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of :data:`TABLES`, in insertion order, with each id (also
+    inside JSON text) replaced by ``<v7:n>``: its UUID version and the order in which the
+    dump first met it. Two files written by the same operations in the same order dump
+    equal, whatever ids they drew, as long as both draw ids of one version."""
+    tokens: dict[str, str] = {}
+
+    def token(match: re.Match[str]) -> str:
+        found = tokens.get(match.group(0))
+        if found is None:
+            found = tokens[match.group(0)] = f"<v{match.group(1)}:{len(tokens)}>"
+        return found
+
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            table: [
+                tuple(_ID.sub(token, v) if isinstance(v, str) else v for v in row)
+                for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            ]
+            for table in TABLES
+        }
+    finally:
+        conn.close()
+
+
+def first_difference(
+    left: dict[str, list[tuple[Any, ...]]], right: dict[str, list[tuple[Any, ...]]]
+) -> str | None:
+    """Where two :func:`table_dump` s first differ, in a sentence; None when they are equal."""
+    for table in TABLES:
+        a, b = left[table], right[table]
+        for n, (x, y) in enumerate(zip(a, b, strict=False)):
+            if x != y:
+                return f"{table} row {n + 1}: {x!r} != {y!r}"
+        if len(a) != len(b):
+            return f"{table}: {len(a)} rows != {len(b)} rows"
+    return None
 
 
 def checkpoint(path: str) -> None:
