@@ -45,6 +45,8 @@ from shapes import (
     table_dump,
 )
 
+from chimeway_lite import Store
+
 HERE = Path(__file__).resolve().parent
 SIGNAL_TENANT = "tenant-signal"
 # Fan-out is timed over three tenants per repetition: one signal is too short to time alone.
@@ -68,12 +70,13 @@ class Sizes:
     runs: int
     peer_starts: int
     peer_signals: int
+    verify: bool  # run Store.verify() on every store written (and on the built ones)
 
 
 SIZES = {
-    "full": Sizes(3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10),
-    "quick": Sizes(1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5),
-    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1),
+    "full": Sizes(3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10, False),
+    "quick": Sizes(1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5, False),
+    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, True),
 }
 
 
@@ -132,14 +135,27 @@ class Report:
         if difference is not None:
             self.problems.append(f"{what}: the two sides wrote different rows: {difference:.600}")
 
+    def verified(self, what: str, path: str) -> None:
+        """Record what ``Store.verify()`` finds in the store at ``path`` (first five)."""
+        store = Store(path)
+        try:
+            found = store.verify()
+        finally:
+            store.close()
+        self.problems += [f"{what}: verify(): {p:.300}" for p in found[:5]]
+
     def compare(
         self, what: str, sizes: Sizes, paths: dict[str, str], *, values: bool = True
     ) -> None:
-        """Both sides' files: the same rows per table, and the same values (unless ``values``
-        is False: the rows of concurrent writers come in no fixed order)."""
+        """Both sides' files: the same rows per table, the same values (unless ``values`` is
+        False: the rows of concurrent writers come in no fixed order), and, in smoke mode,
+        stores ``verify()`` finds nothing wrong with."""
         self.same_rows(what, count_rows(paths["engine"]), count_rows(paths["raw"]))
         if values:
             self.same_values(what, paths["engine"], paths["raw"])
+        if sizes.verify:
+            for side, path in paths.items():
+                self.verified(f"{what} ({side})", path)
 
 
 def _delta(before: dict[str, int], after_: dict[str, int]) -> dict[str, int]:
@@ -625,9 +641,15 @@ def run(
             | dict.fromkeys(FANOUT_TENANTS, sizes.fanout_runs),
         )
         checkpoint(seed)
+        if sizes.verify:
+            report.verified("the signals' store (bulk.build_waiting)", seed)
     stores = {}
     if "size" in only or "rss" in only:
         stores = {n: _store(work, keep, n) for n in (sizes.small_store, sizes.big_store)}
+        if sizes.verify:
+            report.verified(
+                f"the {_label(sizes.small_store)} store (bulk.build)", stores[sizes.small_store]
+            )
     for rep in range(sizes.runs):
         print(f"  repetition {rep + 1}/{sizes.runs}", file=sys.stderr)
         files = work / f"repetition-{rep}"  # this repetition's new files, removed after it

@@ -1,7 +1,8 @@
 """benchmarks/run.py must keep working: its smoke mode runs every benchmark on a few hundred
 rows and fails when chimeway_lite and raw sqlite3 did not write the same rows (per table, and
-value for value where the order is fixed). No timing is asserted here: the figures come from
-the benchmark itself (benchmarks/README.md)."""
+value for value where the order is fixed), or when Store.verify() finds fault with a store
+either side wrote or bulk.py built. No timing is asserted here: the figures come from the
+benchmark itself (benchmarks/README.md)."""
 
 from __future__ import annotations
 
