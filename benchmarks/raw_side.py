@@ -28,6 +28,7 @@ from shapes import (
     DELAY_SECONDS,
     EVENT,
     NOTIFICATION_KEY,
+    RETRY_BACKOFF_SECONDS,
     T0,
     WORKFLOW,
     after,
@@ -107,6 +108,11 @@ _SUCCEEDED = (
     "updated_at = ? WHERE id = ? AND status IN ('pending', 'dispatched') "
     "RETURNING workflow_run_id, workflow_step_id, tenant_id, attempt"
 )
+_RETRIED = (
+    "UPDATE deliveries SET status = 'pending', suppression_reason = NULL, available_at = ?, "
+    "lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status = 'dispatched' "
+    "RETURNING tenant_id"
+)
 # The indexed form of the engine's due (workflow_runs_waiting_due, workflow_runs_signal_settle).
 _DUE = """
 SELECT id, suspended_until AS due FROM workflow_runs
@@ -133,7 +139,8 @@ class RawStore:
 
     ``workflow`` is registered (at ``registered_at``, as the engine side registers it)
     unless the file holds it already: the escalation journey of :data:`shapes.WORKFLOW`
-    (steps ``inapp`` and ``email``).
+    (steps ``inapp`` and ``email``) or the retrying one of :data:`shapes.RETRY_WORKFLOW`
+    (one step, ``send``).
     """
 
     def __init__(
@@ -413,6 +420,30 @@ class RawStore:
             raise
         return state
 
+    def failed(self, delivery_id: str, attempt: int, now: datetime) -> str:
+        """Record a claimed delivery's attempt ``attempt`` as failed: back to pending,
+        claimable again after the step's backoff (the run is not touched). Only the retry
+        of the retrying journey: its deliveries never exhaust their 3 attempts here."""
+        max_attempts = self.first[3]
+        if max_attempts is None or attempt >= max_attempts:
+            raise NotImplementedError("the raw side writes retries, not exhausted deliveries")
+        at = text(now)
+        retry_at = text(after(now, RETRY_BACKOFF_SECONDS * 2.0 ** (attempt - 1)))
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(_RETRIED, (retry_at, at, delivery_id)).fetchone()
+            if row is not None:
+                conn.execute(
+                    _INSERT_EVENT,
+                    (delivery_id, row[0], attempt, "recorded", at, None, "failed", retry_at),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return retry_at
+
     def due_ids(self, now: datetime) -> list[str]:
         """The runs the due sweep has work for (the same partial indexes as the store)."""
         return [r[0] for r in self.conn.execute(_DUE, {"now": text(now)}).fetchall()]
@@ -578,6 +609,17 @@ class RawStore:
                 self.succeeded(delivery[1], now)
                 done += 1
 
+    def fail_all(self, batch: int, now: datetime) -> int:
+        """Claim deliveries ``batch`` at a time and record each as failed (to be retried)."""
+        done = 0
+        while True:
+            claimed = self.claim(batch, now)
+            if not claimed:
+                return done
+            for delivery in claimed:
+                self.failed(delivery[1], delivery[3], now)
+                done += 1
+
     def journeys(self, count: int, start: datetime, batch: int, first: int = 0) -> int:
         """The loop of :func:`engine_side.journeys`; returns runs moved by the sweep."""
         for i in range(first, first + count):
@@ -587,3 +629,11 @@ class RawStore:
         moved = self.sweep(later)
         self.succeed_all(batch, later)
         return moved
+
+    def retry_journeys(self, count: int, start: datetime, batch: int, first: int = 0) -> int:
+        """The loop of :func:`engine_side.retry_journeys`; returns the deliveries that
+        succeeded on their second attempt."""
+        for i in range(first, first + count):
+            self.trigger("tenant-retry", f"user-{i}", f"retry-{i}", start)
+        self.fail_all(batch, start)
+        return self.succeed_all(batch, after(start, RETRY_BACKOFF_SECONDS + 1))

@@ -36,6 +36,7 @@ import bulk
 import engine_side
 from raw_side import RawStore
 from shapes import (
+    RETRY_WORKFLOW,
     T0,
     WORKFLOW,
     after,
@@ -45,7 +46,7 @@ from shapes import (
     table_dump,
 )
 
-from chimeway_lite import Store
+from chimeway_lite import FakeClock, Store
 
 HERE = Path(__file__).resolve().parent
 SIGNAL_TENANT = "tenant-signal"
@@ -70,13 +71,16 @@ class Sizes:
     runs: int
     peer_starts: int
     peer_signals: int
+    retry_journeys: int
     verify: bool  # run Store.verify() on every store written (and on the built ones)
 
 
 SIZES = {
-    "full": Sizes(3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10, False),
-    "quick": Sizes(1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5, False),
-    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, True),
+    "full": Sizes(
+        3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10, 1000, False
+    ),
+    "quick": Sizes(1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5, 500, False),
+    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, 30, True),
 }
 
 
@@ -255,6 +259,48 @@ def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     if moved != {"engine": total, "raw": total}:
         report.problems.append(f"journeys: runs moved by the sweep {moved}")
     report.compare("journeys", sizes, paths)
+
+
+def bench_retries(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
+    """Retrying journeys: trigger → claim → failed (retried 1 s later) → the clock moves on
+    → claim → succeeded → the run completes."""
+    paths = {side: str(work / f"retry-{side}-{rep}.db") for side in ("engine", "raw")}
+    per_chunk = max(1, sizes.retry_journeys // CHUNKS)
+    done = {"engine": 0, "raw": 0}
+    clock = FakeClock(T0)
+    store = Store(paths["engine"], clock=clock)
+    store.upsert_definition("welcome", RETRY_WORKFLOW)
+    raw_store = RawStore(paths["raw"], RETRY_WORKFLOW)
+
+    def engine(chunk: int) -> float:
+        start = after(T0, 10 * chunk)  # the clock only moves forward, chunk after chunk
+        started = time.perf_counter()
+        done["engine"] += engine_side.retry_journeys(
+            store, clock, per_chunk, start, 100, first=chunk * per_chunk
+        )
+        return time.perf_counter() - started
+
+    def raw(chunk: int) -> float:
+        start = after(T0, 10 * chunk)
+        started = time.perf_counter()
+        done["raw"] += raw_store.retry_journeys(per_chunk, start, 100, first=chunk * per_chunk)
+        return time.perf_counter() - started
+
+    with store:
+        e, r = _interleaved(rep, engine, raw)
+    raw_store.close()
+    total = per_chunk * CHUNKS
+    row = report.row(
+        "retries",
+        "retrying journey (trigger → claim → failed, retry in 1 s → claim → succeeded → complete)",
+        "/s",
+        True,
+    )
+    row.engine.append(total / e)
+    row.raw.append(total / r)
+    if done != {"engine": total, "raw": total}:
+        report.problems.append(f"retrying journeys: second attempts that succeeded {done}")
+    report.compare("retrying journeys", sizes, paths)
 
 
 def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int) -> None:
@@ -625,7 +671,7 @@ def _store(work: Path, keep: Path | None, runs: int) -> str:
     return path
 
 
-BENCHMARKS = ("trigger", "journeys", "signals", "size", "rss")
+BENCHMARKS = ("trigger", "journeys", "retries", "signals", "size", "rss")
 
 
 def run(
@@ -658,6 +704,8 @@ def run(
             bench_trigger(report, sizes, files, rep)
         if "journeys" in only:
             bench_journeys(report, sizes, files, rep)
+        if "retries" in only:
+            bench_retries(report, sizes, files, rep)
         if "signals" in only:
             bench_signals(report, sizes, files, seed, rep)
         if "size" in only:
@@ -694,6 +742,7 @@ def _order(key: str) -> tuple[int, str]:
         "resume",
         "fanout",
         "journeys",
+        "retries",
         "sweep",
         "explain",
         "rss",

@@ -13,7 +13,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chimeway_lite import OnOutcome, Outcome, Step, WaitUntil, Workflow
+from chimeway_lite import OnOutcome, Outcome, Retry, Step, WaitUntil, Workflow
 from chimeway_lite.core.timestamps import to_text
 
 NOTIFICATION_KEY = "welcome"
@@ -36,6 +36,11 @@ WORKFLOW = Workflow(
         Step("email", 2, "email"),
     ],
 )
+
+# The retrying journey: one email step whose failed deliveries are retried (3 attempts in
+# all, the first retry 1 s after the failure). Its run completes when a delivery succeeds.
+RETRY_WORKFLOW = Workflow("retrying", 1, [Step("send", 1, "email", retry=Retry(3, 1))])
+RETRY_BACKOFF_SECONDS = 1
 
 # The benchmark's "now": due sweeps run at T0; batches that must be due are made before it.
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

@@ -25,6 +25,7 @@ ROWS = {
     "resume-p99",
     "fanout",
     "journeys",
+    "retries",
     "sweep-200",
     "sweep-600",
     "sweep-growth",
