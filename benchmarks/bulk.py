@@ -247,3 +247,21 @@ def build_waiting(path: str, groups: dict[str, int]) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def build_pending(path: str, count: int, *, tenants: int = 100) -> None:
+    """A store of ``count`` runs just triggered, each with its first delivery pending (the
+    in-app step, planned at T0), spread over ``tenants`` tenants: work for claimers."""
+    store, clock = engine_side.open_store(path, T0)
+    with store:
+        store.upsert_definition("welcome", WORKFLOW)
+        pending = _template(store, clock, 4, shape="pending")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        replicate(conn, pending, count - 1, first=0, tenants=tenants)  # + the template
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

@@ -37,12 +37,12 @@ def trigger(
     return result.run.id
 
 
-def succeed_all(store: Store, batch: int) -> int:
+def succeed_all(store: Store, batch: int, lease_seconds: int = 300) -> int:
     """Claim deliveries ``batch`` at a time and record each as succeeded (the send is a
     no-op); until a claim finds nothing. Returns the deliveries recorded."""
     done = 0
     while True:
-        claimed = store.claim_deliveries(batch)
+        claimed = store.claim_deliveries(batch, lease_seconds=lease_seconds)
         if not claimed:
             return done
         for delivery in claimed:

@@ -1,11 +1,12 @@
 """Profile one chimeway_lite hot path with cProfile and print where the time goes.
 
     python benchmarks/profile_hot.py
-        {trigger,journey,retry,resume,fanout,sweep,explain} [-n N]
+        {trigger,journey,retry,outcomes,resume,fanout,sweep,explain} [-n N]
         [--sort tottime|cumulative] [--limit 30] [--dir DIR]
 
-The workloads are those of run.py (same journeys, same store shapes); the setup is not
-profiled.
+The workloads are those of run.py (same journeys, same store shapes); ``outcomes`` is one
+worker's loop of the workers benchmark (claim 100, record each succeeded, over N pending
+deliveries), in this process. The setup is not profiled.
 ``{method 'execute' of 'sqlite3.Connection'}`` and ``executemany`` are SQLite's own work
 (statements and COMMIT); the rest is Python on top of it.
 """
@@ -26,7 +27,7 @@ from shapes import RETRY_WORKFLOW, T0, WORKFLOW, after
 
 from chimeway_lite import FakeClock, Store
 
-KINDS = ("trigger", "journey", "retry", "resume", "fanout", "sweep", "explain")
+KINDS = ("trigger", "journey", "retry", "outcomes", "resume", "fanout", "sweep", "explain")
 
 
 def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
@@ -41,6 +42,10 @@ def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
         store = Store(path, clock=fake)
         store.upsert_definition("welcome", RETRY_WORKFLOW)
         return store, fake
+    if kind == "outcomes":
+        bulk.build_pending(path, n)
+        store, _ = engine_side.open_store(path, after(T0, 60))
+        return store, None
     store, clock = engine_side.open_store(path, T0)
     store.upsert_definition("welcome", WORKFLOW)
     if kind == "sweep":
@@ -75,6 +80,8 @@ def main() -> int:
             engine_side.journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
         elif args.kind == "retry":
             engine_side.retry_journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
+        elif args.kind == "outcomes":
+            engine_side.succeed_all(store, 100)
         elif args.kind == "resume":
             for i in range(args.n):
                 engine_side.route(store, "tenant-signal", f"tenant-signal-user-{i}")

@@ -149,8 +149,9 @@ class RawStore:
         workflow: Workflow = WORKFLOW,
         *,
         registered_at: datetime = T0,
+        timeout: float = 5.0,
     ) -> None:
-        self.conn = connect_raw(path)
+        self.conn = connect_raw(path, timeout)
         self.workflow = workflow
         if not self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             self._create()

@@ -27,13 +27,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import bulk
 import engine_side
+import workers
 from raw_side import RawStore
 from shapes import (
     RETRY_WORKFLOW,
@@ -72,16 +73,20 @@ class Sizes:
     peer_starts: int
     peer_signals: int
     retry_journeys: int
+    worker_deliveries: int  # pending deliveries the workers share out, per measurement
     verify: bool  # run Store.verify() on every store written (and on the built ones)
 
 
 SIZES = {
     "full": Sizes(
-        3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10, 1000, False
+        3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10, 1000, 10_000, False
     ),
-    "quick": Sizes(1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5, 500, False),
-    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, 30, True),
+    "quick": Sizes(
+        1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5, 500, 4000, False
+    ),
+    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, 30, 200, True),
 }
+WORKER_PROCESSES = (1, 4)
 
 
 def _label(count: int) -> str:
@@ -301,6 +306,59 @@ def bench_retries(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     if done != {"engine": total, "raw": total}:
         report.problems.append(f"retrying journeys: second attempts that succeeded {done}")
     report.compare("retrying journeys", sizes, paths)
+
+
+def bench_workers(report: Report, sizes: Sizes, work: Path, seed: str, rep: int) -> None:
+    """Claim → send → outcome by 1 and by 4 worker processes on one file (workers.py), on
+    two copies of one store of pending deliveries; each worker claims 100 at a time with a
+    lease and records each as succeeded (its run enters its wait) until no work is left."""
+    now = after(T0, 60)
+    count = sizes.worker_deliveries
+    for processes in WORKER_PROCESSES:
+        paths = {
+            side: str(work / f"workers{processes}-{side}-{rep}.db") for side in ("engine", "raw")
+        }
+        for path in paths.values():
+            shutil.copyfile(seed, path)
+        runs: dict[str, workers.WorkersRun] = {}
+        e, r = _pair(
+            rep + processes,
+            partial(_workers_span, runs, "engine", paths["engine"], processes, now),
+            partial(_workers_span, runs, "raw", paths["raw"], processes, now),
+        )
+        label = f"{processes} worker process{'es' if processes > 1 else ''}"
+        row = report.row(
+            f"workers-{processes}",
+            f"claim → send → outcome, {label} on one file (100 per claim)",
+            "deliveries/s",
+            True,
+        )
+        row.engine.append(count / e)
+        row.raw.append(count / r)
+        for side, path in paths.items():
+            conn = sqlite3.connect(path)
+            claims, succeeded = conn.execute(
+                "SELECT (SELECT count(*) FROM delivery_events WHERE kind = 'claimed'), "
+                "(SELECT count(*) FROM deliveries WHERE status = 'succeeded')"
+            ).fetchone()
+            conn.close()
+            if runs[side].total != count or claims != count or succeeded != count:
+                report.problems.append(
+                    f"{label} ({side}): {runs[side].total} recorded by {runs[side].done}, "
+                    f"{claims} claims and {succeeded} succeeded of {count} deliveries"
+                )
+        # One worker's rows come in a fixed order, several workers' do not.
+        report.compare(label, sizes, paths, values=processes == 1)
+        for path in paths.values():
+            _remove(path)
+
+
+def _workers_span(
+    runs: dict[str, workers.WorkersRun], side: str, path: str, processes: int, now: datetime
+) -> float:
+    """Run the workers of one side, keep what they did in ``runs``; the span in seconds."""
+    runs[side] = workers.run_workers(side, path, processes, now=now)
+    return runs[side].seconds
 
 
 def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int) -> None:
@@ -671,7 +729,7 @@ def _store(work: Path, keep: Path | None, runs: int) -> str:
     return path
 
 
-BENCHMARKS = ("trigger", "journeys", "retries", "signals", "size", "rss")
+BENCHMARKS = ("trigger", "journeys", "retries", "workers", "signals", "size", "rss")
 
 
 def run(
@@ -689,6 +747,11 @@ def run(
         checkpoint(seed)
         if sizes.verify:
             report.verified("the signals' store (bulk.build_waiting)", seed)
+    pending = str(work / "workers-seed.db")
+    if "workers" in only:
+        bulk.build_pending(pending, sizes.worker_deliveries)
+        if sizes.verify:
+            report.verified("the workers' store (bulk.build_pending)", pending)
     stores = {}
     if "size" in only or "rss" in only:
         stores = {n: _store(work, keep, n) for n in (sizes.small_store, sizes.big_store)}
@@ -706,6 +769,8 @@ def run(
             bench_journeys(report, sizes, files, rep)
         if "retries" in only:
             bench_retries(report, sizes, files, rep)
+        if "workers" in only:
+            bench_workers(report, sizes, files, pending, rep)
         if "signals" in only:
             bench_signals(report, sizes, files, seed, rep)
         if "size" in only:
@@ -743,6 +808,7 @@ def _order(key: str) -> tuple[int, str]:
         "fanout",
         "journeys",
         "retries",
+        "workers",
         "sweep",
         "explain",
         "rss",

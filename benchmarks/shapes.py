@@ -78,9 +78,10 @@ def after(instant: datetime, seconds: float) -> datetime:
     return instant + timedelta(seconds=seconds)
 
 
-def connect_raw(path: str) -> sqlite3.Connection:
-    """A plain connection with the store's pragmas: WAL, synchronous NORMAL, foreign keys."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def connect_raw(path: str, timeout: float = 5.0) -> sqlite3.Connection:
+    """A plain connection with the store's pragmas: WAL, synchronous NORMAL, foreign keys;
+    ``timeout`` is its busy timeout (the Store's default is 5 s too)."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")

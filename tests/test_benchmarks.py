@@ -26,6 +26,8 @@ ROWS = {
     "fanout",
     "journeys",
     "retries",
+    "workers-1",
+    "workers-4",
     "sweep-200",
     "sweep-600",
     "sweep-growth",
