@@ -437,7 +437,8 @@ def test_the_error_message_reads_well() -> None:
     with pytest.raises(InvalidWorkflow) as caught:
         coerce_workflow(two_steps(WaitUntil(0, "b")))
     assert str(caught.value) == (
-        f"invalid workflow at {WAIT}.delay_seconds: must be an int from 1 to 3162240000 (a century), got 0"
+        f"invalid workflow at {WAIT}.delay_seconds: "
+        "must be an int from 1 to 3162240000 (a century), got 0"
     )
 
 

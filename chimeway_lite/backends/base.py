@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ..core.errors import DamagedRow
 from ..core.records import (
     Delivery,
     DeliveryEvent,
@@ -154,10 +155,10 @@ class Unit(Protocol):
         event_name: str,
         actor_id: str | None,
         correlation_key: str | None = None,
-    ) -> list[WorkflowRun]:
+    ) -> list[WorkflowRun | DamagedRow]:
         """The tenant's waiting runs with ``event_name`` pending (of recipient ``actor_id``
         and of notifications with ``correlation_key``, when given), in id order, locked for
-        this unit."""
+        this unit; a row that cannot be read stands as its :class:`DamagedRow`."""
         ...
 
     def runs_to_cancel(
@@ -166,9 +167,9 @@ class Unit(Protocol):
         run_id: str | None,
         correlation_key: str | None,
         recipient: str | None,
-    ) -> list[WorkflowRun]:
+    ) -> list[WorkflowRun | DamagedRow]:
         """The tenant's unfinished runs that every given selector matches, in id order,
-        locked for this unit."""
+        locked for this unit; a row that cannot be read stands as its :class:`DamagedRow`."""
         ...
 
     def insert_mark(self, mark: SignalMark) -> None:
@@ -188,8 +189,12 @@ class Unit(Protocol):
         ``correlation_key`` or no key (a keyed mark never matches a key of None)."""
         ...
 
-    def due_runs(self, now: datetime, limit: int | None) -> list[str]:
-        """Ids of the runs due at ``now``, by due time then id (see the module docstring)."""
+    def due_runs(
+        self, now: datetime, limit: int | None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """The runs due at ``now``, by due time then id (see the module docstring), each as
+        (run id, cursor): a page of them starts after the cursor ``after`` of the last run
+        of the page before (an opaque value of the backend; None for the first page)."""
         ...
 
     def next_due_at(self) -> datetime | None:

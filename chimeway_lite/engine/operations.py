@@ -135,7 +135,14 @@ class Reader:
 
     def due_run_ids(self, now: datetime, limit: int | None = None) -> list[str]:
         """Ids of the runs the due sweep has work for at ``now``, in due order."""
-        return self._work.unit.due_runs(self._work.at(now), require_limit(limit))
+        return [run_id for run_id, _ in self.due_page(now, limit)]
+
+    def due_page(
+        self, now: datetime, limit: int | None = None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """One page of the due runs at ``now``: (run id, cursor) pairs in due order, starting
+        after the cursor ``after`` of an earlier page (None: from the first)."""
+        return self._work.unit.due_runs(self._work.at(now), require_limit(limit), after)
 
     # -- integrity and listings ------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ import cattrs
 
 from ...core.errors import DamagedRow
 from ...core.text import canonical_json
-from ...core.timestamps import from_text, to_text
+from ...core.timestamps import to_text
 
 T = TypeVar("T")
 
@@ -268,6 +268,21 @@ def from_values(cls: type[T], row: Sequence[Any]) -> T:
     except _DAMAGE as exc:
         raise damaged(cls, row, exc) from None
     return record
+
+
+def each(cls: type[T], rows: Sequence[Sequence[Any]]) -> list[T | DamagedRow]:
+    """:func:`from_values` of every row, a damaged row standing as its :class:`DamagedRow`
+    (for reads that serve many runs: one damaged row must not stop the others)."""
+    read = _readers.get(cls)
+    if read is None:
+        read = _readers[cls] = _reader(cls)
+    found: list[T | DamagedRow] = []
+    for row in rows:
+        try:
+            found.append(read(row))
+        except _DAMAGE as exc:
+            found.append(damaged(cls, row, exc))
+    return found
 
 
 def columns(cls: type[Any], alias: str = "", *, stop: str | None = None) -> str:
