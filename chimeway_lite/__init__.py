@@ -44,6 +44,7 @@ from .core.records import (
 from .declarations import OnOutcome, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
 from .store import Store
+from .tools.worker import Worker
 
 __all__ = [
     "ChimewayError",
@@ -83,6 +84,7 @@ __all__ = [
     "Transaction",
     "TriggerResult",
     "WaitUntil",
+    "Worker",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowRun",
