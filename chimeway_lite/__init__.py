@@ -44,7 +44,7 @@ from .core.records import (
 from .declarations import OnOutcome, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
 from .store import Store
-from .tools.worker import Worker
+from .tools.worker import Handled, Worker
 
 __all__ = [
     "ChimewayError",
@@ -57,6 +57,7 @@ __all__ = [
     "DeliveryStatus",
     "Erasure",
     "FakeClock",
+    "Handled",
     "InvalidArgument",
     "InvalidSignal",
     "InvalidTransition",

@@ -95,8 +95,10 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @attrs.frozen
 class Handled:
-    """What the worker did: ``deliveries`` handed to their senders (each with its outcome
-    recorded, or refused by the store and logged), and ``runs`` the due sweep moved."""
+    """What the worker did — in one pass (:meth:`Worker.run_once`, ``on_pass``) or in all of
+    a :meth:`Worker.run`: ``deliveries`` handed to their senders (each with its outcome
+    recorded, or refused by the store and logged) and ``runs`` the due sweep moved. Handleds
+    add up with ``+``."""
 
     deliveries: int = 0
     runs: int = 0
