@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -255,23 +256,37 @@ def test_help_lists_work() -> None:
 # -- the loop --------------------------------------------------------------------------------------
 
 
-def _signal_later(delays: list[float], signum: int = signal.SIGTERM) -> list[threading.Timer]:
-    timers = [threading.Timer(d, os.kill, (os.getpid(), signum)) for d in delays]
-    for timer in timers:
-        timer.start()
-    return timers
+@contextmanager
+def _signals_once_sending(delays: list[float], signum: int = signal.SIGTERM) -> Iterator[None]:
+    """Send ``signum`` to ourselves ``delays`` seconds after a sender first ran — so inside
+    ``Worker.run``, whose handlers are installed by then (an early SIGTERM would kill the
+    test process itself)."""
+    done = threading.Event()
+
+    def later() -> None:
+        deadline = time.monotonic() + 10
+        while not work_senders.SENT and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.005)
+        for delay in delays:
+            if done.wait(delay):
+                return
+            os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_the_loop_stops_cleanly_on_a_signal(db: str, signum: int) -> None:
     previous = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
-    timers = _signal_later([0.15], signum)
     started = time.monotonic()
-    try:
+    with _signals_once_sending([0.1], signum):
         result = run("--db", db, "work", "--senders", "work_senders:SENDERS", "--max-sleep", "0.02")
-    finally:
-        for timer in timers:
-            timer.cancel()
 
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 2
@@ -286,14 +301,10 @@ def test_the_loop_stops_cleanly_on_a_signal(db: str, signum: int) -> None:
 
 
 def test_the_loop_in_json_lines(db: str) -> None:
-    timers = _signal_later([0.15])
-    try:
+    with _signals_once_sending([0.1]):
         result = run(
             "--db", db, "--json", "work", "--senders", "work_senders:SENDERS", "--max-sleep", "0.02"
         )
-    finally:
-        for timer in timers:
-            timer.cancel()
     assert result.exit_code == 0, result.output
     rows: list[dict[str, Any]] = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) >= 2
@@ -304,12 +315,8 @@ def test_the_loop_in_json_lines(db: str) -> None:
 
 def test_a_second_signal_abandons_a_hanging_sender_with_exit_130(db: str) -> None:
     previous = signal.getsignal(signal.SIGTERM)
-    timers = _signal_later([0.1, 0.25])
-    try:
+    with _signals_once_sending([0.05, 0.1]):
         result = run("--db", db, "work", "--senders", "work_senders:HANGING", "--channel", "email")
-    finally:
-        for timer in timers:
-            timer.cancel()
     assert result.exit_code == 130
     assert result.stderr == "interrupted: the delivery in hand is left to its lease\n"
     assert statuses(db)["cy/email"] == "dispatched"
