@@ -45,6 +45,7 @@ from .core.records import (
 from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
 from .store import Store
+from .tools.worker import Handled, Worker
 
 __all__ = [
     "ChimewayError",
@@ -58,6 +59,7 @@ __all__ = [
     "DeliveryStatus",
     "Erasure",
     "FakeClock",
+    "Handled",
     "InvalidArgument",
     "InvalidSignal",
     "InvalidTransition",
@@ -86,6 +88,7 @@ __all__ = [
     "Transaction",
     "TriggerResult",
     "WaitUntil",
+    "Worker",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowRun",

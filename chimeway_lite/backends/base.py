@@ -289,8 +289,10 @@ class Unit(Protocol):
         (``attempt >= max_attempts``): a claim does not take them, it exhausts them."""
         ...
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time a claim finds a delivery to take, or None."""
+    def next_claimable_at(self, channel: str | None = None) -> datetime | None:
+        """The earliest time a claim (of ``channel``, when given) finds a delivery to take:
+        a pending delivery's ``available_at`` (else its ``inserted_at``), or a dispatched
+        one's ``lease_expires_at``; None when there is none."""
         ...
 
     # -- signals, lifecycle -------------------------------------------------------------------

@@ -100,10 +100,11 @@ class Reader:
         delivery and for a missing one alike."""
         return deliveries.explain_delivery(self._work, tenant_id, delivery_id)
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time :meth:`Engine.claim_deliveries` finds a delivery to take — a
-        pending one (at its retry time), or a dispatched one whose lease runs out — or None."""
-        return self._work.unit.next_claimable_at()
+    def next_claimable_at(self, *, channel: str | None = None) -> datetime | None:
+        """The earliest time :meth:`Engine.claim_deliveries` (of ``channel``, when given)
+        finds a delivery to take — a pending one (at its retry time), or a dispatched one
+        whose lease runs out — or None."""
+        return self._work.unit.next_claimable_at(optional_id(channel, "channel"))
 
     def list_deliveries(self, tenant_id: str, run_id: str) -> list[Delivery]:
         """Every delivery planned for a run, oldest first; tenant-scoped like explain."""

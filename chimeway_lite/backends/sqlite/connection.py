@@ -145,11 +145,18 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
+# One statement, so one snapshot: read one by one, the three could straddle another
+# process's creation of the schema (application_id 0, yet user_version set and tables there).
+_STAMP = (
+    "SELECT (SELECT application_id FROM pragma_application_id),"
+    " (SELECT user_version FROM pragma_user_version),"
+    " (SELECT count(*) FROM sqlite_master)"
+)
+
+
 def _stamp(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    return application_id, user_version, objects
+    application_id, user_version, objects = conn.execute(_STAMP).fetchone()
+    return int(application_id), int(user_version), int(objects)
 
 
 def _check_stamp(path: str, application_id: int, user_version: int, objects: int) -> bool:

@@ -82,12 +82,21 @@ _SPENT_LEASES = (
     + " WHERE status = 'dispatched' AND lease_expires_at <= :now AND attempt >= max_attempts"
     + " ORDER BY lease_expires_at, id"
 )
+# The earliest claim time (of one channel, or of all): each half walks its partial index in
+# order and stops at the first row of the channel, so the cost follows the rows of other
+# channels ahead of it, not the outbox.
 _NEXT_CLAIMABLE = """
 SELECT min(k) FROM (
-    SELECT min(coalesce(available_at, inserted_at)) AS k FROM deliveries
-     WHERE status = 'pending'
+    SELECT k FROM (
+        SELECT coalesce(available_at, inserted_at) AS k FROM deliveries
+         WHERE status = 'pending' AND (:channel IS NULL OR channel = :channel)
+         ORDER BY coalesce(available_at, inserted_at) LIMIT 1)
     UNION ALL
-    SELECT min(lease_expires_at) FROM deliveries WHERE status = 'dispatched')
+    SELECT k FROM (
+        SELECT lease_expires_at AS k FROM deliveries
+         WHERE status = 'dispatched' AND lease_expires_at IS NOT NULL
+           AND (:channel IS NULL OR channel = :channel)
+         ORDER BY lease_expires_at LIMIT 1))
 """
 _NOTIFICATION = f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id"
 _EVENT_FIELDS = convert.field_names(DeliveryEvent, exclude=("seq",))
@@ -221,9 +230,10 @@ class OutboxQueries(Executor):
             convert.from_values(Delivery, r) for r in self.all(_SPENT_LEASES, {"now": to_text(now)})
         ]
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time a claim finds a delivery to take, or None."""
-        row = self.one(_NEXT_CLAIMABLE)
+    def next_claimable_at(self, channel: str | None = None) -> datetime | None:
+        """The earliest time a claim (of ``channel``, when given) finds a delivery to take,
+        or None."""
+        row = self.one(_NEXT_CLAIMABLE, {"channel": channel})
         return None if row[0] is None else from_text(row[0])
 
     def insert_signal(self, signal: Signal) -> None:

@@ -1,6 +1,7 @@
 """The command line: ``chimeway-lite [--db PATH] [--json] COMMAND`` — the group, the options
 every command shares, and the helpers commands print with. The commands live beside this
-module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.check`, :mod:`.demo`.
+module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.work`, :mod:`.check`,
+:mod:`.demo`.
 
 Every command takes ``--db`` (default ``./chimeway.db``, or ``$CHIMEWAY_DB``) and ``--json``,
 before the command name or after it. Only ``demo`` creates a store file: the other commands
