@@ -20,6 +20,7 @@ from .core.errors import (
     StepNotFound,
     StorageError,
     StoreBusy,
+    UnitClosed,
 )
 from .core.records import (
     Delivery,
@@ -87,6 +88,7 @@ __all__ = [
     "SystemClock",
     "Transaction",
     "TriggerResult",
+    "UnitClosed",
     "WaitUntil",
     "Worker",
     "Workflow",

@@ -32,7 +32,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from .backends import open_backend
 from .backends.base import Backend, Unit
-from .core.arguments import require_limit
+from .core.arguments import require_limit, require_location
 from .core.clock import Clock, SystemClock
 from .core.errors import (
     ChimewayError,
@@ -43,12 +43,17 @@ from .core.errors import (
     StoreBusy,
 )
 from .core.records import Progress, ProgressKind
+from .core.text import shown
 from .core.timestamps import require_utc
 from .engine.definitions import DefinitionIndex
 from .engine.operations import Engine, Reader
 from .engine.work import report_skipped
 
 P = ParamSpec("P")
+
+#: The longest a call may wait for the write lock: a day (longer waits are a mistake, and
+#: the standard library's waits overflow on an infinite one).
+MAX_BUSY_TIMEOUT = 86400
 
 # The due sweep reads its runs in pages of this many.
 _SWEEP_PAGE = 100
@@ -109,16 +114,22 @@ class Store:
         busy_timeout: float = 5.0,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
-            raise InvalidArgument("path", f"must be a path or ':memory:', got {path!r}")
+            raise InvalidArgument(
+                "path", f"must be a path or ':memory:', got a {type(path).__name__}"
+            )
         if (
             not isinstance(busy_timeout, (int, float))
             or isinstance(busy_timeout, bool)
-            or not busy_timeout >= 0
+            or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
         ):
-            raise InvalidArgument("busy_timeout", f"must be a number >= 0, got {busy_timeout!r}")
+            raise InvalidArgument(
+                "busy_timeout",
+                f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT}, "
+                f"got {shown(busy_timeout)}",
+            )
         if clock is not None and not callable(getattr(clock, "now", None)):
             raise InvalidArgument("clock", "must have a now() method")
-        self.path = os.fspath(path)
+        self.path = require_location(os.fspath(path))
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.busy_timeout = float(busy_timeout)
         self._backend: Backend = open_backend(self.path, self.busy_timeout)

@@ -29,6 +29,7 @@ from chimeway_lite import (
     StorageError,
     Store,
     StoreBusy,
+    UnitClosed,
 )
 from chimeway_lite.core import errors
 
@@ -64,6 +65,7 @@ INSTANCES: list[tuple[ChimewayError, dict[str, Any]]] = [
         ConstraintFailed("x.db", "UNIQUE constraint failed"),
         {"path": "x.db", "problem": "UNIQUE constraint failed"},
     ),
+    (UnitClosed(), {"what": "this transaction"}),
     (
         DamagedRow("workflow_runs", "r-1", "holds a JSON list where an object belongs"),
         {

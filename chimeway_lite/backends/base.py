@@ -274,7 +274,7 @@ class Unit(Protocol):
 
     def claim(
         self, limit: int, channel: str | None, now: datetime, lease_expires_at: datetime
-    ) -> list[Delivery]:
+    ) -> list[Delivery | DamagedRow]:
         """Take up to ``limit`` of the oldest claimable deliveries (of ``channel``) — pending
         ones whose ``available_at`` (if any) has come, dispatched ones whose lease ran out —
         but not one whose lease ran out on its last allowed attempt (see
@@ -284,7 +284,7 @@ class Unit(Protocol):
         ``inserted_at``, then id), with their data and config."""
         ...
 
-    def spent_leases(self, now: datetime) -> list[Delivery]:
+    def spent_leases(self, now: datetime) -> list[Delivery | DamagedRow]:
         """Dispatched deliveries whose lease ran out on their last allowed attempt
         (``attempt >= max_attempts``): a claim does not take them, it exhausts them."""
         ...
@@ -312,6 +312,12 @@ class Unit(Protocol):
 
     def insert_erasure(self, erasure: Erasure) -> None:
         """Record a tombstone of :meth:`forget`."""
+        ...
+
+    def erase_after_commit(self) -> None:
+        """Once this unit (or the caller's unit it is part of) commits, make the erased rows
+        unreadable wherever the database still keeps copies (SQLite: checkpoint and
+        truncate the WAL; deleted content is zeroed by ``secure_delete``)."""
         ...
 
     def erasures(self, tenant_id: str | None) -> list[Erasure]:

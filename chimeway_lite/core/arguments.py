@@ -226,3 +226,22 @@ def require_seconds(value: object, name: str) -> int:
     if not 1 <= value <= MAX_SECONDS:
         raise InvalidArgument(name, f"must be from 1 to {MAX_SECONDS} seconds, got {value}")
     return value
+
+
+MAX_PATH_LENGTH = 4096
+
+
+def require_location(value: object) -> str:
+    """A store's location as text: a file path, ``":memory:"`` or a database URL; not
+    blank, no NUL, valid Unicode, at most 4,096 characters (the file system's own limit)."""
+    if not isinstance(value, str):
+        raise InvalidArgument("path", f"must be text, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgument("path", "must not be blank")
+    if "\x00" in value:
+        raise InvalidArgument("path", "must not contain NUL characters")
+    if not is_unicode(value):
+        raise InvalidArgument("path", NOT_UNICODE)
+    if len(value) > MAX_PATH_LENGTH:
+        raise InvalidArgument("path", f"is longer than {MAX_PATH_LENGTH} characters")
+    return value

@@ -15,6 +15,7 @@ fields that explain it as attributes, so callers can branch on data instead of p
     ├── StoreBusy                             the write lock was not obtained in time
     ├── SchemaMismatch                        newer/foreign schema, or not SQLite at all
     ├── DamagedRow                            a stored row the engine could not have written
+    ├── UnitClosed                            a tx used after its with block
     └── StorageError                          the file cannot be opened or written
         └── ConstraintFailed                  a value the schema's constraints refuse
 
@@ -202,6 +203,18 @@ class SchemaMismatch(ChimewayError):
 
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"cannot use {path!r}: {problem}", path=path, problem=problem)
+
+
+class UnitClosed(ChimewayError):
+    """A unit of work was used after it ended: a ``tx`` (or ``view``) kept after its
+    ``with store.transaction()`` block, or a store used after ``close()``. Nothing is
+    written."""
+
+    def __init__(self, what: str = "this transaction") -> None:
+        super().__init__(
+            f"{what} has ended: open a new one (with store.transaction() as tx: ...)",
+            what=what,
+        )
 
 
 class DamagedRow(ChimewayError):

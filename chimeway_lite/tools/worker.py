@@ -64,7 +64,14 @@ from typing import Any
 import attrs
 
 from ..core.arguments import MAX_LIMIT, require_seconds
-from ..core.errors import DeliveryNotFound, InvalidArgument, InvalidTransition, StoreBusy
+from ..core.errors import (
+    ConstraintFailed,
+    DamagedRow,
+    DeliveryNotFound,
+    InvalidArgument,
+    InvalidTransition,
+    StoreBusy,
+)
 from ..core.records import Delivery, DeliveryStatus
 from ..store import Store
 
@@ -331,6 +338,16 @@ class Worker:
                 delivery.id,
                 delivery.channel,
                 delivery.attempt,
+            )
+        except (DamagedRow, ConstraintFailed) as exc:
+            # One damaged run never stops the worker (CONTRACT §16): the error names the row,
+            # never a payload; verify() lists it.
+            logger.warning(
+                "delivery %s (channel %s, attempt %d): its outcome was not recorded: %s",
+                delivery.id,
+                delivery.channel,
+                delivery.attempt,
+                exc,
             )
 
     # -- the loop ---------------------------------------------------------------------------

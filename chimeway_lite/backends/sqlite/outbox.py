@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ...core.errors import ConstraintFailed
+from ...core.errors import ConstraintFailed, DamagedRow
 from ...core.records import Delivery, DeliveryEvent, Notification, Signal
 from ...core.timestamps import from_text, to_text
 from . import convert
@@ -211,8 +211,9 @@ class OutboxQueries(Executor):
 
     def claim(
         self, limit: int, channel: str | None, now: datetime, lease_expires_at: datetime
-    ) -> list[Delivery]:
-        """Claim up to ``limit`` of the oldest claimable deliveries, with data and config."""
+    ) -> list[Delivery | DamagedRow]:
+        """Claim up to ``limit`` of the oldest claimable deliveries, with data and config (a
+        damaged row as its :class:`DamagedRow`)."""
         params = {
             "now": to_text(now),
             "lease": to_text(lease_expires_at),
@@ -222,13 +223,12 @@ class OutboxQueries(Executor):
         rows = self.all(_CLAIM, params)
         # RETURNING gives no order: restore the claim order (oldest first, then id).
         rows.sort(key=lambda r: (r[0], r[1]))
-        return [convert.from_values(Delivery, tuple(r)[1:]) for r in rows]
+        return convert.each(Delivery, [tuple(r)[1:] for r in rows])
 
-    def spent_leases(self, now: datetime) -> list[Delivery]:
-        """Dispatched deliveries whose lease ran out on their last allowed attempt."""
-        return [
-            convert.from_values(Delivery, r) for r in self.all(_SPENT_LEASES, {"now": to_text(now)})
-        ]
+    def spent_leases(self, now: datetime) -> list[Delivery | DamagedRow]:
+        """Dispatched deliveries whose lease ran out on their last allowed attempt (a
+        damaged row as its :class:`DamagedRow`)."""
+        return convert.each(Delivery, self.all(_SPENT_LEASES, {"now": to_text(now)}))
 
     def next_claimable_at(self, channel: str | None = None) -> datetime | None:
         """The earliest time a claim (of ``channel``, when given) finds a delivery to take,

@@ -56,6 +56,15 @@ SELECT id FROM notifications
 """
 _FORGET = (
     (
+        # The signals the person sent, and those that named one of their deliveries
+        # (before the deliveries go).
+        "signals",
+        "DELETE FROM signals "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient "
+        "OR lower(json_extract(payload, '$.delivery_id')) IN "
+        f"(SELECT id FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})))",
+    ),
+    (
         "workflow_transitions",
         "DELETE FROM workflow_transitions WHERE workflow_run_id IN "
         f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
@@ -71,11 +80,6 @@ _FORGET = (
         "notifications",
         "DELETE FROM notifications "
         "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
-    ),
-    (
-        "signals",
-        "DELETE FROM signals "
-        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
     ),
     (
         "signal_marks",
