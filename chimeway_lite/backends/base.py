@@ -326,6 +326,10 @@ class Unit(Protocol):
 
     # -- audit and listings -------------------------------------------------------------------
 
+    def definition_ids(self) -> list[str]:
+        """Every definition's id, in id order (for ``verify``)."""
+        ...
+
     def storage_problems(self) -> list[str]:
         """What the database itself finds wrong (integrity, foreign keys, the sequence)."""
         ...

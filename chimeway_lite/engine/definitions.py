@@ -17,7 +17,14 @@ import attrs
 
 from ..backends.base import Unit
 from ..core.arguments import require_id
-from ..core.errors import DefinitionConflict, InvalidArgument, InvalidWorkflow
+from ..core.errors import (
+    ChimewayError,
+    DamagedRow,
+    DefinitionConflict,
+    InvalidArgument,
+    InvalidWorkflow,
+    StepNotFound,
+)
 from ..core.ids import new_id
 from ..core.records import WorkflowDefinition, WorkflowStep
 from ..core.text import canonical_json, is_unicode, shown
@@ -140,7 +147,17 @@ class Definitions:
     # -- reads ------------------------------------------------------------------------------
 
     def _remember(self, definition: WorkflowDefinition) -> Journey:
-        journey = Journey.of(definition)
+        try:
+            journey = Journey.of(definition)
+        except StepNotFound:
+            raise
+        except (ChimewayError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A stored definition is one the engine validated: this one was changed since.
+            if isinstance(exc, InvalidWorkflow):
+                problem = f"{exc.path}: {exc.problem}"
+            else:
+                problem = f"its steps do not read ({type(exc).__name__})"
+            raise DamagedRow("workflow_definitions", definition.id, problem) from None
         self.index.journeys[definition.id] = journey
         self.index.identities[(definition.workflow_key, definition.workflow_version)] = (
             definition.id,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ...core.errors import ConstraintFailed, DamagedRow, InvalidArgument
+from ...core.errors import ConstraintFailed, DamagedRow, InvalidArgument, StorageError
 from ...core.records import SignalMark, StepLinkage, WorkflowRun, WorkflowTransition
 from ...core.text import canonical_json
 from ...core.timestamps import from_text, to_text
@@ -130,6 +130,7 @@ SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
 """
 
 _SEQUENCE = "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+_MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
 _INSERT_TRANSITION = """
 INSERT INTO workflow_transitions
     (seq, id, workflow_run_id, workflow_step_id, delivery_id, from_state, to_state, reason,
@@ -319,6 +320,12 @@ class RunQueries(Executor):
         each time rather than cached."""
         row = self.one(_SEQUENCE)
         first = (row[0] if row else 0) + 1
+        if not isinstance(first, int) or first + count - 1 > _MAX_SEQ:
+            raise StorageError(
+                self.path,
+                "the trace sequence is exhausted (or its counter damaged): no row can be "
+                "appended; see verify()",
+            )
         return list(range(first, first + count))
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:

@@ -149,7 +149,19 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
         "LEFT JOIN workflow_steps AS s ON s.id = r.current_step_id "
         "WHERE s.workflow_definition_id IS NOT r.workflow_definition_id",
     ),
+    (
+        # trigger writes a notification and its run together; prune and forget remove them
+        # together. A notification alone makes a repeated trigger of its key fail.
+        "notification_without_run",
+        "SELECT n.id FROM notifications AS n "
+        "WHERE NOT EXISTS (SELECT 1 FROM workflow_runs AS r WHERE r.notification_id = n.id)",
+    ),
 )
+
+#: The last trace sequence number an append may take (SQLite's INTEGER is 64-bit); verify
+#: warns when fewer than this many numbers are left.
+MAX_SEQ = 2**63 - 1
+SEQ_HEADROOM = 2**32
 
 _RUNS = """
 SELECT r.id, r.tenant_id, r.state, r.status_reason, d.workflow_key, d.workflow_version,
@@ -254,7 +266,18 @@ class UpkeepQueries(Executor):
                 f"transition seq {top} is above the store's sequence counter "
                 f"{None if counter is None else counter[0]}: the next append would collide"
             )
+        for name, value in (("seq", top), ("counter", None if counter is None else counter[0])):
+            if isinstance(value, int) and value > MAX_SEQ - SEQ_HEADROOM:
+                problems.append(
+                    f"the trace sequence {name} is at {value}, within {SEQ_HEADROOM} of its "
+                    f"end ({MAX_SEQ}): appends will fail"
+                )
+                break
         return problems
+
+    def definition_ids(self) -> list[str]:
+        """Every definition's id, in id order."""
+        return [r[0] for r in self.all("SELECT id FROM workflow_definitions ORDER BY id")]
 
     def evidence_findings(
         self, *, anchored: Sequence[str], activated: str, resumed: str
