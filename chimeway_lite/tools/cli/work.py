@@ -18,7 +18,7 @@ from ...core.text import duration_text
 from .. import listing
 from ..worker import Handled, Sender, Worker
 from ..worker import logger as worker_logger
-from .app import CliError, Settings, command, open_store, time_text
+from .app import CliError, Settings, command, echo, open_store, time_text
 
 #: The exit code when a second SIGINT/SIGTERM abandons the delivery in hand (128 + SIGINT).
 EXIT_INTERRUPTED = 130
@@ -118,12 +118,12 @@ def _pause_text(pause: float) -> str:
 def _show_pass(settings: Settings, at: Any, handled: Handled, pause: float | None) -> None:
     if settings.as_json:
         row = {"at": at, "deliveries": handled.deliveries, "runs": handled.runs, "pause": pause}
-        click.echo(json.dumps(listing.plain(row)))  # one line per pass: JSON Lines
+        echo(json.dumps(listing.plain(row)))  # one line per pass: JSON Lines
         return
     sent = f"{handled.deliveries} deliver{'y' if handled.deliveries == 1 else 'ies'}"
     runs = f"{handled.runs} run{'' if handled.runs == 1 else 's'}"
     tail = "" if pause is None else f"; sleeping {_pause_text(pause)}"
-    click.echo(f"{time_text(at)}  sent {sent}, progressed {runs}{tail}")
+    echo(f"{time_text(at)}  sent {sent}, progressed {runs}{tail}")
 
 
 @command(short_help="Send deliveries with your senders; sweep the due runs.")
@@ -196,12 +196,12 @@ def work(
                 on_pass(worker.run_once(), None)
                 return
             if not settings.as_json:
-                click.echo(
+                echo(
                     f"working on {settings.db}: channel{'s' if len(senders) > 1 else ''} "
                     f"{', '.join(senders)} ({reference}); Ctrl-C stops"
                 )
             worker.run(on_pass=on_pass)
         except KeyboardInterrupt:
-            click.echo("interrupted: the delivery in hand is left to its lease", err=True)
+            echo("interrupted: the delivery in hand is left to its lease", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        click.echo("stopped", err=True)
+        echo("stopped", err=True)
