@@ -36,24 +36,26 @@ def verify(settings: Settings) -> None:
     "--out",
     required=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="The file to write (- for stdout).",
+    help="The file to write: NAME.svg or NAME.html (- for stdout).",
 )
 @click.option(
     "--format",
     "kind",
-    type=click.Choice(["svg", "html"]),
+    type=click.Choice(timeline.FORMATS),
     default=None,
-    help="svg or html (default: from the file name; svg).",
+    help="svg or html (default: from the file name; svg for stdout).",
 )
 def timeline_command(
     settings: Settings, tenant: str, run_id: str, out: str, kind: str | None
 ) -> None:
     """Draw run RUN of TENANT as a self-contained SVG (or HTML) picture."""
-    if kind is None:
-        kind = "html" if out.lower().endswith((".html", ".htm")) else "svg"
+    try:
+        kind = timeline.format_for(out, kind)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     with open_store(settings) as store:
         picture = timeline.collect(store, tenant, run_id)
-    text = timeline.render_html(picture) if kind == "html" else timeline.render_svg(picture)
+    text = timeline.render(picture, kind)
     if out == "-":
         click.echo(text, nl=False)
         return
