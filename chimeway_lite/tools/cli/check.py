@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ...core.errors import InvalidArgument
 from .. import timeline
 from .app import EXIT_PROBLEMS, CliError, Settings, command, emit_json, open_store
 
@@ -51,8 +52,8 @@ def timeline_command(
     """Draw run RUN of TENANT as a self-contained SVG (or HTML) picture."""
     try:
         kind = timeline.format_for(out, kind)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--out") from None
+    except InvalidArgument as exc:  # a usage error: exit 2, nothing written
+        raise click.BadParameter(exc.problem, param_hint=f"--{exc.name}") from None
     with open_store(settings) as store:
         picture = timeline.collect(store, tenant, run_id)
     text = timeline.render(picture, kind)

@@ -13,6 +13,7 @@ import click
 from ...core.records import Progress, ProgressKind, Signal
 from ...core.text import duration_text
 from ...engine.explanation import why_of
+from ...engine.operations import Reader
 from ...store import Store
 from .. import listing
 from .app import Settings, command, emit_json, open_store, time_text
@@ -130,15 +131,15 @@ def _parse_now(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _progress_row(store: Store, progress: Progress) -> dict[str, Any]:
+def _progress_row(view: Reader, progress: Progress) -> dict[str, Any]:
     """What one progression of the sweep did, whose run it was, and why (the sentence of
     its move in the machine's table)."""
     run = progress.run
-    step = store.get_current_step(run).step_key
+    step = view.get_current_step(run).step_key
     return {
         "run_id": run.id,
         "tenant_id": run.tenant_id,
-        "recipient": store.explain(run.tenant_id, run.id).recipient,
+        "recipient": view.explain(run.tenant_id, run.id).recipient,
         "kind": progress.kind.value,
         "reason": progress.reason,
         "state": run.state.value,
@@ -173,7 +174,9 @@ def moved_text(row: dict[str, Any]) -> str:
 
 def _sweep(store: Store, settings: Settings, now: datetime | None) -> int:
     at = store.clock.now() if now is None else now
-    moved = [_progress_row(store, p) for p in store.progress_due_runs(now=at)]
+    progressed = store.progress_due_runs(now=at)
+    with store.snapshot() as view:  # one read for the whole report
+        moved = [_progress_row(view, p) for p in progressed]
     if settings.as_json:
         # One JSON object per sweep, on one line (JSON Lines with --watch).
         click.echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
