@@ -210,10 +210,6 @@ class Unit(Protocol):
         """Append trace rows (they are never changed afterwards)."""
         ...
 
-    def last_transition(self, run_id: str) -> WorkflowTransition | None:
-        """The run's latest trace row, or None."""
-        ...
-
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
         ...
