@@ -149,7 +149,6 @@ VALUES
      :reason, :context, :inserted_at)
 """
 _SELECT_TRANSITION = f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions"
-_LAST_TRANSITION = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq DESC LIMIT 1"
 _TRANSITIONS = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq LIMIT :limit"
 
 _UPDATE_SQL: dict[tuple[tuple[str, ...], bool], str] = {}
@@ -346,11 +345,6 @@ class RunQueries(Executor):
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
         self.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
-
-    def last_transition(self, run_id: str) -> WorkflowTransition | None:
-        """The run's latest trace row, or None."""
-        row = self.one(_LAST_TRANSITION, {"id": run_id})
-        return None if row is None else convert.from_values(WorkflowTransition, row)
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
