@@ -4,6 +4,7 @@ The contract is ``docs/CONTRACT.md`` (the code's "CONTRACT §N" notes point ther
 layers are described in ``docs/ARCHITECTURE.md``.
 """
 
+from .async_store import AsyncStore
 from .core.clock import FakeClock, SystemClock
 from .core.errors import (
     ChimewayError,
@@ -43,9 +44,11 @@ from .core.records import (
 )
 from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
+from .hooks import EventKind, StoreEvent
 from .store import Store
 
 __all__ = [
+    "AsyncStore",
     "ChimewayError",
     "ConstraintFailed",
     "DefinitionConflict",
@@ -55,6 +58,7 @@ __all__ = [
     "DeliveryNotFound",
     "DeliveryStatus",
     "Erasure",
+    "EventKind",
     "FakeClock",
     "InvalidArgument",
     "InvalidSignal",
@@ -80,6 +84,7 @@ __all__ = [
     "StorageError",
     "Store",
     "StoreBusy",
+    "StoreEvent",
     "SystemClock",
     "Transaction",
     "TriggerResult",

@@ -12,6 +12,16 @@ a savepoint: if it fails, its own writes are undone and yours are kept until you
 ``with store.snapshot() as view:`` is the same for reads only. No database exception leaves
 the store: each becomes a :class:`~chimeway_lite.core.errors.ChimewayError`.
 
+Hooks
+-----
+``Store(..., on_event=callable)`` is called with a payload-free
+:class:`~chimeway_lite.hooks.StoreEvent` for every transition and delivery attempt, once
+the unit of work that wrote it has committed (never for work that rolled back; for a
+call inside your transaction, when your transaction commits). The same events go to the
+``chimeway_lite.events`` logger at DEBUG and to the current OpenTelemetry span, and every
+operation is a span when ``opentelemetry-api`` is installed and configured
+(:mod:`chimeway_lite.hooks`).
+
 One Store may be shared by the threads of a process. Processes each open their own Store on
 the same file; do not carry a Store across ``fork``.
 
@@ -28,17 +38,20 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from .backends import open_backend
 from .backends.base import Backend, Unit
 from .core.arguments import require_limit
 from .core.clock import Clock, SystemClock
-from .core.errors import ChimewayError, InvalidArgument
+from .core.errors import ChimewayError, InvalidArgument, StoreBusy
 from .core.records import Progress, ProgressKind
 from .core.timestamps import require_utc
 from .engine.definitions import DefinitionIndex
 from .engine.operations import Engine, Reader
+from .hooks import tracing
+from .hooks.dispatch import EventHook, Hooks, warn_set_aside
+from .hooks.observation import ObservedUnit
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,9 +65,22 @@ class _Operation(Generic[P, R]):
     def __init__(self, method: Callable[Concatenate[Any, P], R], *, write: bool) -> None:
         self.method = method
         self.write = write
+        self.name = method.__name__
         functools.update_wrapper(self, method)
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name  # the Store's name for it (upsert_definition = ensure_definition)
+
     def __call__(self, store: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        if tracing.tracer() is not None:
+            with tracing.span(self.name, system=store._system, write=self.write) as span:
+                result = self._run(store, args, kwargs)
+                if span is not None:
+                    span.result(result)
+                return result
+        return self._run(store, args, kwargs)
+
+    def _run(self, store: Store, args: Any, kwargs: Any) -> R:
         if getattr(store._local, "engine", None) is None:
             return store._call(self.method, self.write, args, kwargs)
         with store._engine(write=self.write) as engine:  # inside the caller's unit
@@ -78,12 +104,36 @@ def _read(method: Callable[Concatenate[Reader, P], R]) -> _Operation[P, R]:
     return _Operation(method, write=False)
 
 
+def check_arguments(
+    path: object, clock: object, busy_timeout: object, on_event: object
+) -> tuple[str, float]:
+    """The Store's constructor arguments checked (InvalidArgument otherwise): the path as
+    text and the busy timeout as a float. Shared with
+    :class:`~chimeway_lite.async_store.AsyncStore`, which takes the same arguments."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument("path", f"must be a path or ':memory:', got {path!r}")
+    if (
+        not isinstance(busy_timeout, (int, float))
+        or isinstance(busy_timeout, bool)
+        or not busy_timeout >= 0
+    ):
+        raise InvalidArgument("busy_timeout", f"must be a number >= 0, got {busy_timeout!r}")
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        raise InvalidArgument("clock", "must have a now() method")
+    if on_event is not None and not callable(on_event):
+        raise InvalidArgument("on_event", "must be a callable taking one StoreEvent")
+    return os.fspath(cast("str | os.PathLike[str]", path)), float(busy_timeout)
+
+
 class Store:
     """A chimeway_lite store on one SQLite file (or ``":memory:"``).
 
     ``clock`` is any object with ``now()`` (default: the system clock in UTC); every time
     the engine reads comes from it, once per unit of work. ``busy_timeout`` is how many
     seconds a write waits for the lock before :class:`~chimeway_lite.errors.StoreBusy`.
+    ``on_event`` is called with a :class:`~chimeway_lite.hooks.StoreEvent` for every
+    transition and delivery attempt once its unit of work committed; an exception it raises
+    is logged and goes no further (see the module docstring).
     """
 
     def __init__(
@@ -92,23 +142,15 @@ class Store:
         *,
         clock: Clock | None = None,
         busy_timeout: float = 5.0,
+        on_event: EventHook | None = None,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise InvalidArgument("path", f"must be a path or ':memory:', got {path!r}")
-        if (
-            not isinstance(busy_timeout, (int, float))
-            or isinstance(busy_timeout, bool)
-            or not busy_timeout >= 0
-        ):
-            raise InvalidArgument("busy_timeout", f"must be a number >= 0, got {busy_timeout!r}")
-        if clock is not None and not callable(getattr(clock, "now", None)):
-            raise InvalidArgument("clock", "must have a now() method")
-        self.path = os.fspath(path)
+        self.path, self.busy_timeout = check_arguments(path, clock, busy_timeout, on_event)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.busy_timeout = float(busy_timeout)
+        self._hooks = Hooks(on_event)
         self._backend: Backend = open_backend(self.path, self.busy_timeout)
         self._index = DefinitionIndex()
         self._local = threading.local()
+        self._system = "postgresql" if self.path.startswith("postgres") else "sqlite"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -150,8 +192,13 @@ class Store:
         """One store method, outside any unit of the caller's: its own unit of work (the
         path every plain call takes, so it is kept free of context-manager layers)."""
         index = self._index.child()
+        listening = write and self._hooks.listening()
+        observed: list[ObservedUnit] = []
 
         def work(unit: Unit) -> R:
+            if listening:
+                observed.append(ObservedUnit(unit, index))
+                unit = cast(Unit, observed[0])
             self._local.engine = engine = (Engine if write else Reader)(unit, self.clock, index)
             try:
                 return method(engine, *args, **kwargs)
@@ -160,6 +207,8 @@ class Store:
 
         result = self._backend.run(work, write=write)
         self._index.merge(index)
+        if observed:
+            self._hooks.emit(observed[0].events)  # after COMMIT: what they report is durable
         return result
 
     @contextmanager
@@ -185,25 +234,38 @@ class Store:
                     self._local.engine = outer
             outer.index.merge(inner.index)
             return
+        observed: ObservedUnit | None = None
         with self._backend.unit(write=write) as unit:
-            engine = (Engine if write else Reader)(unit, self.clock, self._index.child())
+            index = self._index.child()
+            if write and self._hooks.listening():
+                observed = ObservedUnit(unit, index)
+                unit = cast(Unit, observed)
+            engine = (Engine if write else Reader)(unit, self.clock, index)
             self._local.engine = engine
             try:
                 yield engine
             finally:
                 self._local.engine = None
         self._index.merge(engine.index)
+        if observed is not None:
+            self._hooks.emit(observed.events)  # after COMMIT: what they report is durable
 
     @contextmanager
     def transaction(self) -> Iterator[Engine]:
         """Open a unit of work of your own (a write transaction); see the module docstring."""
-        with self._engine(write=True) as tx:
+        with (
+            tracing.span("transaction", system=self._system, write=True),
+            self._engine(write=True) as tx,
+        ):
             yield tx
 
     @contextmanager
     def snapshot(self) -> Iterator[Reader]:
         """Open a read unit of your own: every read on the view sees one consistent store."""
-        with self._engine(write=False) as view:
+        with (
+            tracing.span("snapshot", system=self._system, write=False),
+            self._engine(write=False) as view,
+        ):
             yield view
 
     # -- definitions (CONTRACT §3) -----------------------------------------------------------------
@@ -237,16 +299,27 @@ class Store:
         they go in order of due time, then id. Returns what changed: a run another process
         progressed first is a noop and is left out.
         """
-        at = require_utc(self.clock.now() if now is None else now, "now")
-        count = require_limit(limit)
-        with self.snapshot() as view:
-            ids = view.due_run_ids(at, count)
-        results = []
-        for run_id in ids:
-            progress = self.progress_run(run_id, now=at)
-            if progress.kind is not ProgressKind.NOOP:
-                results.append(progress)
-        return results
+        with tracing.span("progress_due_runs", system=self._system, write=True) as span:
+            at = require_utc(self.clock.now() if now is None else now, "now")
+            count = require_limit(limit)
+            with self.snapshot() as view:
+                ids = view.due_run_ids(at, count)
+            results = []
+            for run_id in ids:
+                try:
+                    progress = self.progress_run(run_id, now=at)
+                except StoreBusy:
+                    raise
+                except ChimewayError as error:
+                    # One damaged run (or one another process deleted meanwhile) must not
+                    # stop the others (CONTRACT §16): its unit rolled back; say so, go on.
+                    warn_set_aside(run_id, error)
+                    continue
+                if progress.kind is not ProgressKind.NOOP:
+                    results.append(progress)
+            if span is not None:
+                span.result(results)
+            return results
 
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------
 
