@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(coroutine: Awaitable[Any]) -> Any:
-    return asyncio.run(coroutine)  # type: ignore[arg-type]
+    """Run a scenario; one that hangs (a call waiting for a unit that never ends) fails."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=60))
 
 
 async def atrigger(store: Any, recipient: str = "ada", **extra: Any) -> Any:
