@@ -160,7 +160,7 @@ def test_both_stores_is_ambiguous(chimeway_store, chimeway_file_store, chimeway_
 
 
 def test_the_outbox_is_bound_to_the_store_the_test_uses(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_outbox=OUTBOX_TESTS)
+    pytester.makepyfile(test_host_outbox=OUTBOX_TESTS)
 
     result = pytester.runpytest("-p", "no:cacheprovider")
 
@@ -207,7 +207,7 @@ def test_a_naive_start_is_refused(chimeway_clock):
 
 
 def test_the_clock_start_is_set_by_a_marker_or_a_parameter(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_clock=CLOCK_TESTS)
+    pytester.makepyfile(test_host_clock=CLOCK_TESTS)
 
     result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
 
