@@ -9,6 +9,7 @@ from .core.clock import FakeClock, SystemClock
 from .core.errors import (
     ChimewayError,
     ConstraintFailed,
+    DamagedRow,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -20,6 +21,7 @@ from .core.errors import (
     StepNotFound,
     StorageError,
     StoreBusy,
+    UnitClosed,
 )
 from .core.records import (
     Delivery,
@@ -46,11 +48,13 @@ from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Wor
 from .engine.operations import Engine as Transaction
 from .hooks import EventKind, StoreEvent
 from .store import Store
+from .tools.worker import Handled, Worker
 
 __all__ = [
     "AsyncStore",
     "ChimewayError",
     "ConstraintFailed",
+    "DamagedRow",
     "DefinitionConflict",
     "Delivery",
     "DeliveryAttempt",
@@ -60,6 +64,7 @@ __all__ = [
     "Erasure",
     "EventKind",
     "FakeClock",
+    "Handled",
     "InvalidArgument",
     "InvalidSignal",
     "InvalidTransition",
@@ -88,7 +93,9 @@ __all__ = [
     "SystemClock",
     "Transaction",
     "TriggerResult",
+    "UnitClosed",
     "WaitUntil",
+    "Worker",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowRun",

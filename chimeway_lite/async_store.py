@@ -412,6 +412,7 @@ class AsyncReader:
     preview_signal = _unit_twin(Reader.preview_signal)
     next_due_at = _unit_twin(Reader.next_due_at)
     due_run_ids = _unit_twin(Reader.due_run_ids)
+    due_page = _unit_twin(Reader.due_page)
     verify = _unit_twin(Reader.verify)
     list_erasures = _unit_twin(Reader.list_erasures)
     run_rows = _unit_twin(Reader.run_rows)

@@ -5,7 +5,6 @@ the ``chimeway_lite`` loggers say the same, payload-free."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
 
 import attrs
@@ -296,54 +295,6 @@ def test_logs_and_events_are_payload_free(
         assert MARKER not in repr(vars(record))
     for event in events:
         assert MARKER not in repr(attrs.asdict(event))
-
-
-# -- the due sweep sets a damaged run aside -------------------------------------------------
-
-
-def test_the_sweep_sets_a_damaged_run_aside_and_warns(
-    db_path: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    with Store(db_path, clock=clock) as store:
-        damaged = trigger(store, recipient="ada").run.id
-        healthy = trigger(store, recipient="bob").run.id
-        for delivery in store.claim_deliveries():
-            store.record_outcome(delivery.id, "succeeded")
-        with sqlite3.connect(db_path) as conn:  # a step id no definition has
-            conn.execute("PRAGMA foreign_keys = OFF")
-            conn.execute(
-                "UPDATE workflow_runs SET current_step_id = ? WHERE id = ?",
-                ("01a23425-1106-7000-ab78-bb1c9bf89059", damaged),
-            )
-        clock.advance(hours=2)
-
-        with caplog.at_level(logging.WARNING, logger="chimeway_lite"):
-            moved = store.progress_due_runs()
-
-        assert [p.run.id for p in moved] == [healthy]
-        assert store.get_run(damaged).state == "waiting"  # its unit rolled back
-    (warning,) = [r for r in caplog.records if r.name == "chimeway_lite"]
-    assert warning.levelno == logging.WARNING
-    assert damaged in warning.getMessage() and "StepNotFound" in warning.getMessage()
-
-
-def test_a_busy_store_still_stops_the_sweep(db_path: str, clock: FakeClock) -> None:
-    """StoreBusy is not damage: the sweep does not swallow it (the call may be retried)."""
-    from chimeway_lite import StoreBusy
-
-    with Store(db_path, clock=clock, busy_timeout=0.05) as store:
-        started = trigger(store)
-        store.record_outcome(store.claim_deliveries()[0].id, "succeeded")
-        clock.advance(hours=2)
-        holder = sqlite3.connect(db_path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            with pytest.raises(StoreBusy):
-                store.progress_due_runs()
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        assert store.get_run(started.run.id).state == "waiting"
 
 
 def test_hook_events_are_frozen_records(observed: Store, events: list[StoreEvent]) -> None:

@@ -1,14 +1,15 @@
 """Handing committed events to the host: its ``on_event`` hook, the ``chimeway_lite``
 loggers and the current span (CONTRACT §17).
 
-Loggers (standard :mod:`logging`; the package adds only a ``NullHandler``, as libraries
-should, so nothing is printed until the host configures logging):
+Loggers (standard :mod:`logging`; the package adds no handler, so until the host
+configures logging its warnings reach stderr through :data:`logging.lastResort` and its
+DEBUG lines go nowhere):
 
 * ``chimeway_lite.events`` — one DEBUG line per transition and delivery attempt, after its
   unit of work committed (:meth:`~chimeway_lite.hooks.events.StoreEvent.describe`; the
   record also carries the event itself as ``record.chimeway_event``);
-* ``chimeway_lite`` — WARNING when a hook raised (the store carries on) and when the due
-  sweep set a damaged run aside to progress the others.
+* ``chimeway_lite`` — WARNING when a hook raised (the store carries on); the engine warns
+  there too, e.g. when the due sweep skips a damaged run to progress the others.
 
 Every line is payload-free: ids, states, reason codes, times and error types, never a
 trigger's data, a signal's payload, a step's config or a trace context.
@@ -19,13 +20,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from ..core.errors import ChimewayError
 from . import tracing
 from .events import StoreEvent
 
 log = logging.getLogger("chimeway_lite")
 events_log = logging.getLogger("chimeway_lite.events")
-log.addHandler(logging.NullHandler())
 
 #: What ``Store(..., on_event=...)`` takes: any callable of one StoreEvent.
 EventHook = Callable[[StoreEvent], object]
@@ -77,13 +76,3 @@ class Hooks:
                     event.run_id,
                     exc_info=True,
                 )
-
-
-def warn_set_aside(run_id: str, error: ChimewayError) -> None:
-    """Log that the due sweep set a run aside because progressing it failed."""
-    log.warning(
-        "the due sweep set run %s aside: %s (%s); the other due runs go on, see verify()",
-        run_id,
-        type(error).__qualname__,
-        error.message,
-    )

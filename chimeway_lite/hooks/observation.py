@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..backends.base import Unit
+from ..core.errors import DamagedRow
 from ..core.records import (
     Delivery,
     DeliveryEvent,
@@ -105,18 +106,20 @@ class ObservedUnit:
         self._remember_run(found)
         return found
 
-    def runs_awaiting(self, *args: Any, **kwargs: Any) -> list[WorkflowRun]:
+    def runs_awaiting(self, *args: Any, **kwargs: Any) -> list[WorkflowRun | DamagedRow]:
         """The wrapped unit's ``runs_awaiting``, remembered."""
-        found: list[WorkflowRun] = self._unit.runs_awaiting(*args, **kwargs)
+        found = self._unit.runs_awaiting(*args, **kwargs)
         for run in found:
-            self._remember_run(run)
+            if isinstance(run, WorkflowRun):
+                self._remember_run(run)
         return found
 
-    def runs_to_cancel(self, *args: Any, **kwargs: Any) -> list[WorkflowRun]:
+    def runs_to_cancel(self, *args: Any, **kwargs: Any) -> list[WorkflowRun | DamagedRow]:
         """The wrapped unit's ``runs_to_cancel``, remembered."""
-        found: list[WorkflowRun] = self._unit.runs_to_cancel(*args, **kwargs)
+        found = self._unit.runs_to_cancel(*args, **kwargs)
         for run in found:
-            self._remember_run(run)
+            if isinstance(run, WorkflowRun):
+                self._remember_run(run)
         return found
 
     def insert_run(self, run: WorkflowRun) -> None:
@@ -146,11 +149,12 @@ class ObservedUnit:
         self._unit.update_delivery(before, after)
         self._remember_delivery(after, before.status.value)
 
-    def claim(self, *args: Any, **kwargs: Any) -> list[Delivery]:
+    def claim(self, *args: Any, **kwargs: Any) -> list[Delivery | DamagedRow]:
         """The wrapped unit's ``claim``, remembered."""
-        claimed: list[Delivery] = self._unit.claim(*args, **kwargs)
+        claimed = self._unit.claim(*args, **kwargs)
         for delivery in claimed:
-            self._remember_delivery(delivery)
+            if isinstance(delivery, Delivery):
+                self._remember_delivery(delivery)
         return claimed
 
     # -- what the unit writes, observed --------------------------------------------------------

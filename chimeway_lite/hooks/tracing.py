@@ -15,9 +15,10 @@ Nothing is done, at no cost beyond one check per call, while no tracer provider 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..core.records import Progress, TriggerResult
 from ..core.timestamps import to_text
@@ -105,6 +106,31 @@ def span(operation: str, *, system: str, write: bool) -> Iterator[Span | None]:
             current.set_attribute("error.type", type(exc).__qualname__)
             current.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__qualname__))
             raise
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def traced(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A Store method written by hand (not made from an engine operation) as one span."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if tracer() is None:
+                return method(*args, **kwargs)
+            store = args[0]
+            system = getattr(store, "_system", "sqlite")
+            with span(operation, system=system, write=True) as current:
+                result = method(*args, **kwargs)
+                if current is not None:
+                    current.result(result)
+                return result
+
+        return call
+
+    return decorate
 
 
 def add_events(events: Sequence[StoreEvent]) -> None:

@@ -9,7 +9,18 @@ from typing import Any
 
 import sqlite_utils
 
-from ...core.records import Delivery, DeliveryEvent, Erasure, WorkflowRun, WorkflowTransition
+from ...core.errors import DamagedRow
+from ...core.records import (
+    Delivery,
+    DeliveryEvent,
+    Erasure,
+    Notification,
+    Signal,
+    SignalMark,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowTransition,
+)
 from ...core.text import canonical_json
 from ...core.timestamps import to_text
 from ..base import DeliveryHistory, RunTrace
@@ -56,6 +67,15 @@ SELECT id FROM notifications
 """
 _FORGET = (
     (
+        # The signals the person sent, and those that named one of their deliveries
+        # (before the deliveries go).
+        "signals",
+        "DELETE FROM signals "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient "
+        "OR lower(json_extract(payload, '$.delivery_id')) IN "
+        f"(SELECT id FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})))",
+    ),
+    (
         "workflow_transitions",
         "DELETE FROM workflow_transitions WHERE workflow_run_id IN "
         f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
@@ -71,11 +91,6 @@ _FORGET = (
         "notifications",
         "DELETE FROM notifications "
         "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
-    ),
-    (
-        "signals",
-        "DELETE FROM signals "
-        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
     ),
     (
         "signal_marks",
@@ -145,7 +160,28 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
         "LEFT JOIN workflow_steps AS s ON s.id = r.current_step_id "
         "WHERE s.workflow_definition_id IS NOT r.workflow_definition_id",
     ),
+    (
+        # trigger writes a notification and its run together; prune and forget remove them
+        # together. A notification alone makes a repeated trigger of its key fail.
+        "notification_without_run",
+        "SELECT n.id FROM notifications AS n "
+        "WHERE NOT EXISTS (SELECT 1 FROM workflow_runs AS r WHERE r.notification_id = n.id)",
+    ),
 )
+
+# The tables whose rows verify reads one by one (the names are constants, never input).
+_PLAIN_TABLES: tuple[tuple[type[Any], str], ...] = (
+    (Notification, "notifications"),
+    (WorkflowStep, "workflow_steps"),
+    (Signal, "signals"),
+    (SignalMark, "signal_marks"),
+    (Erasure, "erasures"),
+)
+
+#: The last trace sequence number an append may take (SQLite's INTEGER is 64-bit); verify
+#: warns when fewer than this many numbers are left.
+MAX_SEQ = 2**63 - 1
+SEQ_HEADROOM = 2**32
 
 _RUNS = """
 SELECT r.id, r.tenant_id, r.state, r.status_reason, d.workflow_key, d.workflow_version,
@@ -250,7 +286,29 @@ class UpkeepQueries(Executor):
                 f"transition seq {top} is above the store's sequence counter "
                 f"{None if counter is None else counter[0]}: the next append would collide"
             )
+        for name, value in (("seq", top), ("counter", None if counter is None else counter[0])):
+            if isinstance(value, int) and value > MAX_SEQ - SEQ_HEADROOM:
+                problems.append(
+                    f"the trace sequence {name} is at {value}, within {SEQ_HEADROOM} of its "
+                    f"end ({MAX_SEQ}): appends will fail"
+                )
+                break
         return problems
+
+    def damaged_rows(self) -> Iterator[DamagedRow]:
+        """Every row of the tables verify does not fold (notifications, definitions and their
+        steps, signals, marks, tombstones) that does not read back as its record (a
+        definition's own row is read by the definitions' check)."""
+        for cls, table in _PLAIN_TABLES:
+            for row in self.execute(f"SELECT * FROM {table} ORDER BY rowid"):
+                try:
+                    convert.from_row(cls, dict(row))
+                except DamagedRow as damaged:
+                    yield damaged
+
+    def definition_ids(self) -> list[str]:
+        """Every definition's id, in id order."""
+        return [r[0] for r in self.all("SELECT id FROM workflow_definitions ORDER BY id")]
 
     def evidence_findings(
         self, *, anchored: Sequence[str], activated: str, resumed: str
