@@ -311,3 +311,22 @@ def test_an_escalation_on_a_memory_store_is_observed_too(tmp_path: Path) -> None
         ("transition", "workflow_started"),
         ("transition", "step_activated"),
     ]
+
+
+def test_a_workers_claims_and_outcomes_reach_the_hook(
+    observed: Store, events: list[StoreEvent]
+) -> None:
+    """The Worker calls the store like any host: its attempts are reported with no help."""
+    from chimeway_lite import Worker
+
+    trigger(observed, recipient="ada")
+    events.clear()
+
+    Worker(observed, {"in_app": lambda delivery: ("cancelled", "bounced")}).run_once()
+
+    assert _journey(events)[:2] == [
+        ("delivery_claimed", "claimed"),
+        ("delivery_outcome", "cancelled"),
+    ]
+    assert ("transition", "progressed_on_delivery_outcome") in _journey(events)
+    assert events[1].suppression_reason == "bounced"
