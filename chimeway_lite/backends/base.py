@@ -215,10 +215,6 @@ class Unit(Protocol):
         """Append trace rows (they are never changed afterwards)."""
         ...
 
-    def last_transition(self, run_id: str) -> WorkflowTransition | None:
-        """The run's latest trace row, or None."""
-        ...
-
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
         ...
@@ -357,10 +353,14 @@ class Unit(Protocol):
         ...
 
     def run_rows(
-        self, tenant_id: str | None, state: str | None, limit: int | None
+        self,
+        tenant_id: str | None,
+        state: str | None,
+        limit: int | None,
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs for listings, most recently changed first (columns of
-        :data:`chimeway_lite.tools.listing.RUN_COLUMNS`)."""
+        """Runs for listings, most recently changed first, of ``recipient`` only when given
+        (columns of :data:`chimeway_lite.tools.listing.RUN_COLUMNS`)."""
         ...
 
     def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:

@@ -162,12 +162,16 @@ class Reader:
         tenant_id: str | None = None,
         state: RunState | str | None = None,
         limit: int | None = 100,
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
         """Runs as listing rows, most recently changed first (see
         :func:`chimeway_lite.tools.listing.run_rows`)."""
         wanted = None if state is None else require_enum(RunState, state, "state").value
         return self._work.unit.run_rows(
-            optional_id(tenant_id, "tenant_id"), wanted, require_limit(limit)
+            optional_id(tenant_id, "tenant_id"),
+            wanted,
+            require_limit(limit),
+            optional_id(recipient, "recipient"),
         )
 
     def trace_rows(

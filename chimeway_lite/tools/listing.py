@@ -28,6 +28,7 @@ from ..store import Store
 RUN_COLUMNS = (
     "id",
     "tenant_id",
+    "recipient",
     "state",
     "status_reason",
     "workflow_key",
@@ -41,8 +42,10 @@ RUN_COLUMNS = (
     "terminal_reason",
 )
 
-#: The columns of :func:`trace_rows`, in order.
+#: The columns of :func:`trace_rows`, in order: ``number`` counts the run's rows (1, 2, 3 …),
+#: ``seq`` is the row's place in the whole store.
 TRACE_COLUMNS = (
+    "number",
     "seq",
     "inserted_at",
     "from_state",
@@ -70,14 +73,16 @@ def run_rows(
     tenant_id: str | None = None,
     state: RunState | str | None = None,
     limit: int | None = 100,
+    recipient: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs, most recently changed first, as rows of :data:`RUN_COLUMNS`.
 
-    ``tenant_id`` and ``state`` filter; ``limit`` (default 100, None for all) cuts the list.
-    Listing every tenant is an operator's view: pass ``tenant_id`` to stay in one tenant.
+    ``tenant_id``, ``state`` and ``recipient`` filter; ``limit`` (default 100, None for all)
+    cuts the list. Listing every tenant is an operator's view: pass ``tenant_id`` to stay in
+    one tenant.
     """
     with store.snapshot() as view:
-        rows = view.run_rows(tenant_id=tenant_id, state=state, limit=limit)
+        rows = view.run_rows(tenant_id=tenant_id, state=state, limit=limit, recipient=recipient)
     for row in rows:
         row["pending_signals"] = _json(row["pending_signals"])
     return rows
@@ -87,12 +92,15 @@ def trace_rows(
     store: Store, tenant_id: str, run_id: str, *, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """The run's trace in sequence order as rows of :data:`TRACE_COLUMNS` (step keys instead
-    of step ids); tenant-scoped like :meth:`Store.list_traces`: RunNotFound otherwise."""
+    of step ids, each row numbered within the run from 1); tenant-scoped like
+    :meth:`Store.list_traces`: RunNotFound otherwise."""
     with store.snapshot() as view:
         rows = view.trace_rows(tenant_id, run_id, limit=limit)
-    for row in rows:
+    numbered = []
+    for number, row in enumerate(rows, start=1):  # the rows start at the run's first
         row["context"] = _json(row["context"])
-    return rows
+        numbered.append({"number": number, **row})
+    return numbered
 
 
 def _json(text: Any) -> Any:

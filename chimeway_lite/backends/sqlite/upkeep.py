@@ -184,14 +184,16 @@ MAX_SEQ = 2**63 - 1
 SEQ_HEADROOM = 2**32
 
 _RUNS = """
-SELECT r.id, r.tenant_id, r.state, r.status_reason, d.workflow_key, d.workflow_version,
-       s.step_key AS current_step, s.channel, r.started_at, r.last_transition_at,
-       r.suspended_until, r.pending_signals, r.terminal_reason
+SELECT r.id, r.tenant_id, n.recipient, r.state, r.status_reason, d.workflow_key,
+       d.workflow_version, s.step_key AS current_step, s.channel, r.started_at,
+       r.last_transition_at, r.suspended_until, r.pending_signals, r.terminal_reason
   FROM workflow_runs AS r
+  JOIN notifications AS n ON n.id = r.notification_id
   JOIN workflow_definitions AS d ON d.id = r.workflow_definition_id
   JOIN workflow_steps AS s ON s.id = r.current_step_id
  WHERE (:tenant_id IS NULL OR r.tenant_id = :tenant_id)
    AND (:state IS NULL OR r.state = :state)
+   AND (:recipient IS NULL OR n.recipient = :recipient)
  ORDER BY r.last_transition_at DESC, r.id
  LIMIT :limit
 """
@@ -345,10 +347,19 @@ class UpkeepQueries(Executor):
     # -- listings -------------------------------------------------------------------------------
 
     def run_rows(
-        self, tenant_id: str | None, state: str | None, limit: int | None
+        self,
+        tenant_id: str | None,
+        state: str | None,
+        limit: int | None,
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs, most recently changed first."""
-        params = {"tenant_id": tenant_id, "state": state, "limit": -1 if limit is None else limit}
+        """Runs, most recently changed first (of ``recipient`` only, when given)."""
+        params = {
+            "tenant_id": tenant_id,
+            "state": state,
+            "recipient": recipient,
+            "limit": -1 if limit is None else limit,
+        }
         return [dict(r) for r in self.all(_RUNS, params)]
 
     def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:
