@@ -262,8 +262,10 @@ class AsyncStore:
     # -- trigger and outbox (CONTRACT §7) ----------------------------------------------------------
 
     trigger = _twin(Store.trigger)
+    trigger_many = _twin(Store.trigger_many)
     claim_deliveries = _twin(Store.claim_deliveries)
     record_outcome = _twin(Store.record_outcome)
+    record_outcomes = _twin(Store.record_outcomes)
     extend_lease = _twin(Store.extend_lease)
     explain_delivery = _twin(Store.explain_delivery)
     next_claimable_at = _twin(Store.next_claimable_at)
@@ -427,8 +429,10 @@ class AsyncTransaction(AsyncReader):
 
     ensure_definition = _unit_twin(Engine.ensure_definition)
     trigger = _unit_twin(Engine.trigger)
+    trigger_many = _unit_twin(Engine.trigger_many)
     claim_deliveries = _unit_twin(Engine.claim_deliveries)
     record_outcome = _unit_twin(Engine.record_outcome)
+    record_outcomes = _unit_twin(Engine.record_outcomes)
     extend_lease = _unit_twin(Engine.extend_lease)
     progress_run = _unit_twin(Engine.progress_run)
     route_signal = _unit_twin(Engine.route_signal)

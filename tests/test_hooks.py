@@ -330,3 +330,22 @@ def test_a_workers_claims_and_outcomes_reach_the_hook(
     ]
     assert ("transition", "progressed_on_delivery_outcome") in _journey(events)
     assert events[1].suppression_reason == "bounced"
+
+
+def test_a_batch_reports_every_item_once_it_commits(
+    observed: Store, events: list[StoreEvent]
+) -> None:
+    requests = [
+        {
+            "tenant_id": "acme",
+            "notification_key": "welcome",
+            "recipient": who,
+            "workflow": escalation_workflow(),
+            "idempotency_key": f"batch-{who}",
+        }
+        for who in ("ada", "bob", "cy")
+    ]
+    started = observed.trigger_many(requests)
+
+    assert [e.run_id for e in events] == [r.run.id for r in started for _ in range(2)]
+    assert {e.reason for e in events} == {"workflow_started", "step_activated"}
