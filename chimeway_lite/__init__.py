@@ -4,10 +4,12 @@ The contract is ``docs/CONTRACT.md`` (the code's "CONTRACT §N" notes point ther
 layers are described in ``docs/ARCHITECTURE.md``.
 """
 
+from .async_store import AsyncStore
 from .core.clock import FakeClock, SystemClock
 from .core.errors import (
     ChimewayError,
     ConstraintFailed,
+    DamagedRow,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -19,6 +21,7 @@ from .core.errors import (
     StepNotFound,
     StorageError,
     StoreBusy,
+    UnitClosed,
 )
 from .core.records import (
     Delivery,
@@ -54,11 +57,15 @@ from .declarations import (
     Workflow,
 )
 from .engine.operations import Engine as Transaction
+from .hooks import EventKind, StoreEvent
 from .store import Store
+from .tools.worker import Handled, Worker
 
 __all__ = [
+    "AsyncStore",
     "ChimewayError",
     "ConstraintFailed",
+    "DamagedRow",
     "DefinitionConflict",
     "Delivery",
     "DeliveryAttempt",
@@ -67,7 +74,9 @@ __all__ = [
     "DeliveryStatus",
     "Digest",
     "Erasure",
+    "EventKind",
     "FakeClock",
+    "Handled",
     "InvalidArgument",
     "InvalidSignal",
     "InvalidTransition",
@@ -93,11 +102,14 @@ __all__ = [
     "StorageError",
     "Store",
     "StoreBusy",
+    "StoreEvent",
     "SystemClock",
     "Throttle",
     "Transaction",
     "TriggerResult",
+    "UnitClosed",
     "WaitUntil",
+    "Worker",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowRun",

@@ -12,6 +12,16 @@ a savepoint: if it fails, its own writes are undone and yours are kept until you
 ``with store.snapshot() as view:`` is the same for reads only. No database exception leaves
 the store: each becomes a :class:`~chimeway_lite.core.errors.ChimewayError`.
 
+Hooks
+-----
+``Store(..., on_event=callable)`` is called with a payload-free
+:class:`~chimeway_lite.hooks.StoreEvent` for every transition and delivery attempt, once
+the unit of work that wrote it has committed (never for work that rolled back; for a
+call inside your transaction, when your transaction commits). The same events go to the
+``chimeway_lite.events`` logger at DEBUG and to the current OpenTelemetry span, and every
+operation is a span when ``opentelemetry-api`` is installed and configured
+(:mod:`chimeway_lite.hooks`).
+
 One Store may be shared by the threads of a process. Processes each open their own Store on
 the same file; do not carry a Store across ``fork``.
 
@@ -28,19 +38,45 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from .backends import open_backend
 from .backends.base import Backend, Unit
-from .core.arguments import require_limit
+from .core.arguments import require_limit, require_location
 from .core.clock import Clock, SystemClock
-from .core.errors import ChimewayError, InvalidArgument
+from .core.errors import (
+    ChimewayError,
+    ConstraintFailed,
+    InvalidArgument,
+    SchemaMismatch,
+    StorageError,
+    StoreBusy,
+)
 from .core.records import Progress, ProgressKind
+from .core.text import shown
 from .core.timestamps import require_utc
 from .engine.definitions import DefinitionIndex
 from .engine.operations import Engine, Reader
+from .engine.work import report_skipped
+from .hooks import tracing
+from .hooks.dispatch import EventHook, Hooks
+from .hooks.observation import ObservedUnit
 
 P = ParamSpec("P")
+
+#: The longest a call may wait for the write lock: a day (longer waits are a mistake, and
+#: the standard library's waits overflow on an infinite one).
+MAX_BUSY_TIMEOUT = 86400
+
+# prune deletes this many runs per unit of work.
+_PRUNE_CHUNK = 1000
+
+# The due sweep reads its runs in pages of this many.
+_SWEEP_PAGE = 100
+# Errors that stop a sweep: the store itself is unusable, not one run.
+_SYSTEMIC = (StoreBusy, SchemaMismatch, StorageError)
+# What one damaged run may raise besides a ChimewayError, left for the sweep to isolate.
+_DAMAGE = (ValueError, TypeError, KeyError, AttributeError, LookupError, OverflowError)
 R = TypeVar("R")
 
 
@@ -52,9 +88,22 @@ class _Operation(Generic[P, R]):
     def __init__(self, method: Callable[Concatenate[Any, P], R], *, write: bool) -> None:
         self.method = method
         self.write = write
+        self.name = method.__name__
         functools.update_wrapper(self, method)
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name  # the Store's name for it (upsert_definition = ensure_definition)
+
     def __call__(self, store: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        if tracing.tracer() is not None:
+            with tracing.span(self.name, system=store._system, write=self.write) as span:
+                result = self._run(store, args, kwargs)
+                if span is not None:
+                    span.result(result)
+                return result
+        return self._run(store, args, kwargs)
+
+    def _run(self, store: Store, args: Any, kwargs: Any) -> R:
         if getattr(store._local, "engine", None) is None:
             return store._call(self.method, self.write, args, kwargs)
         with store._engine(write=self.write) as engine:  # inside the caller's unit
@@ -78,12 +127,39 @@ def _read(method: Callable[Concatenate[Reader, P], R]) -> _Operation[P, R]:
     return _Operation(method, write=False)
 
 
+def check_arguments(
+    path: object, clock: object, busy_timeout: object, on_event: object
+) -> tuple[str, float]:
+    """The Store's constructor arguments checked (InvalidArgument otherwise): the path as
+    text and the busy timeout as a float. Shared with
+    :class:`~chimeway_lite.async_store.AsyncStore`, which takes the same arguments."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument("path", f"must be a path or ':memory:', got a {type(path).__name__}")
+    if (
+        not isinstance(busy_timeout, (int, float))
+        or isinstance(busy_timeout, bool)
+        or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
+    ):
+        raise InvalidArgument(
+            "busy_timeout",
+            f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT}, got {shown(busy_timeout)}",
+        )
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        raise InvalidArgument("clock", "must have a now() method")
+    if on_event is not None and not callable(on_event):
+        raise InvalidArgument("on_event", "must be a callable taking one StoreEvent")
+    return require_location(os.fspath(path)), float(busy_timeout)
+
+
 class Store:
     """A chimeway_lite store on one SQLite file (or ``":memory:"``).
 
     ``clock`` is any object with ``now()`` (default: the system clock in UTC); every time
     the engine reads comes from it, once per unit of work. ``busy_timeout`` is how many
     seconds a write waits for the lock before :class:`~chimeway_lite.errors.StoreBusy`.
+    ``on_event`` is called with a :class:`~chimeway_lite.hooks.StoreEvent` for every
+    transition and delivery attempt once its unit of work committed; an exception it raises
+    is logged and goes no further (see the module docstring).
     """
 
     def __init__(
@@ -92,23 +168,15 @@ class Store:
         *,
         clock: Clock | None = None,
         busy_timeout: float = 5.0,
+        on_event: EventHook | None = None,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise InvalidArgument("path", f"must be a path or ':memory:', got {path!r}")
-        if (
-            not isinstance(busy_timeout, (int, float))
-            or isinstance(busy_timeout, bool)
-            or not busy_timeout >= 0
-        ):
-            raise InvalidArgument("busy_timeout", f"must be a number >= 0, got {busy_timeout!r}")
-        if clock is not None and not callable(getattr(clock, "now", None)):
-            raise InvalidArgument("clock", "must have a now() method")
-        self.path = os.fspath(path)
+        self.path, self.busy_timeout = check_arguments(path, clock, busy_timeout, on_event)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.busy_timeout = float(busy_timeout)
+        self._hooks = Hooks(on_event)
         self._backend: Backend = open_backend(self.path, self.busy_timeout)
         self._index = DefinitionIndex()
         self._local = threading.local()
+        self._system = "postgresql" if self.path.startswith("postgres") else "sqlite"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -150,8 +218,13 @@ class Store:
         """One store method, outside any unit of the caller's: its own unit of work (the
         path every plain call takes, so it is kept free of context-manager layers)."""
         index = self._index.child()
+        listening = write and self._hooks.listening()
+        observed: list[ObservedUnit] = []
 
         def work(unit: Unit) -> R:
+            if listening:
+                observed.append(ObservedUnit(unit, index))
+                unit = cast(Unit, observed[0])
             self._local.engine = engine = (Engine if write else Reader)(unit, self.clock, index)
             try:
                 return method(engine, *args, **kwargs)
@@ -160,6 +233,8 @@ class Store:
 
         result = self._backend.run(work, write=write)
         self._index.merge(index)
+        if observed:
+            self._hooks.emit(observed[0].events)  # after COMMIT: what they report is durable
         return result
 
     @contextmanager
@@ -185,25 +260,38 @@ class Store:
                     self._local.engine = outer
             outer.index.merge(inner.index)
             return
+        observed: ObservedUnit | None = None
         with self._backend.unit(write=write) as unit:
-            engine = (Engine if write else Reader)(unit, self.clock, self._index.child())
+            index = self._index.child()
+            if write and self._hooks.listening():
+                observed = ObservedUnit(unit, index)
+                unit = cast(Unit, observed)
+            engine = (Engine if write else Reader)(unit, self.clock, index)
             self._local.engine = engine
             try:
                 yield engine
             finally:
                 self._local.engine = None
         self._index.merge(engine.index)
+        if observed is not None:
+            self._hooks.emit(observed.events)  # after COMMIT: what they report is durable
 
     @contextmanager
     def transaction(self) -> Iterator[Engine]:
         """Open a unit of work of your own (a write transaction); see the module docstring."""
-        with self._engine(write=True) as tx:
+        with (
+            tracing.span("transaction", system=self._system, write=True),
+            self._engine(write=True) as tx,
+        ):
             yield tx
 
     @contextmanager
     def snapshot(self) -> Iterator[Reader]:
         """Open a read unit of your own: every read on the view sees one consistent store."""
-        with self._engine(write=False) as view:
+        with (
+            tracing.span("snapshot", system=self._system, write=False),
+            self._engine(write=False) as view,
+        ):
             yield view
 
     # -- definitions (CONTRACT §3) -----------------------------------------------------------------
@@ -216,8 +304,10 @@ class Store:
     # -- trigger and outbox (CONTRACT §7) ----------------------------------------------------------
 
     trigger = _write(Engine.trigger)
+    trigger_many = _write(Engine.trigger_many)
     claim_deliveries = _write(Engine.claim_deliveries)
     record_outcome = _write(Engine.record_outcome)
+    record_outcomes = _write(Engine.record_outcomes)
     extend_lease = _write(Engine.extend_lease)
     explain_delivery = _read(Reader.explain_delivery)
     digest_members = _read(Reader.digest_members)
@@ -227,28 +317,50 @@ class Store:
     # -- progression (CONTRACT §4) -----------------------------------------------------------------
 
     progress_run = _write(Engine.progress_run)
-    _progress_due = _write(Engine.progress_due)
     next_due_at = _read(Reader.next_due_at)
 
+    @tracing.traced("progress_due_runs")
     def progress_due_runs(
         self, *, now: datetime | None = None, limit: int | None = None
     ) -> list[Progress]:
-        """Progress every run that is due at ``now``, each in its own unit of work.
+        """Progress every run that is due at ``now`` (default: the clock), each in its own
+        unit of work, until ``limit`` runs have moved.
 
         Due are waiting runs whose ``suspended_until`` has passed and runs a signal resumed;
         they go in order of due time, then id. Returns what changed: a run another process
-        progressed first is a noop and is left out. A digest batch closes whole when its
-        first run comes up: its other runs follow that run's result.
+        progressed first, or one that cannot move, is a noop and is left out (and does not
+        count towards ``limit``). Each decision is stamped with a clock reading taken in
+        its own unit (or ``now`` when given), never before the run's last row. A run whose
+        rows are damaged, or that another process deleted meanwhile, is skipped and reported
+        on the ``chimeway_lite`` logger: one bad run never stops the sweep (CONTRACT §16).
         """
         at = require_utc(self.clock.now() if now is None else now, "now")
         count = require_limit(limit)
-        with self.snapshot() as view:
-            ids = view.due_run_ids(at, count)
-        results = []
-        for run_id in ids:
-            for progress in self._progress_due(run_id, now=at):
-                if progress.kind is not ProgressKind.NOOP:
-                    results.append(progress)
+        results: list[Progress] = []
+        after: tuple[str, str] | None = None
+        while count is None or len(results) < count:
+            with self.snapshot() as view:
+                page = view.due_page(at, _SWEEP_PAGE, after)
+            for run_id, cursor in page:
+                after = cursor
+                try:
+                    progress = self.progress_run(run_id, now=now)
+                except ConstraintFailed as exc:  # a damaged row refused by the schema
+                    report_skipped("progress_due_runs", run_id, exc)
+                    continue
+                except _SYSTEMIC:
+                    raise
+                except (ChimewayError, *_DAMAGE) as exc:
+                    report_skipped("progress_due_runs", run_id, exc)
+                    continue
+                # a digest batch closes whole when its first run comes up: its other runs
+                # follow that run's result (and are noops when their turn comes)
+                moved = (progress, *progress.also)
+                results += [p for p in moved if p.kind is not ProgressKind.NOOP]
+                if count is not None and len(results) >= count:
+                    break
+            if len(page) < _SWEEP_PAGE:
+                break
         return results
 
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------
@@ -269,6 +381,26 @@ class Store:
     # -- integrity and lifecycle ---------------------------------------------------------------
 
     verify = _read(Reader.verify)
-    prune = _write(Engine.prune)
+    _prune_chunk = _write(Engine._prune_chunk)
+
+    def prune(self, before: datetime, *, tenant_id: str | None = None) -> int:
+        """Delete finished (completed/stopped) runs whose last transition is older than
+        ``before``, with their trace, deliveries and notification; return the rows deleted.
+
+        Outside a transaction of the caller's it works in chunks of 1,000 runs, each its own
+        unit of work (the oldest first), so the WAL stays small and other writers get their
+        turns; a prune interrupted midway leaves whole runs, pruned or kept. Inside one, it
+        is part of it.
+        """
+        if getattr(self._local, "engine", None) is not None:
+            with self._engine(write=True) as engine:
+                return int(engine.prune(before, tenant_id=tenant_id))
+        deleted = 0
+        while True:
+            rows, runs = self._prune_chunk(before, _PRUNE_CHUNK, tenant_id=tenant_id)
+            deleted += rows
+            if runs < _PRUNE_CHUNK:
+                return deleted
+
     forget = _write(Engine.forget)
     list_erasures = _read(Reader.list_erasures)

@@ -24,6 +24,8 @@ SPEC_NAMES = [
     # errors
     "ChimewayError", "InvalidWorkflow", "DefinitionConflict", "RunNotFound", "StepNotFound",
     "InvalidSignal", "InvalidTransition", "StoreBusy", "SchemaMismatch",
+    # the ready worker (SPEC §12.5)
+    "Worker",
 ]  # fmt: skip
 
 EMPTY = inspect.Parameter.empty
@@ -110,6 +112,8 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
         ("status", POSITIONAL, EMPTY),
         ("suppression_reason", POSITIONAL, None),
     ],
+    "Store.trigger_many": [("requests", POSITIONAL, EMPTY)],
+    "Store.record_outcomes": [("reports", POSITIONAL, EMPTY)],
     "Store.progress_run": [("run_id", POSITIONAL, EMPTY), ("now", KEYWORD, None)],
     "Store.progress_due_runs": [("now", KEYWORD, None)],
     "Store.next_due_at": [],
@@ -129,6 +133,17 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     "Store.verify": [],
     "Store.prune": [("before", POSITIONAL, EMPTY), ("tenant_id", KEYWORD, None)],
     "Store.forget": [("tenant_id", POSITIONAL, EMPTY), ("recipient", POSITIONAL, None)],
+    # SPEC §12.5
+    "Worker": [
+        ("store", POSITIONAL, EMPTY),
+        ("senders", POSITIONAL, EMPTY),
+        ("lease_seconds", KEYWORD, 300),
+        ("batch_size", KEYWORD, 100),
+        ("max_sleep", KEYWORD, 60.0),
+    ],
+    "Worker.run_once": [],
+    "Worker.run": [],
+    "Worker.stop": [],
 }
 
 # Keyword-only parameters CONTRACT §19 adds, with their defaults.

@@ -112,6 +112,30 @@ def fuzzed(tmp_path: Any) -> Iterator[tuple[Store, Known]]:
 
 # -- values -----------------------------------------------------------------------------------
 
+#: A marker inside hostile values, never in their first 64 characters: an error may show a
+#: short prefix of a value, never more, and never a payload or data value (CONTRACT §16).
+MARKER = "MARKER-c0ffee-"
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"m": MARKER}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+_hostile = st.sampled_from(
+    [
+        "x" * 100 + MARKER + "x" * 1_000_000,  # a megabyte of id
+        _deep(100_000),  # nested past any recursion limit
+        [_deep(50)],
+        10**5000,  # an int no str() may print
+        {"delivery_id": MARKER},
+        "\x1b[2J" + "y" * 100 + MARKER,
+        "=cmd|' /C calc'!A0",
+    ]
+)
+
 _odd_text = st.one_of(
     st.just(""),
     st.just("   "),
@@ -172,6 +196,7 @@ _odd_dicts = st.one_of(
 def values(known: Known) -> st.SearchStrategy[Any]:
     """Anything at all, with real ids of the store mixed in."""
     return st.one_of(
+        _hostile,
         json_values,
         _odd_text,
         _odd_objects,
@@ -300,6 +325,29 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
         data=values(k),
         timezone=values(k) | st.sampled_from(["Europe/Paris", "Mars/Olympus", "../etc"]),
     ),
+    "trigger_many": lambda k: _call(
+        st.lists(
+            st.fixed_dictionaries(
+                {"tenant_id": values(k), "recipient": values(k), "idempotency_key": values(k)},
+                optional={"workflow": declarations(k), "notification_key": values(k)},
+            )
+            | values(k),
+            max_size=3,
+        )
+        | values(k)
+    ),
+    "record_outcomes": lambda k: _call(
+        st.lists(
+            st.tuples(st.sampled_from(k.delivery_ids) | values(k), values(k))
+            | st.fixed_dictionaries(
+                {"delivery_id": st.sampled_from(k.delivery_ids), "status": values(k)},
+                optional={"tenant_id": values(k), "suppression_reason": values(k)},
+            )
+            | values(k),
+            max_size=3,
+        )
+        | values(k)
+    ),
     "claim_deliveries": lambda k: _call(values(k), channel=values(k), lease_seconds=values(k)),
     "record_outcome": lambda k: _call(
         st.sampled_from(k.delivery_ids) | values(k),
@@ -310,7 +358,7 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
     "extend_lease": lambda k: _call(st.sampled_from(k.delivery_ids) | values(k), values(k)),
     "explain_delivery": lambda k: _call(values(k), st.sampled_from(k.delivery_ids) | values(k)),
     "digest_members": lambda k: _call(st.sampled_from(k.delivery_ids) | values(k)),
-    "next_claimable_at": lambda k: _call(),
+    "next_claimable_at": lambda k: _call(channel=values(k)),
     "list_deliveries": lambda k: _call(values(k), values(k)),
     "progress_run": lambda k: _call(st.sampled_from(k.run_ids) | values(k), now=values(k)),
     "progress_due_runs": lambda k: _call(now=values(k), limit=values(k)),
@@ -369,7 +417,11 @@ def _check(outcome: BaseException | None) -> None:
     if outcome is None:
         return
     if not isinstance(outcome, ChimewayError) or type(outcome) not in DOCUMENTED:
-        raise AssertionError(f"undocumented exception {outcome!r}") from outcome
+        raise AssertionError(f"undocumented exception {type(outcome).__name__}") from outcome
+    # Errors name the field and show at most a short prefix of a value, never a payload.
+    text = str(outcome)
+    assert len(text) < 1000, f"{type(outcome).__name__}: {len(text)} characters"
+    assert MARKER not in text, text[:200]
 
 
 def test_every_public_store_method_is_fuzzed() -> None:
@@ -525,4 +577,84 @@ def test_inputs_the_fuzzing_found_raise_documented_errors(
     with pytest.raises(error):
         call(store, known)
     assert table_dump(store) == before
+    assert store.verify() == []
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+_cli_text = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+            "\x1b[2J\x1b]0;pwned\x07",
+            '=HYPERLINK("http://x")',
+            "x" * 10_000,
+            "9999-12-31T23:59:59-05:00",
+            "0001-01-01T00:00:00+05:00",
+            "-1",
+            "nan",
+            "' OR 1=1; --",
+            "acme",
+            "notification_read",
+        ]
+    ),
+    st.text(max_size=20).filter(lambda t: "\x00" not in t),
+)
+
+#: Every command with the places where a hostile value goes (None: the value itself).
+CLI_SHAPES: dict[str, Callable[[str, str], list[str]]] = {
+    "runs": lambda v, run: ["runs", "--tenant", v],
+    "runs-limit": lambda v, run: ["runs", "--limit", v],
+    "runs-state": lambda v, run: ["runs", "--state", v, "--csv"],
+    "explain": lambda v, run: ["explain", v, run],
+    "explain-run": lambda v, run: ["explain", "acme", v],
+    "traces": lambda v, run: ["traces", "acme", v, "--csv"],
+    "traces-limit": lambda v, run: ["traces", "acme", run, "--limit", v],
+    "timeline": lambda v, run: ["timeline", v, run, "--out", "-"],
+    "timeline-format": lambda v, run: ["timeline", "acme", run, "--out", "-", "--format", v],
+    "signal": lambda v, run: ["signal", v, "notification_read"],
+    "signal-event": lambda v, run: ["signal", "acme", v, "--dry-run"],
+    "signal-actor": lambda v, run: ["signal", "acme", "notification_read", "--actor", v],
+    "signal-key": lambda v, run: ["signal", "acme", "x", "--correlation-key", v],
+    "cancel": lambda v, run: ["cancel", v, "--run", run],
+    "cancel-recipient": lambda v, run: ["cancel", "acme", "--recipient", v],
+    "tick": lambda v, run: ["tick", "--now", v],
+    "verify": lambda v, run: ["verify"],
+    "tables": lambda v, run: ["tables", "--json"],
+}
+
+
+def test_every_cli_command_is_fuzzed() -> None:
+    from chimeway_lite.tools.cli import cli as group
+
+    # demo and work create or drive a store of their own; work is fuzzed in test_cli_work.
+    covered = {name.split("-")[0] for name in CLI_SHAPES} | {"demo", "work"}
+    assert set(group.commands) <= covered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", sorted(CLI_SHAPES))
+@given(data=st.data())
+def test_cli_commands_take_hostile_values_safely(
+    fuzzed: tuple[Store, Known], shape: str, data: st.DataObject
+) -> None:
+    from click.testing import CliRunner
+
+    from chimeway_lite.tools.cli import cli as group
+
+    store, known = fuzzed
+    value = data.draw(_cli_text, label="value")
+    args = CLI_SHAPES[shape](value, known.run_ids[2])
+    before = table_dump(store)
+    result = CliRunner().invoke(group, ["--db", store.path, *args], prog_name="chimeway-lite")
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code in (0, 1, 2, 3), result.output
+    assert "Traceback" not in result.output + result.stderr
+    assert "\x1b" not in result.output + result.stderr  # escapes are shown, not sent
+    if result.exit_code != 0:
+        assert table_dump(store) == before, f"{shape} failed ({result.exit_code}) but wrote"
     assert store.verify() == []

@@ -161,7 +161,8 @@ def test_whichever_run_of_the_batch_the_sweep_reaches_first_closes_it_whole(
 ) -> None:
     first, second = _fire(store), _fire(store)
     clock.advance(minutes=10)
-    moved = store._progress_due(second.run.id)  # the sweep's unit for one due run
+    closed = store.progress_run(second.run.id)  # the sweep's unit for one due run
+    moved = [closed, *closed.also]
     assert [(p.run.id, p.kind) for p in moved] == [
         (second.run.id, ProgressKind.COMPLETED),
         (first.run.id, ProgressKind.ADVANCED),

@@ -87,9 +87,18 @@ def test_run_rows_filter_and_limit(store: Store, populated: dict[str, str]) -> N
     assert len(run_rows(store, limit=None)) == 3
 
 
+def test_run_rows_show_and_filter_the_recipient(store: Store, populated: dict[str, str]) -> None:
+    assert [r["recipient"] for r in run_rows(store)] == ["bob", "cy", "ada"]
+    assert [r["id"] for r in run_rows(store, recipient="cy")] == [populated["cy"]]
+    assert run_rows(store, tenant_id="acme", recipient="cy") == []
+    assert [r["id"] for r in run_rows(store, recipient="ada", state="waiting")] == [
+        populated["ada"]
+    ]
+
+
 @pytest.mark.parametrize(
     "arguments",
-    [{"state": "sleeping"}, {"limit": -1}, {"tenant_id": " "}, {"limit": "5"}],
+    [{"state": "sleeping"}, {"limit": -1}, {"tenant_id": " "}, {"limit": "5"}, {"recipient": ""}],
 )
 def test_run_rows_refuse_bad_arguments(store: Store, arguments: dict[str, object]) -> None:
     with pytest.raises(InvalidArgument):
@@ -103,6 +112,7 @@ def test_trace_rows_follow_list_traces_with_step_keys(
     traces = store.list_traces("globex", populated["cy"])
 
     assert [r["seq"] for r in rows] == [t.seq for t in traces]
+    assert [r["number"] for r in rows] == [1, 2, 3, 4, 5]  # within the run, whatever seq is
     assert [r["reason"] for r in rows] == [
         "workflow_started",
         "step_activated",

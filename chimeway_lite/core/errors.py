@@ -14,6 +14,8 @@ fields that explain it as attributes, so callers can branch on data instead of p
     ├── InvalidArgument        (ValueError)   blank id, bad limit, unknown status, naive time
     ├── StoreBusy                             the write lock was not obtained in time
     ├── SchemaMismatch                        newer/foreign schema, or not SQLite at all
+    ├── DamagedRow                            a stored row the engine could not have written
+    ├── UnitClosed                            a tx used after its with block
     └── StorageError                          the file cannot be opened or written
         └── ConstraintFailed                  a value the schema's constraints refuse
 
@@ -23,6 +25,8 @@ Errors pickle with their fields, so they cross process boundaries intact.
 from __future__ import annotations
 
 from typing import Any
+
+from .text import shown
 
 
 class ChimewayError(Exception):
@@ -41,6 +45,15 @@ class ChimewayError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def at_item(self, index: int) -> ChimewayError:
+        """This error, as raised by item ``index`` of a batch (``trigger_many``,
+        ``record_outcomes``): the index becomes the field ``item`` and leads the message."""
+        self.message = f"item {index}: {self.message}"
+        self.args = (self.message,)
+        self._fields = {**self._fields, "item": index}
+        self.item = index
+        return self
 
 
 def _rebuild(cls: type[ChimewayError], message: str, fields: dict[str, Any]) -> ChimewayError:
@@ -82,7 +95,7 @@ class DefinitionConflict(ChimewayError):
 
     def __init__(self, workflow_key: str, workflow_version: int) -> None:
         super().__init__(
-            f"workflow {workflow_key!r} version {workflow_version} is already registered "
+            f"workflow {shown(workflow_key, 64)} version {workflow_version} is already registered "
             "with different steps; register the change under a new version",
             workflow_key=workflow_key,
             workflow_version=workflow_version,
@@ -99,7 +112,7 @@ class RunNotFound(ChimewayError, LookupError):
     run_id: str
 
     def __init__(self, run_id: object) -> None:
-        super().__init__(f"workflow run {run_id!r} not found", run_id=run_id)
+        super().__init__(f"workflow run {shown(run_id, 64)} not found", run_id=run_id)
 
 
 class StepNotFound(ChimewayError, LookupError):
@@ -108,7 +121,7 @@ class StepNotFound(ChimewayError, LookupError):
     step: str
 
     def __init__(self, step: object) -> None:
-        super().__init__(f"workflow step {step!r} not found", step=step)
+        super().__init__(f"workflow step {shown(step, 64)} not found", step=step)
 
 
 class DeliveryNotFound(ChimewayError, LookupError):
@@ -117,7 +130,7 @@ class DeliveryNotFound(ChimewayError, LookupError):
     delivery_id: str
 
     def __init__(self, delivery_id: object) -> None:
-        super().__init__(f"delivery {delivery_id!r} not found", delivery_id=delivery_id)
+        super().__init__(f"delivery {shown(delivery_id, 64)} not found", delivery_id=delivery_id)
 
 
 class InvalidSignal(ChimewayError, ValueError):
@@ -154,7 +167,11 @@ class InvalidTransition(ChimewayError, ValueError):
         to_state: str | None = None,
         delivery_id: str | None = None,
     ) -> None:
-        what = f"delivery {delivery_id!r}" if delivery_id is not None else f"run {run_id!r}"
+        what = (
+            f"delivery {shown(delivery_id, 64)}"
+            if delivery_id is not None
+            else f"run {shown(run_id, 64)}"
+        )
         super().__init__(
             f"invalid transition of {what} ({from_state} -> {to_state}): {problem}",
             run_id=run_id,
@@ -186,7 +203,8 @@ class StoreBusy(ChimewayError):
 
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__(
-            f"store {path!r} is busy: the write lock was not obtained within {timeout:g} s "
+            f"store {shown(path, 120)} is busy: the write lock was not obtained within "
+            f"{timeout:g} s "
             "(nothing was written)",
             path=path,
             timeout=timeout,
@@ -200,7 +218,43 @@ class SchemaMismatch(ChimewayError):
     problem: str
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"cannot use {path!r}: {problem}", path=path, problem=problem)
+        super().__init__(f"cannot use {shown(path, 120)}: {problem}", path=path, problem=problem)
+
+
+class UnitClosed(ChimewayError):
+    """A unit of work was used after it ended: a ``tx`` (or ``view``) kept after its
+    ``with store.transaction()`` block, or a store used after ``close()``. Nothing is
+    written."""
+
+    def __init__(self, what: str = "this transaction") -> None:
+        super().__init__(
+            f"{what} has ended: open a new one (with store.transaction() as tx: ...)",
+            what=what,
+        )
+
+
+class DamagedRow(ChimewayError):
+    """A stored row holds what the engine could not have written (JSON of the wrong shape,
+    a time that does not parse, an unknown state), so it cannot be read back.
+
+    ``table`` and ``row_id`` locate it; ``problem`` says what is wrong with it, without its
+    values. The due sweep, a signal's fan-out and the worker skip such a row, report it, and
+    go on; ``verify()`` lists it.
+    """
+
+    table: str
+    row_id: str | None
+    problem: str
+
+    def __init__(self, table: str, row_id: object, problem: str) -> None:
+        shown_id = row_id if isinstance(row_id, str) and len(row_id) <= 64 else None
+        where = f"{table} row {shown_id}" if shown_id else f"a {table} row"
+        super().__init__(
+            f"{where} is damaged: {problem} (see verify())",
+            table=table,
+            row_id=shown_id,
+            problem=problem,
+        )
 
 
 class StorageError(ChimewayError):
@@ -210,7 +264,9 @@ class StorageError(ChimewayError):
     problem: str
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"storage error on {path!r}: {problem}", path=path, problem=problem)
+        super().__init__(
+            f"storage error on {shown(path, 120)}: {problem}", path=path, problem=problem
+        )
 
 
 class ConstraintFailed(StorageError):

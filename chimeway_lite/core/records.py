@@ -346,15 +346,22 @@ class Resumed:
     transition: WorkflowTransition
 
 
+def _progresses(value: Iterable[Progress]) -> tuple[Progress, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Progress:
     """The result of one progression: what happened (``kind``), the run afterwards, the
-    reason (the new status_reason, or the noop reason) and the deliveries it planned."""
+    reason (the new status_reason, or the noop reason) and the deliveries it planned.
+    ``also`` are the other runs it moved with this one — the rest of a digest batch it
+    closed (CONTRACT §14.2) — each as its own Progress; usually empty."""
 
     kind: ProgressKind
     run: WorkflowRun
     reason: str
     deliveries: tuple[Delivery, ...] = attrs.field(default=(), converter=_deliveries)
+    also: tuple[Progress, ...] = attrs.field(default=(), converter=_progresses)
 
 
 @attrs.frozen
@@ -388,7 +395,9 @@ class RunExplanation:
     step) and ``anchor_attempt`` its attempts so far; ``next_decision`` is what a
     progression at the time of the explanation would do, and ``blocked_by`` its noop reason
     when it would do nothing (``wait_not_due``, ``prior_delivery_not_converged``,
-    ``run_not_active`` …).
+    ``run_not_active`` …). ``recipient`` and ``notification_key`` say whom the run is for
+    and what was triggered; ``path`` tells the way the run took so far, step by step, and
+    why (the ``why`` of a finished run that went through more than one step ends with it).
     """
 
     id: str
@@ -416,6 +425,9 @@ class RunExplanation:
     anchor_attempt: int | None = None
     next_decision: ProgressKind | None = None
     blocked_by: str | None = None
+    recipient: str | None = None
+    notification_key: str | None = None
+    path: str | None = None
 
 
 @attrs.frozen

@@ -63,7 +63,7 @@ from typing import Any
 
 import attrs
 
-from ..core.errors import ChimewayError
+from ..core.errors import ChimewayError, DamagedRow
 from ..core.records import (
     Delivery,
     DeliveryEvent,
@@ -75,10 +75,11 @@ from ..core.records import (
 )
 from ..core.timestamps import from_text
 from ..machine import deliveries
+from ..machine.host_rules import context_problems
 from ..machine.journey import Journey
 from ..machine.kinds import digest, gate_named, wait_targets
 from ..machine.kinds.retry import Retry
-from ..machine.table import CONTEXT_KEYS, MOVES, terminal_reason
+from ..machine.table import MOVES, terminal_reason
 from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
 from .work import Work
 
@@ -105,7 +106,14 @@ FINDINGS: Mapping[str, str] = {
         "run {0}: waits for the digest of step {1!r} but belongs to no open batch "
         "(the due sweep would send it alone)"
     ),
+    "notification_without_run": (
+        "notification {0}: has no run (a repeated trigger of its idempotency key fails)"
+    ),
 }
+
+# What a check may raise on rows it cannot read, besides a ChimewayError: verify reports it
+# and goes on (it never raises on a damaged store).
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, LookupError, RecursionError)
 
 _ANCHORED = tuple(reason for reason, move in MOVES.items() if move.anchored)
 
@@ -120,7 +128,13 @@ _KIND, _TARGET, _RESUMED = "wait_kind", "wait_target", "resumed_by"
 _HOST_FIELDS = frozenset({_STEP, _SUSPENDED, _PENDING, _TERMINAL, _KIND, _TARGET, _RESUMED})
 
 
-def verify(work: Work) -> list[str]:
+def verify(
+    work: Work,
+    *,
+    tenant_id: str | None = None,
+    since: datetime | None = None,
+    quick: bool = False,
+) -> list[str]:
     """The problems found in the store; empty when healthy (see the module docstring).
 
     A part of the store that cannot be read at all is reported as a problem too, and the
@@ -140,30 +154,67 @@ def verify(work: Work) -> list[str]:
 
     policies: dict[str, Retry] = {}
     checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
-        ("integrity_check", unit.storage_problems),
+        ("integrity_check", lambda: unit.storage_problems(quick)),
         ("evidence and tenancy", findings),
-        ("the traces", lambda: _trace_checks(work, policies)),
-        ("the deliveries", lambda: _delivery_checks(work, policies)),
+        (
+            "the rows",
+            lambda: [f"{d.table} row {d.row_id}: {d.problem}" for d in unit.damaged_rows()],
+        ),
+        ("the definitions", lambda: _definition_checks(work)),
+        ("the traces", lambda: _trace_checks(work, policies, tenant_id, since)),
+        ("the deliveries", lambda: _delivery_checks(work, policies, tenant_id, since)),
     )
     for name, check in checks:
         try:
             problems += check()
         except ChimewayError as exc:
             problems.append(f"{name}: the store cannot be read: {exc}")
+        except _UNREADABLE as exc:
+            problems.append(f"{name}: the store cannot be read ({type(exc).__name__})")
     return problems
 
 
-def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
+def _definition_checks(work: Work) -> list[str]:
+    """Every definition reads as the machine needs it: its steps' rules parse, and every
+    rule leads to a step the definition has."""
+    problems = []
+    for definition_id in work.unit.definition_ids():
+        found = _journey_of(work, definition_id)
+        if isinstance(found, str):
+            problems.append(f"definition {definition_id}: {found}")
+            continue
+        for step_key, kind in found.missing_targets():
+            problems.append(
+                f"definition {definition_id}: a {kind} rule of step {step_key!r} leads to a "
+                "step the definition does not have"
+            )
+    return problems
+
+
+def _journey_of(work: Work, definition_id: str) -> Journey | str:
+    try:
+        return work.definitions.journey(definition_id)
+    except DamagedRow as exc:
+        return exc.problem
+    except ChimewayError as exc:
+        return str(exc)
+    except _UNREADABLE as exc:
+        return f"it cannot be read ({type(exc).__name__})"
+
+
+def _trace_checks(
+    work: Work, policies: dict[str, Retry], tenant_id: str | None, since: datetime | None
+) -> list[str]:
     problems: list[str] = []
-    for found in work.unit.run_traces():
+    for found in work.unit.run_traces(tenant_id, since):
         trace = []
         for seq, row in found.transitions:
             if isinstance(row, Exception):
-                problems.append(f"transition seq {seq}: the row cannot be read: {row!r}")
+                problems.append(f"transition seq {seq}: the row cannot be read: {_why(row)}")
             else:
                 trace.append(row)
         if isinstance(found.run, Exception):
-            problems.append(f"run {found.run_id}: the row cannot be read: {found.run!r}")
+            problems.append(f"run {found.run_id}: the row cannot be read: {_why(found.run)}")
             continue
         if not found.transitions:
             problems.append(f"run {found.run_id}: has no trace")
@@ -177,22 +228,26 @@ def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
     return problems
 
 
-def _delivery_checks(work: Work, policies: Mapping[str, Retry]) -> list[str]:
+def _delivery_checks(
+    work: Work, policies: Mapping[str, Retry], tenant_id: str | None, since: datetime | None
+) -> list[str]:
     """Each delivery against its attempt history (CONTRACT §12): a lease exactly while
     dispatched, a cancel only for a known reason, no more claims than attempts, no more
     attempts than its step's retry policy allows, and nothing after its final outcome —
     whose status it keeps."""
     problems: list[str] = []
-    for found in work.unit.delivery_histories():
+    for found in work.unit.delivery_histories(tenant_id, since):
         events = []
         for seq, event in found.events:
             if isinstance(event, Exception):
-                problems.append(f"delivery event seq {seq}: the row cannot be read: {event!r}")
+                problems.append(f"delivery event seq {seq}: the row cannot be read: {_why(event)}")
             else:
                 events.append(event)
         delivery = found.delivery
         if isinstance(delivery, Exception):
-            problems.append(f"delivery {found.delivery_id}: the row cannot be read: {delivery!r}")
+            problems.append(
+                f"delivery {found.delivery_id}: the row cannot be read: {_why(delivery)}"
+            )
             continue
         problems += [
             f"delivery {delivery.id}: {p}"
@@ -251,10 +306,7 @@ def _delivery_problems(
 
 
 def _journey(work: Work, run: WorkflowRun) -> Journey | str:
-    try:
-        return work.definitions.journey(run.workflow_definition_id)
-    except (ChimewayError, LookupError) as exc:
-        return str(exc)
+    return _journey_of(work, run.workflow_definition_id)
 
 
 @attrs.define
@@ -307,9 +359,8 @@ class _Fold:
     # -- row by row ---------------------------------------------------------------------------
 
     def _context(self, row: WorkflowTransition) -> None:
-        unknown = sorted(set(row.context) - CONTEXT_KEYS)
-        if unknown:
-            self.report(f"context keys outside the catalogue: {', '.join(unknown)}", row)
+        for problem in context_problems(row.context):
+            self.report(problem, row)
 
     def _first(self, row: WorkflowTransition) -> None:
         if row.reason != WORKFLOW_STARTED:
@@ -451,6 +502,15 @@ def _waits(kind_name: object, journey: Journey, step_id: str) -> list[tuple[str,
         return []
     rules = journey.rules.get(step_id, ())
     return wait_targets(kind_name, rules, journey.options.get(step_id, {}), step.step_key)
+
+
+def _why(error: Exception) -> str:
+    """What is wrong with a row that cannot be read, without its values."""
+    if isinstance(error, DamagedRow):
+        return error.problem
+    if isinstance(error, ChimewayError):
+        return str(error)
+    return type(error).__name__
 
 
 def _opens_step(row: WorkflowTransition) -> bool:

@@ -43,18 +43,22 @@ from .work import Work
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
-def prune(work: Work, before: datetime, tenant_id: str | None) -> int:
-    """Delete finished runs older than ``before`` with their rows; return the rows deleted.
+def prune(
+    work: Work, before: datetime, tenant_id: str | None, limit: int | None = None
+) -> tuple[int, int]:
+    """Delete finished runs older than ``before`` with their rows (the oldest ``limit`` of
+    them, when given); return (rows deleted, runs deleted).
 
     ``tenant_id`` limits the prune to one tenant; None prunes every tenant.
     """
     cutoff = require_utc(before, "before")
-    deleted = work.unit.prune(cutoff, optional_id(tenant_id, "tenant_id"))
+    tenant = optional_id(tenant_id, "tenant_id")
+    deleted, runs = work.unit.prune(cutoff, tenant, limit)
     try:
         horizon = min(cutoff, work.now) - timedelta(seconds=MAX_WINDOW_SECONDS)
     except OverflowError:
         horizon = _EARLIEST
-    return deleted + work.unit.prune_activations(horizon, optional_id(tenant_id, "tenant_id"))
+    return deleted + work.unit.prune_activations(horizon, tenant), runs
 
 
 def forget(work: Work, tenant_id: str, recipient: str | None) -> int:
@@ -65,6 +69,7 @@ def forget(work: Work, tenant_id: str, recipient: str | None) -> int:
     tenant = require_id(tenant_id, "tenant_id")
     who = optional_id(recipient, "recipient")
     counts = work.unit.forget(tenant, who)
+    work.unit.erase_after_commit()
     erasure = Erasure(
         id=new_id(),
         tenant_id=tenant,

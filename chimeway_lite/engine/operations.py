@@ -10,13 +10,14 @@ itself lives in the module of its concern (:mod:`.outbox`, :mod:`.progression`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from ..backends.base import Unit
 from ..core.arguments import optional_id, require_enum, require_id, require_limit
 from ..core.clock import Clock
+from ..core.errors import InvalidArgument
 from ..core.records import (
     Delivery,
     DeliveryExplanation,
@@ -35,8 +36,9 @@ from ..core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
+from ..core.timestamps import require_utc
 from ..declarations import Workflow
-from . import audit, deliveries, inspection, lifecycle, outbox, progression, seed, signals
+from . import audit, batches, deliveries, inspection, lifecycle, outbox, progression, seed, signals
 from .definitions import DefinitionIndex
 from .work import Work
 
@@ -107,10 +109,11 @@ class Reader:
         a delivery of a step without a digest, its own notification alone."""
         return deliveries.digest_members(self._work, delivery_id)
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time :meth:`Engine.claim_deliveries` finds a delivery to take — a
-        pending one (at its retry time), or a dispatched one whose lease runs out — or None."""
-        return self._work.unit.next_claimable_at()
+    def next_claimable_at(self, *, channel: str | None = None) -> datetime | None:
+        """The earliest time :meth:`Engine.claim_deliveries` (of ``channel``, when given)
+        finds a delivery to take — a pending one (at its retry time), or a dispatched one
+        whose lease runs out — or None."""
+        return self._work.unit.next_claimable_at(optional_id(channel, "channel"))
 
     def list_deliveries(self, tenant_id: str, run_id: str) -> list[Delivery]:
         """Every delivery planned for a run, oldest first; tenant-scoped like explain."""
@@ -142,14 +145,38 @@ class Reader:
 
     def due_run_ids(self, now: datetime, limit: int | None = None) -> list[str]:
         """Ids of the runs the due sweep has work for at ``now``, in due order."""
-        return self._work.unit.due_runs(self._work.at(now), require_limit(limit))
+        return [run_id for run_id, _ in self.due_page(now, limit)]
+
+    def due_page(
+        self, now: datetime, limit: int | None = None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """One page of the due runs at ``now``: (run id, cursor) pairs in due order, starting
+        after the cursor ``after`` of an earlier page (None: from the first)."""
+        return self._work.unit.due_runs(self._work.at(now), require_limit(limit), after)
 
     # -- integrity and listings ------------------------------------------------------------------
 
-    def verify(self) -> list[str]:
+    def verify(
+        self,
+        *,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        quick: bool = False,
+    ) -> list[str]:
         """Problems found in the store (each run's trace against its row, evidence, tenancy,
-        the database's own checks); empty when healthy. Writes nothing."""
-        return audit.verify(self._work)
+        the database's own checks); empty when healthy. Writes nothing.
+
+        ``tenant_id`` and ``since`` narrow the per-run checks (traces, deliveries and their
+        history) to that tenant's runs and to runs changed since then; ``quick`` skips the
+        database's page-by-page ``integrity_check``, the longest part on a large store."""
+        if not isinstance(quick, bool):
+            raise InvalidArgument("quick", f"must be True or False, got {type(quick).__name__}")
+        return audit.verify(
+            self._work,
+            tenant_id=optional_id(tenant_id, "tenant_id"),
+            since=None if since is None else require_utc(since, "since"),
+            quick=quick,
+        )
 
     def list_erasures(self, tenant_id: str | None = None) -> list[Erasure]:
         """The tombstones :meth:`Engine.forget` left, oldest first: of one tenant, or of all."""
@@ -161,12 +188,16 @@ class Reader:
         tenant_id: str | None = None,
         state: RunState | str | None = None,
         limit: int | None = 100,
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
         """Runs as listing rows, most recently changed first (see
         :func:`chimeway_lite.tools.listing.run_rows`)."""
         wanted = None if state is None else require_enum(RunState, state, "state").value
         return self._work.unit.run_rows(
-            optional_id(tenant_id, "tenant_id"), wanted, require_limit(limit)
+            optional_id(tenant_id, "tenant_id"),
+            wanted,
+            require_limit(limit),
+            optional_id(recipient, "recipient"),
         )
 
     def trace_rows(
@@ -236,6 +267,15 @@ class Engine(Reader):
             timezone=timezone,
         )
 
+    def trigger_many(self, requests: Iterable[Mapping[str, Any]]) -> list[TriggerResult]:
+        """Trigger several journeys in one unit of work: each request is a dict of
+        :meth:`trigger`'s keyword arguments; the results are those of calling it once per
+        request, in order (a key repeated in the batch is a duplicate of its first use).
+        All or nothing: the first request that fails raises its error with its index as
+        ``item`` (and in the message), and nothing of the batch is written. At most 10,000
+        requests."""
+        return batches.trigger_many(self._work, requests)
+
     def claim_deliveries(
         self, limit: int = 100, *, channel: str | None = None, lease_seconds: int = 300
     ) -> list[Delivery]:
@@ -267,6 +307,15 @@ class Engine(Reader):
             self._work, delivery_id, status, suppression_reason, tenant_id
         )
 
+    def record_outcomes(
+        self, reports: Iterable[tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Progress | None]:
+        """Record several outcomes in one unit of work, each as :meth:`record_outcome`
+        would, in order. A report is ``(delivery_id, status)``, ``(delivery_id, status,
+        suppression_reason)`` or a dict of those names and ``tenant_id``. All or nothing,
+        like :meth:`trigger_many`; at most 10,000 reports."""
+        return batches.record_outcomes(self._work, reports)
+
     def extend_lease(self, delivery_id: str, seconds: int) -> Delivery:
         """Push the lease of a dispatched delivery to now + ``seconds`` (also after it ran
         out, until another claim takes it); InvalidTransition otherwise."""
@@ -278,11 +327,6 @@ class Engine(Reader):
         """Take the next step of one run at ``now`` (default: the clock), or a noop that
         writes nothing."""
         return progression.progress_run(self._work, run_id, self._work.at(now))
-
-    def progress_due(self, run_id: str, *, now: datetime | None = None) -> list[Progress]:
-        """:meth:`progress_run`, returning every run the decision moved: the run, then the
-        other runs of a digest batch its progression closed (CONTRACT §14.2)."""
-        return progression.progress_due(self._work, run_id, self._work.at(now))
 
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------
 
@@ -374,8 +418,18 @@ class Engine(Reader):
 
     def prune(self, before: datetime, *, tenant_id: str | None = None) -> int:
         """Delete finished (completed/stopped) runs whose last transition is older than
-        ``before``, with their trace, deliveries and notification; return the rows deleted."""
-        return lifecycle.prune(self._work, before, tenant_id)
+        ``before``, with their trace, deliveries and notification; return the rows deleted.
+        (Called on the store outside a transaction, it deletes in chunks, each its own unit
+        of work, so the WAL stays small.)"""
+        return lifecycle.prune(self._work, before, tenant_id)[0]
+
+    def _prune_chunk(
+        self, before: datetime, limit: int, *, tenant_id: str | None = None
+    ) -> tuple[int, int]:
+        """One chunk of :meth:`prune`: the oldest ``limit`` finished runs older than
+        ``before``; (rows deleted, runs deleted)."""
+        count = require_limit(limit, allow_none=False)
+        return lifecycle.prune(self._work, before, tenant_id, count)
 
     def forget(self, tenant_id: str, recipient: str | None = None) -> int:
         """Erase everything of a tenant, or of one recipient of it, leaving one payload-free

@@ -9,13 +9,14 @@ arguments, gathers the facts a decision needs through ``work.unit`` (the storage
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..backends.base import Unit
 from ..core.clock import Clock
-from ..core.errors import ConstraintFailed
+from ..core.errors import ChimewayError, ConstraintFailed, DamagedRow
 from ..core.ids import new_id
 from ..core.records import (
     Delivery,
@@ -36,6 +37,17 @@ from ..machine.kinds.retry import Retry
 from ..machine.vocabulary import STEP_ACTIVATED
 from . import gates
 from .definitions import DefinitionIndex, Definitions
+
+T = TypeVar("T")
+
+log = logging.getLogger("chimeway_lite")
+
+
+def report_skipped(operation: str, row_id: str | None, error: BaseException) -> None:
+    """Say, on the ``chimeway_lite`` logger, that ``operation`` left a row out and went on:
+    the error's own text (which names the row and never a payload), never a traceback."""
+    problem = str(error) if isinstance(error, ChimewayError) else type(error).__name__
+    log.warning("%s skipped %s: %s", operation, row_id or "a row", problem)
 
 
 class Work:
@@ -64,6 +76,18 @@ class Work:
     def remember(self, notification: Notification) -> None:
         """Keep a notification this unit inserted, so that it is not read back."""
         self._notifications[notification.id] = notification
+
+    def readable(self, found: Sequence[T | DamagedRow], operation: str) -> list[T]:
+        """The records of ``found`` that could be read; each damaged row is reported (a
+        warning on the ``chimeway_lite`` logger) and left out, so one bad run never stops
+        the others (CONTRACT §16)."""
+        records: list[T] = []
+        for item in found:
+            if isinstance(item, DamagedRow):
+                report_skipped(operation, item.row_id, item)
+            else:
+                records.append(item)
+        return records
 
     @property
     def now(self) -> datetime:
@@ -215,6 +239,7 @@ class Work:
         closing = gates.closing_of_batch(self, batch_id)
         if not closing.members:
             return []
+        now = max([now, *(member.last_transition_at for member, _ in closing.members)])
         return self.carry_out(closing.members[0][0], decide.close_batch(closing, now=now), now)
 
     def apply_many(
@@ -258,3 +283,12 @@ def _max_attempts(options: Mapping[str, Any]) -> int | None:
     """The retry limit of a step's options, or None when it has no retry policy."""
     policy = options.get("retry")
     return policy.max_attempts if isinstance(policy, Retry) else None
+
+
+def not_before(run: WorkflowRun, now: datetime) -> datetime:
+    """The instant a decision on ``run`` is stamped with: ``now``, or the run's
+    ``last_transition_at`` when that is later (another process's clock ran ahead, or the
+    caller swept at a time of its own), so a run's trace never goes back in time
+    (CONTRACT §16)."""
+    last = run.last_transition_at
+    return now if last <= now else last

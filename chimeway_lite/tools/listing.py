@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
@@ -27,6 +28,7 @@ from ..store import Store
 RUN_COLUMNS = (
     "id",
     "tenant_id",
+    "recipient",
     "state",
     "status_reason",
     "workflow_key",
@@ -40,8 +42,10 @@ RUN_COLUMNS = (
     "terminal_reason",
 )
 
-#: The columns of :func:`trace_rows`, in order.
+#: The columns of :func:`trace_rows`, in order: ``number`` counts the run's rows (1, 2, 3 …),
+#: ``seq`` is the row's place in the whole store.
 TRACE_COLUMNS = (
+    "number",
     "seq",
     "inserted_at",
     "from_state",
@@ -69,16 +73,18 @@ def run_rows(
     tenant_id: str | None = None,
     state: RunState | str | None = None,
     limit: int | None = 100,
+    recipient: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs, most recently changed first, as rows of :data:`RUN_COLUMNS`.
 
-    ``tenant_id`` and ``state`` filter; ``limit`` (default 100, None for all) cuts the list.
-    Listing every tenant is an operator's view: pass ``tenant_id`` to stay in one tenant.
+    ``tenant_id``, ``state`` and ``recipient`` filter; ``limit`` (default 100, None for all)
+    cuts the list. Listing every tenant is an operator's view: pass ``tenant_id`` to stay in
+    one tenant.
     """
     with store.snapshot() as view:
-        rows = view.run_rows(tenant_id=tenant_id, state=state, limit=limit)
+        rows = view.run_rows(tenant_id=tenant_id, state=state, limit=limit, recipient=recipient)
     for row in rows:
-        row["pending_signals"] = json.loads(row["pending_signals"])
+        row["pending_signals"] = _json(row["pending_signals"])
     return rows
 
 
@@ -86,12 +92,24 @@ def trace_rows(
     store: Store, tenant_id: str, run_id: str, *, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """The run's trace in sequence order as rows of :data:`TRACE_COLUMNS` (step keys instead
-    of step ids); tenant-scoped like :meth:`Store.list_traces`: RunNotFound otherwise."""
+    of step ids, each row numbered within the run from 1); tenant-scoped like
+    :meth:`Store.list_traces`: RunNotFound otherwise."""
     with store.snapshot() as view:
         rows = view.trace_rows(tenant_id, run_id, limit=limit)
-    for row in rows:
-        row["context"] = json.loads(row["context"])
-    return rows
+    numbered = []
+    for number, row in enumerate(rows, start=1):  # the rows start at the run's first
+        row["context"] = _json(row["context"])
+        numbered.append({"number": number, **row})
+    return numbered
+
+
+def _json(text: Any) -> Any:
+    """A JSON column's value, or its text as it is when it does not parse (a listing shows
+    even a damaged row; ``verify()`` says what is wrong with it)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return text
 
 
 def table_rows(store: Store) -> list[dict[str, Any]]:
@@ -122,8 +140,34 @@ def to_json(value: Any) -> str:
     return json.dumps(plain(value), indent=2, ensure_ascii=False, allow_nan=False)
 
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls (but newline and
+# tab) and the bidirectional overrides that reorder what a reader sees.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def showable(text: str) -> str:
+    """``text`` with every character a terminal would act on (ESC, BEL, CR, C1 controls,
+    bidi overrides) written as a visible escape (``\\x1b``), so a tenant id or step name
+    can never move the cursor, recolour or rewrite what an operator reads."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a
+    leading ``'`` (OWASP's advice for CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """CSV text with a header row; dict and list cells become JSON text, None an empty cell."""
+    """CSV text with a header row; dict and list cells become JSON text, None an empty cell,
+    and a text cell that a spreadsheet would run as a formula is neutralised
+    (:func:`csv_cell`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -133,6 +177,8 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
             value = plain(row.get(name))
             if isinstance(value, (dict, list)):
                 value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            if isinstance(value, str):
+                value = csv_cell(value)
             cells.append("" if value is None else value)
         writer.writerow(cells)
     return out.getvalue()

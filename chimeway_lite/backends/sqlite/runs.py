@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ...core.errors import ConstraintFailed, InvalidArgument
+from ...core.errors import ConstraintFailed, DamagedRow, InvalidArgument, StorageError
 from ...core.records import SignalMark, StepLinkage, WorkflowRun, WorkflowTransition
 from ...core.text import canonical_json
 from ...core.timestamps import from_text, to_text
@@ -103,13 +103,16 @@ VALUES (:tenant_id, :event_name, :actor_id, :correlation_key, :routed_at)
 # The indexed form of machine.decide.due_at: waiting runs by suspended_until, and runs a
 # signal resumed (resumed_by set) by last_transition_at. Both halves read a partial index
 # (workflow_runs_waiting_due, workflow_runs_signal_settle); keep the literals, a parameter would
-# defeat the index.
+# defeat the index. The page starts after the cursor (:after_due, :after_id) — ('', '') for
+# the first page — so a sweep goes past runs it could not move instead of meeting them again.
 DUE_RUNS = """
 SELECT id, suspended_until AS due FROM workflow_runs
  WHERE state = 'waiting' AND suspended_until <= :now
+   AND (suspended_until, id) > (:after_due, :after_id)
 UNION ALL
 SELECT id, last_transition_at AS due FROM workflow_runs
  WHERE state = 'active' AND resumed_by IS NOT NULL AND last_transition_at <= :now
+   AND (last_transition_at, id) > (:after_due, :after_id)
 ORDER BY due, id
 LIMIT :limit
 """
@@ -120,6 +123,15 @@ SELECT min(due) FROM (
     SELECT min(last_transition_at) FROM workflow_runs
      WHERE state = 'active' AND resumed_by IS NOT NULL)
 """
+_NEXT_DUE_WELL_FORMED = f"""
+SELECT min(due) FROM (
+    SELECT min(suspended_until) AS due FROM workflow_runs
+     WHERE state = 'waiting' AND suspended_until GLOB {convert.WELL_FORMED_TIME}
+    UNION ALL
+    SELECT min(last_transition_at) FROM workflow_runs
+     WHERE state = 'active' AND resumed_by IS NOT NULL
+       AND last_transition_at GLOB {convert.WELL_FORMED_TIME})
+"""
 _ACTIVE_STEP_LINKAGE = """
 SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
   JOIN workflow_steps AS s ON s.id = r.current_step_id
@@ -127,6 +139,7 @@ SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
 """
 
 _SEQUENCE = "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+_MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
 _INSERT_TRANSITION = """
 INSERT INTO workflow_transitions
     (seq, id, workflow_run_id, workflow_step_id, delivery_id, from_state, to_state, reason,
@@ -136,7 +149,6 @@ VALUES
      :reason, :context, :inserted_at)
 """
 _SELECT_TRANSITION = f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions"
-_LAST_TRANSITION = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq DESC LIMIT 1"
 _TRANSITIONS = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq LIMIT :limit"
 
 _UPDATE_SQL: dict[tuple[tuple[str, ...], bool], str] = {}
@@ -212,8 +224,9 @@ class RunQueries(Executor):
         event_name: str,
         actor_id: str | None,
         correlation_key: str | None = None,
-    ) -> list[WorkflowRun]:
-        """The tenant's waiting runs with ``event_name`` pending, in id order."""
+    ) -> list[WorkflowRun | DamagedRow]:
+        """The tenant's waiting runs with ``event_name`` pending, in id order (a damaged
+        row as its :class:`DamagedRow`)."""
         if actor_id is not None:
             sql = _AWAITING_ACTOR_SIGNAL
         elif correlation_key is not None:
@@ -226,7 +239,7 @@ class RunQueries(Executor):
             "actor_id": actor_id,
             "correlation_key": correlation_key,
         }
-        return [convert.from_values(WorkflowRun, r) for r in self.all(sql, params)]
+        return convert.each(WorkflowRun, self.all(sql, params))
 
     def runs_to_cancel(
         self,
@@ -234,8 +247,9 @@ class RunQueries(Executor):
         run_id: str | None,
         correlation_key: str | None,
         recipient: str | None,
-    ) -> list[WorkflowRun]:
-        """The tenant's unfinished runs every given selector matches, in id order."""
+    ) -> list[WorkflowRun | DamagedRow]:
+        """The tenant's unfinished runs every given selector matches, in id order (a damaged
+        row as its :class:`DamagedRow`)."""
         params = {
             "tenant_id": tenant_id,
             "run_id": run_id,
@@ -243,7 +257,7 @@ class RunQueries(Executor):
             "recipient": recipient,
         }
         sql = _TO_CANCEL_BY_RUN if run_id is not None else _TO_CANCEL
-        return [convert.from_values(WorkflowRun, r) for r in self.all(sql, params)]
+        return convert.each(WorkflowRun, self.all(sql, params))
 
     # -- signal marks -----------------------------------------------------------------------
 
@@ -278,19 +292,34 @@ class RunQueries(Executor):
             event_name=row[2],
             actor_id=row[3],
             correlation_key=row[4],
-            routed_at=from_text(row[5]),
+            routed_at=convert.time_of(row[5], "signal_marks", str(row[0])),
             seq=row[0],
         )
 
-    def due_runs(self, now: datetime, limit: int | None) -> list[str]:
-        """Ids of the runs due at ``now``, by due time then id."""
-        rows = self.all(DUE_RUNS, {"now": to_text(now), "limit": -1 if limit is None else limit})
-        return [r[0] for r in rows]
+    def due_runs(
+        self, now: datetime, limit: int | None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """(id, cursor) of the runs due at ``now``, by due time then id, after ``after``
+        (a cursor is the run's due time as stored and its id)."""
+        after_due, after_id = ("", "") if after is None else after
+        params = {
+            "now": to_text(now),
+            "limit": -1 if limit is None else limit,
+            "after_due": after_due,
+            "after_id": after_id,
+        }
+        return [(r[0], (r[1], r[0])) for r in self.all(DUE_RUNS, params)]
 
     def next_due_at(self) -> datetime | None:
         """The earliest due time of any run, or None."""
         row = self.one(_NEXT_DUE)
-        return None if row[0] is None else from_text(row[0])
+        if row[0] is None:
+            return None
+        try:
+            return from_text(row[0])
+        except ValueError:  # a damaged row sorts first: the earliest well-formed one
+            row = self.one(_NEXT_DUE_WELL_FORMED)
+            return None if row[0] is None else from_text(row[0])
 
     def active_step_linkage(self, notification_id: str) -> StepLinkage | None:
         """The unfinished run of a notification, its current step and that step's channel."""
@@ -305,16 +334,17 @@ class RunQueries(Executor):
         each time rather than cached."""
         row = self.one(_SEQUENCE)
         first = (row[0] if row else 0) + 1
+        if not isinstance(first, int) or first + count - 1 > _MAX_SEQ:
+            raise StorageError(
+                self.path,
+                "the trace sequence is exhausted (or its counter damaged): no row can be "
+                "appended; see verify()",
+            )
         return list(range(first, first + count))
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
         self.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
-
-    def last_transition(self, run_id: str) -> WorkflowTransition | None:
-        """The run's latest trace row, or None."""
-        row = self.one(_LAST_TRANSITION, {"id": run_id})
-        return None if row is None else convert.from_values(WorkflowTransition, row)
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""

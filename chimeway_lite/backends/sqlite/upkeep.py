@@ -9,7 +9,18 @@ from typing import Any
 
 import sqlite_utils
 
-from ...core.records import Delivery, DeliveryEvent, Erasure, WorkflowRun, WorkflowTransition
+from ...core.errors import DamagedRow
+from ...core.records import (
+    Delivery,
+    DeliveryEvent,
+    Erasure,
+    Notification,
+    Signal,
+    SignalMark,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowTransition,
+)
 from ...core.text import canonical_json
 from ...core.timestamps import to_text
 from ..base import DeliveryHistory, RunTrace
@@ -23,6 +34,8 @@ _FINISHED_BEFORE = """
 SELECT id, notification_id FROM workflow_runs
  WHERE state IN ('completed', 'stopped') AND last_transition_at < :before
    AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+ ORDER BY last_transition_at, id
+ LIMIT :limit
 """
 # Children before parents: the foreign keys are checked statement by statement.
 _PRUNE = (
@@ -68,6 +81,15 @@ SELECT id FROM notifications
 """
 _FORGET = (
     (
+        # The signals the person sent, and those that named one of their deliveries
+        # (before the deliveries go).
+        "signals",
+        "DELETE FROM signals "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient "
+        "OR lower(json_extract(payload, '$.delivery_id')) IN "
+        f"(SELECT id FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})))",
+    ),
+    (
         "workflow_transitions",
         "DELETE FROM workflow_transitions WHERE workflow_run_id IN "
         f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
@@ -99,11 +121,6 @@ _FORGET = (
         "notifications",
         "DELETE FROM notifications "
         "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
-    ),
-    (
-        "signals",
-        "DELETE FROM signals "
-        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
     ),
     (
         "signal_marks",
@@ -194,17 +211,40 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
         "  SELECT 1 FROM digest_members AS m JOIN digest_batches AS b ON b.id = m.batch_id "
         "  WHERE m.workflow_run_id = r.id AND b.closed_at IS NULL)",
     ),
+    (
+        # trigger writes a notification and its run together; prune and forget remove them
+        # together. A notification alone makes a repeated trigger of its key fail.
+        "notification_without_run",
+        "SELECT n.id FROM notifications AS n "
+        "WHERE NOT EXISTS (SELECT 1 FROM workflow_runs AS r WHERE r.notification_id = n.id)",
+    ),
 )
 
+# The tables whose rows verify reads one by one (the names are constants, never input).
+_PLAIN_TABLES: tuple[tuple[type[Any], str], ...] = (
+    (Notification, "notifications"),
+    (WorkflowStep, "workflow_steps"),
+    (Signal, "signals"),
+    (SignalMark, "signal_marks"),
+    (Erasure, "erasures"),
+)
+
+#: The last trace sequence number an append may take (SQLite's INTEGER is 64-bit); verify
+#: warns when fewer than this many numbers are left.
+MAX_SEQ = 2**63 - 1
+SEQ_HEADROOM = 2**32
+
 _RUNS = """
-SELECT r.id, r.tenant_id, r.state, r.status_reason, d.workflow_key, d.workflow_version,
-       s.step_key AS current_step, s.channel, r.started_at, r.last_transition_at,
-       r.suspended_until, r.pending_signals, r.terminal_reason
+SELECT r.id, r.tenant_id, n.recipient, r.state, r.status_reason, d.workflow_key,
+       d.workflow_version, s.step_key AS current_step, s.channel, r.started_at,
+       r.last_transition_at, r.suspended_until, r.pending_signals, r.terminal_reason
   FROM workflow_runs AS r
+  JOIN notifications AS n ON n.id = r.notification_id
   JOIN workflow_definitions AS d ON d.id = r.workflow_definition_id
   JOIN workflow_steps AS s ON s.id = r.current_step_id
  WHERE (:tenant_id IS NULL OR r.tenant_id = :tenant_id)
    AND (:state IS NULL OR r.state = :state)
+   AND (:recipient IS NULL OR n.recipient = :recipient)
  ORDER BY r.last_transition_at DESC, r.id
  LIMIT :limit
 """
@@ -219,11 +259,39 @@ SELECT t.seq, t.inserted_at, t.from_state, t.to_state, t.reason, s.step_key, t.d
 """
 
 
-def _read(cls: type[Any], row: Any) -> Any:
-    try:
-        return convert.from_row(cls, row)
-    except Exception as exc:  # a row a host rewrote by hand: verify reports it
-        return exc
+# verify()'s scans, scoped to a tenant and to runs changed since a time when given (both
+# NULL: the whole store). Each reads in the order the merge of _with_children needs, on an
+# index; positions follow the records' fields (convert.columns).
+_IN_SCOPE = (
+    "SELECT id FROM workflow_runs WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) "
+    "AND (:since IS NULL OR last_transition_at >= :since)"
+)
+_SCOPED_RUNS = (
+    f"SELECT {convert.columns(WorkflowRun)} FROM workflow_runs "
+    "WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) "
+    "AND (:since IS NULL OR last_transition_at >= :since) ORDER BY id"
+)
+_SCOPED_TRANSITIONS = (
+    f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions "
+    f"WHERE (:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}) "
+    "ORDER BY workflow_run_id, seq"
+)
+_SCOPED_DELIVERIES = (
+    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "
+    f"WHERE (:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}) "
+    "ORDER BY id"
+)
+_EVENT_COLUMNS = convert.columns(DeliveryEvent)
+_SCOPED_EVENTS = (
+    f"SELECT {_EVENT_COLUMNS} FROM delivery_events "
+    "WHERE (:tenant_id IS NULL AND :since IS NULL) OR delivery_id IN "
+    f"(SELECT id FROM deliveries WHERE workflow_run_id IN ({_IN_SCOPE})) "
+    "ORDER BY delivery_id, seq"
+)
+
+
+def _scope(tenant_id: str | None, since: datetime | None) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "since": None if since is None else to_text(since)}
 
 
 def _read_values(cls: type[Any], row: Any) -> Any:
@@ -234,15 +302,16 @@ def _read_values(cls: type[Any], row: Any) -> Any:
 
 
 def _with_children(
-    parents: Iterator[Any], children: Iterator[Any], key: str
+    parents: Iterator[Any], children: Iterator[Any], key: int
 ) -> Iterator[tuple[str, Any, list[Any]]]:
-    """(id, parent row, its child rows) for parents ordered by id and children ordered by
-    ``key``: a merge of two ordered scans (both on an index), so the store is never held in
-    memory, only one parent and its children at a time."""
+    """(id, parent row, its child rows) for parents ordered by id (their first column) and
+    children ordered by the column at ``key``: a merge of two ordered scans (both on an
+    index), so the store is never held in memory, only one parent and its children at a
+    time."""
     groups = itertools.groupby(children, key=lambda r: str(r[key]))
     pending = next(groups, None)
     for parent in parents:
-        parent_id = str(parent["id"])
+        parent_id = str(parent[0])
         while pending is not None and pending[0] < parent_id:
             pending = next(groups, None)  # children without their parent: a foreign key
         found: list[Any] = []
@@ -256,9 +325,18 @@ class UpkeepQueries(Executor):
     """The prune, forget, audit and listing half of
     :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
 
-    def prune(self, before: datetime, tenant_id: str | None) -> int:
-        """Delete finished runs last changed before ``before`` with their rows."""
-        runs = self.all(_FINISHED_BEFORE, {"before": to_text(before), "tenant_id": tenant_id})
+    def prune(
+        self, before: datetime, tenant_id: str | None, limit: int | None = None
+    ) -> tuple[int, int]:
+        """Delete the oldest finished runs last changed before ``before`` (at most ``limit``
+        of them) with their rows, and the signal marks no unfinished run can count any
+        more; (rows deleted, runs deleted)."""
+        params = {
+            "before": to_text(before),
+            "tenant_id": tenant_id,
+            "limit": -1 if limit is None else limit,
+        }
+        runs = self.all(_FINISHED_BEFORE, params)
         deleted = 0
         batches = []
         if runs:
@@ -269,9 +347,8 @@ class UpkeepQueries(Executor):
                 deleted += self.executemany(statement, [(r[column],) for r in runs]).rowcount
         if batches:
             deleted += self.execute(_PRUNE_BATCHES, {"ids": canonical_json(batches)}).rowcount
-        params = {"before": to_text(before), "tenant_id": tenant_id}
         deleted += self.execute(_PRUNE_MARKS, params).rowcount
-        return deleted
+        return deleted, len(runs)
 
     def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:
         """Erase a tenant's (or one recipient's) rows; the rows deleted per table."""
@@ -289,13 +366,18 @@ class UpkeepQueries(Executor):
 
     # -- verify ---------------------------------------------------------------------------------
 
-    def storage_problems(self) -> list[str]:
-        """integrity_check, foreign_key_check, and the trace sequence against its counter."""
-        problems = [
-            f"integrity_check: {row[0]}"
-            for row in self.all("PRAGMA integrity_check")
-            if row[0] != "ok"
-        ]
+    def storage_problems(self, quick: bool = False) -> list[str]:
+        """integrity_check (unless ``quick``), foreign_key_check, and the trace sequence
+        against its counter."""
+        problems = (
+            []
+            if quick
+            else [
+                f"integrity_check: {row[0]}"
+                for row in self.all("PRAGMA integrity_check")
+                if row[0] != "ok"
+            ]
+        )
         for table, rowid, parent, _ in self.all("PRAGMA foreign_key_check"):
             problems.append(f"foreign key: {table} row {rowid} names a missing {parent} row")
         top = self.one("SELECT max(seq) FROM workflow_transitions")[0]
@@ -305,7 +387,32 @@ class UpkeepQueries(Executor):
                 f"transition seq {top} is above the store's sequence counter "
                 f"{None if counter is None else counter[0]}: the next append would collide"
             )
+        for name, value in (("seq", top), ("counter", None if counter is None else counter[0])):
+            if isinstance(value, int) and value > MAX_SEQ - SEQ_HEADROOM:
+                problems.append(
+                    f"the trace sequence {name} is at {value}, within {SEQ_HEADROOM} of its "
+                    f"end ({MAX_SEQ}): appends will fail"
+                )
+                break
         return problems
+
+    def damaged_rows(self) -> Iterator[DamagedRow]:
+        """Every row of the tables verify does not fold (notifications, definitions and their
+        steps, signals, marks, tombstones) that does not read back as its record (a
+        definition's own row is read by the definitions' check)."""
+        for cls, table in _PLAIN_TABLES:
+            names = convert.field_names(cls)
+            id_at = names.index("id") if "id" in names else names.index("seq")
+            rows = self.execute(f"SELECT {convert.columns(cls)} FROM {table} ORDER BY rowid")
+            for row in rows:
+                try:
+                    convert.from_values(cls, row)
+                except DamagedRow as damaged:
+                    yield DamagedRow(damaged.table, str(row[id_at]), damaged.problem)
+
+    def definition_ids(self) -> list[str]:
+        """Every definition's id, in id order."""
+        return [r[0] for r in self.all("SELECT id FROM workflow_definitions ORDER BY id")]
 
     def evidence_findings(
         self, *, anchored: Sequence[str], activated: str, resumed: str, collecting: str
@@ -325,29 +432,46 @@ class UpkeepQueries(Executor):
             for row in self.all(sql, wanted):
                 yield name, tuple(row)
 
-    def run_traces(self) -> Iterator[RunTrace]:
-        """Every run with its trace, one run and its trace in memory at a time."""
-        runs = self.execute("SELECT * FROM workflow_runs ORDER BY id")
-        rows = self.execute("SELECT * FROM workflow_transitions ORDER BY workflow_run_id, seq")
-        for run_id, run_row, children in _with_children(runs, rows, "workflow_run_id"):
-            trace = tuple((r["seq"], _read(WorkflowTransition, r)) for r in children)
-            yield RunTrace(run_id, _read(WorkflowRun, run_row), trace)
+    def run_traces(
+        self, tenant_id: str | None = None, since: datetime | None = None
+    ) -> Iterator[RunTrace]:
+        """Every run (of ``tenant_id``, changed since ``since``, when given) with its trace,
+        one run and its trace in memory at a time."""
+        scope = _scope(tenant_id, since)
+        runs = self.execute(_SCOPED_RUNS, scope)
+        rows = self.execute(_SCOPED_TRANSITIONS, scope)
+        for run_id, run_row, children in _with_children(runs, rows, 2):
+            trace = tuple((r[1], _read_values(WorkflowTransition, r)) for r in children)
+            yield RunTrace(run_id, _read_values(WorkflowRun, run_row), trace)
 
-    def delivery_histories(self) -> Iterator[DeliveryHistory]:
-        """Every delivery with its attempt history, one at a time."""
-        rows = self.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries ORDER BY id")
-        events = self.execute("SELECT * FROM delivery_events ORDER BY delivery_id, seq")
-        for delivery_id, row, children in _with_children(rows, events, "delivery_id"):
-            history = tuple((r["seq"], _read(DeliveryEvent, r)) for r in children)
+    def delivery_histories(
+        self, tenant_id: str | None = None, since: datetime | None = None
+    ) -> Iterator[DeliveryHistory]:
+        """Every delivery (of ``tenant_id``'s runs changed since ``since``, when given) with
+        its attempt history, one at a time."""
+        scope = _scope(tenant_id, since)
+        rows = self.execute(_SCOPED_DELIVERIES, scope)
+        events = self.execute(_SCOPED_EVENTS, scope)
+        for delivery_id, row, children in _with_children(rows, events, 0):
+            history = tuple((r[-1], _read_values(DeliveryEvent, r)) for r in children)
             yield DeliveryHistory(delivery_id, _read_values(Delivery, row), history)
 
     # -- listings -------------------------------------------------------------------------------
 
     def run_rows(
-        self, tenant_id: str | None, state: str | None, limit: int | None
+        self,
+        tenant_id: str | None,
+        state: str | None,
+        limit: int | None,
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs, most recently changed first."""
-        params = {"tenant_id": tenant_id, "state": state, "limit": -1 if limit is None else limit}
+        """Runs, most recently changed first (of ``recipient`` only, when given)."""
+        params = {
+            "tenant_id": tenant_id,
+            "state": state,
+            "recipient": recipient,
+            "limit": -1 if limit is None else limit,
+        }
         return [dict(r) for r in self.all(_RUNS, params)]
 
     def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:

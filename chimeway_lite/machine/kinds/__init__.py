@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.errors import InvalidWorkflow
+from ...core.text import shown
 from . import digest, on_outcome, on_signal, retry, send_window, stop, throttle, wait_until
 from .base import (
     Arrival,
@@ -140,7 +141,7 @@ def rule_from_dict(
     if kind is None:
         raise InvalidWorkflow(
             f"{path}.kind",
-            f"must be one of {', '.join(RULE_KIND_NAMES)}; got {raw!r}",
+            f"must be one of {', '.join(RULE_KIND_NAMES)}; got {shown(raw)}",
             step=step,
             rule=index,
         )

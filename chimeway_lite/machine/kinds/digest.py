@@ -149,6 +149,7 @@ class DigestGate(Gate[Digest]):
                     ),
                     label="collecting",
                     detail="closes {due_at:stamp}",
+                    path="{step_key!r} was held for its digest",
                     next=(
                         "At {due} the due sweep closes the batch{sooner}: its oldest run still "
                         "waiting sends one {channel} for all of them, the others complete "
@@ -172,6 +173,7 @@ class DigestGate(Gate[Digest]):
                     ),
                     label="digest closed",
                     detail="{step_key}",
+                    path="{step_key!r} ran once its digest closed, for every run of the batch",
                 ),
             ),
             opens_step=True,
@@ -189,6 +191,10 @@ class DigestGate(Gate[Digest]):
                 label="merged",
                 detail="into the digest",
                 terminal_reason=MERGED_INTO_DIGEST,
+                path=(
+                    "it completed when it was merged into the digest of {step_key!r}, which "
+                    "another run of its batch sent"
+                ),
                 from_states=(RunState.WAITING,),
             ),
         ),

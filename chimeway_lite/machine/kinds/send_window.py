@@ -139,6 +139,7 @@ class SendWindowGate(Gate[SendWindow]):
                     ),
                     label="send window",
                     detail="opens {due_at:stamp}",
+                    path="{step_key!r} was held until its send window opened",
                     next=(
                         "At {due} the due sweep opens the send window and activates step "
                         "{step_key!r}; no signal ends this wait."
@@ -161,6 +162,7 @@ class SendWindowGate(Gate[SendWindow]):
                     ),
                     label="window opened",
                     detail="{step_key}",
+                    path="{step_key!r} ran when its send window opened",
                 ),
             ),
             opens_step=True,

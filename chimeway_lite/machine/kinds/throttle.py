@@ -83,6 +83,10 @@ class ThrottleGate(Gate[Throttle]):
                     label="throttled",
                     detail="{step_key} not sent",
                     terminal_reason=THROTTLED,
+                    path=(
+                        "it stopped at {step_key!r}: its throttle had let enough through to "
+                        "this recipient already, so nothing was sent"
+                    ),
                 ),
             ),
             on_current_step=False,

@@ -1,6 +1,7 @@
 """The command line: ``chimeway-lite [--db PATH] [--json] COMMAND`` — the group, the options
 every command shares, and the helpers commands print with. The commands live beside this
-module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.check`, :mod:`.demo`.
+module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.work`, :mod:`.check`,
+:mod:`.demo`.
 
 Every command takes ``--db`` (default ``./chimeway.db``, or ``$CHIMEWAY_DB``) and ``--json``,
 before the command name or after it. Only ``demo`` creates a store file: the other commands
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -59,7 +61,7 @@ class CliError(click.ClickException):
             text = json.dumps({"error": self.kind, "message": self.message}, ensure_ascii=False)
         else:
             text = f"error: {self.message}"
-        click.echo(text, err=True)
+        echo(text, err=True)
 
 
 # -- the group and the options every command shares ------------------------------------------
@@ -82,6 +84,24 @@ def cli(ctx: click.Context, db: str, as_json: bool) -> None:
     ctx.obj = Settings(db, as_json)
 
 
+class _WarningLines(logging.Handler):
+    """The store's and the worker's warnings and errors (a run the sweep skipped, a WAL that
+    could not be emptied, a sender that raised) as one line each on stderr: ``warning: …``
+    (``error: …``), or a JSON object with ``--json``."""
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.as_json = as_json
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        level = "error" if record.levelno >= logging.ERROR else "warning"
+        if self.as_json:
+            echo(json.dumps({level: message}, ensure_ascii=False), err=True)
+        else:
+            echo(f"{level}: {message}", err=True)
+
+
 def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], click.Command]:
     """A command of :func:`cli` that also takes ``--db`` and ``--json``, receives the
     resolved :class:`Settings` first, and turns ChimewayError into :class:`CliError`."""
@@ -92,12 +112,17 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], click.
             group = click.get_current_context().find_object(Settings)
             outer = group if group is not None else Settings(DEFAULT_DB, False)
             settings = Settings(db if db is not None else outer.db, as_json or outer.as_json)
+            handler = _WarningLines(settings.as_json)
+            logger = logging.getLogger("chimeway_lite")
+            logger.addHandler(handler)
             try:
                 function(settings, *positional, **named)
             except ChimewayError as exc:
                 raise CliError(
                     str(exc), as_json=settings.as_json, kind=type(exc).__name__
                 ) from None
+            finally:
+                logger.removeHandler(handler)
 
         run = click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)(run)
         run = click.option("--db", "db", metavar="PATH", default=None, help=_DB_HELP)(run)
@@ -124,9 +149,16 @@ def open_store(
         yield store
 
 
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print one message (stdout, or stderr with ``err``) with every character a terminal
+    would act on shown as an escape (:func:`~chimeway_lite.tools.listing.showable`): the
+    one way the commands print, so no stored text reaches a terminal raw."""
+    click.echo(listing.showable(message), err=err, nl=nl)
+
+
 def emit_json(value: Any) -> None:
     """Print ``value`` as pretty JSON (records, enums and times made plain)."""
-    click.echo(listing.to_json(value))
+    echo(listing.to_json(value))
 
 
 def time_text(value: datetime | None) -> str:
@@ -135,7 +167,9 @@ def time_text(value: datetime | None) -> str:
 
 
 def context_text(context: Mapping[str, Any]) -> str:
-    """A trace context as ``key=value, …`` (sorted), or ``-``."""
+    """A trace context as ``key=value, …`` (sorted), or ``-``; a damaged one as it is."""
+    if not isinstance(context, Mapping):
+        return str(context)
     return ", ".join(f"{k}={v}" for k, v in sorted(context.items())) or "-"
 
 

@@ -10,11 +10,15 @@ from typing import Any
 
 import click
 
-from ...core.records import Progress, Signal
-from ...core.text import duration_text
+from ...core.errors import InvalidArgument, StoreBusy
+from ...core.records import Progress, ProgressKind, Signal
+from ...core.text import duration_text, shown
+from ...core.timestamps import require_utc
+from ...engine.explanation import why_of
+from ...engine.operations import Reader
 from ...store import Store
 from .. import listing
-from .app import Settings, command, emit_json, open_store, time_text
+from .app import Settings, command, echo, emit_json, open_store, time_text
 
 #: The shortest pause of ``tick --watch`` when a run stays due after a sweep (it backs off,
 #: doubling up to ``--max-sleep``), so that a run the sweep cannot move is no busy loop.
@@ -74,13 +78,13 @@ def signal_command(
         return
     count = f"{len(run_ids)} run" + ("" if len(run_ids) == 1 else "s")
     if dry_run:
-        click.echo(f"dry run: signal {event!r} would resume {count}; nothing was written")
+        echo(f"dry run: signal {event!r} would resume {count}; nothing was written")
     else:
-        click.echo(f"signal {event!r} recorded ({signal_id}); resumed {count}")
+        echo(f"signal {event!r} recorded ({signal_id}); resumed {count}")
     for run_id in run_ids:
-        click.echo(f"  {run_id}")
+        echo(f"  {run_id}")
     if run_ids and not dry_run:
-        click.echo(
+        echo(
             "resumed runs complete (cancelled_by_signal) at the next `chimeway-lite tick`, "
             "or move on where an on_signal rule leads"
         )
@@ -111,9 +115,9 @@ def cancel_command(
     if settings.as_json:
         emit_json({"tenant_id": tenant, "stopped": [run.id for run in stopped]})
         return
-    click.echo(f"stopped {len(stopped)} run{'' if len(stopped) == 1 else 's'}")
+    echo(f"stopped {len(stopped)} run{'' if len(stopped) == 1 else 's'}")
     for run in stopped:
-        click.echo(f"  {run.id}")
+        echo(f"  {run.id}")
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -123,39 +127,72 @@ def _parse_now(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
+            f"{shown(value)} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
             param_hint="--now",
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return require_utc(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed, "now")
+    except InvalidArgument as exc:
+        raise click.BadParameter(f"{shown(value)} {exc.problem}", param_hint="--now") from None
 
 
-def _progress_row(store: Store, progress: Progress) -> dict[str, Any]:
+def _progress_row(view: Reader, progress: Progress) -> dict[str, Any]:
+    """What one progression of the sweep did, whose run it was, and why (the sentence of
+    its move in the machine's table)."""
+    run = progress.run
+    step = view.get_current_step(run).step_key
     return {
-        "run_id": progress.run.id,
-        "tenant_id": progress.run.tenant_id,
+        "run_id": run.id,
+        "tenant_id": run.tenant_id,
+        "recipient": view.explain(run.tenant_id, run.id).recipient,
         "kind": progress.kind.value,
         "reason": progress.reason,
-        "state": progress.run.state.value,
-        "step": store.get_current_step(progress.run).step_key,
+        "state": run.state.value,
+        "terminal_reason": run.terminal_reason,
+        "step": step,
+        "why": why_of(run, step),
         "planned_deliveries": [{"id": d.id, "channel": d.channel} for d in progress.deliveries],
     }
 
 
+def moved_text(row: dict[str, Any]) -> str:
+    """What a progression did, in words: ``advanced to step 'email'``, ``completed on step
+    'inapp' (cancelled_by_signal)``, ``waiting on step 'inapp'``; then its reason and the
+    deliveries it planned."""
+    kind, step = row["kind"], row["step"]
+    if kind == ProgressKind.ADVANCED:
+        text = f"advanced to step {step!r} ({row['reason']})"
+    elif kind in (ProgressKind.COMPLETED, ProgressKind.STOPPED):
+        text = f"{row['state']} on step {step!r} ({row['terminal_reason'] or row['reason']})"
+    elif kind == ProgressKind.WAITING:
+        text = f"waiting on step {step!r} ({row['reason']})"
+    else:
+        text = f"unchanged on step {step!r} ({row['reason']})"
+    planned = row["planned_deliveries"]
+    if planned:
+        channels = ", ".join(d["channel"] for d in planned)
+        text += (
+            f"; planned {len(planned)} deliver{'y' if len(planned) == 1 else 'ies'} ({channels})"
+        )
+    return text
+
+
 def _sweep(store: Store, settings: Settings, now: datetime | None) -> int:
     at = store.clock.now() if now is None else now
-    moved = [_progress_row(store, p) for p in store.progress_due_runs(now=at)]
+    progressed = store.progress_due_runs(now=at)
+    with store.snapshot() as view:  # one read for the whole report
+        moved = [_progress_row(view, p) for p in progressed]
     if settings.as_json:
         # One JSON object per sweep, on one line (JSON Lines with --watch).
-        click.echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
+        echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
     elif not moved:
-        click.echo(f"{time_text(at)}  nothing due")
+        echo(f"{time_text(at)}  nothing due")
     else:
-        click.echo(f"{time_text(at)}  {len(moved)} run{'' if len(moved) == 1 else 's'} progressed")
+        echo(f"{time_text(at)}  {len(moved)} run{'' if len(moved) == 1 else 's'} progressed")
         for row in moved:
-            click.echo(
-                f"  {row['run_id']}  tenant={row['tenant_id']}  {row['kind']} -> "
-                f"{row['state']} on step {row['step']!r} ({row['reason']})"
-            )
+            whose = f"{row['tenant_id']}/{row['recipient'] or '-'}"
+            echo(f"  {row['run_id']}  {whose}  {moved_text(row)}")
+            echo(f"      {row['why']}")
     return len(moved)
 
 
@@ -208,7 +245,7 @@ def tick(
         try:
             _watch(store, settings, max_sleep=max_sleep, cycles=cycles)
         except KeyboardInterrupt:
-            click.echo("stopped", err=True)
+            echo("stopped", err=True)
         finally:
             signals.signal(signals.SIGTERM, previous)
 
@@ -217,7 +254,15 @@ def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | 
     backoff = MIN_SLEEP
     done = 0
     while True:
-        _sweep(store, settings, None)
+        try:
+            _sweep(store, settings, None)
+        except StoreBusy as exc:
+            # Another process held the lock for longer than busy_timeout: a moment's
+            # contention, not a reason to stop watching.
+            echo(f"warning: {exc}; sweeping again in {backoff:.3g} s", err=True)
+            _sleep(backoff)
+            backoff = min(backoff * 2, max_sleep)
+            continue
         done += 1
         if cycles is not None and done >= cycles:
             return
@@ -228,5 +273,5 @@ def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | 
         if not settings.as_json:
             target = "nothing waiting" if next_due is None else f"next due {time_text(next_due)}"
             length = f"{pause:.3g} s" if pause < 60 else duration_text(pause)
-            click.echo(f"  {target}; sleeping {length}")
+            echo(f"  {target}; sleeping {length}")
         _sleep(pause)
