@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from ..backends.base import Unit
-from ..core.arguments import optional_id, require_enum, require_id, require_limit
+from ..core.arguments import (
+    optional_id,
+    require_enum,
+    require_id,
+    require_limit,
+    require_offset,
+)
 from ..core.clock import Clock
 from ..core.records import (
     Delivery,
@@ -34,6 +40,7 @@ from ..core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
+from ..core.timestamps import require_utc
 from ..declarations import Workflow
 from . import audit, deliveries, inspection, lifecycle, outbox, progression, seed, signals
 from .definitions import DefinitionIndex
@@ -154,12 +161,43 @@ class Reader:
         tenant_id: str | None = None,
         state: RunState | str | None = None,
         limit: int | None = 100,
+        recipient: str | None = None,
+        workflow_key: str | None = None,
+        run_id: str | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Runs as listing rows, most recently changed first (see
         :func:`chimeway_lite.tools.listing.run_rows`)."""
         wanted = None if state is None else require_enum(RunState, state, "state").value
         return self._work.unit.run_rows(
-            optional_id(tenant_id, "tenant_id"), wanted, require_limit(limit)
+            optional_id(tenant_id, "tenant_id"),
+            wanted,
+            require_limit(limit),
+            recipient=optional_id(recipient, "recipient"),
+            workflow_key=optional_id(workflow_key, "workflow_key"),
+            run_id=optional_id(run_id, "run_id"),
+            offset=require_offset(offset),
+        )
+
+    def delivery_rows(
+        self,
+        *,
+        tenant_id: str | None = None,
+        status: DeliveryStatus | str | None = None,
+        channel: str | None = None,
+        before: datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Deliveries as listing rows (see :func:`chimeway_lite.tools.listing.delivery_rows`)."""
+        wanted = None if status is None else require_enum(DeliveryStatus, status, "status").value
+        return self._work.unit.delivery_rows(
+            optional_id(tenant_id, "tenant_id"),
+            wanted,
+            optional_id(channel, "channel"),
+            None if before is None else require_utc(before, "before"),
+            require_limit(limit),
+            require_offset(offset),
         )
 
     def trace_rows(
