@@ -272,7 +272,7 @@ def _schema(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
     indexes = sorted(
         " ".join(str(sql).split())
         for (sql,) in conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger', 'view')"
         )
         if sql
     )
