@@ -290,6 +290,21 @@ def test_the_outbox_shows_what_is_not_final_oldest_first(site: Site) -> None:
     assert "claimable now" in html and "leased until" in html and "(in 5 min)" in html
 
 
+def test_the_outbox_says_when_a_claim_can_take_each_delivery_at_any_time(site: Site) -> None:
+    def outbox_at(hour: int, minute: int, second: int = 0) -> str:
+        at = site.data.now.replace(hour=hour, minute=minute, second=second)
+        with open_read_only(site.path, clock=FakeClock(at)) as store:
+            return Inspector(store).respond("GET", "/outbox?tenant=globex").body.decode()
+
+    before = outbox_at(11, 35, 30)
+    after = outbox_at(11, 50)
+
+    assert "retry at <time" in before and "(in 30 s)" in before
+    assert "leased until <time" in before
+    assert "claimable now, since <time" in after and "(14 min ago)" in after
+    assert "lease ran out at <time" in after and ": claimable again" in after
+
+
 def test_due_shows_the_runs_and_deliveries_of_the_next_hour(site: Site) -> None:
     document = site.json("/due")
 

@@ -39,16 +39,17 @@ h2 { font-size: 16px; margin: 24px 0 8px; }
 table.cw-table { border-collapse: collapse; background: #ffffff; width: 100%;
                  font-size: 13px; }
 table.cw-table th, table.cw-table td { border: 1px solid #d0d7de; padding: 4px 8px;
-                                       text-align: left; vertical-align: top; }
-table.cw-table th { background: #eaeef2; font-weight: 600; }
+                                       text-align: left; vertical-align: top;
+                                       overflow-wrap: anywhere; }
+table.cw-table th { background: #eaeef2; font-weight: 600; white-space: nowrap; }
 table.cw-table td.cw-attempts { background: #f6f8fa; }
 dl.cw-facts { display: grid; grid-template-columns: max-content auto; gap: 4px 16px;
               background: #ffffff; border: 1px solid #d0d7de; padding: 10px 14px; }
 dl.cw-facts dt { font-weight: 600; }
-dl.cw-facts dd { margin: 0; word-break: break-word; }
+dl.cw-facts dd { margin: 0; overflow-wrap: anywhere; }
 .cw-id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
          font-size: 12px; }
-.cw-when { white-space: nowrap; }
+.cw-when, .cw-code, .cw-badge, a.cw-id { white-space: nowrap; }
 .cw-ago { color: #57606a; font-size: 12px; }
 .cw-sentence { background: #ffffff; border-left: 4px solid #0969da; padding: 8px 12px;
                margin: 8px 0; }
@@ -135,6 +136,11 @@ def when(value: str | datetime | None, now: datetime) -> str:
         f'<time class="cw-when" datetime="{esc(at.isoformat())}">{esc(shown)}</time> '
         f'<span class="cw-ago">({esc(relative)})</span>'
     )
+
+
+def code(value: object) -> str:
+    """A word of the machine's vocabulary (a reason, a state): never broken across lines."""
+    return f'<span class="cw-code">{esc(value)}</span>'
 
 
 def context_text(context: Mapping[str, Any]) -> str:

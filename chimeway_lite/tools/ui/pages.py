@@ -16,6 +16,7 @@ from ...core.timestamps import from_text
 from .documents import Page, delivery_path
 from .markup import (
     badge,
+    code,
     context_text,
     esc,
     facts,
@@ -116,7 +117,7 @@ def _sentences(why: str, next_move: str) -> str:
 
 
 def _reason(row: Mapping[str, Any]) -> str:
-    return esc(row.get("terminal_reason") or row.get("status_reason"))
+    return code(row.get("terminal_reason") or row.get("status_reason"))
 
 
 def _attempts_text(row: Mapping[str, Any]) -> str:
@@ -137,12 +138,11 @@ def _claimable(row: Mapping[str, Any], now: datetime) -> str:
     at = row.get("claimable_at")
     if at is None:
         return "-"
+    shown = when(at, now)
     past = from_text(at) <= now
     if row["status"] == DeliveryStatus.DISPATCHED.value:
-        words = "lease ran out: claimable again" if past else "leased until"
-    else:
-        words = "claimable now" if past else "retry at"
-    return f"{esc(words)} {when(at, now)}"
+        return f"lease ran out at {shown}: claimable again" if past else f"leased until {shown}"
+    return f"claimable now, since {shown}" if past else f"retry at {shown}"
 
 
 # -- the pages ---------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def _trace_table(trace: Sequence[Mapping[str, Any]], now: datetime) -> str:
             esc(t["seq"]),
             when(t["inserted_at"], now),
             esc(f"{t['from_state'] or '-'} → {t['to_state']}"),
-            esc(t["reason"]),
+            code(t["reason"]),
             esc(t["step_key"]),
             id_link(t["delivery_url"], t["delivery_id"]) if t["delivery_id"] else "-",
             esc(context_text(t["context"])),
