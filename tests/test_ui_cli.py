@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from factories import waiting
+from factories import trigger, waiting
 
-from chimeway_lite import Store
+from chimeway_lite import Step, Store, Workflow
 from chimeway_lite.tools.cli import app as cli
 from chimeway_lite.tools.cli import ui as ui_command
 from chimeway_lite.tools.ui import InspectorServer
@@ -106,6 +106,20 @@ def test_the_command_serves_until_sigterm(served: Any, db: str) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         raw.sendall(b"GET /\x1b[31mred HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 404")
+
+    # Another process writes while the inspector is open: a new run of a new workflow shows
+    # on the next request (no stale snapshot, no lock held between requests).
+    with Store(db) as writer:
+        new = trigger(
+            writer,
+            tenant="initech",
+            recipient="ed",
+            workflow=Workflow("w", 1, [Step("s", 1, "sms")]),
+        )
+    status, body = _get(announced["url"] + "?format=json&tenant=initech")
+    assert [r["id"] for r in json.loads(body)["runs"]] == [new.run.id]
+    status, body = _get(announced["url"].rstrip("/") + f"/runs/initech/{new.run.id}?format=json")
+    assert json.loads(body)["explanation"]["workflow_key"] == "w"
 
     code, out, err = process.stop(signal.SIGTERM)
 
