@@ -1,12 +1,20 @@
-"""The chimeway_lite side of each benchmark: the journey through the public Store API."""
+"""The chimeway_lite side of each benchmark: the journeys through the public Store API."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from shapes import EVENT, NOTIFICATION_KEY, WORKFLOW, MovableClock, after
+from shapes import (
+    EVENT,
+    NOTIFICATION_KEY,
+    RETRY_BACKOFF_SECONDS,
+    RETRY_WORKFLOW,
+    WORKFLOW,
+    MovableClock,
+    after,
+)
 
-from chimeway_lite import DeliveryStatus, ProgressKind, Signal, Store
+from chimeway_lite import DeliveryStatus, FakeClock, ProgressKind, Signal, Store, Workflow
 
 
 def open_store(path: str, now: datetime) -> tuple[Store, MovableClock]:
@@ -15,27 +23,42 @@ def open_store(path: str, now: datetime) -> tuple[Store, MovableClock]:
     return Store(path, clock=clock), clock
 
 
-def trigger(store: Store, tenant_id: str, recipient: str, key: str) -> str:
+def trigger(
+    store: Store, tenant_id: str, recipient: str, key: str, workflow: Workflow = WORKFLOW
+) -> str:
     """One trigger with the declaration object (as a host passes it on every call)."""
     result = store.trigger(
         tenant_id=tenant_id,
         notification_key=NOTIFICATION_KEY,
         recipient=recipient,
-        workflow=WORKFLOW,
+        workflow=workflow,
         idempotency_key=key,
     )
     return result.run.id
 
 
-def succeed_all(store: Store, batch: int) -> int:
-    """Claim pending deliveries ``batch`` at a time and record each as succeeded."""
+def succeed_all(store: Store, batch: int, lease_seconds: int = 300) -> int:
+    """Claim deliveries ``batch`` at a time and record each as succeeded (the send is a
+    no-op); until a claim finds nothing. Returns the deliveries recorded."""
+    done = 0
+    while True:
+        claimed = store.claim_deliveries(batch, lease_seconds=lease_seconds)
+        if not claimed:
+            return done
+        for delivery in claimed:
+            store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+            done += 1
+
+
+def fail_all(store: Store, batch: int) -> int:
+    """Claim deliveries ``batch`` at a time and record each as failed."""
     done = 0
     while True:
         claimed = store.claim_deliveries(batch)
         if not claimed:
             return done
         for delivery in claimed:
-            store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+            store.record_outcome(delivery.id, DeliveryStatus.FAILED)
             done += 1
 
 
@@ -54,6 +77,21 @@ def journeys(
     succeed_all(store, batch)
     completed = sum(1 for p in moved if p.kind is ProgressKind.ADVANCED)
     return completed
+
+
+def retry_journeys(
+    store: Store, clock: FakeClock, count: int, start: datetime, batch: int, first: int = 0
+) -> int:
+    """``count`` retrying journeys (:data:`shapes.RETRY_WORKFLOW`): trigger each; claim
+    and fail every first attempt (each delivery goes back to pending, claimable 1 s later);
+    move the clock past that; claim and succeed every second attempt (each run completes).
+    Returns the deliveries that succeeded."""
+    clock.set(start)
+    for i in range(first, first + count):
+        trigger(store, "tenant-retry", f"user-{i}", f"retry-{i}", RETRY_WORKFLOW)
+    fail_all(store, batch)
+    clock.advance(RETRY_BACKOFF_SECONDS + 1)
+    return succeed_all(store, batch)
 
 
 def waiting_batch(store: Store, clock: MovableClock, count: int, tag: str, at: datetime) -> None:

@@ -1,11 +1,14 @@
 """Profile one chimeway_lite hot path with cProfile and print where the time goes.
 
-    python benchmarks/profile_hot.py {trigger,journey,resume,fanout,sweep,explain} [-n N]
+    python benchmarks/profile_hot.py
+        {trigger,journey,retry,outcomes,resume,fanout,sweep,explain} [-n N]
         [--sort tottime|cumulative] [--limit 30] [--dir DIR]
 
-The workloads are those of run.py (same journey, same store shapes); the setup is not
-profiled. ``{method 'execute' of 'sqlite3.Connection'}`` and ``executemany`` are SQLite's own
-work (statements and COMMIT); the rest is Python on top of it.
+The workloads are those of run.py (same journeys, same store shapes); ``outcomes`` is one
+worker's loop of the workers benchmark (claim 100, record each succeeded, over N pending
+deliveries), in this process. The setup is not profiled.
+``{method 'execute' of 'sqlite3.Connection'}`` and ``executemany`` are SQLite's own work
+(statements and COMMIT); the rest is Python on top of it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from pathlib import Path
 
 import bulk
 import engine_side
-from shapes import T0, WORKFLOW, after
+from shapes import RETRY_WORKFLOW, T0, WORKFLOW, after
 
-from chimeway_lite import Store
+from chimeway_lite import FakeClock, Store
+
+KINDS = ("trigger", "journey", "retry", "outcomes", "resume", "fanout", "sweep", "explain")
 
 
 def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
@@ -32,6 +37,15 @@ def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
         return store, None
     if kind in ("sweep", "explain"):
         bulk.build(path, 10_000)
+    if kind == "retry":
+        fake = FakeClock(T0)
+        store = Store(path, clock=fake)
+        store.upsert_definition("welcome", RETRY_WORKFLOW)
+        return store, fake
+    if kind == "outcomes":
+        bulk.build_pending(path, n)
+        store, _ = engine_side.open_store(path, after(T0, 60))
+        return store, None
     store, clock = engine_side.open_store(path, T0)
     store.upsert_definition("welcome", WORKFLOW)
     if kind == "sweep":
@@ -42,9 +56,7 @@ def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
 def main() -> int:
     """Run one workload under cProfile and print the top of the profile."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument(
-        "kind", choices=("trigger", "journey", "resume", "fanout", "sweep", "explain")
-    )
+    parser.add_argument("kind", choices=KINDS)
     parser.add_argument("-n", type=int, default=1000, help="how many operations")
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
     parser.add_argument("--limit", type=int, default=30)
@@ -66,6 +78,10 @@ def main() -> int:
                 engine_side.trigger(store, "tenant-0", f"user-{i}", f"key-{i}")
         elif args.kind == "journey":
             engine_side.journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
+        elif args.kind == "retry":
+            engine_side.retry_journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
+        elif args.kind == "outcomes":
+            engine_side.succeed_all(store, 100)
         elif args.kind == "resume":
             for i in range(args.n):
                 engine_side.route(store, "tenant-signal", f"tenant-signal-user-{i}")

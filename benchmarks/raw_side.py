@@ -1,22 +1,48 @@
 """The physical limit: the same rows as chimeway_lite, written by hand with plain sqlite3.
 
-Same tables (``schema.sql``), same pragmas, one ``BEGIN IMMEDIATE`` … ``COMMIT`` per unit of
-work, the same row values (ids are uuid4 text, instants fixed-width text, contexts canonical
-JSON). What it leaves out is everything a library adds on top: argument checks, records,
-the decision of the state machine (it knows the one journey it runs), the writer gate, the
-idempotency read before the insert (it relies on the unique index alone).
+Same tables (``schema.sql``, the file stamped the same way), same pragmas, one
+``BEGIN IMMEDIATE`` … ``COMMIT`` per unit of work, the same row values: ids are UUIDv7 text
+from the engine's own generator (:func:`chimeway_lite.core.ids.new_id`, so both sides pay
+the same for an id and their indexes grow the same way), instants fixed-width text, contexts
+canonical JSON, a delivery's copied recipient / notification key / step key and its step's
+retry limit, one ``delivery_events`` row per claim and per recorded outcome, the run's
+``wait_kind`` / ``wait_target`` / ``resumed_by``. A claim is the engine's claim statement
+(``UPDATE … RETURNING`` of status, attempt and lease over the two partial indexes), without
+the channel filter; an outcome is guarded (a final delivery takes none).
+
+What it leaves out is everything a library adds on top: argument checks, records, the
+decision of the state machine (it knows the journeys it runs), the writer gate, the
+idempotency read before the insert (it relies on the unique index alone), the read of the
+run's anchor delivery (it has just written it) and of the step's retry policy, and the read
+of leases spent on their last attempt that precedes every claim (none are, in these
+journeys).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from typing import Any
 
-from shapes import DELAY_SECONDS, EVENT, NOTIFICATION_KEY, WORKFLOW, after, connect_raw, text
+from shapes import (
+    DELAY_SECONDS,
+    EVENT,
+    NOTIFICATION_KEY,
+    RETRY_BACKOFF_SECONDS,
+    T0,
+    WORKFLOW,
+    after,
+    connect_raw,
+    text,
+)
 
-from chimeway_lite.backends.sqlite.connection import schema_statements
+from chimeway_lite import Workflow
+from chimeway_lite.backends.sqlite.connection import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    schema_statements,
+)
+from chimeway_lite.core.ids import new_id
 from chimeway_lite.declarations import step_config
 
 
@@ -24,13 +50,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _id() -> str:
-    return str(uuid.uuid4())
-
+_id = new_id
 
 _INSERT_NOTIFICATION = (
     "INSERT INTO notifications (id, tenant_id, recipient, notification_key, idempotency_key, "
-    "workflow_definition_id, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "workflow_definition_id, inserted_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')"
 )
 _INSERT_RUN = (
     "INSERT INTO workflow_runs (id, tenant_id, notification_id, workflow_definition_id, "
@@ -44,14 +68,59 @@ _INSERT_TRANSITION = (
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, tenant_id, notification_id, channel, status, "
-    "suppression_reason, workflow_run_id, workflow_step_id, inserted_at, updated_at) "
-    "VALUES (?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?)"
+    "suppression_reason, workflow_run_id, workflow_step_id, inserted_at, updated_at, "
+    "recipient, notification_key, step_key, max_attempts) "
+    "VALUES (?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_EVENT = (
+    "INSERT INTO delivery_events (delivery_id, tenant_id, attempt, kind, at, lease_expires_at, "
+    "status, suppression_reason, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+)
+# The engine's claim (backends/sqlite/outbox.py), without its channel filter: pending
+# deliveries whose time has come and dispatched ones whose lease ran out, oldest first.
+_CLAIM = """
+UPDATE deliveries
+   SET status = 'dispatched', attempt = attempt + 1, lease_expires_at = :lease,
+       updated_at = :now
+ WHERE id IN (
+    SELECT id FROM (
+        SELECT id, k FROM (
+            SELECT id, coalesce(available_at, inserted_at) AS k FROM deliveries
+             WHERE status = 'pending' AND coalesce(available_at, inserted_at) <= :now
+               AND (available_at IS NULL OR available_at <= :now)
+             ORDER BY k, id LIMIT :limit)
+        UNION ALL
+        SELECT id, k FROM (
+            SELECT id, coalesce(available_at, inserted_at) AS k FROM deliveries
+             WHERE status = 'dispatched' AND lease_expires_at <= :now
+               AND (max_attempts IS NULL OR attempt < max_attempts)
+             ORDER BY k, id LIMIT :limit)
+        ORDER BY k, id LIMIT :limit))
+RETURNING coalesce(available_at, inserted_at), id, tenant_id, attempt, lease_expires_at,
+          channel, recipient, notification_key, step_key,
+          (SELECT n.data FROM notifications AS n WHERE n.id = deliveries.notification_id),
+          (SELECT s.config FROM workflow_steps AS s WHERE s.id = deliveries.workflow_step_id)
+"""
+# An outcome on a delivery that is not final (a report on a pending one is an attempt).
+_SUCCEEDED = (
+    "UPDATE deliveries SET status = 'succeeded', suppression_reason = NULL, "
+    "attempt = attempt + (status = 'pending'), available_at = NULL, lease_expires_at = NULL, "
+    "updated_at = ? WHERE id = ? AND status IN ('pending', 'dispatched') "
+    "RETURNING workflow_run_id, workflow_step_id, tenant_id, attempt"
+)
+_RETRIED = (
+    "UPDATE deliveries SET status = 'pending', suppression_reason = NULL, available_at = ?, "
+    "lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status = 'dispatched' "
+    "RETURNING tenant_id"
+)
+# The indexed form of the engine's due (workflow_runs_waiting_due, workflow_runs_signal_settle).
 _DUE = """
-SELECT id FROM workflow_runs WHERE state = 'waiting' AND suspended_until <= :now
+SELECT id, suspended_until AS due FROM workflow_runs
+ WHERE state = 'waiting' AND suspended_until <= :now
 UNION ALL
-SELECT id FROM workflow_runs
- WHERE state = 'active' AND status_reason = 'signal_received' AND last_transition_at <= :now
+SELECT id, last_transition_at AS due FROM workflow_runs
+ WHERE state = 'active' AND resumed_by IS NOT NULL AND last_transition_at <= :now
+ORDER BY due, id
 """
 _SIGNAL_WITH_ACTOR = """
 SELECT r.id FROM notifications AS n JOIN workflow_runs AS r ON r.notification_id = n.id
@@ -66,24 +135,46 @@ SELECT r.id FROM workflow_runs AS r
 
 
 class RawStore:
-    """The journey written with plain sqlite3 on a file with the store's schema."""
+    """The journeys written with plain sqlite3 on a file with the store's schema.
 
-    def __init__(self, path: str) -> None:
-        self.conn = connect_raw(path)
+    ``workflow`` is registered (at ``registered_at``, as the engine side registers it)
+    unless the file holds it already: the escalation journey of :data:`shapes.WORKFLOW`
+    (steps ``inapp`` and ``email``) or the retrying one of :data:`shapes.RETRY_WORKFLOW`
+    (one step, ``send``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        workflow: Workflow = WORKFLOW,
+        *,
+        registered_at: datetime = T0,
+        timeout: float = 5.0,
+    ) -> None:
+        self.conn = connect_raw(path, timeout)
+        self.workflow = workflow
         if not self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             self._create()
         row = self.conn.execute(
             "SELECT id FROM workflow_definitions WHERE workflow_key = ? AND workflow_version = ?",
-            (WORKFLOW.key, WORKFLOW.version),
+            (workflow.key, workflow.version),
         ).fetchone()
-        self.definition_id = row[0] if row else self._register()
+        self.definition_id = row[0] if row else self._register(registered_at)
         steps = dict(
             self.conn.execute(
                 "SELECT step_key, id FROM workflow_steps WHERE workflow_definition_id = ?",
                 (self.definition_id,),
             ).fetchall()
         )
-        self.inapp, self.email = steps["inapp"], steps["email"]
+        # (id, key, channel, retry limit) of each step; the journey starts on the first.
+        self.steps = {
+            s.key: (steps[s.key], s.key, s.channel, s.retry.max_attempts if s.retry else None)
+            for s in workflow.steps
+        }
+        self.first = self.steps[workflow.steps[0].key]
+        self.inapp = steps.get("inapp")  # the escalation journey waits after this step
+        self.email = steps.get("email")
+        self.activated = {key: _dumps({"source": "trigger", "step_key": key}) for key in self.steps}
 
     def close(self) -> None:
         """Close the connection."""
@@ -93,17 +184,26 @@ class RawStore:
         self.conn.execute("BEGIN IMMEDIATE")
         for statement in schema_statements():
             self.conn.execute(statement)
+        self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
+        self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         self.conn.execute("COMMIT")
 
-    def _register(self) -> str:
-        now = text(datetime.now().astimezone())
+    def _register(self, registered_at: datetime) -> str:
+        now = text(registered_at)
         definition_id = _id()
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.execute(
             "INSERT INTO workflow_definitions VALUES (?, ?, ?, ?, ?, ?)",
-            (definition_id, WORKFLOW.key, WORKFLOW.version, NOTIFICATION_KEY, now, now),
+            (
+                definition_id,
+                self.workflow.key,
+                self.workflow.version,
+                NOTIFICATION_KEY,
+                now,
+                now,
+            ),
         )
-        for step in WORKFLOW.steps:
+        for step in self.workflow.steps:
             self.conn.execute(
                 "INSERT INTO workflow_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -126,6 +226,7 @@ class RawStore:
         """Notification + run + 2 transitions + the first delivery; returns the run id."""
         at = text(now)
         notification_id, run_id = _id(), _id()
+        step_id, step_key, channel, max_attempts = self.first
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -148,7 +249,7 @@ class RawStore:
                     tenant_id,
                     notification_id,
                     self.definition_id,
-                    self.inapp,
+                    step_id,
                     '{"source":"trigger"}',
                     at,
                     at,
@@ -171,19 +272,32 @@ class RawStore:
                     (
                         _id(),
                         run_id,
-                        self.inapp,
+                        step_id,
                         None,
                         "active",
                         "active",
                         "step_activated",
-                        '{"source":"trigger","step_key":"inapp"}',
+                        self.activated[step_key],
                         at,
                     ),
                 ),
             )
             conn.execute(
                 _INSERT_DELIVERY,
-                (_id(), tenant_id, notification_id, "in_app", run_id, self.inapp, at, at),
+                (
+                    _id(),
+                    tenant_id,
+                    notification_id,
+                    channel,
+                    run_id,
+                    step_id,
+                    at,
+                    at,
+                    recipient,
+                    NOTIFICATION_KEY,
+                    step_key,
+                    max_attempts,
+                ),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -191,31 +305,43 @@ class RawStore:
             raise
         return run_id
 
-    def claim(self, limit: int, now: datetime) -> list[str]:
-        """Move up to ``limit`` oldest pending deliveries to dispatched; their ids."""
+    def claim(self, limit: int, now: datetime, lease_seconds: int = 300) -> list[tuple[Any, ...]]:
+        """Lease up to ``limit`` of the oldest claimable deliveries, recording each claim;
+        each as (claim key, id, tenant, attempt, lease, channel, recipient, notification key,
+        step key, data, config), oldest first."""
+        at, lease = text(now), text(after(now, lease_seconds))
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
-        rows = conn.execute(
-            "UPDATE deliveries SET status = 'dispatched', updated_at = ? WHERE id IN "
-            "(SELECT id FROM deliveries WHERE status = 'pending' "
-            "ORDER BY inserted_at, rowid LIMIT ?) RETURNING id",
-            (text(now), limit),
-        ).fetchall()
-        conn.execute("COMMIT")
-        return [r[0] for r in rows]
+        try:
+            rows = conn.execute(_CLAIM, {"now": at, "lease": lease, "limit": limit}).fetchall()
+            rows.sort(key=lambda r: (r[0], r[1]))  # RETURNING gives no order
+            conn.executemany(
+                _INSERT_EVENT,
+                [(r[1], r[2], r[3], "claimed", at, r[4], None, None) for r in rows],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return rows
 
-    def succeeded(self, delivery_id: str, now: datetime) -> str:
+    def succeeded(self, delivery_id: str, now: datetime) -> str | None:
         """Record a delivery as succeeded and progress its run: the in-app step enters the
-        wait, the email step completes the run. Returns the run's new state."""
+        wait, any other step completes the run. Returns the run's new state (None when the
+        delivery was final already)."""
         at = text(now)
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            run_id, step_id = conn.execute(
-                "UPDATE deliveries SET status = 'succeeded', suppression_reason = NULL, "
-                "updated_at = ? WHERE id = ? RETURNING workflow_run_id, workflow_step_id",
-                (at, delivery_id),
-            ).fetchone()
+            row = conn.execute(_SUCCEEDED, (at, delivery_id)).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return None
+            run_id, step_id, tenant_id, attempt = row
+            conn.execute(
+                _INSERT_EVENT,
+                (delivery_id, tenant_id, attempt, "recorded", at, None, "succeeded", None),
+            )
             state, current = conn.execute(
                 "SELECT state, current_step_id FROM workflow_runs WHERE id = ?", (run_id,)
             ).fetchone()
@@ -238,8 +364,8 @@ class RawStore:
                 conn.execute(
                     "UPDATE workflow_runs SET state = 'waiting', "
                     "status_reason = 'waiting_for_step_progression', status_context = ?, "
-                    "last_transition_at = ?, suspended_until = ?, pending_signals = ? "
-                    "WHERE id = ?",
+                    "last_transition_at = ?, suspended_until = ?, pending_signals = ?, "
+                    "wait_kind = 'wait_until', wait_target = 'email' WHERE id = ?",
                     (context, at, due, _dumps([EVENT]), run_id),
                 )
                 conn.execute(
@@ -295,6 +421,30 @@ class RawStore:
             raise
         return state
 
+    def failed(self, delivery_id: str, attempt: int, now: datetime) -> str:
+        """Record a claimed delivery's attempt ``attempt`` as failed: back to pending,
+        claimable again after the step's backoff (the run is not touched). Only the retry
+        of the retrying journey: its deliveries never exhaust their 3 attempts here."""
+        max_attempts = self.first[3]
+        if max_attempts is None or attempt >= max_attempts:
+            raise NotImplementedError("the raw side writes retries, not exhausted deliveries")
+        at = text(now)
+        retry_at = text(after(now, RETRY_BACKOFF_SECONDS * 2.0 ** (attempt - 1)))
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(_RETRIED, (retry_at, at, delivery_id)).fetchone()
+            if row is not None:
+                conn.execute(
+                    _INSERT_EVENT,
+                    (delivery_id, row[0], attempt, "recorded", at, None, "failed", retry_at),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return retry_at
+
     def due_ids(self, now: datetime) -> list[str]:
         """The runs the due sweep has work for (the same partial indexes as the store)."""
         return [r[0] for r in self.conn.execute(_DUE, {"now": text(now)}).fetchall()]
@@ -306,11 +456,13 @@ class RawStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(
-                "SELECT tenant_id, notification_id, current_step_id, state, status_context, "
-                "suspended_until FROM workflow_runs WHERE id = ?",
+                "SELECT r.tenant_id, r.notification_id, r.current_step_id, r.state, "
+                "r.status_context, r.suspended_until, n.recipient, n.notification_key "
+                "FROM workflow_runs AS r JOIN notifications AS n ON n.id = r.notification_id "
+                "WHERE r.id = ?",
                 (run_id,),
             ).fetchone()
-            tenant_id, notification_id, current, state, context_text, due = row
+            tenant_id, notification_id, current, state, context_text, due, recipient, key = row
             if state != "waiting" or due > at:
                 conn.execute("COMMIT")
                 return False
@@ -328,8 +480,8 @@ class RawStore:
             conn.execute(
                 "UPDATE workflow_runs SET state = 'active', current_step_id = ?, "
                 "status_reason = 'progressed_on_delivery_outcome', status_context = ?, "
-                "last_transition_at = ?, suspended_until = NULL, pending_signals = '[]' "
-                "WHERE id = ?",
+                "last_transition_at = ?, suspended_until = NULL, pending_signals = '[]', "
+                "wait_kind = NULL, wait_target = NULL WHERE id = ?",
                 (self.email, status_context, at, run_id),
             )
             conn.executemany(
@@ -361,7 +513,20 @@ class RawStore:
             )
             conn.execute(
                 _INSERT_DELIVERY,
-                (_id(), tenant_id, notification_id, "email", run_id, self.email, at, at),
+                (
+                    _id(),
+                    tenant_id,
+                    notification_id,
+                    "email",
+                    run_id,
+                    self.email,
+                    at,
+                    at,
+                    recipient,
+                    key,
+                    "email",
+                    None,
+                ),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -386,9 +551,9 @@ class RawStore:
             ids = [r[0] for r in rows]
             conn.executemany(
                 "UPDATE workflow_runs SET state = 'active', status_reason = 'signal_received', "
-                "last_transition_at = ?, suspended_until = NULL, pending_signals = '[]' "
-                "WHERE id = ?",
-                [(at, run_id) for run_id in ids],
+                "last_transition_at = ?, suspended_until = NULL, pending_signals = '[]', "
+                "wait_kind = NULL, wait_target = NULL, resumed_by = ? WHERE id = ?",
+                [(at, EVENT, run_id) for run_id in ids],
             )
             context = _dumps({"event_name": EVENT})
             conn.executemany(
@@ -405,7 +570,8 @@ class RawStore:
         return len(ids)
 
     def explain(self, tenant_id: str, run_id: str) -> tuple[Any, ...]:
-        """The rows explain reads: the run, its last trace row, its definition, its anchor."""
+        """The rows explain reads: the run, its last trace row, its definition, its anchor
+        (the latest delivery of its current step, whose attempt explain reports)."""
         conn = self.conn
         conn.execute("BEGIN")
         try:
@@ -421,28 +587,38 @@ class RawStore:
                 "SELECT workflow_key, workflow_version FROM workflow_definitions WHERE id = ?",
                 (run[3],),
             ).fetchone()
-            anchor = None
-            if run[5] == "active":
-                anchor = conn.execute(
-                    "SELECT * FROM deliveries WHERE workflow_run_id = ? AND "
-                    "workflow_step_id = ? ORDER BY rowid DESC LIMIT 1",
-                    (run_id, run[4]),
-                ).fetchone()
+            anchor = conn.execute(
+                "SELECT * FROM deliveries WHERE workflow_run_id = ? AND "
+                "workflow_step_id = ? ORDER BY rowid DESC LIMIT 1",
+                (run_id, run[4]),
+            ).fetchone()
         finally:
             conn.execute("COMMIT")
         return run, last, definition, anchor
 
     # -- the host loops of the benchmarks, as engine_side drives the Store ----------------------
 
-    def succeed_all(self, batch: int, now: datetime) -> int:
-        """Claim pending deliveries ``batch`` at a time and record each as succeeded."""
+    def succeed_all(self, batch: int, now: datetime, lease_seconds: int = 300) -> int:
+        """Claim deliveries ``batch`` at a time and record each as succeeded (the send is a
+        no-op); until a claim finds nothing. Returns the deliveries recorded."""
+        done = 0
+        while True:
+            claimed = self.claim(batch, now, lease_seconds)
+            if not claimed:
+                return done
+            for delivery in claimed:
+                self.succeeded(delivery[1], now)
+                done += 1
+
+    def fail_all(self, batch: int, now: datetime) -> int:
+        """Claim deliveries ``batch`` at a time and record each as failed (to be retried)."""
         done = 0
         while True:
             claimed = self.claim(batch, now)
             if not claimed:
                 return done
-            for delivery_id in claimed:
-                self.succeeded(delivery_id, now)
+            for delivery in claimed:
+                self.failed(delivery[1], delivery[3], now)
                 done += 1
 
     def journeys(self, count: int, start: datetime, batch: int, first: int = 0) -> int:
@@ -454,3 +630,11 @@ class RawStore:
         moved = self.sweep(later)
         self.succeed_all(batch, later)
         return moved
+
+    def retry_journeys(self, count: int, start: datetime, batch: int, first: int = 0) -> int:
+        """The loop of :func:`engine_side.retry_journeys`; returns the deliveries that
+        succeeded on their second attempt."""
+        for i in range(first, first + count):
+            self.trigger("tenant-retry", f"user-{i}", f"retry-{i}", start)
+        self.fail_all(batch, start)
+        return self.succeed_all(batch, after(start, RETRY_BACKOFF_SECONDS + 1))

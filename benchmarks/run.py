@@ -27,15 +27,27 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import bulk
 import engine_side
+import workers
 from raw_side import RawStore
-from shapes import T0, WORKFLOW, after, checkpoint, count_rows
+from shapes import (
+    RETRY_WORKFLOW,
+    T0,
+    WORKFLOW,
+    after,
+    checkpoint,
+    count_rows,
+    first_difference,
+    table_dump,
+)
+
+from chimeway_lite import FakeClock, Store
 
 HERE = Path(__file__).resolve().parent
 SIGNAL_TENANT = "tenant-signal"
@@ -60,13 +72,21 @@ class Sizes:
     runs: int
     peer_starts: int
     peer_signals: int
+    retry_journeys: int
+    worker_deliveries: int  # pending deliveries the workers share out, per measurement
+    verify: bool  # run Store.verify() on every store written (and on the built ones)
 
 
 SIZES = {
-    "full": Sizes(3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10),
-    "quick": Sizes(1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5),
-    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1),
+    "full": Sizes(
+        3000, 1000, 2000, 2000, 6000, 10_000, 1_000_000, 50, 200, 3, 200, 10, 1000, 10_000, False
+    ),
+    "quick": Sizes(
+        1000, 500, 2000, 2000, 2000, 10_000, 100_000, 50, 200, 3, 200, 5, 500, 4000, False
+    ),
+    "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, 30, 200, True),
 }
+WORKER_PROCESSES = (1, 4)
 
 
 def _label(count: int) -> str:
@@ -116,6 +136,35 @@ class Report:
         """Record a problem unless both sides wrote the same number of rows per table."""
         if engine != raw:
             self.problems.append(f"{what}: chimeway_lite wrote {engine}, raw sqlite3 {raw}")
+
+    def same_values(self, what: str, engine_path: str, raw_path: str) -> None:
+        """Record a problem unless both files hold the same rows, value for value, in the
+        same order (ids compared by version and order of appearance: shapes.table_dump)."""
+        difference = first_difference(table_dump(engine_path), table_dump(raw_path))
+        if difference is not None:
+            self.problems.append(f"{what}: the two sides wrote different rows: {difference:.600}")
+
+    def verified(self, what: str, path: str) -> None:
+        """Record what ``Store.verify()`` finds in the store at ``path`` (first five)."""
+        store = Store(path)
+        try:
+            found = store.verify()
+        finally:
+            store.close()
+        self.problems += [f"{what}: verify(): {p:.300}" for p in found[:5]]
+
+    def compare(
+        self, what: str, sizes: Sizes, paths: dict[str, str], *, values: bool = True
+    ) -> None:
+        """Both sides' files: the same rows per table, the same values (unless ``values`` is
+        False: the rows of concurrent writers come in no fixed order), and, in smoke mode,
+        stores ``verify()`` finds nothing wrong with."""
+        self.same_rows(what, count_rows(paths["engine"]), count_rows(paths["raw"]))
+        if values:
+            self.same_values(what, paths["engine"], paths["raw"])
+        if sizes.verify:
+            for side, path in paths.items():
+                self.verified(f"{what} ({side})", path)
 
 
 def _delta(before: dict[str, int], after_: dict[str, int]) -> dict[str, int]:
@@ -174,7 +223,7 @@ def bench_trigger(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     )
     row.engine.append(per_chunk * CHUNKS / e)
     row.raw.append(per_chunk * CHUNKS / r)
-    report.same_rows("trigger", count_rows(paths["engine"]), count_rows(paths["raw"]))
+    report.compare("trigger", sizes, paths)
 
 
 def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
@@ -214,7 +263,102 @@ def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     row.raw.append(total / r)
     if moved != {"engine": total, "raw": total}:
         report.problems.append(f"journeys: runs moved by the sweep {moved}")
-    report.same_rows("journeys", count_rows(paths["engine"]), count_rows(paths["raw"]))
+    report.compare("journeys", sizes, paths)
+
+
+def bench_retries(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
+    """Retrying journeys: trigger → claim → failed (retried 1 s later) → the clock moves on
+    → claim → succeeded → the run completes."""
+    paths = {side: str(work / f"retry-{side}-{rep}.db") for side in ("engine", "raw")}
+    per_chunk = max(1, sizes.retry_journeys // CHUNKS)
+    done = {"engine": 0, "raw": 0}
+    clock = FakeClock(T0)
+    store = Store(paths["engine"], clock=clock)
+    store.upsert_definition("welcome", RETRY_WORKFLOW)
+    raw_store = RawStore(paths["raw"], RETRY_WORKFLOW)
+
+    def engine(chunk: int) -> float:
+        start = after(T0, 10 * chunk)  # the clock only moves forward, chunk after chunk
+        started = time.perf_counter()
+        done["engine"] += engine_side.retry_journeys(
+            store, clock, per_chunk, start, 100, first=chunk * per_chunk
+        )
+        return time.perf_counter() - started
+
+    def raw(chunk: int) -> float:
+        start = after(T0, 10 * chunk)
+        started = time.perf_counter()
+        done["raw"] += raw_store.retry_journeys(per_chunk, start, 100, first=chunk * per_chunk)
+        return time.perf_counter() - started
+
+    with store:
+        e, r = _interleaved(rep, engine, raw)
+    raw_store.close()
+    total = per_chunk * CHUNKS
+    row = report.row(
+        "retries",
+        "retrying journey (trigger → claim → failed, retry in 1 s → claim → succeeded → complete)",
+        "/s",
+        True,
+    )
+    row.engine.append(total / e)
+    row.raw.append(total / r)
+    if done != {"engine": total, "raw": total}:
+        report.problems.append(f"retrying journeys: second attempts that succeeded {done}")
+    report.compare("retrying journeys", sizes, paths)
+
+
+def bench_workers(report: Report, sizes: Sizes, work: Path, seed: str, rep: int) -> None:
+    """Claim → send → outcome by 1 and by 4 worker processes on one file (workers.py), on
+    two copies of one store of pending deliveries; each worker claims 100 at a time with a
+    lease and records each as succeeded (its run enters its wait) until no work is left."""
+    now = after(T0, 60)
+    count = sizes.worker_deliveries
+    for processes in WORKER_PROCESSES:
+        paths = {
+            side: str(work / f"workers{processes}-{side}-{rep}.db") for side in ("engine", "raw")
+        }
+        for path in paths.values():
+            shutil.copyfile(seed, path)
+        runs: dict[str, workers.WorkersRun] = {}
+        e, r = _pair(
+            rep + processes,
+            partial(_workers_span, runs, "engine", paths["engine"], processes, now),
+            partial(_workers_span, runs, "raw", paths["raw"], processes, now),
+        )
+        label = f"{processes} worker process{'es' if processes > 1 else ''}"
+        row = report.row(
+            f"workers-{processes}",
+            f"claim → send → outcome, {label} on one file (100 per claim)",
+            "deliveries/s",
+            True,
+        )
+        row.engine.append(count / e)
+        row.raw.append(count / r)
+        for side, path in paths.items():
+            conn = sqlite3.connect(path)
+            claims, succeeded = conn.execute(
+                "SELECT (SELECT count(*) FROM delivery_events WHERE kind = 'claimed'), "
+                "(SELECT count(*) FROM deliveries WHERE status = 'succeeded')"
+            ).fetchone()
+            conn.close()
+            if runs[side].total != count or claims != count or succeeded != count:
+                report.problems.append(
+                    f"{label} ({side}): {runs[side].total} recorded by {runs[side].done}, "
+                    f"{claims} claims and {succeeded} succeeded of {count} deliveries"
+                )
+        # One worker's rows come in a fixed order, several workers' do not.
+        report.compare(label, sizes, paths, values=processes == 1)
+        for path in paths.values():
+            _remove(path)
+
+
+def _workers_span(
+    runs: dict[str, workers.WorkersRun], side: str, path: str, processes: int, now: datetime
+) -> float:
+    """Run the workers of one side, keep what they did in ``runs``; the span in seconds."""
+    runs[side] = workers.run_workers(side, path, processes, now=now)
+    return runs[side].seconds
 
 
 def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int) -> None:
@@ -283,7 +427,7 @@ def bench_signals(report: Report, sizes: Sizes, work: Path, seed: str, rep: int)
     total = sizes.fanout_runs * len(FANOUT_TENANTS)
     row.engine.append(total / fanout["engine"])
     row.raw.append(total / fanout["raw"])
-    report.same_rows("route_signal", count_rows(paths["engine"]), count_rows(paths["raw"]))
+    report.compare("route_signal", sizes, paths)
     for path in paths.values():
         _remove(path)
 
@@ -585,7 +729,7 @@ def _store(work: Path, keep: Path | None, runs: int) -> str:
     return path
 
 
-BENCHMARKS = ("trigger", "journeys", "signals", "size", "rss")
+BENCHMARKS = ("trigger", "journeys", "retries", "workers", "signals", "size", "rss")
 
 
 def run(
@@ -601,9 +745,20 @@ def run(
             | dict.fromkeys(FANOUT_TENANTS, sizes.fanout_runs),
         )
         checkpoint(seed)
+        if sizes.verify:
+            report.verified("the signals' store (bulk.build_waiting)", seed)
+    pending = str(work / "workers-seed.db")
+    if "workers" in only:
+        bulk.build_pending(pending, sizes.worker_deliveries)
+        if sizes.verify:
+            report.verified("the workers' store (bulk.build_pending)", pending)
     stores = {}
     if "size" in only or "rss" in only:
         stores = {n: _store(work, keep, n) for n in (sizes.small_store, sizes.big_store)}
+        if sizes.verify:
+            report.verified(
+                f"the {_label(sizes.small_store)} store (bulk.build)", stores[sizes.small_store]
+            )
     for rep in range(sizes.runs):
         print(f"  repetition {rep + 1}/{sizes.runs}", file=sys.stderr)
         files = work / f"repetition-{rep}"  # this repetition's new files, removed after it
@@ -612,6 +767,10 @@ def run(
             bench_trigger(report, sizes, files, rep)
         if "journeys" in only:
             bench_journeys(report, sizes, files, rep)
+        if "retries" in only:
+            bench_retries(report, sizes, files, rep)
+        if "workers" in only:
+            bench_workers(report, sizes, files, pending, rep)
         if "signals" in only:
             bench_signals(report, sizes, files, seed, rep)
         if "size" in only:
@@ -643,7 +802,17 @@ def _number(value: float) -> str:
 
 
 def _order(key: str) -> tuple[int, str]:
-    prefixes = ("trigger", "resume", "fanout", "journeys", "sweep", "explain", "rss")
+    prefixes = (
+        "trigger",
+        "resume",
+        "fanout",
+        "journeys",
+        "retries",
+        "workers",
+        "sweep",
+        "explain",
+        "rss",
+    )
     first = next(i for i, p in enumerate(prefixes) if key.startswith(p))
     return first, key.replace("growth", "~")
 

@@ -8,6 +8,7 @@ from .core.clock import FakeClock, SystemClock
 from .core.errors import (
     ChimewayError,
     ConstraintFailed,
+    DamagedRow,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -19,6 +20,7 @@ from .core.errors import (
     StepNotFound,
     StorageError,
     StoreBusy,
+    UnitClosed,
 )
 from .core.records import (
     Delivery,
@@ -44,10 +46,12 @@ from .core.records import (
 from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
 from .store import Store
+from .tools.worker import Handled, Worker
 
 __all__ = [
     "ChimewayError",
     "ConstraintFailed",
+    "DamagedRow",
     "DefinitionConflict",
     "Delivery",
     "DeliveryAttempt",
@@ -56,6 +60,7 @@ __all__ = [
     "DeliveryStatus",
     "Erasure",
     "FakeClock",
+    "Handled",
     "InvalidArgument",
     "InvalidSignal",
     "InvalidTransition",
@@ -83,7 +88,9 @@ __all__ = [
     "SystemClock",
     "Transaction",
     "TriggerResult",
+    "UnitClosed",
     "WaitUntil",
+    "Worker",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowRun",

@@ -32,15 +32,35 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from .backends import open_backend
 from .backends.base import Backend, Unit
-from .core.arguments import require_limit
+from .core.arguments import require_limit, require_location
 from .core.clock import Clock, SystemClock
-from .core.errors import ChimewayError, InvalidArgument
+from .core.errors import (
+    ChimewayError,
+    ConstraintFailed,
+    InvalidArgument,
+    SchemaMismatch,
+    StorageError,
+    StoreBusy,
+)
 from .core.records import Progress, ProgressKind
+from .core.text import shown
 from .core.timestamps import require_utc
 from .engine.definitions import DefinitionIndex
 from .engine.operations import Engine, Reader
+from .engine.work import report_skipped
 
 P = ParamSpec("P")
+
+#: The longest a call may wait for the write lock: a day (longer waits are a mistake, and
+#: the standard library's waits overflow on an infinite one).
+MAX_BUSY_TIMEOUT = 86400
+
+# The due sweep reads its runs in pages of this many.
+_SWEEP_PAGE = 100
+# Errors that stop a sweep: the store itself is unusable, not one run.
+_SYSTEMIC = (StoreBusy, SchemaMismatch, StorageError)
+# What one damaged run may raise besides a ChimewayError, left for the sweep to isolate.
+_DAMAGE = (ValueError, TypeError, KeyError, AttributeError, LookupError, OverflowError)
 R = TypeVar("R")
 
 
@@ -94,16 +114,22 @@ class Store:
         busy_timeout: float = 5.0,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
-            raise InvalidArgument("path", f"must be a path or ':memory:', got {path!r}")
+            raise InvalidArgument(
+                "path", f"must be a path or ':memory:', got a {type(path).__name__}"
+            )
         if (
             not isinstance(busy_timeout, (int, float))
             or isinstance(busy_timeout, bool)
-            or not busy_timeout >= 0
+            or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
         ):
-            raise InvalidArgument("busy_timeout", f"must be a number >= 0, got {busy_timeout!r}")
+            raise InvalidArgument(
+                "busy_timeout",
+                f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT}, "
+                f"got {shown(busy_timeout)}",
+            )
         if clock is not None and not callable(getattr(clock, "now", None)):
             raise InvalidArgument("clock", "must have a now() method")
-        self.path = os.fspath(path)
+        self.path = require_location(os.fspath(path))
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.busy_timeout = float(busy_timeout)
         self._backend: Backend = open_backend(self.path, self.busy_timeout)
@@ -231,21 +257,42 @@ class Store:
     def progress_due_runs(
         self, *, now: datetime | None = None, limit: int | None = None
     ) -> list[Progress]:
-        """Progress every run that is due at ``now``, each in its own unit of work.
+        """Progress every run that is due at ``now`` (default: the clock), each in its own
+        unit of work, until ``limit`` runs have moved.
 
         Due are waiting runs whose ``suspended_until`` has passed and runs a signal resumed;
         they go in order of due time, then id. Returns what changed: a run another process
-        progressed first is a noop and is left out.
+        progressed first, or one that cannot move, is a noop and is left out (and does not
+        count towards ``limit``). Each decision is stamped with a clock reading taken in
+        its own unit (or ``now`` when given), never before the run's last row. A run whose
+        rows are damaged, or that another process deleted meanwhile, is skipped and reported
+        on the ``chimeway_lite`` logger: one bad run never stops the sweep (CONTRACT §16).
         """
         at = require_utc(self.clock.now() if now is None else now, "now")
         count = require_limit(limit)
-        with self.snapshot() as view:
-            ids = view.due_run_ids(at, count)
-        results = []
-        for run_id in ids:
-            progress = self.progress_run(run_id, now=at)
-            if progress.kind is not ProgressKind.NOOP:
-                results.append(progress)
+        results: list[Progress] = []
+        after: tuple[str, str] | None = None
+        while count is None or len(results) < count:
+            with self.snapshot() as view:
+                page = view.due_page(at, _SWEEP_PAGE, after)
+            for run_id, cursor in page:
+                after = cursor
+                try:
+                    progress = self.progress_run(run_id, now=now)
+                except ConstraintFailed as exc:  # a damaged row refused by the schema
+                    report_skipped("progress_due_runs", run_id, exc)
+                    continue
+                except _SYSTEMIC:
+                    raise
+                except (ChimewayError, *_DAMAGE) as exc:
+                    report_skipped("progress_due_runs", run_id, exc)
+                    continue
+                if progress.kind is not ProgressKind.NOOP:
+                    results.append(progress)
+                    if count is not None and len(results) >= count:
+                        break
+            if len(page) < _SWEEP_PAGE:
+                break
         return results
 
     # -- signals (CONTRACT §5) ---------------------------------------------------------------------

@@ -1,27 +1,35 @@
-"""A delivery worker: claim deliveries, "send" them, record outcomes, sleep until next due.
+"""A delivery worker: chimeway_lite's Worker claims the deliveries of the channels it has a
+sender for, hands each to its sender, records what the sender returns (None: succeeded; a
+status; or a status and a reason; an exception: failed), sweeps the due runs, and sleeps
+until the next due run, retry or lease expiry.
 
-The loop a host runs beside its application. Here the clock is a FakeClock, so "sleeping
-until next_due_at()" is a jump of the clock and the script finishes at once; with the system
-clock the same loop sleeps for real (``chimeway-lite tick --watch`` is this loop's sweep
-half).
+Here the clock is a FakeClock and the worker's sleep is a jump of that clock (``wait=``), so
+the script finishes at once. In production leave ``wait`` out: ``worker.run()`` sleeps for
+real and returns on ``worker.stop()``, SIGINT or SIGTERM; ``chimeway-lite work --senders
+module:attribute`` runs the same loop from the command line.
 
     python examples/03_worker_loop.py [DB_PATH]     # default: a temporary file
 """
 
+import logging
 import sys
 import tempfile
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chimeway_lite import (
+    Delivery,
     FakeClock,
+    Handled,
     OnOutcome,
     Outcome,
+    Retry,
     Signal,
     Step,
     Store,
     WaitUntil,
+    Worker,
     Workflow,
 )
 
@@ -38,23 +46,37 @@ escalation = Workflow(
                 WaitUntil(7200, "email", ["notification_read"]),
             ],
         ),
-        Step("email", 2, "email"),
+        Step("email", 2, "email", retry=Retry(3, 300)),  # a failed email: again in 5 min
     ],
 )
 
 
-def send(channel: str, recipient: str) -> tuple[str, str | None]:
-    """Pretend to send; cy's in-app inbox is gone (a bounce), everything else arrives."""
-    if channel == "in_app" and recipient == "cy":
-        return "cancelled", "bounced"
-    return "succeeded", None
-
-
 def main(path: str) -> None:
+    # The worker logs a sender's failure (without its text) to 'chimeway_lite.worker'.
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     clock = FakeClock(datetime(2026, 1, 5, 9, 30, tzinfo=UTC))
     batch = uuid.uuid4().hex[:8]
+
+    def at() -> str:
+        return clock.now().strftime("%H:%M")
+
+    def show_in_app(delivery: Delivery) -> tuple[str, str] | None:
+        """cy's in-app inbox is gone: the message bounces; everyone else sees it."""
+        if delivery.recipient == "cy":
+            print(f"{at()}  in_app to cy: bounced")
+            return "cancelled", "bounced"
+        print(f"{at()}  in_app to {delivery.recipient}: shown")
+        return None
+
+    def send_email(delivery: Delivery) -> None:
+        """The mail server is down for bob's first try: recorded failed, retried 5 min later."""
+        if delivery.recipient == "bob" and delivery.attempt == 1:
+            print(f"{at()}  email to bob (attempt 1): the mail server is down")
+            raise ConnectionError("mail server unreachable")
+        print(f"{at()}  email to {delivery.recipient} (attempt {delivery.attempt}): sent")
+
     with Store(path, clock=clock) as store:
-        recipients = {}
+        runs = {}
         for user in ("ada", "bob", "cy"):
             started = store.trigger(
                 tenant_id="acme",
@@ -63,49 +85,47 @@ def main(path: str) -> None:
                 workflow=escalation,
                 idempotency_key=f"welcome-{user}-{batch}",
             )
-            recipients[started.notification.id] = user
+            runs[user] = started.run.id
         print("09:30  triggered welcome journeys for ada, bob and cy")
         # What the users do meanwhile: ada reads her in-app message at 09:50.
         reads = [(datetime(2026, 1, 5, 9, 50, tzinfo=UTC), "ada")]
+        worker = Worker(store, {"in_app": show_in_app, "email": send_email}, max_sleep=86400)
 
-        sent = 0
-        while True:
-            now = clock.now().strftime("%H:%M")
-            # 1. Claim what is pending (atomically: two workers never get the same one),
-            #    "send" it, record the outcome: that progresses the delivery's run.
-            claimed = store.claim_deliveries(limit=10)
-            for delivery in claimed:
-                user = recipients.get(delivery.notification_id, "someone else")
-                status, reason = send(delivery.channel, user)
-                progress = store.record_outcome(delivery.id, status, reason)
-                sent += 1
-                outcome = status + (f" ({reason})" if reason else "")
-                after = progress.kind if progress is not None else "no run"
-                print(f"{now}  sent {delivery.channel} to {user}: {outcome} -> run {after}")
-
-            # 2. Progress what is due: elapsed waits, and runs a signal resumed.
-            swept = store.progress_due_runs()
-            for progress in swept:
-                print(f"{now}  due sweep: run {progress.kind} ({progress.reason})")
-            if claimed or swept:
-                continue  # that may have planned new deliveries: look again at once
-
-            # 3. Sleep until the next due time (or the next thing a user does).
-            next_due = store.next_due_at()
-            candidates = [t for t in (next_due, reads[0][0] if reads else None) if t]
-            if not candidates:
-                break  # a real worker would sleep a while and poll again
-            wake = min(candidates)
-            print(
-                f"{now}  sleeping until {wake:%H:%M}"
-                + (" (next_due_at)" if wake == next_due else "")
-            )
-            clock.set(max(wake, clock.now()))
-            while reads and reads[0][0] <= clock.now():
-                _, user = reads.pop(0)
+        def wait(seconds: float) -> None:
+            """The worker's sleep, on the fake clock: jump to when it would wake."""
+            if seconds == 0:
+                return  # a pass planned more work: the worker goes again at once
+            wake = clock.now() + timedelta(seconds=seconds)
+            if reads and reads[0][0] <= wake:
+                # ada reads it while the worker sleeps; the app routes the signal, and the
+                # worker's next pass (here: at once) settles her run.
+                when, user = reads.pop(0)
+                clock.set(when)
                 resumed = store.route_signal(Signal("acme", "notification_read", actor_id=user))
-                print(f"{clock.now():%H:%M}  {user} read it: {len(resumed)} run resumed")
-        print(f"done: {sent} deliveries sent, nothing pending, nothing waiting")
+                print(f"{at()}  {user} read it: {len(resumed)} run resumed")
+                return
+            if store.next_due_at() is None and store.next_claimable_at() is None:
+                worker.stop()  # nothing left: a real worker sleeps on (max_sleep), we stop
+                return
+            why = "the next due run" if wake == store.next_due_at() else "a retry"
+            print(f"{at()}  sleeping until {wake:%H:%M} ({why})")
+            clock.set(wake)
+
+        def on_pass(handled: Handled, pause: float | None) -> None:
+            """After every pass: what it did (deliveries sent, due runs swept)."""
+            if handled.runs:
+                runs = f"{handled.runs} due run" + ("s" if handled.runs > 1 else "")
+                print(f"{at()}  the pass swept {runs}")
+
+        total = worker.run(wait=wait, on_pass=on_pass)
+
+        for user, run_id in runs.items():
+            explained = store.explain("acme", run_id)
+            print(f"{user}: {explained.state} ({explained.terminal_reason})")
+        print(
+            f"done: {total.deliveries} deliveries sent, {total.runs} runs swept; "
+            "nothing pending, nothing waiting"
+        )
 
 
 if __name__ == "__main__":

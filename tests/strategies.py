@@ -43,6 +43,7 @@ from chimeway_lite import (
 )
 from chimeway_lite.core.records import DeliveryEvent, DeliveryEventKind, SignalMark
 from chimeway_lite.machine import CONTEXT_KEYS
+from chimeway_lite.machine.kinds import STEP_OPTIONS
 
 T = TypeVar("T")
 
@@ -98,9 +99,15 @@ json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     st.text(_CHARACTERS, max_size=8), json_values, max_size=4
 )
 
-#: A step config (no ``progress`` key: rules go in ``Step(progress=...)``).
+#: The config keys a declaration keeps for itself: rules go in ``Step(progress=...)``, step
+#: options (``retry``) in their own keyword.
+_RESERVED_CONFIG_KEYS = frozenset({"progress", *(option.key for option in STEP_OPTIONS)})
+
+#: A step config (none of the reserved keys).
 configs: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
-    st.text(_CHARACTERS, max_size=8).filter(lambda k: k != "progress"), json_values, max_size=3
+    st.text(_CHARACTERS, max_size=8).filter(lambda k: k not in _RESERVED_CONFIG_KEYS),
+    json_values,
+    max_size=3,
 )
 
 #: A trace context within the catalogue of CONTRACT §10 (string values, as the engine writes).
@@ -127,9 +134,10 @@ offsets: st.SearchStrategy[timezone] = st.timedeltas(
     min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
 ).map(timezone)
 
-#: Aware datetimes in any fixed offset (years 2..9998, so converting to UTC never overflows).
+#: Aware datetimes in any fixed offset (years 2..8999: converting to UTC never overflows,
+#: and every instant is before the latest one a store keeps, 9000-01-01).
 aware_datetimes: st.SearchStrategy[datetime] = st.datetimes(
-    min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=offsets
+    min_value=datetime(2, 1, 1), max_value=datetime(8999, 12, 30), timezones=offsets
 )
 
 #: Timestamps as the store issues them: UTC, microsecond precision, any year.

@@ -1,11 +1,14 @@
 """benchmarks/run.py must keep working: its smoke mode runs every benchmark on a few hundred
-rows and fails when chimeway_lite and raw sqlite3 did not write the same rows. No timing is
-asserted here: the figures come from the benchmark itself (benchmarks/README.md)."""
+rows and fails when chimeway_lite and raw sqlite3 did not write the same rows (per table, and
+value for value where the order is fixed), or when Store.verify() finds fault with a store
+either side wrote or bulk.py built. No timing is asserted here: the figures come from the
+benchmark itself (benchmarks/README.md)."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +25,9 @@ ROWS = {
     "resume-p99",
     "fanout",
     "journeys",
+    "retries",
+    "workers-1",
+    "workers-4",
     "sweep-200",
     "sweep-600",
     "sweep-growth",
@@ -114,3 +120,33 @@ def test_ratios_are_speed_relative_to_raw(run_module: ModuleType) -> None:
     latency = run_module.Row("l", "ms", False, engine=[2.0], raw=[1.0])
     assert throughput.ratios() == [0.5, 0.3]
     assert latency.ratios() == [0.5]  # twice raw's time is half its speed
+
+
+def test_a_value_difference_is_a_problem_and_ids_compare_by_version_and_order(
+    run_module: ModuleType, tmp_path: Path
+) -> None:
+    shapes = sys.modules["shapes"]
+    paths = []
+    for name, ids in (("a", ("0", "1")), ("b", ("2", "3")), ("c", ("4", "4"))):
+        path = str(tmp_path / f"{name}.db")
+        conn = sqlite3.connect(path)
+        for table in shapes.TABLES:
+            conn.execute(f"CREATE TABLE {table} (id TEXT, context TEXT)")
+        first, second = (f"01a2340a-d5cc-7000-ad8e-1be6c041f6b{i}" for i in ids)
+        conn.execute(
+            "INSERT INTO deliveries VALUES (?, ?), (?, ?)",
+            (first, "{}", second, f'{{"anchor_delivery_id":"{first}"}}'),
+        )
+        conn.commit()
+        conn.close()
+        paths.append(path)
+    report = run_module.Report()
+    report.same_values("same shape, other ids", paths[0], paths[1])
+    assert report.problems == []
+    report.same_values("one id where there were two", paths[0], paths[2])
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(
+        "one id where there were two: the two sides wrote different rows: deliveries row 2:"
+    )
+    dump = shapes.table_dump(paths[0])
+    assert dump["deliveries"] == [("<v7:0>", "{}"), ("<v7:1>", '{"anchor_delivery_id":"<v7:0>"}')]

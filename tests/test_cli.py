@@ -426,8 +426,8 @@ def test_errors_in_json(db: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["signal", " ", "read"], "error: invalid signal tenant_id: must be a non-blank string"),
-        (["signal", "acme", ""], "error: invalid signal event_name: must be a non-blank string"),
+        (["signal", " ", "read"], "error: invalid signal tenant_id: must not be blank"),
+        (["signal", "acme", ""], "error: invalid signal event_name: must not be blank"),
         (["explain", " ", "r"], "error: invalid tenant_id: must not be blank"),
         (["runs", "--tenant", " "], "error: invalid tenant_id: must not be blank"),
     ],

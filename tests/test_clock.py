@@ -94,3 +94,27 @@ def test_the_system_clock_is_aware_utc() -> None:
     after = datetime.now(UTC)
     assert now.tzinfo is UTC
     assert before <= now <= after
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(9000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=5))),
+        datetime.max.replace(tzinfo=UTC),
+    ],
+)
+def test_an_instant_past_the_latest_kept_is_refused(start: datetime) -> None:
+    # Every delay a declaration may hold (a century) added to a kept instant stays in range.
+    with pytest.raises(InvalidArgument, match=r"later than 9000-01-01|out of range"):
+        FakeClock(start)
+
+
+@pytest.mark.parametrize(
+    "step", [{"seconds": float("nan")}, {"seconds": float("inf")}, {"days": 10**9}]
+)
+def test_advancing_by_what_is_not_a_duration_is_a_clear_error(step: dict[str, Any]) -> None:
+    clock = FakeClock(START)
+    with pytest.raises(InvalidArgument):
+        clock.advance(**step)
+    assert clock.now() == START

@@ -175,7 +175,7 @@ CASES: dict[str, Case] = {
         lambda: two_steps(config={"x": {1: "one"}}),
         "steps[0](a).config.x",
         step="a",
-        problem="non-string key",
+        problem="keys must be strings",
     ),
     "config too large": Case(
         lambda: two_steps(config={"x": "y" * 70_000}), "steps[0](a).config", step="a"
@@ -437,7 +437,8 @@ def test_the_error_message_reads_well() -> None:
     with pytest.raises(InvalidWorkflow) as caught:
         coerce_workflow(two_steps(WaitUntil(0, "b")))
     assert str(caught.value) == (
-        f"invalid workflow at {WAIT}.delay_seconds: must be an int > 0, got 0"
+        f"invalid workflow at {WAIT}.delay_seconds: "
+        "must be an int from 1 to 3162240000 (a century), got 0"
     )
 
 

@@ -150,6 +150,27 @@ def test_a_claim_leases_and_an_expired_lease_is_claimed_again(
     ]
 
 
+def test_next_claimable_at_of_one_channel(store: Store, clock: FakeClock) -> None:
+    """A worker of some channels asks when *its* claims find work: another channel's pending
+    delivery must not wake it (it would spin on work it cannot take)."""
+    assert store.next_claimable_at() is None
+    trigger(store)  # an in-app delivery, pending since START
+    clock.advance(minutes=1)
+    email = _first(store)  # the email step of RETRYING, pending since START + 1 min
+    assert store.next_claimable_at() == START
+    assert store.next_claimable_at(channel="in_app") == START
+    assert store.next_claimable_at(channel="email") == START + timedelta(minutes=1)
+    assert store.next_claimable_at(channel="sms") is None
+    (claimed,) = store.claim_deliveries(channel="email", lease_seconds=90)
+    assert claimed.id == email
+    assert store.next_claimable_at(channel="email") == clock.now() + timedelta(seconds=90)
+    store.record_outcome(email, "failed")  # retried 60 s later
+    assert store.next_claimable_at(channel="email") == clock.now() + timedelta(seconds=60)
+    assert store.next_claimable_at() == START
+    with pytest.raises(InvalidArgument):
+        store.next_claimable_at(channel=" ")
+
+
 def test_extend_lease(store: Store, clock: FakeClock) -> None:
     delivery_id = _first(store, escalation_workflow())
     with pytest.raises(InvalidTransition):  # pending: no lease to extend

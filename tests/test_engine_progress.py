@@ -545,7 +545,7 @@ def test_next_due_at_takes_the_earliest(store: Store, clock: FakeClock) -> None:
 def test_due_sweep_reads_only_the_partial_indexes(store: Store) -> None:
     plan = store.connection.execute(
         "EXPLAIN QUERY PLAN " + transaction.DUE_RUNS,
-        {"now": "2026-01-05T09:30:00.000000+00:00", "limit": -1},
+        {"now": "2026-01-05T09:30:00.000000+00:00", "limit": -1, "after_due": "", "after_id": ""},
     ).fetchall()
     text = "\n".join(str(row["detail"]) for row in plan)
     assert "workflow_runs_waiting_due" in text

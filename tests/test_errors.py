@@ -16,6 +16,7 @@ import chimeway_lite
 from chimeway_lite import (
     ChimewayError,
     ConstraintFailed,
+    DamagedRow,
     DefinitionConflict,
     DeliveryNotFound,
     InvalidArgument,
@@ -28,6 +29,7 @@ from chimeway_lite import (
     StorageError,
     Store,
     StoreBusy,
+    UnitClosed,
 )
 from chimeway_lite.core import errors
 
@@ -62,6 +64,15 @@ INSTANCES: list[tuple[ChimewayError, dict[str, Any]]] = [
     (
         ConstraintFailed("x.db", "UNIQUE constraint failed"),
         {"path": "x.db", "problem": "UNIQUE constraint failed"},
+    ),
+    (UnitClosed(), {"what": "this transaction"}),
+    (
+        DamagedRow("workflow_runs", "r-1", "holds a JSON list where an object belongs"),
+        {
+            "table": "workflow_runs",
+            "row_id": "r-1",
+            "problem": "holds a JSON list where an object belongs",
+        },
     ),
 ]
 

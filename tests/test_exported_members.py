@@ -24,6 +24,8 @@ SPEC_NAMES = [
     # errors
     "ChimewayError", "InvalidWorkflow", "DefinitionConflict", "RunNotFound", "StepNotFound",
     "InvalidSignal", "InvalidTransition", "StoreBusy", "SchemaMismatch",
+    # the ready worker (SPEC §12.5)
+    "Worker",
 ]  # fmt: skip
 
 EMPTY = inspect.Parameter.empty
@@ -112,6 +114,17 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     "Store.verify": [],
     "Store.prune": [("before", POSITIONAL, EMPTY), ("tenant_id", KEYWORD, None)],
     "Store.forget": [("tenant_id", POSITIONAL, EMPTY), ("recipient", POSITIONAL, None)],
+    # SPEC §12.5
+    "Worker": [
+        ("store", POSITIONAL, EMPTY),
+        ("senders", POSITIONAL, EMPTY),
+        ("lease_seconds", KEYWORD, 300),
+        ("batch_size", KEYWORD, 100),
+        ("max_sleep", KEYWORD, 60.0),
+    ],
+    "Worker.run_once": [],
+    "Worker.run": [],
+    "Worker.stop": [],
 }
 
 # Fields of the result records CONTRACT §11 spells out.

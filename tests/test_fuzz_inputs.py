@@ -308,7 +308,7 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
     ),
     "extend_lease": lambda k: _call(st.sampled_from(k.delivery_ids) | values(k), values(k)),
     "explain_delivery": lambda k: _call(values(k), st.sampled_from(k.delivery_ids) | values(k)),
-    "next_claimable_at": lambda k: _call(),
+    "next_claimable_at": lambda k: _call(channel=values(k)),
     "list_deliveries": lambda k: _call(values(k), values(k)),
     "progress_run": lambda k: _call(st.sampled_from(k.run_ids) | values(k), now=values(k)),
     "progress_due_runs": lambda k: _call(now=values(k), limit=values(k)),

@@ -932,7 +932,7 @@ def test_update_run_writes_the_fields_as_given(store: Store, clock: FakeClock) -
     changes: dict[str, Any] = {
         "state": "waiting",
         "status_reason": "host_paused",
-        "status_context": {"source": "host", "due_at": "whenever"},
+        "status_context": {"source": "host", "due_at": "2030-01-01T00:00:00.000000+00:00"},
         "last_transition_at": clock.now(),
         "suspended_until": due,
         "pending_signals": ["read", "clicked"],
@@ -946,7 +946,7 @@ def test_update_run_writes_the_fields_as_given(store: Store, clock: FakeClock) -
         result.run,
         state=RunState.WAITING,
         status_reason="host_paused",
-        status_context={"source": "host", "due_at": "whenever"},
+        status_context={"source": "host", "due_at": "2030-01-01T00:00:00.000000+00:00"},
         last_transition_at=clock.now(),
         suspended_until=due,
         pending_signals=("read", "clicked"),

@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ..core.errors import DamagedRow
 from ..core.records import (
     Delivery,
     DeliveryEvent,
@@ -154,10 +155,10 @@ class Unit(Protocol):
         event_name: str,
         actor_id: str | None,
         correlation_key: str | None = None,
-    ) -> list[WorkflowRun]:
+    ) -> list[WorkflowRun | DamagedRow]:
         """The tenant's waiting runs with ``event_name`` pending (of recipient ``actor_id``
         and of notifications with ``correlation_key``, when given), in id order, locked for
-        this unit."""
+        this unit; a row that cannot be read stands as its :class:`DamagedRow`."""
         ...
 
     def runs_to_cancel(
@@ -166,9 +167,9 @@ class Unit(Protocol):
         run_id: str | None,
         correlation_key: str | None,
         recipient: str | None,
-    ) -> list[WorkflowRun]:
+    ) -> list[WorkflowRun | DamagedRow]:
         """The tenant's unfinished runs that every given selector matches, in id order,
-        locked for this unit."""
+        locked for this unit; a row that cannot be read stands as its :class:`DamagedRow`."""
         ...
 
     def insert_mark(self, mark: SignalMark) -> None:
@@ -188,8 +189,12 @@ class Unit(Protocol):
         ``correlation_key`` or no key (a keyed mark never matches a key of None)."""
         ...
 
-    def due_runs(self, now: datetime, limit: int | None) -> list[str]:
-        """Ids of the runs due at ``now``, by due time then id (see the module docstring)."""
+    def due_runs(
+        self, now: datetime, limit: int | None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """The runs due at ``now``, by due time then id (see the module docstring), each as
+        (run id, cursor): a page of them starts after the cursor ``after`` of the last run
+        of the page before (an opaque value of the backend; None for the first page)."""
         ...
 
     def next_due_at(self) -> datetime | None:
@@ -269,7 +274,7 @@ class Unit(Protocol):
 
     def claim(
         self, limit: int, channel: str | None, now: datetime, lease_expires_at: datetime
-    ) -> list[Delivery]:
+    ) -> list[Delivery | DamagedRow]:
         """Take up to ``limit`` of the oldest claimable deliveries (of ``channel``) — pending
         ones whose ``available_at`` (if any) has come, dispatched ones whose lease ran out —
         but not one whose lease ran out on its last allowed attempt (see
@@ -279,13 +284,15 @@ class Unit(Protocol):
         ``inserted_at``, then id), with their data and config."""
         ...
 
-    def spent_leases(self, now: datetime) -> list[Delivery]:
+    def spent_leases(self, now: datetime) -> list[Delivery | DamagedRow]:
         """Dispatched deliveries whose lease ran out on their last allowed attempt
         (``attempt >= max_attempts``): a claim does not take them, it exhausts them."""
         ...
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time a claim finds a delivery to take, or None."""
+    def next_claimable_at(self, channel: str | None = None) -> datetime | None:
+        """The earliest time a claim (of ``channel``, when given) finds a delivery to take:
+        a pending delivery's ``available_at`` (else its ``inserted_at``), or a dispatched
+        one's ``lease_expires_at``; None when there is none."""
         ...
 
     # -- signals, lifecycle -------------------------------------------------------------------
@@ -307,11 +314,21 @@ class Unit(Protocol):
         """Record a tombstone of :meth:`forget`."""
         ...
 
+    def erase_after_commit(self) -> None:
+        """Once this unit (or the caller's unit it is part of) commits, make the erased rows
+        unreadable wherever the database still keeps copies (SQLite: checkpoint and
+        truncate the WAL; deleted content is zeroed by ``secure_delete``)."""
+        ...
+
     def erasures(self, tenant_id: str | None) -> list[Erasure]:
         """The tombstones, oldest first."""
         ...
 
     # -- audit and listings -------------------------------------------------------------------
+
+    def definition_ids(self) -> list[str]:
+        """Every definition's id, in id order (for ``verify``)."""
+        ...
 
     def storage_problems(self) -> list[str]:
         """What the database itself finds wrong (integrity, foreign keys, the sequence)."""

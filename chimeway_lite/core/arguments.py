@@ -3,7 +3,7 @@ with the parameter's name, before anything is read or written."""
 
 from __future__ import annotations
 
-import json
+import re
 import uuid
 from collections.abc import Mapping
 from enum import Enum
@@ -11,13 +11,15 @@ from typing import TypeVar
 
 from .errors import InvalidArgument, InvalidSignal
 from .records import Signal
-from .text import NOT_UNICODE, canonical_json, is_unicode
+from .text import NOT_UNICODE, canonical_json, is_unicode, shown
 
 E = TypeVar("E", bound=Enum)
 
 MAX_ID_LENGTH = 255
 MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_REASON_LENGTH = 200
+#: A reason code (CONTRACT §16): a lower-case letter, then up to 63 lower-case letters,
+#: digits, ``_``, ``.`` or ``-``. Free text ("user ada@… opted out") never enters a trace.
+REASON_CODE = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 MAX_LIMIT = 2**31 - 1
 
 
@@ -46,7 +48,7 @@ def require_limit(value: object, name: str = "limit", *, allow_none: bool = True
     if value is None and allow_none:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidArgument(name, f"must be an int >= 0, got {value!r}")
+        raise InvalidArgument(name, f"must be an int >= 0, got {shown(value)}")
     if value < 0:
         raise InvalidArgument(name, f"must be >= 0, got {value}")
     # Beyond this sqlite3 (and fetchmany) overflow; no store holds that many rows anyway.
@@ -72,20 +74,23 @@ def require_enum(enum: type[E], value: object, name: str) -> E:
         except ValueError:
             pass
     choices = ", ".join(str(m.value) for m in enum)
-    raise InvalidArgument(name, f"must be one of {choices}; got {value!r}")
+    raise InvalidArgument(name, f"must be one of {choices}; got {shown(value)}")
 
 
 def optional_reason(value: object, name: str) -> str | None:
-    """None, or a non-blank string of at most 200 characters (a reason code, not a payload)."""
+    """None, or a reason code (:data:`REASON_CODE`): never free text, which could carry a
+    person's data into the trace."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(name, f"must be None or a non-blank string, got {value!r}")
-    if len(value) > MAX_REASON_LENGTH:
-        raise InvalidArgument(name, f"is longer than {MAX_REASON_LENGTH} characters")
-    if not is_unicode(value):
-        raise InvalidArgument(name, NOT_UNICODE)
-    return value.strip()
+    if not isinstance(value, str):
+        raise InvalidArgument(name, f"must be None or a reason code, got {shown(value)}")
+    if REASON_CODE.fullmatch(value) is None:
+        raise InvalidArgument(
+            name,
+            "must be a reason code: a lower-case letter, then up to 63 lower-case letters, "
+            f"digits, '_', '.' or '-' (got {shown(value, 20)})",
+        )
+    return value
 
 
 def is_uuid(value: object) -> bool:
@@ -100,18 +105,17 @@ def is_uuid(value: object) -> bool:
 
 
 def json_text(value: object, name: str) -> str:
-    """Canonical JSON text of a dict of plain JSON values, or InvalidArgument."""
+    """Canonical JSON text of a dict of plain JSON values, or InvalidArgument (which names
+    what is wrong, never the value)."""
     if not isinstance(value, Mapping):
         raise InvalidArgument(name, f"must be a dict, got {type(value).__name__}")
+    problem = _plain_json_problem(value)
+    if problem is not None:
+        raise InvalidArgument(name, problem)
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(name, f"must hold plain JSON values only: {exc}") from None
-    if not is_unicode(text):
-        raise InvalidArgument(name, NOT_UNICODE)
-    return text
+        return canonical_json(value)
+    except (TypeError, ValueError, OverflowError):  # an int too long to write, say
+        raise InvalidArgument(name, "must hold plain JSON values only") from None
 
 
 MAX_DATA_BYTES = 64 * 1024
@@ -174,40 +178,43 @@ def optional_key(value: object, name: str) -> str | None:
 
 
 def check_signal(signal: object) -> Signal:
-    """Validate a signal before any write (CONTRACT §5); returns it unchanged."""
+    """Validate a signal before any write (CONTRACT §5, §16); returns it unchanged.
+
+    Its tenant and actor are stored ids (the actor is erased by ``forget``), so they follow
+    :func:`require_id`; its payload is plain JSON of at most 64 KiB, and errors about it
+    never show its values.
+    """
     if not isinstance(signal, Signal):
         raise InvalidSignal("signal", f"expected a Signal, got {type(signal).__name__}")
     for field in ("tenant_id", "event_name"):
-        value = getattr(signal, field)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidSignal(field, f"must be a non-blank string, got {value!r}")
-        if len(value) > MAX_ID_LENGTH:
-            raise InvalidSignal(field, f"is longer than {MAX_ID_LENGTH} characters")
-        if not is_unicode(value):
-            raise InvalidSignal(field, NOT_UNICODE)
-    actor = signal.actor_id
-    if actor is not None and (not isinstance(actor, str) or not actor.strip()):
-        raise InvalidSignal("actor_id", f"must be None or a non-blank string, got {actor!r}")
-    if actor is not None and not is_unicode(actor):
-        raise InvalidSignal("actor_id", NOT_UNICODE)
+        _signal_id(getattr(signal, field), field)
+    if signal.actor_id is not None:
+        _signal_id(signal.actor_id, "actor_id")
     payload = signal.payload
     if not isinstance(payload, Mapping):
         raise InvalidSignal("payload", f"must be a dict, got {type(payload).__name__}")
+    problem = _plain_json_problem(payload)
+    if problem is not None:
+        raise InvalidSignal("payload", problem)
     try:
-        text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidSignal("payload", f"must hold plain JSON values only: {exc}") from None
-    if not is_unicode(text):
-        raise InvalidSignal("payload", NOT_UNICODE)
-    if len(text.encode()) > MAX_PAYLOAD_BYTES:
+        size = len(canonical_json(payload).encode("utf-8"))
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidSignal("payload", "must hold plain JSON values only") from None
+    if size > MAX_PAYLOAD_BYTES:
         raise InvalidSignal("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
     delivery_id = payload.get("delivery_id")
     if delivery_id is not None and not is_uuid(delivery_id):
-        raise InvalidSignal(
-            "payload.delivery_id", f"must be a delivery id (a UUID string), got {delivery_id!r}"
-        )
+        raise InvalidSignal("payload.delivery_id", "must be a delivery id (a UUID string)")
+    # CONTRACT §13.2: a bad correlation key is InvalidArgument, on a Signal as on trigger.
     optional_key(signal.correlation_key, "correlation_key")
     return signal
+
+
+def _signal_id(value: object, field: str) -> None:
+    try:
+        require_id(value, field)
+    except InvalidArgument as exc:
+        raise InvalidSignal(field, exc.problem) from None
 
 
 def payload_delivery_id(signal: Signal) -> str | None:
@@ -227,4 +234,23 @@ def require_seconds(value: object, name: str) -> int:
         )
     if not 1 <= value <= MAX_SECONDS:
         raise InvalidArgument(name, f"must be from 1 to {MAX_SECONDS} seconds, got {value}")
+    return value
+
+
+MAX_PATH_LENGTH = 4096
+
+
+def require_location(value: object) -> str:
+    """A store's location as text: a file path, ``":memory:"`` or a database URL; not
+    blank, no NUL, valid Unicode, at most 4,096 characters (the file system's own limit)."""
+    if not isinstance(value, str):
+        raise InvalidArgument("path", f"must be text, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgument("path", "must not be blank")
+    if "\x00" in value:
+        raise InvalidArgument("path", "must not contain NUL characters")
+    if not is_unicode(value):
+        raise InvalidArgument("path", NOT_UNICODE)
+    if len(value) > MAX_PATH_LENGTH:
+        raise InvalidArgument("path", f"is longer than {MAX_PATH_LENGTH} characters")
     return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from .errors import InvalidArgument
 from .timestamps import require_utc
 
 
@@ -48,17 +49,21 @@ class FakeClock:
     def advance(self, seconds: float = 0, **timedelta_kwargs: Any) -> datetime:
         """Move forward by ``seconds`` plus any :class:`~datetime.timedelta` keywords
         (``minutes=``, ``hours=``, ``days=`` …) and return the new instant."""
-        step = timedelta(seconds=seconds, **timedelta_kwargs)
+        try:
+            step = timedelta(seconds=seconds, **timedelta_kwargs)
+            later = self._now + step
+        except (TypeError, ValueError, OverflowError):  # nan, inf, a str, too far
+            raise InvalidArgument("seconds", "must be a finite duration in range") from None
         if step < timedelta(0):
-            raise ValueError("a FakeClock only moves forward")
-        self._now = self._now + step
+            raise InvalidArgument("seconds", "a FakeClock only moves forward")
+        self._now = require_utc(later, "the new instant")
         return self._now
 
     def set(self, instant: datetime) -> datetime:
         """Jump to ``instant`` (not before the current one) and return it."""
         instant = require_utc(instant, "instant")
         if instant < self._now:
-            raise ValueError("a FakeClock only moves forward")
+            raise InvalidArgument("instant", "a FakeClock only moves forward")
         self._now = instant
         return self._now
 

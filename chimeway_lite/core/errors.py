@@ -14,6 +14,8 @@ fields that explain it as attributes, so callers can branch on data instead of p
     ├── InvalidArgument        (ValueError)   blank id, bad limit, unknown status, naive time
     ├── StoreBusy                             the write lock was not obtained in time
     ├── SchemaMismatch                        newer/foreign schema, or not SQLite at all
+    ├── DamagedRow                            a stored row the engine could not have written
+    ├── UnitClosed                            a tx used after its with block
     └── StorageError                          the file cannot be opened or written
         └── ConstraintFailed                  a value the schema's constraints refuse
 
@@ -201,6 +203,42 @@ class SchemaMismatch(ChimewayError):
 
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"cannot use {path!r}: {problem}", path=path, problem=problem)
+
+
+class UnitClosed(ChimewayError):
+    """A unit of work was used after it ended: a ``tx`` (or ``view``) kept after its
+    ``with store.transaction()`` block, or a store used after ``close()``. Nothing is
+    written."""
+
+    def __init__(self, what: str = "this transaction") -> None:
+        super().__init__(
+            f"{what} has ended: open a new one (with store.transaction() as tx: ...)",
+            what=what,
+        )
+
+
+class DamagedRow(ChimewayError):
+    """A stored row holds what the engine could not have written (JSON of the wrong shape,
+    a time that does not parse, an unknown state), so it cannot be read back.
+
+    ``table`` and ``row_id`` locate it; ``problem`` says what is wrong with it, without its
+    values. The due sweep, a signal's fan-out and the worker skip such a row, report it, and
+    go on; ``verify()`` lists it.
+    """
+
+    table: str
+    row_id: str | None
+    problem: str
+
+    def __init__(self, table: str, row_id: object, problem: str) -> None:
+        shown_id = row_id if isinstance(row_id, str) and len(row_id) <= 64 else None
+        where = f"{table} row {shown_id}" if shown_id else f"a {table} row"
+        super().__init__(
+            f"{where} is damaged: {problem} (see verify())",
+            table=table,
+            row_id=shown_id,
+            problem=problem,
+        )
 
 
 class StorageError(ChimewayError):

@@ -16,6 +16,9 @@ from .text import NOT_UNICODE, is_unicode
 
 MAX_NAME_LENGTH = 200
 MAX_CONFIG_DEPTH = 32
+#: The longest delay or backoff a declaration may hold: a century (added to the latest
+#: instant a store keeps, :data:`~chimeway_lite.core.timestamps.LATEST`, it stays in range).
+MAX_DELAY_SECONDS = 100 * 366 * 86400
 
 
 def is_int(value: Any) -> bool:
@@ -57,7 +60,11 @@ def check_json(value: Any, path: str, step: str) -> None:
         if isinstance(item, Mapping):
             for k, v in item.items():
                 if not isinstance(k, str):
-                    raise InvalidWorkflow(where, f"has a non-string key {k!r}", step=step)
+                    raise InvalidWorkflow(
+                        where,
+                        f"has a key of type {type(k).__name__} (keys must be strings)",
+                        step=step,
+                    )
                 if not is_unicode(k):
                     raise InvalidWorkflow(where, f"has a key that {NOT_UNICODE}", step=step)
                 stack.append((v, f"{where}.{k}", depth + 1))

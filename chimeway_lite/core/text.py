@@ -54,3 +54,27 @@ def duration_text(seconds: float) -> str:
         if count or parts:
             parts.append((count, name))
     return " ".join(f"{count} {name}" for count, name in parts[:2] if count)
+
+
+SHOWN_LENGTH = 40
+
+
+def shown(value: object, limit: int = SHOWN_LENGTH) -> str:
+    """A short, safe picture of a caller's value for an error message: a string's first
+    ``limit`` characters (quoted, with its length when cut), a small number as it is, and of
+    anything else its type alone — never a whole input, and never a container's contents
+    (which may be a payload)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        # repr of a very long int raises ValueError (the int/str digit limit): say its size.
+        if -(10**limit) < value < 10**limit:
+            return repr(value)
+        return f"an int of {value.bit_length()} bits"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        head = value[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+        text = repr(head)
+        return text if len(value) <= limit else f"{text}… ({len(value)} characters)"
+    return f"a {type(value).__name__}"

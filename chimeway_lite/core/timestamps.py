@@ -11,6 +11,11 @@ from datetime import UTC, datetime
 
 from .errors import InvalidArgument
 
+#: The latest instant a store accepts. Every delay a declaration may hold (at most a
+#: century, :data:`~chimeway_lite.core.names.MAX_DELAY_SECONDS`) added to it stays within
+#: year 9999, so no due time can overflow.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
 
 def require_utc(value: object, name: str) -> datetime:
     """Return ``value`` as an aware UTC datetime; naive or non-datetime values are refused."""
@@ -21,9 +26,12 @@ def require_utc(value: object, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(name, "expected a timezone-aware datetime, got a naive one")
     try:
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:  # e.g. datetime.min at UTC+5 is before year 1 in UTC
         raise InvalidArgument(name, "is out of range once converted to UTC") from None
+    if utc >= LATEST:
+        raise InvalidArgument(name, f"is later than {LATEST.date()}, the latest instant kept")
+    return utc
 
 
 def to_text(value: datetime) -> str:

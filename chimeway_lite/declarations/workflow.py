@@ -25,7 +25,7 @@ import attrs
 from ..core.errors import InvalidWorkflow
 from ..core.frozen import FrozenDict, freeze, thaw
 from ..core.names import check_json, check_name, is_int
-from ..core.text import json_size
+from ..core.text import json_size, shown
 from ..machine.kinds import (
     RULE_TYPE_NAMES,
     STEP_OPTIONS,
@@ -138,7 +138,7 @@ def _validate_orders(steps: tuple[Step, ...]) -> None:
         path = f"steps[{i}]({step.key})"
         if not is_int(step.order):
             raise InvalidWorkflow(
-                f"{path}.step_order", f"must be an int, got {step.order!r}", step=step.key
+                f"{path}.step_order", f"must be an int, got {shown(step.order)}", step=step.key
             )
         orders.append(step.order)
         check_name(step.channel, f"{path}.channel", step=step.key)
@@ -217,7 +217,7 @@ def validate_workflow(workflow: Workflow) -> Workflow:
     if not is_int(workflow.version) or not 0 < workflow.version <= MAX_VERSION:
         raise InvalidWorkflow(
             "workflow_version",
-            f"must be an int > 0 (at most {MAX_VERSION}), got {workflow.version!r}",
+            f"must be an int > 0 (at most {MAX_VERSION}), got {shown(workflow.version)}",
         )
     steps = workflow.steps
     if not isinstance(steps, tuple):

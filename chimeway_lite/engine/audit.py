@@ -56,7 +56,7 @@ from typing import Any
 
 import attrs
 
-from ..core.errors import ChimewayError
+from ..core.errors import ChimewayError, DamagedRow
 from ..core.records import (
     Delivery,
     DeliveryEvent,
@@ -68,10 +68,11 @@ from ..core.records import (
 )
 from ..core.timestamps import from_text
 from ..machine import deliveries
+from ..machine.host_rules import context_problems
 from ..machine.journey import Journey
 from ..machine.kinds import kind_named
 from ..machine.kinds.retry import Retry
-from ..machine.table import CONTEXT_KEYS, MOVES, terminal_reason
+from ..machine.table import MOVES, terminal_reason
 from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
 from .work import Work
 
@@ -90,7 +91,14 @@ FINDINGS: Mapping[str, str] = {
         "delivery {0}: planned for run {1} but belongs to another notification"
     ),
     "foreign_step": "run {0}: current step {1} is not a step of the run's definition",
+    "notification_without_run": (
+        "notification {0}: has no run (a repeated trigger of its idempotency key fails)"
+    ),
 }
+
+# What a check may raise on rows it cannot read, besides a ChimewayError: verify reports it
+# and goes on (it never raises on a damaged store).
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, LookupError, RecursionError)
 
 _ANCHORED = tuple(reason for reason, move in MOVES.items() if move.anchored)
 
@@ -124,6 +132,7 @@ def verify(work: Work) -> list[str]:
     checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
         ("integrity_check", unit.storage_problems),
         ("evidence and tenancy", findings),
+        ("the definitions", lambda: _definition_checks(work)),
         ("the traces", lambda: _trace_checks(work, policies)),
         ("the deliveries", lambda: _delivery_checks(work, policies)),
     )
@@ -132,7 +141,37 @@ def verify(work: Work) -> list[str]:
             problems += check()
         except ChimewayError as exc:
             problems.append(f"{name}: the store cannot be read: {exc}")
+        except _UNREADABLE as exc:
+            problems.append(f"{name}: the store cannot be read ({type(exc).__name__})")
     return problems
+
+
+def _definition_checks(work: Work) -> list[str]:
+    """Every definition reads as the machine needs it: its steps' rules parse, and every
+    rule leads to a step the definition has."""
+    problems = []
+    for definition_id in work.unit.definition_ids():
+        found = _journey_of(work, definition_id)
+        if isinstance(found, str):
+            problems.append(f"definition {definition_id}: {found}")
+            continue
+        for step_key, kind in found.missing_targets():
+            problems.append(
+                f"definition {definition_id}: a {kind} rule of step {step_key!r} leads to a "
+                "step the definition does not have"
+            )
+    return problems
+
+
+def _journey_of(work: Work, definition_id: str) -> Journey | str:
+    try:
+        return work.definitions.journey(definition_id)
+    except DamagedRow as exc:
+        return exc.problem
+    except ChimewayError as exc:
+        return str(exc)
+    except _UNREADABLE as exc:
+        return f"it cannot be read ({type(exc).__name__})"
 
 
 def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
@@ -141,11 +180,11 @@ def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
         trace = []
         for seq, row in found.transitions:
             if isinstance(row, Exception):
-                problems.append(f"transition seq {seq}: the row cannot be read: {row!r}")
+                problems.append(f"transition seq {seq}: the row cannot be read: {_why(row)}")
             else:
                 trace.append(row)
         if isinstance(found.run, Exception):
-            problems.append(f"run {found.run_id}: the row cannot be read: {found.run!r}")
+            problems.append(f"run {found.run_id}: the row cannot be read: {_why(found.run)}")
             continue
         if not found.transitions:
             problems.append(f"run {found.run_id}: has no trace")
@@ -169,12 +208,14 @@ def _delivery_checks(work: Work, policies: Mapping[str, Retry]) -> list[str]:
         events = []
         for seq, event in found.events:
             if isinstance(event, Exception):
-                problems.append(f"delivery event seq {seq}: the row cannot be read: {event!r}")
+                problems.append(f"delivery event seq {seq}: the row cannot be read: {_why(event)}")
             else:
                 events.append(event)
         delivery = found.delivery
         if isinstance(delivery, Exception):
-            problems.append(f"delivery {found.delivery_id}: the row cannot be read: {delivery!r}")
+            problems.append(
+                f"delivery {found.delivery_id}: the row cannot be read: {_why(delivery)}"
+            )
             continue
         problems += [
             f"delivery {delivery.id}: {p}"
@@ -233,10 +274,7 @@ def _delivery_problems(
 
 
 def _journey(work: Work, run: WorkflowRun) -> Journey | str:
-    try:
-        return work.definitions.journey(run.workflow_definition_id)
-    except (ChimewayError, LookupError) as exc:
-        return str(exc)
+    return _journey_of(work, run.workflow_definition_id)
 
 
 @attrs.define
@@ -289,9 +327,8 @@ class _Fold:
     # -- row by row ---------------------------------------------------------------------------
 
     def _context(self, row: WorkflowTransition) -> None:
-        unknown = sorted(set(row.context) - CONTEXT_KEYS)
-        if unknown:
-            self.report(f"context keys outside the catalogue: {', '.join(unknown)}", row)
+        for problem in context_problems(row.context):
+            self.report(problem, row)
 
     def _first(self, row: WorkflowTransition) -> None:
         if row.reason != WORKFLOW_STARTED:
@@ -430,6 +467,15 @@ def _waits(kind_name: object, rules: tuple[Any, ...]) -> list[tuple[str, tuple[s
         return []
     found = (kind.waits(r, rules) for r in rules if isinstance(r, kind.rule_type))
     return [w for w in found if w is not None]
+
+
+def _why(error: Exception) -> str:
+    """What is wrong with a row that cannot be read, without its values."""
+    if isinstance(error, DamagedRow):
+        return error.problem
+    if isinstance(error, ChimewayError):
+        return str(error)
+    return type(error).__name__
 
 
 def _opens_step(row: WorkflowTransition) -> bool:

@@ -17,10 +17,17 @@ import attrs
 
 from ..backends.base import Unit
 from ..core.arguments import require_id
-from ..core.errors import DefinitionConflict, InvalidArgument, InvalidWorkflow
+from ..core.errors import (
+    ChimewayError,
+    DamagedRow,
+    DefinitionConflict,
+    InvalidArgument,
+    InvalidWorkflow,
+    StepNotFound,
+)
 from ..core.ids import new_id
 from ..core.records import WorkflowDefinition, WorkflowStep
-from ..core.text import canonical_json
+from ..core.text import canonical_json, is_unicode, shown
 from ..declarations import MAX_VERSION, Workflow, coerce_workflow, step_config, step_from_dict
 from ..machine.journey import Journey
 
@@ -140,7 +147,17 @@ class Definitions:
     # -- reads ------------------------------------------------------------------------------
 
     def _remember(self, definition: WorkflowDefinition) -> Journey:
-        journey = Journey.of(definition)
+        try:
+            journey = Journey.of(definition)
+        except StepNotFound:
+            raise
+        except (ChimewayError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A stored definition is one the engine validated: this one was changed since.
+            if isinstance(exc, InvalidWorkflow):
+                problem = f"{exc.path}: {exc.problem}"
+            else:
+                problem = f"its steps do not read ({type(exc).__name__})"
+            raise DamagedRow("workflow_definitions", definition.id, problem) from None
         self.index.journeys[definition.id] = journey
         self.index.identities[(definition.workflow_key, definition.workflow_version)] = (
             definition.id,
@@ -178,9 +195,15 @@ class Definitions:
     def fetch(self, workflow_key: object, workflow_version: object) -> WorkflowDefinition | None:
         """The definition registered under key + version, or None."""
         if not isinstance(workflow_key, str):
-            raise InvalidArgument("workflow_key", f"must be a string, got {workflow_key!r}")
+            raise InvalidArgument(
+                "workflow_key", f"must be a string, got {type(workflow_key).__name__}"
+            )
+        if "\x00" in workflow_key or not is_unicode(workflow_key):
+            raise InvalidArgument("workflow_key", "must be valid Unicode text without NUL")
         if not isinstance(workflow_version, int) or isinstance(workflow_version, bool):
-            raise InvalidArgument("workflow_version", f"must be an int, got {workflow_version!r}")
+            raise InvalidArgument(
+                "workflow_version", f"must be an int, got {shown(workflow_version)}"
+            )
         if not 0 < workflow_version <= MAX_VERSION:
             return None  # never registered; the store's INTEGER would overflow on it
         definition_id = self._unit.definition_id(workflow_key, workflow_version)

@@ -15,7 +15,7 @@ from ..core.arguments import (
     require_limit,
     require_seconds,
 )
-from ..core.errors import DeliveryNotFound
+from ..core.errors import ConstraintFailed, DamagedRow, DeliveryNotFound, RunNotFound
 from ..core.records import (
     Delivery,
     DeliveryExplanation,
@@ -28,7 +28,7 @@ from ..machine import deliveries
 from ..machine.kinds.retry import Retry
 from .explanation import delivery_sentences
 from .progression import progress_run
-from .work import Work
+from .work import Work, report_skipped
 
 
 def claim_deliveries(
@@ -41,9 +41,17 @@ def claim_deliveries(
     if not count:
         return []
     now = work.now
-    for spent in work.unit.spent_leases(now):
-        _exhaust(work, spent, now)
-    claimed = work.unit.claim(count, channel, now, now + timedelta(seconds=seconds))
+    for spent in work.readable(work.unit.spent_leases(now), "claim_deliveries"):
+        try:
+            with work.unit.savepoint():
+                _exhaust(work, spent, now)
+        except (DamagedRow, ConstraintFailed, RunNotFound) as exc:
+            # Its run is damaged: that run stays as it is, the claim goes on (CONTRACT §16).
+            report_skipped("claim_deliveries", spent.id, exc)
+    claimed = work.readable(
+        work.unit.claim(count, channel, now, now + timedelta(seconds=seconds)),
+        "claim_deliveries",
+    )
     work.unit.append_delivery_events([deliveries.claimed(d, now) for d in claimed])
     return claimed
 

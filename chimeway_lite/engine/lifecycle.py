@@ -54,6 +54,7 @@ def forget(work: Work, tenant_id: str, recipient: str | None) -> int:
     tenant = require_id(tenant_id, "tenant_id")
     who = optional_id(recipient, "recipient")
     counts = work.unit.forget(tenant, who)
+    work.unit.erase_after_commit()
     erasure = Erasure(
         id=new_id(),
         tenant_id=tenant,

@@ -107,10 +107,11 @@ class Reader:
         delivery and for a missing one alike."""
         return deliveries.explain_delivery(self._work, tenant_id, delivery_id)
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time :meth:`Engine.claim_deliveries` finds a delivery to take — a
-        pending one (at its retry time), or a dispatched one whose lease runs out — or None."""
-        return self._work.unit.next_claimable_at()
+    def next_claimable_at(self, *, channel: str | None = None) -> datetime | None:
+        """The earliest time :meth:`Engine.claim_deliveries` (of ``channel``, when given)
+        finds a delivery to take — a pending one (at its retry time), or a dispatched one
+        whose lease runs out — or None."""
+        return self._work.unit.next_claimable_at(optional_id(channel, "channel"))
 
     def list_deliveries(self, tenant_id: str, run_id: str) -> list[Delivery]:
         """Every delivery planned for a run, oldest first; tenant-scoped like explain."""
@@ -142,7 +143,14 @@ class Reader:
 
     def due_run_ids(self, now: datetime, limit: int | None = None) -> list[str]:
         """Ids of the runs the due sweep has work for at ``now``, in due order."""
-        return self._work.unit.due_runs(self._work.at(now), require_limit(limit))
+        return [run_id for run_id, _ in self.due_page(now, limit)]
+
+    def due_page(
+        self, now: datetime, limit: int | None = None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """One page of the due runs at ``now``: (run id, cursor) pairs in due order, starting
+        after the cursor ``after`` of an earlier page (None: from the first)."""
+        return self._work.unit.due_runs(self._work.at(now), require_limit(limit), after)
 
     # -- integrity and listings ------------------------------------------------------------------
 

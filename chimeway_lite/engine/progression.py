@@ -10,7 +10,7 @@ from ..core.records import Delivery, Progress, ProgressKind, RunState, SignalMar
 from ..machine import decide
 from ..machine.decision import Decision
 from ..machine.journey import Journey
-from .work import Work
+from .work import Work, not_before
 
 _UNREAD = object()  # "not read yet", where None means "read, and there is none"
 
@@ -67,6 +67,7 @@ def progress_run(
         run = work.unit.run(run_id, lock=True)
         if run is None:
             raise RunNotFound(run_id)
+    now = not_before(run, now)
     decision = decision_for(work, run, now)
     if decision.is_noop:
         return Progress(ProgressKind.NOOP, run, decision.reason, ())

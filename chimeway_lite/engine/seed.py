@@ -32,7 +32,6 @@ from ..core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
-from ..core.text import is_unicode
 from ..core.timestamps import require_utc
 from ..machine import decide
 from ..machine.host_rules import check_context, check_state_change
@@ -46,6 +45,7 @@ UPDATABLE = frozenset(f.name for f in attrs.fields(WorkflowRun)) - {
     "started_at",
 }
 _NAMES = ("status_reason", "current_step_id", "workflow_definition_id")
+MAX_PENDING_SIGNALS = 64
 _OPTIONAL_NAMES = ("terminal_reason", "wait_kind", "wait_target", "resumed_by")
 
 
@@ -97,15 +97,20 @@ def update_run(work: Work, run: WorkflowRun | str, fields: Mapping[str, Any]) ->
     if "status_context" in changes:
         json_text(changes["status_context"], "status_context")
         check_context(run_id, changes["status_context"])
-    for name in ("last_transition_at", "suspended_until"):
+    if "last_transition_at" in changes:
+        changes["last_transition_at"] = require_utc(
+            changes["last_transition_at"], "last_transition_at"
+        )
+    for name in ("suspended_until", "entered_step_at"):
         if changes.get(name) is not None:
             changes[name] = require_utc(changes[name], name)
     if "pending_signals" in changes:
         signals = changes["pending_signals"]
-        if not isinstance(signals, (list, tuple)) or not all(
-            isinstance(s, str) and s.strip() and is_unicode(s) for s in signals
-        ):
-            raise InvalidArgument("pending_signals", "must be a list of non-blank strings")
+        if not isinstance(signals, (list, tuple)) or len(signals) > MAX_PENDING_SIGNALS:
+            raise InvalidArgument(
+                "pending_signals", f"must be a list of at most {MAX_PENDING_SIGNALS} event names"
+            )
+        changes["pending_signals"] = tuple(require_id(s, "pending_signals") for s in signals)
     for name in _NAMES:
         if name in changes:
             require_id(changes[name], name)

@@ -12,7 +12,7 @@ from ..core.ids import new_id
 from ..core.records import Resumed, Signal, SignalMark, WorkflowRun
 from ..machine import decide, deliveries
 from ..machine.decision import Decision
-from .work import Work
+from .work import Work, not_before
 
 
 def preview_signal(work: Work, signal: Signal) -> list[str]:
@@ -21,7 +21,7 @@ def preview_signal(work: Work, signal: Signal) -> list[str]:
     runs = work.unit.runs_awaiting(
         signal.tenant_id, signal.event_name, signal.actor_id, signal.correlation_key
     )
-    return [run.id for run in runs]
+    return [run.id for run in work.readable(runs, "preview_signal")]
 
 
 def route_signal(work: Work, signal: Signal) -> dict[str, Resumed]:
@@ -42,9 +42,15 @@ def route_signal(work: Work, signal: Signal) -> dict[str, Resumed]:
     if delivery_id is not None and work.unit.delivery_tenant(delivery_id) != signal.tenant_id:
         delivery_id = None  # never link evidence across tenants
     changes: list[tuple[WorkflowRun, Decision]] = []
-    awaiting = work.unit.runs_awaiting(
-        signal.tenant_id, signal.event_name, signal.actor_id, signal.correlation_key
+    awaiting = work.readable(
+        work.unit.runs_awaiting(
+            signal.tenant_id, signal.event_name, signal.actor_id, signal.correlation_key
+        ),
+        "route_signal",
     )
+    # One instant for the whole fan-out, never before any resumed run's last row.
+    for run in awaiting:
+        now = not_before(run, now)
     for run in awaiting:
         decision = decide.resume(run, signal.event_name, delivery_id, now=now)
         if not decision.is_noop:
@@ -80,9 +86,9 @@ def cancel(
         raise InvalidArgument(
             "cancel", "give at least one of run_id, correlation_key and recipient"
         )
-    now = work.now
     stopped = []
-    for found in work.unit.runs_to_cancel(tenant, run, key, who):
+    for found in work.readable(work.unit.runs_to_cancel(tenant, run, key, who), "cancel"):
+        now = not_before(found, work.now)
         anchor = work.unit.anchor(found.id, found.current_step_id)
         journey = work.definitions.journey(found.workflow_definition_id)
         decision = decide.cancel(found, journey, None if anchor is None else anchor.id, now=now)

@@ -9,13 +9,14 @@ arguments, gathers the facts a decision needs through ``work.unit`` (the storage
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..backends.base import Unit
 from ..core.clock import Clock
-from ..core.errors import ConstraintFailed
+from ..core.errors import ChimewayError, ConstraintFailed, DamagedRow
 from ..core.ids import new_id
 from ..core.records import (
     Delivery,
@@ -28,6 +29,17 @@ from ..core.timestamps import require_utc
 from ..machine.decision import Decision, TransitionPlan
 from ..machine.kinds.retry import Retry
 from .definitions import DefinitionIndex, Definitions
+
+T = TypeVar("T")
+
+log = logging.getLogger("chimeway_lite")
+
+
+def report_skipped(operation: str, row_id: str | None, error: BaseException) -> None:
+    """Say, on the ``chimeway_lite`` logger, that ``operation`` left a row out and went on:
+    the error's own text (which names the row and never a payload), never a traceback."""
+    problem = str(error) if isinstance(error, ChimewayError) else type(error).__name__
+    log.warning("%s skipped %s: %s", operation, row_id or "a row", problem)
 
 
 class Work:
@@ -52,6 +64,18 @@ class Work:
                 raise ConstraintFailed("the store", f"notification {notification_id} is missing")
             self._notifications[notification_id] = found
         return found
+
+    def readable(self, found: Sequence[T | DamagedRow], operation: str) -> list[T]:
+        """The records of ``found`` that could be read; each damaged row is reported (a
+        warning on the ``chimeway_lite`` logger) and left out, so one bad run never stops
+        the others (CONTRACT §16)."""
+        records: list[T] = []
+        for item in found:
+            if isinstance(item, DamagedRow):
+                report_skipped(operation, item.row_id, item)
+            else:
+                records.append(item)
+        return records
 
     @property
     def now(self) -> datetime:
@@ -157,3 +181,12 @@ def _max_attempts(options: Mapping[str, Any]) -> int | None:
     """The retry limit of a step's options, or None when it has no retry policy."""
     policy = options.get("retry")
     return policy.max_attempts if isinstance(policy, Retry) else None
+
+
+def not_before(run: WorkflowRun, now: datetime) -> datetime:
+    """The instant a decision on ``run`` is stamped with: ``now``, or the run's
+    ``last_transition_at`` when that is later (another process's clock ran ahead, or the
+    caller swept at a time of its own), so a run's trace never goes back in time
+    (CONTRACT §16)."""
+    last = run.last_transition_at
+    return now if last <= now else last

@@ -1,13 +1,29 @@
-"""The rules a host's own writes must keep (CONTRACT §8), checked before the engine writes them."""
+"""The rules a host's own writes must keep (CONTRACT §8, §16), checked before the engine
+writes them — and, by ``verify()``, on every stored row."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ..core.errors import InvalidTransition
 from ..core.records import RunState
+from ..core.text import json_size
 from .table import CONTEXT_KEYS
+
+#: Context keys whose values are instants (as the store writes them: ISO-8601 text).
+TIME_KEYS = frozenset({"due_at", "anchor_timestamp", "reactivated_at", "signalled_at"})
+#: Context keys whose values are reason codes (CONTRACT §16).
+CODE_KEYS = frozenset({"suppression_reason"})
+#: The longest text a context value may be: an id's length. Free text has no place there.
+MAX_CONTEXT_TEXT = 255
+#: The most a whole context may hold, as canonical JSON.
+MAX_CONTEXT_BYTES = 64 * 1024
+
+_REASON_CODE = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 
 
 def check_state_change(run_id: str, current: RunState, new: RunState) -> None:
@@ -21,10 +37,59 @@ def check_state_change(run_id: str, current: RunState, new: RunState) -> None:
         )
 
 
-def check_context(run_id: str | None, context: Mapping[str, Any]) -> None:
-    """Refuse a context key outside the catalogue of CONTRACT §10."""
-    unknown = sorted(str(k) for k in context if k not in CONTEXT_KEYS)
+def context_problems(context: Any) -> list[str]:
+    """What is wrong with a trace or status context, one phrase each (empty when it keeps
+    the rules): a JSON object of catalogue keys (CONTRACT §10) whose values are short
+    scalars — None, a bool, a 64-bit int, a finite float, text of at most 255 characters —
+    instants where the key means one, reason codes for ``suppression_reason``, at most
+    64 KiB in all. Never quotes a value."""
+    if not isinstance(context, Mapping):
+        return [f"is a {type(context).__name__}, not a JSON object"]
+    problems = []
+    unknown = sorted(str(k)[:40] for k in context if k not in CONTEXT_KEYS)
     if unknown:
-        raise InvalidTransition(
-            f"context keys outside the catalogue: {', '.join(unknown)}", run_id=run_id
-        )
+        problems.append(f"context keys outside the catalogue: {', '.join(unknown)}")
+    for key, value in context.items():
+        if key in CONTEXT_KEYS:
+            problem = _value_problem(key, value)
+            if problem is not None:
+                problems.append(f"context {key} {problem}")
+    if not problems and json_size(dict(context)) > MAX_CONTEXT_BYTES:
+        problems.append(f"the context holds more than {MAX_CONTEXT_BYTES} bytes as JSON")
+    return problems
+
+
+def _value_problem(key: str, value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**63 else "is an int that does not fit in 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "is a number that is not finite"
+    if not isinstance(value, str):
+        return f"is a {type(value).__name__}: context values are short scalars"
+    if len(value) > MAX_CONTEXT_TEXT:
+        return f"is longer than {MAX_CONTEXT_TEXT} characters"
+    if "\x00" in value:
+        return "contains NUL"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text"
+    if key in TIME_KEYS:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return "is not an instant (ISO-8601 text with an offset)"
+        if parsed.utcoffset() is None:
+            return "is an instant without an offset"
+    if key in CODE_KEYS and _REASON_CODE.fullmatch(value) is None:
+        return "is not a reason code"
+    return None
+
+
+def check_context(run_id: str | None, context: Mapping[str, Any]) -> None:
+    """Refuse a context that breaks :func:`context_problems` (the first problem found)."""
+    problems = context_problems(context)
+    if problems:
+        raise InvalidTransition(problems[0], run_id=run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
@@ -190,8 +191,34 @@ def to_json(value: Any) -> str:
     return json.dumps(plain(value), indent=2, ensure_ascii=False, allow_nan=False)
 
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls (but newline and
+# tab) and the bidirectional overrides that reorder what a reader sees.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def showable(text: str) -> str:
+    """``text`` with every character a terminal would act on (ESC, BEL, CR, C1 controls,
+    bidi overrides) written as a visible escape (``\\x1b``), so a tenant id or step name
+    can never move the cursor, recolour or rewrite what an operator reads."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a
+    leading ``'`` (OWASP's advice for CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """CSV text with a header row; dict and list cells become JSON text, None an empty cell."""
+    """CSV text with a header row; dict and list cells become JSON text, None an empty cell,
+    and a text cell that a spreadsheet would run as a formula is neutralised
+    (:func:`csv_cell`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -201,6 +228,8 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
             value = plain(row.get(name))
             if isinstance(value, (dict, list)):
                 value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            if isinstance(value, str):
+                value = csv_cell(value)
             cells.append("" if value is None else value)
         writer.writerow(cells)
     return out.getvalue()

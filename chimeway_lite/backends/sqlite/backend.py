@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TypeVar
 
-from ...core.errors import ChimewayError, StoreBusy
+from ...core.errors import ChimewayError, StorageError, StoreBusy
 from . import connection
 from .executor import Executor
 from .gate import WriteGate
@@ -34,8 +34,12 @@ class SqliteBackend:
     def __init__(self, path: str, busy_timeout: float) -> None:
         self.location = path
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = connection.connect(path, busy_timeout)
-        self._gate = None if path == connection.MEMORY else WriteGate(path + "-lock")
+        conn, self.read_only_because = connection.connect(path, busy_timeout)
+        self._conn: sqlite3.Connection | None = conn
+        self.read_only = self.read_only_because is not None
+        self._gate = (
+            None if path == connection.MEMORY or self.read_only else WriteGate(path + "-lock")
+        )
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -59,10 +63,11 @@ class SqliteBackend:
         """Run ``work`` in one unit of work and return its result: :meth:`unit` for a
         single call, without a generator (the store's methods each take this path; a
         context manager costs more than most of the reads it would wrap)."""
-        with self._lock:
+        deadline = self._take_connection()
+        try:
             sql = SqliteUnit(self.connection, self.location, self.busy_timeout)
             if write:
-                self._begin_immediate(sql.conn, sql)
+                self._begin_immediate(sql, deadline)
             else:
                 sql.execute("BEGIN")
             try:
@@ -80,19 +85,25 @@ class SqliteBackend:
                     _rollback(sql)
                     raise
             finally:
+                sql.close()
                 if write and self._gate is not None:
                     self._gate.release()
+            self._after_commit(sql)
             return result
+        finally:
+            self._lock.release()
 
     @contextmanager
     def unit(self, *, write: bool) -> Iterator[SqliteUnit]:
         """A write transaction (after the writer gate) or a read snapshot; committed when
-        the block ends, rolled back when it raises (a failed COMMIT included)."""
-        with self._lock:
+        the block ends, rolled back when it raises (a failed COMMIT included). The unit
+        refuses every statement once the block has ended (:class:`UnitClosed`)."""
+        deadline = self._take_connection()
+        try:
             conn = self.connection
             sql = SqliteUnit(conn, self.location, self.busy_timeout)
             if write:
-                self._begin_immediate(conn, sql)
+                self._begin_immediate(sql, deadline)
             else:
                 sql.execute("BEGIN")
             try:
@@ -111,24 +122,48 @@ class SqliteBackend:
                     _rollback(sql)
                     raise
             finally:
+                sql.close()
                 if write and self._gate is not None:
                     self._gate.release()
+            self._after_commit(sql)
+        finally:
+            self._lock.release()
 
-    def _begin_immediate(self, conn: sqlite3.Connection, sql: Executor) -> None:
-        started = time.monotonic()
-        if self._gate is not None and not self._gate.acquire(self.busy_timeout):
+    def _take_connection(self) -> float:
+        """Wait (at most ``busy_timeout``) for the units other threads hold on the
+        connection; return the deadline of the whole wait, the lock's included, so threads
+        sharing a store wait no longer than processes do (CONTRACT §16)."""
+        deadline = time.monotonic() + self.busy_timeout
+        if not self._lock.acquire(timeout=self.busy_timeout):
             raise StoreBusy(self.location, self.busy_timeout)
-        waited = time.monotonic() - started
+        return deadline
+
+    def _after_commit(self, sql: SqliteUnit) -> None:
+        """What a unit asked to be done once its writes are durable: after an erasure, the
+        WAL checkpointed and truncated, so no copy of the erased rows stays in it."""
+        if sql.checkpoint_requested:
+            connection.truncate_wal(self.connection, self.location, self.busy_timeout)
+
+    def _begin_immediate(self, sql: Executor, deadline: float) -> None:
+        if self.read_only:
+            raise StorageError(
+                self.location,
+                f"it was opened for reading only: {self.read_only_because}",
+            )
+        remaining = deadline - time.monotonic()
+        if self._gate is not None and not self._gate.acquire(max(0.0, remaining)):
+            raise StoreBusy(self.location, self.busy_timeout)
+        remaining = deadline - time.monotonic()
+        shortened = remaining < self.busy_timeout - 0.001
         try:
-            if waited > 0.001:
-                # The time spent at the gate comes off SQLite's own wait (for writers that
-                # do not use the gate), so the whole call stays within busy_timeout.
-                remaining = max(0, int((self.busy_timeout - waited) * 1000))
-                sql.execute(f"PRAGMA busy_timeout = {remaining:d}")
+            if shortened:
+                # The time spent waiting comes off SQLite's own wait (for writers that do
+                # not use the gate), so the whole call stays within busy_timeout.
+                sql.execute(f"PRAGMA busy_timeout = {max(0, int(remaining * 1000)):d}")
             try:
                 sql.execute("BEGIN IMMEDIATE")
             finally:
-                if waited > 0.001:
+                if shortened:
                     sql.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
         except BaseException:
             if self._gate is not None:

@@ -8,14 +8,17 @@ only owner of the connection it returns.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from importlib import resources
 from pathlib import Path
 
 from ...core.errors import ChimewayError, ConstraintFailed, SchemaMismatch, StorageError, StoreBusy
+from ...core.text import shown
 from .migrations import MIGRATIONS
 
 SCHEMA_VERSION = 3
@@ -90,71 +93,135 @@ def _access(path: str, mode: int) -> bool:
     return os.access(path, mode)  # pragma: no cover - platforms without faccessat
 
 
-def _check_path(path: str) -> None:
-    """Refuse, with the reason, a path the store could not use for writing."""
+READ_WRITE, READ_ONLY, IMMUTABLE = "rw", "ro", "immutable"
+
+
+def open_mode(path: str) -> tuple[str, str | None]:
+    """How the store at ``path`` can be opened, and why not for writing: :data:`READ_WRITE`
+    (and None); :data:`READ_ONLY` when an
+    existing store cannot be written by this process (a read-only file or mount) but its WAL
+    pair is there to read through; :data:`IMMUTABLE` when it cannot be written and has no
+    WAL pair either (a store closed cleanly, then mounted read-only: nothing can change
+    it). Refuses, with the reason, a path that can be neither written nor read."""
     if path == MEMORY:
-        return
+        return READ_WRITE, None
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise StorageError(path, f"the directory {directory!r} does not exist")
+        raise StorageError(path, f"the directory {shown(directory, 80)} does not exist")
     if os.path.isdir(path):
         raise StorageError(path, "the path is a directory, not a database file")
     if not os.path.exists(path):
         if not _access(directory, os.W_OK | os.X_OK):
-            raise StorageError(path, f"the directory {directory!r} is not writable")
-        return
-    if not _access(path, os.R_OK | os.W_OK):
-        raise StorageError(path, "the file is read-only (or unreadable) for this process")
+            raise StorageError(path, f"the directory {shown(directory, 80)} is not writable")
+        return READ_WRITE, None
+    if not _access(path, os.R_OK):
+        raise StorageError(path, "the file is unreadable for this process")
     missing = [path + c for c in COMPANIONS if not os.path.exists(path + c)]
-    if missing and not _access(directory, os.W_OK | os.X_OK):
-        raise StorageError(
-            path,
-            f"the directory {directory!r} is not writable, and the store needs to create "
-            f"{', '.join(os.path.basename(m) for m in missing)} beside the database",
+    unwritable = [
+        c
+        for c in (path + c for c in COMPANIONS)
+        if c not in missing
+        and not _access(c, os.R_OK if c.endswith("-lock") else os.R_OK | os.W_OK)
+    ]
+    if _read_only_mount(directory):
+        why: str | None = "the file system is mounted read-only"
+    elif not _access(path, os.W_OK):
+        why = "the file is read-only for this process"
+    elif missing and not _access(directory, os.W_OK | os.X_OK):
+        why = (
+            f"the directory {shown(directory, 80)} is not writable, and the store needs to "
+            f"create {', '.join(os.path.basename(m) for m in missing)} beside the database"
         )
-    for companion in (path + c for c in COMPANIONS if path + c not in missing):
-        if not _access(companion, os.R_OK if companion.endswith("-lock") else os.R_OK | os.W_OK):
-            raise StorageError(path, f"{companion!r} is read-only (or unreadable) for this process")
+    elif unwritable:
+        why = f"{', '.join(os.path.basename(c) for c in unwritable)} cannot be written"
+    else:
+        return READ_WRITE, None
+    wal = path + "-wal"
+    if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+        return IMMUTABLE, why
+    if os.path.exists(path + "-shm") and _access(path + "-shm", os.R_OK):
+        return READ_ONLY, why
+    raise StorageError(
+        path,
+        "the store cannot be written here, and its WAL cannot be read without its -shm "
+        "file, which is missing and cannot be created",
+    )
 
 
-def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
-    """Open ``path``, set the pragmas, create or check the schema; return the connection.
+def _read_only_mount(directory: str) -> bool:
+    statvfs = getattr(os, "statvfs", None)
+    if statvfs is None:  # pragma: no cover - Windows
+        return False
+    try:
+        return bool(statvfs(directory).f_flag & getattr(os, "ST_RDONLY", 1))
+    except OSError:
+        return False
+
+
+def connect(path: str, busy_timeout: float) -> tuple[sqlite3.Connection, str | None]:
+    """Open ``path``, set the pragmas, create or check the schema; return the connection
+    and, when it can only be read, why (:func:`open_mode`).
 
     Several processes may do this on a brand-new file at once: creation runs under
-    ``BEGIN IMMEDIATE`` and looks again once it holds the lock.
+    ``BEGIN IMMEDIATE`` and looks again once it holds the lock. A store this process cannot
+    write is opened for reading only (its schema must be current then: nothing upgrades it).
     """
-    _check_path(path)
+    mode, why = open_mode(path)
+    if mode == READ_WRITE:
+        target, uri = path, False
+    else:
+        quoted = urllib.parse.quote(os.path.abspath(path))
+        target = f"file:{quoted}?mode=ro" + ("&immutable=1" if mode == IMMUTABLE else "")
+        uri = True
     try:
         conn = sqlite3.connect(
-            path,
+            target,
             timeout=busy_timeout,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=False,  # the Store serialises threads with its own lock
             cached_statements=256,
+            uri=uri,
         )
     except sqlite3.Error as exc:
         raise translate(exc, path, busy_timeout) from exc
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
-        _ensure_schema(conn, path, busy_timeout)
-        if path != MEMORY:
-            _set_wal(conn, path, busy_timeout)
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted rows are overwritten with zeros, in the file and in the WAL's pages, so
+        # an erasure (forget) leaves nothing readable (CONTRACT §16).
+        conn.execute("PRAGMA secure_delete = ON")
+        if mode == READ_WRITE:
+            _ensure_schema(conn, path, busy_timeout)
+            if path != MEMORY:
+                _set_wal(conn, path, busy_timeout)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        elif not _check_stamp(path, *_stamp(conn)):
+            raise SchemaMismatch(
+                path,
+                "the store is read-only for this process and its schema needs creating or "
+                "upgrading; open it once where it can be written",
+            )
     except sqlite3.Error as exc:
         conn.close()
         raise translate(exc, path, busy_timeout) from exc
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, why
+
+
+# One statement, so one snapshot: read one by one, the three could straddle another
+# process's creation of the schema (application_id 0, yet user_version set and tables there).
+_STAMP = (
+    "SELECT (SELECT application_id FROM pragma_application_id),"
+    " (SELECT user_version FROM pragma_user_version),"
+    " (SELECT count(*) FROM sqlite_master)"
+)
 
 
 def _stamp(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    return application_id, user_version, objects
+    application_id, user_version, objects = conn.execute(_STAMP).fetchone()
+    return int(application_id), int(user_version), int(objects)
 
 
 def _check_stamp(path: str, application_id: int, user_version: int, objects: int) -> bool:
@@ -218,6 +285,29 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> None:
             # Only our own views: a host's views in the file are left alone.
             conn.execute(f"DROP VIEW IF EXISTS {view.group(1)}")
             conn.execute(statement)
+
+
+def truncate_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+    """Copy every page of the WAL into the database and truncate the WAL to zero bytes, so
+    the copies of erased rows it held are gone (after ``forget`` commits).
+
+    SQLite waits (up to the busy timeout) for readers still on an older snapshot; if one
+    holds on beyond it, the WAL cannot be emptied now: a warning says so, and the next
+    erasure (or the last connection's close) empties it.
+    """
+    if path == MEMORY:
+        return
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise translate(exc, path, busy_timeout) from exc
+    if busy:
+        logging.getLogger("chimeway_lite").warning(
+            "forget: the erasure is committed, but a reader kept the WAL of %s from being "
+            "emptied within %g s; it still holds copies of the erased rows",
+            path,
+            busy_timeout,
+        )
 
 
 def _set_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:

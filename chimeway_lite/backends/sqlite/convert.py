@@ -16,6 +16,12 @@ Speed: these run for every row on every hot path, so the converter is built
 without detailed validation (no per-field try/except and no intermediate dict), optional
 fields get a hook made once instead of a dispatch on every value, a ``sqlite3.Row`` is read
 as it is (no ``dict(row)`` copy) and JSON is written by one prebuilt encoder.
+
+Damage: a row that passes the schema's CHECKs but holds what the engine never writes (a JSON
+array where an object belongs, ``pending_signals`` that are not a list of strings, a time
+that does not parse or has no offset, an unknown state) raises
+:class:`~chimeway_lite.core.errors.DamagedRow` naming the table and the row's id — one
+``try`` around the whole row, which costs nothing until it fires.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import attrs
 import cattrs
 
+from ...core.errors import DamagedRow
 from ...core.text import canonical_json
-from ...core.timestamps import from_text, to_text
+from ...core.timestamps import to_text
 
 T = TypeVar("T")
 
@@ -42,33 +49,57 @@ _loads = json.loads
 _fromisoformat = datetime.fromisoformat
 
 
+class _Shape(ValueError):
+    """A column value of the wrong shape (raised inside a row's conversion)."""
+
+
 def _load_dict(value: Any, _: Any = None) -> dict[str, Any]:
     if isinstance(value, (str, bytes)):
         value = _loads(value)
         if type(value) is dict:
             return value  # freshly parsed: no copy needed
-    return dict(value) if value is not None else {}
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _Shape(f"holds a JSON {type(value).__name__} where an object belongs")
+    return dict(value)
 
 
 @functools.lru_cache(maxsize=256)
 def _str_tuple_of_text(text: str) -> tuple[str, ...]:
     # A tuple is immutable, so one parse serves every run waiting for the same signals.
-    return tuple(_loads(text))
+    return _str_tuple(_loads(text))
+
+
+def _str_tuple(loaded: Any) -> tuple[str, ...]:
+    if loaded is None:
+        return ()
+    if type(loaded) is not list or not all(type(item) is str for item in loaded):
+        raise _Shape("holds JSON that is not a list of strings")
+    return tuple(loaded)
 
 
 def _load_str_tuple(value: Any, _: Any = None) -> tuple[str, ...]:
     if type(value) is str:
         return _str_tuple_of_text(value)
-    loaded = _loads(value) if isinstance(value, bytes) else value
-    return tuple(loaded) if loaded is not None else ()
+    if isinstance(value, bytes):
+        return _str_tuple(_loads(value))
+    return _str_tuple(list(value) if isinstance(value, tuple) else value)
 
 
 def _load_datetime(value: Any, _: Any = None) -> datetime:
     if type(value) is str:
         # The stored form always ends in +00:00, which fromisoformat reads as UTC itself.
         parsed = _fromisoformat(value)
-        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
-    return value if isinstance(value, datetime) else from_text(value)
+        if parsed.tzinfo is UTC:
+            return parsed
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise _Shape(f"holds a {type(value).__name__} where a time belongs")
+    if parsed.utcoffset() is None:
+        raise _Shape("holds a time without an offset")
+    return parsed.astimezone(UTC)
 
 
 # The last instant written and its text: a unit of work stamps every row it writes with
@@ -145,14 +176,48 @@ def _has_defaults(cls: type[Any]) -> bool:
     return found
 
 
+#: The table each record type is stored in, for :class:`DamagedRow`.
+TABLES: dict[str, str] = {
+    "WorkflowDefinition": "workflow_definitions",
+    "WorkflowStep": "workflow_steps",
+    "Notification": "notifications",
+    "WorkflowRun": "workflow_runs",
+    "Delivery": "deliveries",
+    "DeliveryEvent": "delivery_events",
+    "WorkflowTransition": "workflow_transitions",
+    "Signal": "signals",
+    "SignalMark": "signal_marks",
+    "Erasure": "erasures",
+}
+
+# What a damaged value raises while a row is converted (json, fromisoformat, enums, attrs
+# converters, a nesting deep enough to exhaust the parser).
+_DAMAGE = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
+
+
+def damaged(cls: type[Any], row: Any, exc: BaseException) -> DamagedRow:
+    """The :class:`DamagedRow` of a row of ``cls`` whose conversion raised ``exc``."""
+    try:
+        row_id = row[0] if not isinstance(row, Mapping) else row.get("id")
+    except (IndexError, KeyError, TypeError):
+        row_id = None
+    problem = (
+        str(exc) if isinstance(exc, _Shape) else f"a value does not read ({type(exc).__name__})"
+    )
+    return DamagedRow(TABLES.get(cls.__name__, cls.__name__), row_id, problem)
+
+
 def from_row(cls: type[T], row: Mapping[str, Any]) -> T:
     """Build a record of type ``cls`` from a row whose keys are its field names
-    (a ``sqlite3.Row`` or any mapping)."""
+    (a ``sqlite3.Row`` or any mapping); :class:`DamagedRow` when a value is damaged."""
     if type(row) is not dict and _has_defaults(cls):
         # cattrs asks ``name in row`` for a field with a default, and ``in`` on a
         # sqlite3.Row looks at the values, not the column names.
         row = dict(row)
-    return _converter.structure(row, cls)
+    try:
+        return _converter.structure(row, cls)
+    except _DAMAGE as exc:
+        raise damaged(cls, row, exc) from None
 
 
 # Field types whose column value is the field value: a reader passes them through.
@@ -198,8 +263,26 @@ def from_values(cls: type[T], row: Sequence[Any]) -> T:
     read = _readers.get(cls)
     if read is None:
         read = _readers[cls] = _reader(cls)
-    record: T = read(row)
+    try:
+        record: T = read(row)
+    except _DAMAGE as exc:
+        raise damaged(cls, row, exc) from None
     return record
+
+
+def each(cls: type[T], rows: Sequence[Sequence[Any]]) -> list[T | DamagedRow]:
+    """:func:`from_values` of every row, a damaged row standing as its :class:`DamagedRow`
+    (for reads that serve many runs: one damaged row must not stop the others)."""
+    read = _readers.get(cls)
+    if read is None:
+        read = _readers[cls] = _reader(cls)
+    found: list[T | DamagedRow] = []
+    for row in rows:
+        try:
+            found.append(read(row))
+        except _DAMAGE as exc:
+            found.append(damaged(cls, row, exc))
+    return found
 
 
 def columns(cls: type[Any], alias: str = "", *, stop: str | None = None) -> str:

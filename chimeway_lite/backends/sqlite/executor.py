@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ...core.errors import ConstraintFailed
+from ...core.errors import ConstraintFailed, UnitClosed
 from .connection import translate
 
 _log = logging.getLogger("chimeway_lite.sql")
@@ -34,9 +34,23 @@ class Executor:
         self.conn = conn
         self.path = path
         self.busy_timeout = busy_timeout
+        self.closed = False
+        self.checkpoint_requested = False
+
+    def erase_after_commit(self) -> None:
+        """Ask for the WAL to be checkpointed and truncated once this unit commits (after
+        an erasure: the WAL keeps copies of the pages it changed until then)."""
+        self.checkpoint_requested = True
+
+    def close(self) -> None:
+        """End this unit: every later statement raises :class:`UnitClosed` (a ``tx`` kept
+        after its ``with`` block must not write outside any transaction)."""
+        self.closed = True
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         """Run one statement."""
+        if self.closed:
+            raise UnitClosed()
         if _TRACE:
             _log.debug("%s", " ".join(sql.split()))
         try:
@@ -48,6 +62,8 @@ class Executor:
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
         """Run one statement for each of ``rows``."""
+        if self.closed:
+            raise UnitClosed()
         if _TRACE:
             _log.debug("%s (many)", " ".join(sql.split()))
         try:

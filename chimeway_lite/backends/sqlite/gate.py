@@ -24,6 +24,7 @@ back to back, with and without the gate.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from typing import Any
 
@@ -45,11 +46,25 @@ class WriteGate:
 
     def _open(self) -> int:
         # Read-only is enough for flock, so a lock file another user created (0644) still
-        # opens; the descriptor is never inherited by programs the host executes.
+        # opens; the descriptor is never inherited by programs the host executes. A symlink
+        # is not followed (a dangling one would make us create its target) and a FIFO or
+        # device does not block the open: only a regular file is a lock file.
+        flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+        flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, flags, 0o644)
         except OSError as exc:
-            raise StorageError(self.path, f"cannot open the writer lock file: {exc}") from exc
+            problem = exc.strerror or type(exc).__name__
+            if os.path.islink(self.path):
+                problem = "it is a symbolic link"
+            raise StorageError(self.path, f"cannot open the writer lock file: {problem}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StorageError(self.path, "the writer lock file is not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def acquire(self, timeout: float) -> bool:
         """Take the lock within ``timeout`` seconds; return False if it was not obtained.
@@ -97,7 +112,16 @@ class WriteGate:
                 done.set()
 
         threading.Thread(target=block, name="chimeway-write-gate", daemon=True).start()
-        acquired = done.wait(timeout)
+        try:
+            acquired = done.wait(timeout)
+        except BaseException:
+            # Interrupted while waiting (KeyboardInterrupt): give the lock up, now if the
+            # helper holds it already, else as soon as it gets it — never keep it.
+            with self._guard:
+                state["abandoned"] = True
+                if done.is_set() and state["error"] is None:
+                    os.close(fd)
+            raise
         with self._guard:
             if not acquired and not done.is_set():
                 state["abandoned"] = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ...core.errors import ConstraintFailed
+from ...core.errors import ConstraintFailed, DamagedRow
 from ...core.records import Delivery, DeliveryEvent, Notification, Signal
 from ...core.timestamps import from_text, to_text
 from . import convert
@@ -82,12 +82,21 @@ _SPENT_LEASES = (
     + " WHERE status = 'dispatched' AND lease_expires_at <= :now AND attempt >= max_attempts"
     + " ORDER BY lease_expires_at, id"
 )
+# The earliest claim time (of one channel, or of all): each half walks its partial index in
+# order and stops at the first row of the channel, so the cost follows the rows of other
+# channels ahead of it, not the outbox.
 _NEXT_CLAIMABLE = """
 SELECT min(k) FROM (
-    SELECT min(coalesce(available_at, inserted_at)) AS k FROM deliveries
-     WHERE status = 'pending'
+    SELECT k FROM (
+        SELECT coalesce(available_at, inserted_at) AS k FROM deliveries
+         WHERE status = 'pending' AND (:channel IS NULL OR channel = :channel)
+         ORDER BY coalesce(available_at, inserted_at) LIMIT 1)
     UNION ALL
-    SELECT min(lease_expires_at) FROM deliveries WHERE status = 'dispatched')
+    SELECT k FROM (
+        SELECT lease_expires_at AS k FROM deliveries
+         WHERE status = 'dispatched' AND lease_expires_at IS NOT NULL
+           AND (:channel IS NULL OR channel = :channel)
+         ORDER BY lease_expires_at LIMIT 1))
 """
 _NOTIFICATION = f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id"
 _EVENT_FIELDS = convert.field_names(DeliveryEvent, exclude=("seq",))
@@ -202,8 +211,9 @@ class OutboxQueries(Executor):
 
     def claim(
         self, limit: int, channel: str | None, now: datetime, lease_expires_at: datetime
-    ) -> list[Delivery]:
-        """Claim up to ``limit`` of the oldest claimable deliveries, with data and config."""
+    ) -> list[Delivery | DamagedRow]:
+        """Claim up to ``limit`` of the oldest claimable deliveries, with data and config (a
+        damaged row as its :class:`DamagedRow`)."""
         params = {
             "now": to_text(now),
             "lease": to_text(lease_expires_at),
@@ -213,17 +223,17 @@ class OutboxQueries(Executor):
         rows = self.all(_CLAIM, params)
         # RETURNING gives no order: restore the claim order (oldest first, then id).
         rows.sort(key=lambda r: (r[0], r[1]))
-        return [convert.from_values(Delivery, tuple(r)[1:]) for r in rows]
+        return convert.each(Delivery, [tuple(r)[1:] for r in rows])
 
-    def spent_leases(self, now: datetime) -> list[Delivery]:
-        """Dispatched deliveries whose lease ran out on their last allowed attempt."""
-        return [
-            convert.from_values(Delivery, r) for r in self.all(_SPENT_LEASES, {"now": to_text(now)})
-        ]
+    def spent_leases(self, now: datetime) -> list[Delivery | DamagedRow]:
+        """Dispatched deliveries whose lease ran out on their last allowed attempt (a
+        damaged row as its :class:`DamagedRow`)."""
+        return convert.each(Delivery, self.all(_SPENT_LEASES, {"now": to_text(now)}))
 
-    def next_claimable_at(self) -> datetime | None:
-        """The earliest time a claim finds a delivery to take, or None."""
-        row = self.one(_NEXT_CLAIMABLE)
+    def next_claimable_at(self, channel: str | None = None) -> datetime | None:
+        """The earliest time a claim (of ``channel``, when given) finds a delivery to take,
+        or None."""
+        row = self.one(_NEXT_CLAIMABLE, {"channel": channel})
         return None if row[0] is None else from_text(row[0])
 
     def insert_signal(self, signal: Signal) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ...core.errors import ConstraintFailed, InvalidArgument
+from ...core.errors import ConstraintFailed, DamagedRow, InvalidArgument, StorageError
 from ...core.records import SignalMark, StepLinkage, WorkflowRun, WorkflowTransition
 from ...core.text import canonical_json
 from ...core.timestamps import from_text, to_text
@@ -103,13 +103,16 @@ VALUES (:tenant_id, :event_name, :actor_id, :correlation_key, :routed_at)
 # The indexed form of machine.decide.due_at: waiting runs by suspended_until, and runs a
 # signal resumed (resumed_by set) by last_transition_at. Both halves read a partial index
 # (workflow_runs_waiting_due, workflow_runs_signal_settle); keep the literals, a parameter would
-# defeat the index.
+# defeat the index. The page starts after the cursor (:after_due, :after_id) — ('', '') for
+# the first page — so a sweep goes past runs it could not move instead of meeting them again.
 DUE_RUNS = """
 SELECT id, suspended_until AS due FROM workflow_runs
  WHERE state = 'waiting' AND suspended_until <= :now
+   AND (suspended_until, id) > (:after_due, :after_id)
 UNION ALL
 SELECT id, last_transition_at AS due FROM workflow_runs
  WHERE state = 'active' AND resumed_by IS NOT NULL AND last_transition_at <= :now
+   AND (last_transition_at, id) > (:after_due, :after_id)
 ORDER BY due, id
 LIMIT :limit
 """
@@ -127,6 +130,7 @@ SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
 """
 
 _SEQUENCE = "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+_MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
 _INSERT_TRANSITION = """
 INSERT INTO workflow_transitions
     (seq, id, workflow_run_id, workflow_step_id, delivery_id, from_state, to_state, reason,
@@ -212,8 +216,9 @@ class RunQueries(Executor):
         event_name: str,
         actor_id: str | None,
         correlation_key: str | None = None,
-    ) -> list[WorkflowRun]:
-        """The tenant's waiting runs with ``event_name`` pending, in id order."""
+    ) -> list[WorkflowRun | DamagedRow]:
+        """The tenant's waiting runs with ``event_name`` pending, in id order (a damaged
+        row as its :class:`DamagedRow`)."""
         if actor_id is not None:
             sql = _AWAITING_ACTOR_SIGNAL
         elif correlation_key is not None:
@@ -226,7 +231,7 @@ class RunQueries(Executor):
             "actor_id": actor_id,
             "correlation_key": correlation_key,
         }
-        return [convert.from_values(WorkflowRun, r) for r in self.all(sql, params)]
+        return convert.each(WorkflowRun, self.all(sql, params))
 
     def runs_to_cancel(
         self,
@@ -234,8 +239,9 @@ class RunQueries(Executor):
         run_id: str | None,
         correlation_key: str | None,
         recipient: str | None,
-    ) -> list[WorkflowRun]:
-        """The tenant's unfinished runs every given selector matches, in id order."""
+    ) -> list[WorkflowRun | DamagedRow]:
+        """The tenant's unfinished runs every given selector matches, in id order (a damaged
+        row as its :class:`DamagedRow`)."""
         params = {
             "tenant_id": tenant_id,
             "run_id": run_id,
@@ -243,7 +249,7 @@ class RunQueries(Executor):
             "recipient": recipient,
         }
         sql = _TO_CANCEL_BY_RUN if run_id is not None else _TO_CANCEL
-        return [convert.from_values(WorkflowRun, r) for r in self.all(sql, params)]
+        return convert.each(WorkflowRun, self.all(sql, params))
 
     # -- signal marks -----------------------------------------------------------------------
 
@@ -282,10 +288,19 @@ class RunQueries(Executor):
             seq=row[0],
         )
 
-    def due_runs(self, now: datetime, limit: int | None) -> list[str]:
-        """Ids of the runs due at ``now``, by due time then id."""
-        rows = self.all(DUE_RUNS, {"now": to_text(now), "limit": -1 if limit is None else limit})
-        return [r[0] for r in rows]
+    def due_runs(
+        self, now: datetime, limit: int | None, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, tuple[str, str]]]:
+        """(id, cursor) of the runs due at ``now``, by due time then id, after ``after``
+        (a cursor is the run's due time as stored and its id)."""
+        after_due, after_id = ("", "") if after is None else after
+        params = {
+            "now": to_text(now),
+            "limit": -1 if limit is None else limit,
+            "after_due": after_due,
+            "after_id": after_id,
+        }
+        return [(r[0], (r[1], r[0])) for r in self.all(DUE_RUNS, params)]
 
     def next_due_at(self) -> datetime | None:
         """The earliest due time of any run, or None."""
@@ -305,6 +320,12 @@ class RunQueries(Executor):
         each time rather than cached."""
         row = self.one(_SEQUENCE)
         first = (row[0] if row else 0) + 1
+        if not isinstance(first, int) or first + count - 1 > _MAX_SEQ:
+            raise StorageError(
+                self.path,
+                "the trace sequence is exhausted (or its counter damaged): no row can be "
+                "appended; see verify()",
+            )
         return list(range(first, first + count))
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:

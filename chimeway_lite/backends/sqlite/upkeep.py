@@ -56,6 +56,15 @@ SELECT id FROM notifications
 """
 _FORGET = (
     (
+        # The signals the person sent, and those that named one of their deliveries
+        # (before the deliveries go).
+        "signals",
+        "DELETE FROM signals "
+        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient "
+        "OR lower(json_extract(payload, '$.delivery_id')) IN "
+        f"(SELECT id FROM deliveries WHERE notification_id IN ({_NOTIFICATIONS})))",
+    ),
+    (
         "workflow_transitions",
         "DELETE FROM workflow_transitions WHERE workflow_run_id IN "
         f"(SELECT id FROM workflow_runs WHERE notification_id IN ({_NOTIFICATIONS}))",
@@ -71,11 +80,6 @@ _FORGET = (
         "notifications",
         "DELETE FROM notifications "
         "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR recipient = :recipient)",
-    ),
-    (
-        "signals",
-        "DELETE FROM signals "
-        "WHERE tenant_id = :tenant_id AND (:recipient IS NULL OR actor_id = :recipient)",
     ),
     (
         "signal_marks",
@@ -145,7 +149,19 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
         "LEFT JOIN workflow_steps AS s ON s.id = r.current_step_id "
         "WHERE s.workflow_definition_id IS NOT r.workflow_definition_id",
     ),
+    (
+        # trigger writes a notification and its run together; prune and forget remove them
+        # together. A notification alone makes a repeated trigger of its key fail.
+        "notification_without_run",
+        "SELECT n.id FROM notifications AS n "
+        "WHERE NOT EXISTS (SELECT 1 FROM workflow_runs AS r WHERE r.notification_id = n.id)",
+    ),
 )
+
+#: The last trace sequence number an append may take (SQLite's INTEGER is 64-bit); verify
+#: warns when fewer than this many numbers are left.
+MAX_SEQ = 2**63 - 1
+SEQ_HEADROOM = 2**32
 
 _RUNS = """
 SELECT r.id, r.tenant_id, n.recipient, n.notification_key, r.state, r.status_reason,
@@ -284,7 +300,18 @@ class UpkeepQueries(Executor):
                 f"transition seq {top} is above the store's sequence counter "
                 f"{None if counter is None else counter[0]}: the next append would collide"
             )
+        for name, value in (("seq", top), ("counter", None if counter is None else counter[0])):
+            if isinstance(value, int) and value > MAX_SEQ - SEQ_HEADROOM:
+                problems.append(
+                    f"the trace sequence {name} is at {value}, within {SEQ_HEADROOM} of its "
+                    f"end ({MAX_SEQ}): appends will fail"
+                )
+                break
         return problems
+
+    def definition_ids(self) -> list[str]:
+        """Every definition's id, in id order."""
+        return [r[0] for r in self.all("SELECT id FROM workflow_definitions ORDER BY id")]
 
     def evidence_findings(
         self, *, anchored: Sequence[str], activated: str, resumed: str

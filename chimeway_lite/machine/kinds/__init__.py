@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.errors import InvalidWorkflow
+from ...core.text import shown
 from . import on_outcome, on_signal, retry, stop, wait_until
 from .base import RuleKind, Situation, StepOption, Where, kind_of, wait_signals
 from .on_outcome import OnOutcome
@@ -84,7 +85,7 @@ def rule_from_dict(
     if kind is None:
         raise InvalidWorkflow(
             f"{path}.kind",
-            f"must be one of {', '.join(RULE_KIND_NAMES)}; got {raw!r}",
+            f"must be one of {', '.join(RULE_KIND_NAMES)}; got {shown(raw)}",
             step=step,
             rule=index,
         )

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ...core.records import Outcome, RunState
+from ...core.text import shown
 from ..decision import Decision, TransitionPlan, advance, evidence, noop
 from ..vocabulary import PROGRESSED_ON_DELIVERY_OUTCOME, UNKNOWN_TO_STEP
 from .base import RuleKind, Situation, Where, register
@@ -39,7 +40,7 @@ def check_outcome(outcome: Any, where: Where) -> None:
     """One of the outcomes of :class:`~chimeway_lite.Outcome`."""
     if not isinstance(outcome, str) or outcome not in OUTCOMES:
         raise where.error(
-            "outcome", f"must be one of {', '.join(sorted(OUTCOMES))}; got {outcome!r}"
+            "outcome", f"must be one of {', '.join(sorted(OUTCOMES))}; got {shown(outcome)}"
         )
 
 

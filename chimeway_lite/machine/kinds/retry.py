@@ -18,13 +18,13 @@ from typing import Any
 
 import attrs
 
-from ...core.names import is_int
-from ...core.text import duration_text
+from ...core.names import MAX_DELAY_SECONDS, is_int
+from ...core.text import duration_text, shown
 from .base import StepOption, Where
 
 KEY = "retry"
 MAX_ATTEMPTS = 100
-MAX_SECONDS = 2**53  # an integer JSON keeps exactly
+MAX_SECONDS = MAX_DELAY_SECONDS
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
@@ -95,23 +95,27 @@ class RetryOption(StepOption[Retry]):
         attempts = option.max_attempts
         if not is_int(attempts) or not 1 <= attempts <= MAX_ATTEMPTS:
             raise where.error(
-                "max_attempts", f"must be an int from 1 to {MAX_ATTEMPTS}, got {attempts!r}"
+                "max_attempts", f"must be an int from 1 to {MAX_ATTEMPTS}, got {shown(attempts)}"
             )
         backoff = option.backoff_seconds
         if not is_int(backoff) or not 1 <= backoff <= MAX_SECONDS:
-            raise where.error("backoff_seconds", f"must be an int >= 1, got {backoff!r}")
+            raise where.error(
+                "backoff_seconds", f"must be an int from 1 to {MAX_SECONDS}, got {shown(backoff)}"
+            )
         multiplier = option.multiplier
         if (
             not isinstance(multiplier, float)
             or not math.isfinite(multiplier)
             or not 1 <= multiplier <= 10
         ):
-            raise where.error("multiplier", f"must be a number from 1 to 10, got {multiplier!r}")
+            raise where.error(
+                "multiplier", f"must be a number from 1 to 10, got {shown(multiplier)}"
+            )
         cap = option.max_backoff_seconds
         if cap is not None and (not is_int(cap) or not backoff <= cap <= MAX_SECONDS):
             raise where.error(
                 "max_backoff_seconds",
-                f"must be an int >= backoff_seconds ({backoff}) or absent, got {cap!r}",
+                f"must be an int >= backoff_seconds ({backoff}) or absent, got {shown(cap)}",
             )
 
     def describe(self, option: Retry) -> str:

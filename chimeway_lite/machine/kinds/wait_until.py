@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ...core.names import check_name, is_int
+from ...core.names import MAX_DELAY_SECONDS, check_name, is_int
 from ...core.records import ProgressKind, RunState
-from ...core.text import duration_text
+from ...core.text import duration_text, shown
 from ...core.timestamps import to_text
 from ..decision import Decision, TransitionPlan, advance, noop
 from ..vocabulary import (
@@ -98,7 +98,7 @@ def check_to_step(to_step: Any, where: Where, step_keys: frozenset[str]) -> None
     """A name that is the key of a step of the same workflow."""
     check_name(to_step, f"{where.path}.to_step", step=where.step, rule=where.index)
     if to_step not in step_keys:
-        raise where.error("to_step", f"names no step of this workflow: {to_step!r}")
+        raise where.error("to_step", f"names no step of this workflow: {shown(to_step)}")
 
 
 class WaitUntilKind(RuleKind[WaitUntil]):
@@ -170,11 +170,16 @@ class WaitUntilKind(RuleKind[WaitUntil]):
 
     def validate(self, rule: WaitUntil, where: Where, step_keys: frozenset[str]) -> None:
         """delay_seconds an int > 0, the only anchor, valid cancel signals and to_step."""
-        if not is_int(rule.delay_seconds) or rule.delay_seconds <= 0:
-            raise where.error("delay_seconds", f"must be an int > 0, got {rule.delay_seconds!r}")
+        delay = rule.delay_seconds
+        if not is_int(delay) or not 0 < delay <= MAX_DELAY_SECONDS:
+            raise where.error(
+                "delay_seconds",
+                f"must be an int from 1 to {MAX_DELAY_SECONDS} (a century), got {shown(delay)}",
+            )
         if rule.anchor != DEFAULT_ANCHOR:
             raise where.error(
-                "anchor", f"must be {DEFAULT_ANCHOR!r} (the only anchor), got {rule.anchor!r}"
+                "anchor",
+                f"must be {DEFAULT_ANCHOR!r} (the only anchor), got {shown(rule.anchor)}",
             )
         check_signal_names(rule.cancel_signals, "cancel_signals", where)
         check_to_step(rule.to_step, where, step_keys)

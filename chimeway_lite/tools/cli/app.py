@@ -1,7 +1,7 @@
 """The command line: ``chimeway-lite [--db PATH] [--json] COMMAND`` — the group, the options
 every command shares, and the helpers commands print with. The commands live beside this
-module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.check`, :mod:`.demo`,
-:mod:`.ui`.
+module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.work`, :mod:`.check`,
+:mod:`.demo`, :mod:`.ui`.
 
 Every command takes ``--db`` (default ``./chimeway.db``, or ``$CHIMEWAY_DB``) and ``--json``,
 before the command name or after it. Only ``demo`` creates a store file: the other commands
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -60,7 +61,7 @@ class CliError(click.ClickException):
             text = json.dumps({"error": self.kind, "message": self.message}, ensure_ascii=False)
         else:
             text = f"error: {self.message}"
-        click.echo(text, err=True)
+        echo(text, err=True)
 
 
 # -- the group and the options every command shares ------------------------------------------
@@ -83,6 +84,22 @@ def cli(ctx: click.Context, db: str, as_json: bool) -> None:
     ctx.obj = Settings(db, as_json)
 
 
+class _WarningLines(logging.Handler):
+    """The store's warnings (a run the sweep skipped, a WAL that could not be emptied) as
+    one line each on stderr: ``warning: …``, or a JSON object with ``--json``."""
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.as_json = as_json
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.as_json:
+            echo(json.dumps({"warning": message}, ensure_ascii=False), err=True)
+        else:
+            echo(f"warning: {message}", err=True)
+
+
 def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], click.Command]:
     """A command of :func:`cli` that also takes ``--db`` and ``--json``, receives the
     resolved :class:`Settings` first, and turns ChimewayError into :class:`CliError`."""
@@ -93,12 +110,17 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], click.
             group = click.get_current_context().find_object(Settings)
             outer = group if group is not None else Settings(DEFAULT_DB, False)
             settings = Settings(db if db is not None else outer.db, as_json or outer.as_json)
+            handler = _WarningLines(settings.as_json)
+            logger = logging.getLogger("chimeway_lite")
+            logger.addHandler(handler)
             try:
                 function(settings, *positional, **named)
             except ChimewayError as exc:
                 raise CliError(
                     str(exc), as_json=settings.as_json, kind=type(exc).__name__
                 ) from None
+            finally:
+                logger.removeHandler(handler)
 
         run = click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)(run)
         run = click.option("--db", "db", metavar="PATH", default=None, help=_DB_HELP)(run)
@@ -131,9 +153,16 @@ def require_store_file(settings: Settings) -> None:
         )
 
 
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print one message (stdout, or stderr with ``err``) with every character a terminal
+    would act on shown as an escape (:func:`~chimeway_lite.tools.listing.showable`): the
+    one way the commands print, so no stored text reaches a terminal raw."""
+    click.echo(listing.showable(message), err=err, nl=nl)
+
+
 def emit_json(value: Any) -> None:
     """Print ``value`` as pretty JSON (records, enums and times made plain)."""
-    click.echo(listing.to_json(value))
+    echo(listing.to_json(value))
 
 
 def time_text(value: datetime | None) -> str:

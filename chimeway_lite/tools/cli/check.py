@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .. import timeline
-from .app import EXIT_PROBLEMS, CliError, Settings, command, emit_json, open_store
+from .app import EXIT_PROBLEMS, CliError, Settings, command, echo, emit_json, open_store
 
 # -- integrity and pictures ------------------------------------------------------------------
 
@@ -20,11 +20,11 @@ def verify(settings: Settings) -> None:
     if settings.as_json:
         emit_json({"db": settings.db, "ok": not problems, "problems": problems})
     elif problems:
-        click.echo(f"{len(problems)} problem{'' if len(problems) == 1 else 's'} found:")
+        echo(f"{len(problems)} problem{'' if len(problems) == 1 else 's'} found:")
         for problem in problems:
-            click.echo(f"  - {problem}")
+            echo(f"  - {problem}")
     else:
-        click.echo(f"ok: no problems found in {settings.db}")
+        echo(f"ok: no problems found in {settings.db}")
     if problems:
         click.get_current_context().exit(EXIT_PROBLEMS)
 
@@ -55,7 +55,7 @@ def timeline_command(
         picture = timeline.collect(store, tenant, run_id)
     text = timeline.render_html(picture) if kind == "html" else timeline.render_svg(picture)
     if out == "-":
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     try:
         Path(out).write_text(text, encoding="utf-8")
@@ -67,7 +67,7 @@ def timeline_command(
     if settings.as_json:
         emit_json({"path": out, "format": kind, "bytes": size, "events": len(picture.transitions)})
     else:
-        click.echo(
+        echo(
             f"wrote {out} ({kind}, {size} bytes): {len(picture.transitions)} trace rows, "
             f"final state {picture.explanation.state.value}"
         )

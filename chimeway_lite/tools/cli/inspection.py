@@ -9,7 +9,7 @@ import click
 
 from ...core.records import RunExplanation, RunState
 from .. import listing
-from .app import Settings, command, context_text, emit_json, open_store, time_text
+from .app import Settings, command, context_text, echo, emit_json, open_store, time_text
 
 
 def trace_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -70,7 +70,7 @@ def explain(settings: Settings, tenant: str, run_id: str) -> None:
     if settings.as_json:
         emit_json(explanation)
     else:
-        click.echo("\n".join(explanation_lines(explanation)))
+        echo("\n".join(explanation_lines(explanation)))
 
 
 _CSV_HELP = "Print CSV (with a header row) instead of text."
@@ -89,11 +89,11 @@ def traces(settings: Settings, tenant: str, run_id: str, limit: int | None, as_c
     if settings.as_json:
         emit_json(rows)
     elif as_csv:
-        click.echo(listing.to_csv(rows, listing.TRACE_COLUMNS), nl=False)
+        echo(listing.to_csv(rows, listing.TRACE_COLUMNS), nl=False)
     elif rows:
-        click.echo("\n".join(trace_lines(rows)))
+        echo("\n".join(trace_lines(rows)))
     else:
-        click.echo("no trace rows")
+        echo("no trace rows")
 
 
 @command()
@@ -116,15 +116,15 @@ def runs(
         emit_json(rows)
         return
     if as_csv:
-        click.echo(listing.to_csv(rows, listing.RUN_COLUMNS), nl=False)
+        echo(listing.to_csv(rows, listing.RUN_COLUMNS), nl=False)
         return
     if not rows:
-        click.echo("no runs")
+        echo("no runs")
         return
-    click.echo(f"{'run':<36}  {'tenant':<12} {'state':<9} {'step':<12} {'changed':<19}  reason")
+    echo(f"{'run':<36}  {'tenant':<12} {'state':<9} {'step':<12} {'changed':<19}  reason")
     for row in rows:
         due = f", due {row['suspended_until'][:19]}" if row["suspended_until"] else ""
-        click.echo(
+        echo(
             f"{row['id']:<36}  {row['tenant_id']:<12} {row['state']:<9} "
             f"{row['current_step']:<12} {row['last_transition_at'].replace('T', ' ')[:19]}  "
             f"{row['terminal_reason'] or row['status_reason']}{due}"
@@ -140,7 +140,7 @@ def tables(settings: Settings) -> None:
         emit_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['table']:<22} {row['count']:>8} rows  {', '.join(row['columns'])}")
+        echo(f"{row['table']:<22} {row['count']:>8} rows  {', '.join(row['columns'])}")
 
 
 def _one_format(settings: Settings, as_csv: bool) -> None:

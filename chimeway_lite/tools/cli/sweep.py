@@ -10,11 +10,13 @@ from typing import Any
 
 import click
 
+from ...core.errors import InvalidArgument, StoreBusy
 from ...core.records import Progress, Signal
-from ...core.text import duration_text
+from ...core.text import duration_text, shown
+from ...core.timestamps import require_utc
 from ...store import Store
 from .. import listing
-from .app import Settings, command, emit_json, open_store, time_text
+from .app import Settings, command, echo, emit_json, open_store, time_text
 
 #: The shortest pause of ``tick --watch`` when a run stays due after a sweep (it backs off,
 #: doubling up to ``--max-sleep``), so that a run the sweep cannot move is no busy loop.
@@ -74,13 +76,13 @@ def signal_command(
         return
     count = f"{len(run_ids)} run" + ("" if len(run_ids) == 1 else "s")
     if dry_run:
-        click.echo(f"dry run: signal {event!r} would resume {count}; nothing was written")
+        echo(f"dry run: signal {event!r} would resume {count}; nothing was written")
     else:
-        click.echo(f"signal {event!r} recorded ({signal_id}); resumed {count}")
+        echo(f"signal {event!r} recorded ({signal_id}); resumed {count}")
     for run_id in run_ids:
-        click.echo(f"  {run_id}")
+        echo(f"  {run_id}")
     if run_ids and not dry_run:
-        click.echo(
+        echo(
             "resumed runs complete (cancelled_by_signal) at the next `chimeway-lite tick`, "
             "or move on where an on_signal rule leads"
         )
@@ -111,9 +113,9 @@ def cancel_command(
     if settings.as_json:
         emit_json({"tenant_id": tenant, "stopped": [run.id for run in stopped]})
         return
-    click.echo(f"stopped {len(stopped)} run{'' if len(stopped) == 1 else 's'}")
+    echo(f"stopped {len(stopped)} run{'' if len(stopped) == 1 else 's'}")
     for run in stopped:
-        click.echo(f"  {run.id}")
+        echo(f"  {run.id}")
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -123,10 +125,13 @@ def _parse_now(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
+            f"{shown(value)} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
             param_hint="--now",
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return require_utc(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed, "now")
+    except InvalidArgument as exc:
+        raise click.BadParameter(f"{shown(value)} {exc.problem}", param_hint="--now") from None
 
 
 def _progress_row(store: Store, progress: Progress) -> dict[str, Any]:
@@ -146,13 +151,13 @@ def _sweep(store: Store, settings: Settings, now: datetime | None) -> int:
     moved = [_progress_row(store, p) for p in store.progress_due_runs(now=at)]
     if settings.as_json:
         # One JSON object per sweep, on one line (JSON Lines with --watch).
-        click.echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
+        echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
     elif not moved:
-        click.echo(f"{time_text(at)}  nothing due")
+        echo(f"{time_text(at)}  nothing due")
     else:
-        click.echo(f"{time_text(at)}  {len(moved)} run{'' if len(moved) == 1 else 's'} progressed")
+        echo(f"{time_text(at)}  {len(moved)} run{'' if len(moved) == 1 else 's'} progressed")
         for row in moved:
-            click.echo(
+            echo(
                 f"  {row['run_id']}  tenant={row['tenant_id']}  {row['kind']} -> "
                 f"{row['state']} on step {row['step']!r} ({row['reason']})"
             )
@@ -208,7 +213,7 @@ def tick(
         try:
             _watch(store, settings, max_sleep=max_sleep, cycles=cycles)
         except KeyboardInterrupt:
-            click.echo("stopped", err=True)
+            echo("stopped", err=True)
         finally:
             signals.signal(signals.SIGTERM, previous)
 
@@ -217,7 +222,15 @@ def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | 
     backoff = MIN_SLEEP
     done = 0
     while True:
-        _sweep(store, settings, None)
+        try:
+            _sweep(store, settings, None)
+        except StoreBusy as exc:
+            # Another process held the lock for longer than busy_timeout: a moment's
+            # contention, not a reason to stop watching.
+            echo(f"warning: {exc}; sweeping again in {backoff:.3g} s", err=True)
+            _sleep(backoff)
+            backoff = min(backoff * 2, max_sleep)
+            continue
         done += 1
         if cycles is not None and done >= cycles:
             return
@@ -228,5 +241,5 @@ def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | 
         if not settings.as_json:
             target = "nothing waiting" if next_due is None else f"next due {time_text(next_due)}"
             length = f"{pause:.3g} s" if pause < 60 else duration_text(pause)
-            click.echo(f"  {target}; sleeping {length}")
+            echo(f"  {target}; sleeping {length}")
         _sleep(pause)

@@ -10,7 +10,7 @@ import click
 
 from ...core.arguments import optional_id
 from ..ui import DEFAULT_HOST, DEFAULT_PORT, is_loopback, make_server, open_read_only
-from .app import CliError, Settings, command, require_store_file
+from .app import CliError, Settings, command, echo, require_store_file
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -56,14 +56,12 @@ def ui(settings: Settings, host: str, port: int, tenant: str | None) -> None:
             if settings.as_json:
                 # One line, so that a caller can read the address as soon as it is printed.
                 announcement = {"url": url, "db": settings.db, "tenant": scope, "read_only": True}
-                click.echo(json.dumps(announcement, ensure_ascii=False))
+                echo(json.dumps(announcement, ensure_ascii=False))
             else:
                 only = "" if scope is None else f", tenant {scope!r} only"
-                click.echo(
-                    f"chimeway-lite ui: {url} on {settings.db} (read-only{only}); Ctrl-C stops it"
-                )
+                echo(f"chimeway-lite ui: {url} on {settings.db} (read-only{only}); Ctrl-C stops it")
             if not is_loopback(host):
-                click.echo(
+                echo(
                     f"warning: listening on {host}: anyone who can reach this machine can read "
                     "the store's runs",
                     err=True,
@@ -72,6 +70,6 @@ def ui(settings: Settings, host: str, port: int, tenant: str | None) -> None:
             try:
                 server.serve_forever(poll_interval=0.5)
             except KeyboardInterrupt:
-                click.echo("stopped", err=True)
+                echo("stopped", err=True)
             finally:
                 signals.signal(signals.SIGTERM, previous)

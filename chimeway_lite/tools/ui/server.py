@@ -39,6 +39,7 @@ from ...core.errors import (
     StoreBusy,
 )
 from ...store import Store
+from .. import listing
 from . import documents
 from .documents import Page
 from .pages import render, render_error
@@ -235,11 +236,6 @@ def _loose_pairs(query: str) -> list[tuple[str, str]]:
         return []
 
 
-def _printable(text: str) -> str:
-    """``text`` with control and other unprintable characters escaped, for a log line."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 class _Handler(BaseHTTPRequestHandler):
     """HTTP for :class:`Inspector`: GET and HEAD answered, other methods refused."""
 
@@ -280,7 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if not self.server.quiet:
             line = f"{self.address_string()} - {format % args}"
-            sys.stderr.write(_printable(line) + "\n")
+            # A request line is the client's text: terminal controls in it are shown escaped.
+            sys.stderr.write(listing.showable(line) + "\n")
 
 
 class InspectorServer(ThreadingHTTPServer):
