@@ -46,7 +46,7 @@ def main(path: str) -> None:
         # The trigger planned the in-app delivery; a worker sends it and records that it
         # arrived (examples/03_worker_loop.py shows the worker's loop).
         (inapp,) = started.deliveries
-        store.record_outcome(inapp.id, "succeeded")
+        store.record_outcome(inapp.id, "succeeded", tenant_id="acme")
         explanation = store.explain("acme", run_id)
         print(f"in-app delivered -> {explanation.state}, due {explanation.due_at}")
         print(f"  next: {explanation.next_move}")
@@ -57,7 +57,7 @@ def main(path: str) -> None:
         print(f"2 h later, due sweep: {progress.kind} ({progress.reason})")
         (email,) = progress.deliveries  # the email step's delivery
         print(f"  planned a delivery on channel {email.channel!r}")
-        store.record_outcome(email.id, "succeeded")
+        store.record_outcome(email.id, "succeeded", tenant_id="acme")
 
         explanation = store.explain("acme", run_id)
         print(f"email delivered -> {explanation.state} ({explanation.terminal_reason})")

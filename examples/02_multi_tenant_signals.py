@@ -41,7 +41,7 @@ def main(path: str) -> None:
                 )
                 runs[tenant, user] = started.run.id
                 (inapp,) = started.deliveries
-                store.record_outcome(inapp.id, "succeeded")
+                store.record_outcome(inapp.id, "succeeded", tenant_id=tenant)
         print("4 runs waiting for 'notification_read': acme and globex, ada and bob each")
 
         clock.advance(minutes=30)
@@ -72,7 +72,7 @@ def main(path: str) -> None:
         for progress in store.progress_due_runs():
             (email,) = progress.deliveries
             print(f"2 h later: {who[progress.run.id]} moves to {email.channel!r}")
-            store.record_outcome(email.id, "succeeded")
+            store.record_outcome(email.id, "succeeded", tenant_id=progress.run.tenant_id)
 
         for (tenant, user), run_id in runs.items():
             explanation = store.explain(tenant, run_id)

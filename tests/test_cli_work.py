@@ -124,7 +124,7 @@ def test_a_sender_that_raises_is_a_warning_on_stderr_without_its_text(db: str) -
     assert result.exit_code == 0, result.output
     warnings = result.stderr.splitlines()
     assert len(warnings) == 3
-    assert all(w.startswith("WARNING chimeway_lite.worker: delivery ") for w in warnings)
+    assert all(w.startswith("warning: delivery ") for w in warnings)
     assert all("the sender raised RuntimeError; recording failed" in w for w in warnings)
     assert "example.org" not in result.output + result.stderr
     assert set(statuses(db).values()) == {"failed"}

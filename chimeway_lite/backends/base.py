@@ -326,6 +326,11 @@ class Unit(Protocol):
 
     # -- audit and listings -------------------------------------------------------------------
 
+    def damaged_rows(self) -> Iterator[DamagedRow]:
+        """The rows, of the tables ``verify`` does not fold, that cannot be read back as
+        their records."""
+        ...
+
     def definition_ids(self) -> list[str]:
         """Every definition's id, in id order (for ``verify``)."""
         ...

@@ -87,8 +87,9 @@ def optional_reason(value: object, name: str) -> str | None:
     if REASON_CODE.fullmatch(value) is None:
         raise InvalidArgument(
             name,
+            # Not even a prefix of it: free text here is what may name a person.
             "must be a reason code: a lower-case letter, then up to 63 lower-case letters, "
-            f"digits, '_', '.' or '-' (got {shown(value, 20)})",
+            f"digits, '_', '.' or '-' (got {len(value)} characters of other text)",
         )
     return value
 

@@ -132,6 +132,10 @@ def verify(work: Work) -> list[str]:
     checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
         ("integrity_check", unit.storage_problems),
         ("evidence and tenancy", findings),
+        (
+            "the rows",
+            lambda: [f"{d.table} row {d.row_id}: {d.problem}" for d in unit.damaged_rows()],
+        ),
         ("the definitions", lambda: _definition_checks(work)),
         ("the traces", lambda: _trace_checks(work, policies)),
         ("the deliveries", lambda: _delivery_checks(work, policies)),

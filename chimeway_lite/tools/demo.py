@@ -92,7 +92,7 @@ def run_demo(store: Store, clock: FakeClock, *, tag: str | None = None) -> DemoR
     clock.advance(minutes=1)
     sent = store.claim_deliveries(channel="in_app")
     for delivery in sent:
-        store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+        store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED, tenant_id=delivery.tenant_id)
     say(
         f"the worker sent {len(sent)} in-app messages (succeeded): "
         "each run waits 2 h for 'notification_read'"
@@ -117,7 +117,7 @@ def run_demo(store: Store, clock: FakeClock, *, tag: str | None = None) -> DemoR
     clock.advance(minutes=1)
     emails = store.claim_deliveries(channel="email")
     for delivery in emails:
-        store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED)
+        store.record_outcome(delivery.id, DeliveryStatus.SUCCEEDED, tenant_id=delivery.tenant_id)
     say(f"the worker sent {len(emails)} email (succeeded): bob's run completed")
     return DemoResult(TENANT, tuple(runs), tuple(story))
 

@@ -118,7 +118,7 @@ def run_rows(
             offset=offset,
         )
     for row in rows:
-        row["pending_signals"] = json.loads(row["pending_signals"])
+        row["pending_signals"] = _json(row["pending_signals"])
     return rows
 
 
@@ -159,8 +159,17 @@ def trace_rows(
     with store.snapshot() as view:
         rows = view.trace_rows(tenant_id, run_id, limit=limit)
     for row in rows:
-        row["context"] = json.loads(row["context"])
+        row["context"] = _json(row["context"])
     return rows
+
+
+def _json(text: Any) -> Any:
+    """A JSON column's value, or its text as it is when it does not parse (a listing shows
+    even a damaged row; ``verify()`` says what is wrong with it)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return text
 
 
 def table_rows(store: Store) -> list[dict[str, Any]]:

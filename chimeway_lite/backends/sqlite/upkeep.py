@@ -9,7 +9,18 @@ from typing import Any
 
 import sqlite_utils
 
-from ...core.records import Delivery, DeliveryEvent, Erasure, WorkflowRun, WorkflowTransition
+from ...core.errors import DamagedRow
+from ...core.records import (
+    Delivery,
+    DeliveryEvent,
+    Erasure,
+    Notification,
+    Signal,
+    SignalMark,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowTransition,
+)
 from ...core.text import canonical_json
 from ...core.timestamps import to_text
 from ..base import DeliveryHistory, RunTrace
@@ -156,6 +167,15 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
         "SELECT n.id FROM notifications AS n "
         "WHERE NOT EXISTS (SELECT 1 FROM workflow_runs AS r WHERE r.notification_id = n.id)",
     ),
+)
+
+# The tables whose rows verify reads one by one (the names are constants, never input).
+_PLAIN_TABLES: tuple[tuple[type[Any], str], ...] = (
+    (Notification, "notifications"),
+    (WorkflowStep, "workflow_steps"),
+    (Signal, "signals"),
+    (SignalMark, "signal_marks"),
+    (Erasure, "erasures"),
 )
 
 #: The last trace sequence number an append may take (SQLite's INTEGER is 64-bit); verify
@@ -308,6 +328,17 @@ class UpkeepQueries(Executor):
                 )
                 break
         return problems
+
+    def damaged_rows(self) -> Iterator[DamagedRow]:
+        """Every row of the tables verify does not fold (notifications, definitions and their
+        steps, signals, marks, tombstones) that does not read back as its record (a
+        definition's own row is read by the definitions' check)."""
+        for cls, table in _PLAIN_TABLES:
+            for row in self.execute(f"SELECT * FROM {table} ORDER BY rowid"):
+                try:
+                    convert.from_row(cls, dict(row))
+                except DamagedRow as damaged:
+                    yield damaged
 
     def definition_ids(self) -> list[str]:
         """Every definition's id, in id order."""

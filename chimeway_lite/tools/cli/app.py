@@ -85,8 +85,9 @@ def cli(ctx: click.Context, db: str, as_json: bool) -> None:
 
 
 class _WarningLines(logging.Handler):
-    """The store's warnings (a run the sweep skipped, a WAL that could not be emptied) as
-    one line each on stderr: ``warning: …``, or a JSON object with ``--json``."""
+    """The store's and the worker's warnings and errors (a run the sweep skipped, a WAL that
+    could not be emptied, a sender that raised) as one line each on stderr: ``warning: …``
+    (``error: …``), or a JSON object with ``--json``."""
 
     def __init__(self, as_json: bool) -> None:
         super().__init__(logging.WARNING)
@@ -94,10 +95,11 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
+        level = "error" if record.levelno >= logging.ERROR else "warning"
         if self.as_json:
-            echo(json.dumps({"warning": message}, ensure_ascii=False), err=True)
+            echo(json.dumps({level: message}, ensure_ascii=False), err=True)
         else:
-            echo(f"warning: {message}", err=True)
+            echo(f"{level}: {message}", err=True)
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], click.Command]:
@@ -171,7 +173,9 @@ def time_text(value: datetime | None) -> str:
 
 
 def context_text(context: Mapping[str, Any]) -> str:
-    """A trace context as ``key=value, …`` (sorted), or ``-``."""
+    """A trace context as ``key=value, …`` (sorted), or ``-``; a damaged one as it is."""
+    if not isinstance(context, Mapping):
+        return str(context)
     return ", ".join(f"{k}={v}" for k, v in sorted(context.items())) or "-"
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -17,7 +15,6 @@ import click
 from ...core.text import duration_text
 from .. import listing
 from ..worker import Handled, Sender, Worker
-from ..worker import logger as worker_logger
 from .app import CliError, Settings, command, echo, open_store, time_text
 
 #: The exit code when a second SIGINT/SIGTERM abandons the delivery in hand (128 + SIGINT).
@@ -97,20 +94,6 @@ def _chosen(
     return {channel: senders[channel] for channel in dict.fromkeys(channels)}
 
 
-@contextmanager
-def _warnings_on_stderr() -> Iterator[None]:
-    # The worker's warnings (a sender that raised, an outcome refused) go to stderr, one
-    # line each, for as long as the command runs; stdout keeps the passes (JSON Lines).
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.WARNING)
-    worker_logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        worker_logger.removeHandler(handler)
-
-
 def _pause_text(pause: float) -> str:
     return f"{pause:.3g} s" if pause < 60 else duration_text(pause)
 
@@ -179,7 +162,9 @@ def work(
         senders = _chosen(load_senders(reference), channels, reference)
     except BadSenders as exc:
         raise CliError(str(exc), as_json=settings.as_json, kind="InvalidSenders") from None
-    with open_store(settings) as store, _warnings_on_stderr():
+    # The worker's warnings (a sender that raised, an outcome refused) reach stderr as one
+    # line each, like every command's (see app.command).
+    with open_store(settings) as store:
         worker = Worker(
             store,
             senders,
