@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import pytest
+from factories import trigger, waiting
 from inspected import HOSTILE, HOSTILE_TENANT, SECRETS, SLASHED_TENANT, Inspected, build
 
 from chimeway_lite import FakeClock, StorageError, Store, StoreBusy
@@ -611,3 +612,32 @@ def test_a_tenant_scoped_inspector_shows_that_tenant_only(site: Site) -> None:
         assert request(port, site.delivery_url("acme/ada")).status == 404
         assert request(port, site.run_url("globex/ada")).status == 200
         assert "tenant globex only" in request(port, "/").text
+
+
+def test_a_damaged_row_is_one_sentence_and_the_listings_still_show(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    with Store(path) as writer:
+        run = waiting(writer, recipient="ada").run
+        other = trigger(writer, recipient="bob")
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "UPDATE workflow_runs SET status_context = '[]', suspended_until = 'soon' WHERE id = ?",
+        (run.id,),
+    )
+    raw.execute("UPDATE deliveries SET updated_at = 'late' WHERE id = ?", (other.deliveries[0].id,))
+    raw.commit()
+    raw.close()
+
+    with open_read_only(path) as store:
+        inspector = Inspector(store)
+        listing = inspector.respond("GET", "/")
+        outbox = inspector.respond("GET", "/outbox")
+        page = inspector.respond("GET", documents.run_path("acme", run.id) + "?format=json")
+        delivery = inspector.respond("GET", documents.delivery_path("acme", other.deliveries[0].id))
+
+    assert (listing.status, outbox.status) == (200, 200)
+    assert b"<td>soon</td>" in listing.body and b"bob" in outbox.body
+    assert page.status == delivery.status == 500
+    message = json.loads(page.body)["message"]
+    assert message.startswith(f"workflow_runs row {run.id} is damaged") and "verify()" in message
+    assert b"Traceback" not in delivery.body and b"deliveries row" in delivery.body

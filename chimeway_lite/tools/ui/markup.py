@@ -143,8 +143,11 @@ def code(value: object) -> str:
     return f'<span class="cw-code">{esc(value)}</span>'
 
 
-def context_text(context: Mapping[str, Any]) -> str:
-    """A trace context as ``key=value, …`` (sorted), or ``-``."""
+def context_text(context: Any) -> str:
+    """A trace context as ``key=value, …`` (sorted), or ``-``; a damaged one (not an
+    object) as its text."""
+    if not isinstance(context, Mapping):
+        return str(context)
     return ", ".join(f"{k}={v}" for k, v in sorted(context.items())) or "-"
 
 

@@ -4,9 +4,9 @@
 without any socket, so every rule is in one place: only GET and HEAD; the five pages and
 their JSON (``?format=json``); 400 for bad parameters, 404 for unknown paths and for runs
 or deliveries not found (another tenant's look the same), 503 while the store is busy, 500
-for anything else — always one sentence, never a traceback (that goes to the
-``chimeway_lite.ui`` logger). :class:`InspectorServer` serves it with
-:class:`~http.server.ThreadingHTTPServer`.
+for a damaged row (``verify()`` says more) and anything else — always one sentence, never
+a traceback (that goes to the ``chimeway_lite.ui`` logger). :class:`InspectorServer` serves
+it with :class:`~http.server.ThreadingHTTPServer`.
 
 Safety: the store is opened query-only (:func:`open_read_only`); every page is sent with a
 Content-Security-Policy that allows no script at all; while the server listens on a
@@ -178,6 +178,9 @@ class Inspector:
         except StorageError as exc:
             LOG.error("the store could not be read: %s", exc)
             return self._error(500, f"the store could not be read: {exc}", as_json)
+        except ChimewayError as exc:  # a damaged row: its message names it, without values
+            LOG.error("the inspector could not read a page: %s", exc)
+            return self._error(500, str(exc), as_json)
         except Exception as exc:
             return self._failure(exc, as_json)
 
