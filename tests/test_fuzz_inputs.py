@@ -112,6 +112,30 @@ def fuzzed(tmp_path: Any) -> Iterator[tuple[Store, Known]]:
 
 # -- values -----------------------------------------------------------------------------------
 
+#: A marker inside hostile values, never in their first 64 characters: an error may show a
+#: short prefix of a value, never more, and never a payload or data value (CONTRACT §16).
+MARKER = "MARKER-c0ffee-"
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"m": MARKER}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+_hostile = st.sampled_from(
+    [
+        "x" * 100 + MARKER + "x" * 1_000_000,  # a megabyte of id
+        _deep(100_000),  # nested past any recursion limit
+        [_deep(50)],
+        10**5000,  # an int no str() may print
+        {"delivery_id": MARKER},
+        "\x1b[2J" + "y" * 100 + MARKER,
+        "=cmd|' /C calc'!A0",
+    ]
+)
+
 _odd_text = st.one_of(
     st.just(""),
     st.just("   "),
@@ -172,6 +196,7 @@ _odd_dicts = st.one_of(
 def values(known: Known) -> st.SearchStrategy[Any]:
     """Anything at all, with real ids of the store mixed in."""
     return st.one_of(
+        _hostile,
         json_values,
         _odd_text,
         _odd_objects,
@@ -367,7 +392,11 @@ def _check(outcome: BaseException | None) -> None:
     if outcome is None:
         return
     if not isinstance(outcome, ChimewayError) or type(outcome) not in DOCUMENTED:
-        raise AssertionError(f"undocumented exception {outcome!r}") from outcome
+        raise AssertionError(f"undocumented exception {type(outcome).__name__}") from outcome
+    # Errors name the field and show at most a short prefix of a value, never a payload.
+    text = str(outcome)
+    assert len(text) < 1000, f"{type(outcome).__name__}: {len(text)} characters"
+    assert MARKER not in text, text[:200]
 
 
 def test_every_public_store_method_is_fuzzed() -> None:

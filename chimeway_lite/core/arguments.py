@@ -50,7 +50,7 @@ def require_limit(value: object, name: str = "limit", *, allow_none: bool = True
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgument(name, f"must be an int >= 0, got {shown(value)}")
     if value < 0:
-        raise InvalidArgument(name, f"must be >= 0, got {value}")
+        raise InvalidArgument(name, f"must be >= 0, got {shown(value)}")
     # Beyond this sqlite3 (and fetchmany) overflow; no store holds that many rows anyway.
     return min(value, MAX_LIMIT)
 
@@ -234,7 +234,7 @@ def require_seconds(value: object, name: str) -> int:
             name, f"must be a whole number of seconds, got {type(value).__name__}"
         )
     if not 1 <= value <= MAX_SECONDS:
-        raise InvalidArgument(name, f"must be from 1 to {MAX_SECONDS} seconds, got {value}")
+        raise InvalidArgument(name, f"must be from 1 to {MAX_SECONDS} seconds, got {shown(value)}")
     return value
 
 

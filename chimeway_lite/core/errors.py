@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .text import shown
+
 
 class ChimewayError(Exception):
     """Base class of every error chimeway_lite raises on purpose."""
@@ -84,7 +86,7 @@ class DefinitionConflict(ChimewayError):
 
     def __init__(self, workflow_key: str, workflow_version: int) -> None:
         super().__init__(
-            f"workflow {workflow_key!r} version {workflow_version} is already registered "
+            f"workflow {shown(workflow_key, 64)} version {workflow_version} is already registered "
             "with different steps; register the change under a new version",
             workflow_key=workflow_key,
             workflow_version=workflow_version,
@@ -101,7 +103,7 @@ class RunNotFound(ChimewayError, LookupError):
     run_id: str
 
     def __init__(self, run_id: object) -> None:
-        super().__init__(f"workflow run {run_id!r} not found", run_id=run_id)
+        super().__init__(f"workflow run {shown(run_id, 64)} not found", run_id=run_id)
 
 
 class StepNotFound(ChimewayError, LookupError):
@@ -110,7 +112,7 @@ class StepNotFound(ChimewayError, LookupError):
     step: str
 
     def __init__(self, step: object) -> None:
-        super().__init__(f"workflow step {step!r} not found", step=step)
+        super().__init__(f"workflow step {shown(step, 64)} not found", step=step)
 
 
 class DeliveryNotFound(ChimewayError, LookupError):
@@ -119,7 +121,7 @@ class DeliveryNotFound(ChimewayError, LookupError):
     delivery_id: str
 
     def __init__(self, delivery_id: object) -> None:
-        super().__init__(f"delivery {delivery_id!r} not found", delivery_id=delivery_id)
+        super().__init__(f"delivery {shown(delivery_id, 64)} not found", delivery_id=delivery_id)
 
 
 class InvalidSignal(ChimewayError, ValueError):
@@ -156,7 +158,11 @@ class InvalidTransition(ChimewayError, ValueError):
         to_state: str | None = None,
         delivery_id: str | None = None,
     ) -> None:
-        what = f"delivery {delivery_id!r}" if delivery_id is not None else f"run {run_id!r}"
+        what = (
+            f"delivery {shown(delivery_id, 64)}"
+            if delivery_id is not None
+            else f"run {shown(run_id, 64)}"
+        )
         super().__init__(
             f"invalid transition of {what} ({from_state} -> {to_state}): {problem}",
             run_id=run_id,
@@ -188,7 +194,8 @@ class StoreBusy(ChimewayError):
 
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__(
-            f"store {path!r} is busy: the write lock was not obtained within {timeout:g} s "
+            f"store {shown(path, 120)} is busy: the write lock was not obtained within "
+            f"{timeout:g} s "
             "(nothing was written)",
             path=path,
             timeout=timeout,
@@ -202,7 +209,7 @@ class SchemaMismatch(ChimewayError):
     problem: str
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"cannot use {path!r}: {problem}", path=path, problem=problem)
+        super().__init__(f"cannot use {shown(path, 120)}: {problem}", path=path, problem=problem)
 
 
 class UnitClosed(ChimewayError):
@@ -248,7 +255,9 @@ class StorageError(ChimewayError):
     problem: str
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"storage error on {path!r}: {problem}", path=path, problem=problem)
+        super().__init__(
+            f"storage error on {shown(path, 120)}: {problem}", path=path, problem=problem
+        )
 
 
 class ConstraintFailed(StorageError):
