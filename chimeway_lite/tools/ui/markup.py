@@ -40,7 +40,8 @@ table.cw-table { border-collapse: collapse; background: #ffffff; width: 100%;
                  font-size: 13px; }
 table.cw-table th, table.cw-table td { border: 1px solid #d0d7de; padding: 4px 8px;
                                        text-align: left; vertical-align: top;
-                                       overflow-wrap: anywhere; }
+                                       overflow-wrap: break-word; }
+.cw-long { overflow-wrap: anywhere; }
 table.cw-table th { background: #eaeef2; font-weight: 600; white-space: nowrap; }
 table.cw-table td.cw-attempts { background: #f6f8fa; }
 dl.cw-facts { display: grid; grid-template-columns: max-content auto; gap: 4px 16px;
@@ -136,6 +137,22 @@ def when(value: str | datetime | None, now: datetime) -> str:
         f'<time class="cw-when" datetime="{esc(at.isoformat())}">{esc(shown)}</time> '
         f'<span class="cw-ago">({esc(relative)})</span>'
     )
+
+
+#: A name longer than this may break anywhere in a table cell (a hostile or generated one
+#: must not widen the page); shorter ones never break.
+LONG = 24
+
+
+def name(value: object) -> str:
+    """A host's name (tenant, recipient, key, step, channel) for a table cell."""
+    text = "-" if value is None else str(value)
+    return long_text(text) if len(text) > LONG else esc(text)
+
+
+def long_text(value: object) -> str:
+    """Text that may break anywhere to fit its cell."""
+    return f'<span class="cw-long">{esc(value)}</span>'
 
 
 def code(value: object) -> str:

@@ -15,6 +15,7 @@ from ...core.records import DeliveryStatus, RunState
 from ...core.timestamps import from_text
 from .documents import Page, delivery_path
 from .markup import (
+    LONG,
     badge,
     code,
     context_text,
@@ -23,6 +24,8 @@ from .markup import (
     frame,
     id_link,
     link,
+    long_text,
+    name,
     sentence,
     table,
     url_of,
@@ -126,11 +129,12 @@ def _attempts_text(row: Mapping[str, Any]) -> str:
 
 
 def _recipient(row: Mapping[str, Any]) -> str:
-    if row.get("recipient") is None:
+    """The recipient, as a link to the runs of that recipient (of the row's tenant)."""
+    recipient = row.get("recipient")
+    if recipient is None:
         return "-"
-    return link(
-        url_of("/", {"tenant": row["tenant_id"], "recipient": row["recipient"]}), row["recipient"]
-    )
+    shown = link(url_of("/", {"tenant": row["tenant_id"], "recipient": recipient}), recipient)
+    return f'<span class="cw-long">{shown}</span>' if len(recipient) > LONG else shown
 
 
 def _claimable(row: Mapping[str, Any], now: datetime) -> str:
@@ -166,11 +170,11 @@ def render_runs(page: Page, now: datetime, scope: str | None) -> str:
     rows = [
         (
             id_link(r["url"], r["id"]),
-            esc(r["tenant_id"]),
+            name(r["tenant_id"]),
             _recipient(r),
-            esc(r["notification_key"]),
-            esc(f"{r['workflow_key']} v{r['workflow_version']}"),
-            esc(r["current_step"]),
+            name(r["notification_key"]),
+            name(f"{r['workflow_key']} v{r['workflow_version']}"),
+            name(r["current_step"]),
             badge(r["state"]),
             _reason(r),
             when(r["suspended_until"], now) if r["state"] == RunState.WAITING.value else "-",
@@ -285,8 +289,8 @@ def _deliveries_table(deliveries: Sequence[Mapping[str, Any]], now: datetime) ->
             status += f" {esc(d['suppression_reason'])}"
         cells = (
             id_link(d["url"], d["id"]),
-            esc(d["step_key"]),
-            esc(d["channel"]),
+            name(d["step_key"]),
+            name(d["channel"]),
             status,
             _attempts_text(d),
             when(d["inserted_at"], now),
@@ -312,9 +316,9 @@ def _trace_table(trace: Sequence[Mapping[str, Any]], now: datetime) -> str:
             when(t["inserted_at"], now),
             esc(f"{t['from_state'] or '-'} → {t['to_state']}"),
             code(t["reason"]),
-            esc(t["step_key"]),
+            name(t["step_key"]),
             id_link(t["delivery_url"], t["delivery_id"]) if t["delivery_id"] else "-",
-            esc(context_text(t["context"])),
+            long_text(context_text(t["context"])),
         )
         for t in trace
     ]
@@ -361,11 +365,11 @@ def _outbox_rows(rows: Sequence[Mapping[str, Any]], now: datetime) -> list[tuple
     return [
         (
             id_link(r["url"], r["id"]),
-            esc(r["tenant_id"]),
+            name(r["tenant_id"]),
             _recipient(r),
-            esc(r["notification_key"]),
-            esc(r["step_key"]),
-            esc(r["channel"]),
+            name(r["notification_key"]),
+            name(r["step_key"]),
+            name(r["channel"]),
             badge(r["status"]),
             _attempts_text(r),
             _claimable(r, now),
@@ -428,11 +432,11 @@ def render_due(page: Page, now: datetime, scope: str | None) -> str:
     runs = [
         (
             when(r["due_at"], now),
-            esc(r["tenant_id"]),
+            name(r["tenant_id"]),
             _recipient(r),
             id_link(r["url"], r["id"]),
             badge(r["state"]),
-            esc(r["current_step"]),
+            name(r["current_step"]),
             esc(r["next_move"]),
         )
         for r in document["runs"]
