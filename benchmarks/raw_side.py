@@ -59,8 +59,23 @@ _INSERT_NOTIFICATION = (
 _INSERT_RUN = (
     "INSERT INTO workflow_runs (id, tenant_id, notification_id, workflow_definition_id, "
     "current_step_id, state, status_reason, status_context, started_at, last_transition_at, "
-    "suspended_until, pending_signals, terminal_reason) "
-    "VALUES (?, ?, ?, ?, ?, 'active', 'workflow_started', ?, ?, ?, NULL, '[]', NULL)"
+    "suspended_until, pending_signals, terminal_reason, entered_step_at) "
+    "VALUES (?, ?, ?, ?, ?, 'active', 'workflow_started', ?, ?, ?, NULL, '[]', NULL, ?)"
+)
+# Every routed signal leaves a mark; a run that begins to wait looks for an earlier one
+# (the engine's signal_marks rows and its early-signal read, CONTRACT §13.1).
+_INSERT_MARK = (
+    "INSERT INTO signal_marks (tenant_id, event_name, actor_id, correlation_key, routed_at) "
+    "VALUES (?, ?, ?, NULL, ?)"
+)
+_EARLIEST_MARK = (
+    "SELECT seq, routed_at FROM ("
+    " SELECT * FROM signal_marks WHERE tenant_id = ? AND event_name IN (?)"
+    "  AND actor_id = ? AND routed_at >= ? AND correlation_key IS NULL"
+    " UNION ALL"
+    " SELECT * FROM signal_marks WHERE tenant_id = ? AND event_name IN (?)"
+    "  AND actor_id IS NULL AND routed_at >= ? AND correlation_key IS NULL)"
+    " ORDER BY routed_at, seq LIMIT 1"
 )
 _INSERT_TRANSITION = (
     "INSERT INTO workflow_transitions (id, workflow_run_id, workflow_step_id, delivery_id, "
@@ -253,6 +268,7 @@ class RawStore:
                     '{"source":"trigger"}',
                     at,
                     at,
+                    at,
                 ),
             )
             conn.executemany(
@@ -342,13 +358,20 @@ class RawStore:
                 _INSERT_EVENT,
                 (delivery_id, tenant_id, attempt, "recorded", at, None, "succeeded", None),
             )
-            state, current = conn.execute(
-                "SELECT state, current_step_id FROM workflow_runs WHERE id = ?", (run_id,)
+            state, current, entered, tenant, recipient = conn.execute(
+                "SELECT r.state, r.current_step_id, r.entered_step_at, r.tenant_id, "
+                "n.recipient FROM workflow_runs AS r "
+                "JOIN notifications AS n ON n.id = r.notification_id WHERE r.id = ?",
+                (run_id,),
             ).fetchone()
             if state != "active" or current != step_id:
                 conn.execute("COMMIT")
                 return str(state)
             if current == self.inapp:
+                # A read that came before the wait would complete the run (none here).
+                conn.execute(
+                    _EARLIEST_MARK, (tenant, EVENT, recipient, entered, tenant, EVENT, entered)
+                ).fetchone()
                 due = text(after(now, DELAY_SECONDS))
                 context = _dumps(
                     {
@@ -481,8 +504,8 @@ class RawStore:
                 "UPDATE workflow_runs SET state = 'active', current_step_id = ?, "
                 "status_reason = 'progressed_on_delivery_outcome', status_context = ?, "
                 "last_transition_at = ?, suspended_until = NULL, pending_signals = '[]', "
-                "wait_kind = NULL, wait_target = NULL WHERE id = ?",
-                (self.email, status_context, at, run_id),
+                "wait_kind = NULL, wait_target = NULL, entered_step_at = ? WHERE id = ?",
+                (self.email, status_context, at, at, run_id),
             )
             conn.executemany(
                 _INSERT_TRANSITION,
@@ -544,6 +567,7 @@ class RawStore:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute(_INSERT_MARK, (tenant_id, EVENT, actor_id, at))
             if actor_id is None:
                 rows = conn.execute(_SIGNAL_ANY, (tenant_id, EVENT)).fetchall()
             else:

@@ -54,6 +54,7 @@ TABLES = (
     "deliveries",
     "delivery_events",
     "signals",
+    "signal_marks",
 )
 
 

@@ -285,3 +285,36 @@ def kill(process: Any) -> None:
     """SIGKILL a process and reap it."""
     os.kill(process.pid, signal.SIGKILL)
     process.join(timeout=30)
+
+
+# -- signals racing outcomes (CONTRACT §13.1) ------------------------------------------------
+
+
+def record_in_app(index: int, path: str, pairs: list[tuple[str, str]], seed: int) -> int:
+    """Record every in-app delivery of ``pairs`` (recipient, delivery id) succeeded, in a
+    shuffled order: each run then begins its 2 h wait — unless its read came first."""
+    order = list(pairs)
+    random.Random(seed).shuffle(order)
+    with Store(path, busy_timeout=60) as store:
+        for _, delivery_id in order:
+            store.record_outcome(delivery_id, "succeeded", tenant_id="t")
+    return len(order)
+
+
+def route_reads(index: int, path: str, pairs: list[tuple[str, str]], seed: int) -> int:
+    """Route ``notification_read`` for every recipient of ``pairs``, in a shuffled order:
+    some before their run begins to wait (an early signal), some after (a resume)."""
+    order = list(pairs)
+    random.Random(seed).shuffle(order)
+    with Store(path, busy_timeout=60) as store:
+        for recipient, _ in order:
+            store.route_signal(Signal("t", "notification_read", actor_id=recipient))
+            time.sleep(random.random() / 2000)
+    return len(order)
+
+
+def race_part(index: int, path: str, pairs: list[tuple[str, str]], role: str) -> int:
+    """One side of the race: ``"outcomes"`` (:func:`record_in_app`) or ``"reads"``
+    (:func:`route_reads`)."""
+    side = record_in_app if role == "outcomes" else route_reads
+    return side(index, path, pairs, seed=index + 7)

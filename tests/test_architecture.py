@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import string
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from chimeway_lite.backends.sqlite.connection import SCHEMA_VERSION
 from chimeway_lite.engine.explanation import why_of
 from chimeway_lite.engine.operations import Engine, Reader
 from chimeway_lite.machine import MOVES, NOOP_REASONS, Journey, decide
-from chimeway_lite.machine.table import CONTEXT_RULE_KINDS, TERMINAL_REASONS
-from chimeway_lite.tools.timeline.svg import _describe
+from chimeway_lite.machine.table import CONTEXT_KEYS, CONTEXT_RULE_KINDS, TERMINAL_REASONS
+from chimeway_lite.tools.timeline import describe
 
 DATA = Path(__file__).parent / "data"
 
@@ -107,8 +108,25 @@ def test_every_reason_is_rendered_by_every_reader(
     assert "recorded by the host" not in sentence
     transition = store.list_traces("acme", run.id)[-1]
     row = attrs.evolve(transition, reason=reason, context=context, to_state=MOVES[reason].to_state)
-    label, detail, _ = _describe(row, {})
+    label, detail, _ = describe(row, {})
     assert (label, detail) != (reason, f"-> {row.to_state.value}")
+
+
+@pytest.mark.parametrize(("reason", "rule_kind"), _variants())
+def test_every_step_change_and_every_end_tells_the_path(reason: str, rule_kind: str | None) -> None:
+    """A row that moves the run to another step or ends it has a ``path`` clause: a
+    finished run's ``why`` tells how it got there from the table, never by string hacks."""
+    move = MOVES[reason]
+    kind_variants = [v for v in move.variants if v.rule_kind == rule_kind]
+    changes = move.opens_step or move.to_state.is_terminal
+    for variant in kind_variants:
+        if changes and reason != "workflow_started":
+            assert variant.path, (reason, rule_kind)
+        if variant.path:
+            # a clause reads its row's context and the path's own names, nothing else
+            names = {"step", "at", "waited", "awaited", "into", "wait_target"}
+            fields = {f for _, f, _, _ in string.Formatter().parse(variant.path) if f}
+            assert fields <= names | CONTEXT_KEYS, (reason, fields - names - CONTEXT_KEYS)
 
 
 def test_a_reason_outside_the_table_is_a_host_row(store: Store) -> None:

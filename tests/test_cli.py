@@ -116,7 +116,10 @@ def test_explain_in_text_and_json(db: str) -> None:
 
     text = ok("--db", db, "explain", "acme", ada).stdout
     assert f"run      {ada}\n" in text
+    assert "for      ada (notification welcome)\n" in text
     assert "state    waiting (waiting_for_step_progression)\n" in text
+    assert "last     #3 waiting_for_step_progression at 2026-01-05T09:30:00+00:00;" in text
+    assert "path     Path: 'inapp' (waiting).\n" in text
     assert "due      2026-01-05T11:30:00+00:00 -> step 'email'\n" in text
     assert "signals  notification_read\n" in text
     assert "why      Waiting on step 'inapp'" in text
@@ -129,6 +132,7 @@ def test_explain_in_text_and_json(db: str) -> None:
     ):
         data = as_json(ok(*args))
         assert (data["id"], data["state"], data["next_step"]) == (ada, "waiting", "email")
+        assert (data["recipient"], data["notification_key"]) == ("ada", "welcome")
         assert data["due_at"] == "2026-01-05T11:30:00.000000+00:00"
         assert data["pending_signals"] == ["notification_read"]
 
@@ -143,12 +147,14 @@ def test_traces_in_text_json_and_csv(db: str) -> None:
 
     lines = ok("--db", db, "traces", "acme", ada).stdout.splitlines()
     assert len(lines) == 3
+    assert [line.split()[0] for line in lines] == ["#1", "#2", "#3"]
     assert "workflow_started" in lines[0] and "source=trigger" in lines[0]
     assert "active -> waiting" in lines[2] and "step=inapp" in lines[2]
     assert "due_at=2026-01-05T11:30:00.000000+00:00" in lines[2]
 
     rows = as_json(ok("--db", db, "traces", "acme", ada, "--json", "--limit", "2"))
     assert [r["reason"] for r in rows] == ["workflow_started", "step_activated"]
+    assert [r["number"] for r in rows] == [1, 2]
     assert rows[1]["context"] == {"source": "trigger", "step_key": "inapp"}
 
     table = list(csv.DictReader(io.StringIO(ok("--db", db, "traces", "acme", ada, "--csv").stdout)))
@@ -160,7 +166,7 @@ def test_traces_in_text_json_and_csv(db: str) -> None:
 
 def test_runs_in_text_json_and_csv_with_filters(db: str) -> None:
     text = ok("--db", db, "runs").stdout.splitlines()
-    assert text[0].split()[:4] == ["run", "tenant", "state", "step"]
+    assert text[0].split()[:5] == ["run", "tenant", "recipient", "state", "step"]
     assert len(text) == 4
     assert any(
         "globex" in line and "waiting" in line and "due 2026-01-05T11:30:00" in line
@@ -177,6 +183,38 @@ def test_runs_in_text_json_and_csv_with_filters(db: str) -> None:
     )
     assert sorted(r["tenant_id"] for r in table) == ["acme", "globex"]
     assert ok("--db", db, "runs", "--tenant", "nobody").stdout == "no runs\n"
+
+
+def test_runs_show_and_filter_the_recipient(db: str) -> None:
+    text = ok("--db", db, "runs", "--recipient", "ada").stdout.splitlines()
+    assert len(text) == 2
+    assert text[1].split()[:4] == [run_id(db, "acme", "ada"), "acme", "ada", "waiting"]
+
+    rows = as_json(ok("--db", db, "--json", "runs"))
+    assert sorted(r["recipient"] for r in rows) == ["ada", "bob", "cy"]
+    assert [
+        r["recipient"] for r in as_json(ok("--db", db, "runs", "--json", "--recipient", "cy"))
+    ] == ["cy"]
+    table = list(csv.DictReader(io.StringIO(ok("--db", db, "runs", "--csv").stdout)))
+    assert sorted(r["recipient"] for r in table) == ["ada", "bob", "cy"]
+    # with a tenant, only that tenant's runs of the recipient
+    assert ok("--db", db, "runs", "--tenant", "globex", "--recipient", "ada").stdout == (
+        "no runs\n"
+    )
+
+
+def test_traces_number_rows_within_their_run(db: str) -> None:
+    ada, bob = run_id(db, "acme", "ada"), run_id(db, "acme", "bob")
+    with Store(db, clock=FakeClock(START)) as store:  # bob's rows now come after ada's too
+        (delivery,) = store.list_deliveries("acme", bob)
+        store.record_outcome(delivery.id, "succeeded")
+    rows = as_json(ok("--db", db, "traces", "acme", bob, "--json"))
+    assert [r["number"] for r in rows] == [1, 2, 3]
+    seqs = [r["seq"] for r in rows]
+    assert seqs != [1, 2, 3] and seqs == sorted(seqs)  # the store-wide seq is not the number
+    lines = ok("--db", db, "traces", "acme", bob).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["#1", "#2", "#3"]
+    assert ok("--db", db, "traces", "acme", ada).stdout.splitlines()[-1].startswith("#3 ")
 
 
 def test_tables_in_text_and_json(db: str) -> None:
@@ -229,7 +267,11 @@ def test_tick_progresses_due_runs_in_text_and_json(db: str) -> None:
 
     text = ok("--db", db, "tick", "--now", "2026-01-05T11:30:00Z").stdout.splitlines()
     assert text[0] == "2026-01-05T11:30:00+00:00  2 runs progressed"
-    assert any(ada in line and "advanced -> active on step 'email'" in line for line in text)
+    at = text.index(
+        f"  {ada}  acme/ada  advanced to step 'email' (progressed_on_delivery_outcome); "
+        "planned 1 delivery (email)"
+    )
+    assert text[at + 1].startswith("      Moved from step 'inapp' to 'email': the wait after")
     assert state_of(db, cy) == ("active", "progressed_on_delivery_outcome")
 
     again = as_json(ok("--db", db, "tick", "--json", "--now", "2026-01-05T12:00:00"))
@@ -249,8 +291,24 @@ def test_tick_json_lists_what_moved(db: str) -> None:
         "workflow_completed",
     )
     assert cy["planned_deliveries"] == []
+    assert (cy["recipient"], cy["terminal_reason"]) == ("cy", "cancelled_by_signal")
+    assert cy["why"].startswith("Completed: signal 'notification_read' cancelled the wait")
     ada = moved[run_id(db, "acme", "ada")]
     assert [d["channel"] for d in ada["planned_deliveries"]] == ["email"]
+
+
+def test_tick_says_what_moved_and_why(db: str) -> None:
+    ok("--db", db, "signal", "globex", "notification_read")
+    # (the signal was routed at the system clock's now: sweep after it)
+    text = ok("--db", db, "tick", "--now", "2999-01-01T00:00:00+00:00").stdout
+    lines = text.splitlines()
+    cy = run_id(db, "globex", "cy")
+    at = lines.index(f"  {cy}  globex/cy  completed on step 'inapp' (cancelled_by_signal)")
+    assert lines[at + 1] == (
+        "      Completed: signal 'notification_read' cancelled the wait on step 'inapp', so the "
+        "next step never ran."
+    )
+    assert "completed -> completed" not in text
 
 
 def test_tick_watch_sleeps_until_the_next_due_time_and_stops_on_ctrl_c(
@@ -363,6 +421,33 @@ def test_timeline_writes_svg_or_html(db: str, tmp_path: Path) -> None:
 
     piped = ok("--db", db, "timeline", "acme", ada, "--out", "-", "--format", "svg").stdout
     assert piped.startswith("<?xml") and ada in piped
+    assert "recipient ada · notification welcome" in piped
+    page = ok("--db", db, "timeline", "acme", ada, "--out", "-", "--format", "html").stdout
+    assert page.startswith("<!DOCTYPE html>")
+    ok("--db", db, "timeline", "acme", ada, "--out", str(tmp_path / "j.htm"))
+    assert (tmp_path / "j.htm").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("out", "more", "message"),
+    [
+        ("j.png", [], "cannot write '.png' files"),
+        ("j.PDF", ["--format", "svg"], "cannot write '.pdf' files"),
+        ("journey", [], "has no suffix: name it .svg or .html, or pass --format"),
+        ("j.svg", ["--format", "html"], "says svg, but --format says html"),
+    ],
+)
+def test_timeline_refuses_a_format_it_cannot_write(
+    db: str, tmp_path: Path, out: str, more: list[str], message: str
+) -> None:
+    target = tmp_path / out
+    result = run(
+        "--db", db, "timeline", "acme", run_id(db, "acme", "ada"), "--out", str(target), *more
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not target.exists()
 
 
 # -- errors --------------------------------------------------------------------------------------

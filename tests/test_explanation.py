@@ -195,8 +195,11 @@ def test_an_elapsed_wait_and_an_implicit_completion(store: Store, clock: FakeClo
     done = store.explain("acme", run_id)
     assert done.why == (
         f"Completed on step 'email': delivery {email} ended 'delivered' (status 'succeeded') "
-        "and no rule leads further."
+        "and no rule leads further. Path: 'inapp' -> 'email' -> completed. 'email' ran "
+        "because the 2 h wait after 'inapp' passed without 'notification_read'; it completed "
+        "when the 'email' delivery ended 'delivered'."
     )
+    assert done.why.endswith(str(done.path))
     assert done.next_move == "Nothing: completed is terminal (workflow_completed)."
 
 
@@ -303,3 +306,90 @@ def test_rules_text_reads_like_the_machine_decides() -> None:
     assert rules_text((WaitUntil(30, "b", ["x", "y"]),)) == (
         "any outcome: wait 30 s -> step 'b' unless signal 'x' or 'y'"
     )
+
+
+# -- whom, and the path -----------------------------------------------------------------------
+
+
+def test_explain_says_whom_the_run_is_for(store: Store) -> None:
+    run_id = trigger(store, recipient="ada", notification_key="welcome").run.id
+    e = store.explain("acme", run_id)
+    assert (e.recipient, e.notification_key) == ("ada", "welcome")
+
+
+def test_the_path_of_a_run_on_its_way(store: Store, clock: FakeClock) -> None:
+    run_id = trigger(store).run.id
+    assert store.explain("acme", run_id).path == "Path: 'inapp' (active)."
+    deliver(store, run_id, "succeeded")
+    waiting = store.explain("acme", run_id)
+    assert waiting.path == "Path: 'inapp' (waiting)."
+    assert "Path" not in waiting.why  # an unfinished run's why is its last decision
+    clock.advance(hours=2)
+    store.progress_due_runs()
+    assert store.explain("acme", run_id).path == (
+        "Path: 'inapp' -> 'email' (active). 'email' ran because the 2 h wait after 'inapp' "
+        "passed without 'notification_read'."
+    )
+
+
+def test_the_path_of_a_run_a_signal_ended_says_how_far_into_the_wait_it_came(
+    store: Store, clock: FakeClock
+) -> None:
+    run_id = trigger(store).run.id
+    clock.advance(minutes=1)
+    deliver(store, run_id, "succeeded")
+    clock.advance(minutes=44)
+    store.route_signal(Signal("acme", "notification_read"))
+    store.progress_due_runs()
+
+    done = store.explain("acme", run_id)
+    assert done.path == (
+        "Path: 'inapp' -> completed. It completed because 'notification_read' came 44 min "
+        "into the 2 h wait on 'inapp', so 'email' never ran."
+    )
+    # it ended on its first step: its last decision is all of its path
+    assert "Path" not in done.why
+
+
+def test_the_path_of_a_bounce_and_of_a_stop(store: Store) -> None:
+    bounced = trigger(store).run.id
+    deliver(store, bounced, "cancelled", "bounced")
+    deliver(store, bounced, "succeeded")
+    assert store.explain("acme", bounced).path == (
+        "Path: 'inapp' -> 'email' -> completed. 'email' ran because the 'inapp' delivery "
+        "ended 'bounced'; it completed when the 'email' delivery ended 'delivered'."
+    )
+
+    workflow = Workflow(
+        "stopper",
+        1,
+        [
+            Step("a", 1, "email", progress=[OnOutcome(Outcome.DELIVERED, "b")]),
+            Step("b", 2, "sms", progress=[Stop(Outcome.PERMANENT_FAILURE)]),
+        ],
+    )
+    stopped = trigger(store, workflow=workflow).run.id
+    deliver(store, stopped, "succeeded")
+    deliver(store, stopped, "cancelled", "permanent_failure")
+    e = store.explain("acme", stopped)
+    assert e.path == (
+        "Path: 'a' -> 'b' -> stopped. 'b' ran because the 'a' delivery ended 'delivered'; "
+        "it stopped because the 'b' delivery ended 'permanent_failure' and a stop rule matched."
+    )
+    assert e.why.endswith(e.path)
+
+
+def test_the_path_of_a_cancelled_run(store: Store) -> None:
+    run_id = trigger(store).run.id
+    deliver(store, run_id, "succeeded")
+    store.cancel("acme", run_id=run_id)
+    assert store.explain("acme", run_id).path == (
+        "Path: 'inapp' -> stopped. It was cancelled by the host on 'inapp'."
+    )
+
+
+def test_a_host_row_adds_nothing_to_the_path(store: Store) -> None:
+    run_id = trigger(store).run.id
+    with store.transaction() as tx:
+        tx.append_transition(run_id, "active", "host_note", from_state="active")
+    assert store.explain("acme", run_id).path == "Path: 'inapp' (active)."

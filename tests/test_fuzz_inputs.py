@@ -553,3 +553,84 @@ def test_inputs_the_fuzzing_found_raise_documented_errors(
         call(store, known)
     assert table_dump(store) == before
     assert store.verify() == []
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+_cli_text = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+            "\x1b[2J\x1b]0;pwned\x07",
+            '=HYPERLINK("http://x")',
+            "x" * 10_000,
+            "9999-12-31T23:59:59-05:00",
+            "0001-01-01T00:00:00+05:00",
+            "-1",
+            "nan",
+            "' OR 1=1; --",
+            "acme",
+            "notification_read",
+        ]
+    ),
+    st.text(max_size=20).filter(lambda t: "\x00" not in t),
+)
+
+#: Every command with the places where a hostile value goes (None: the value itself).
+CLI_SHAPES: dict[str, Callable[[str, str], list[str]]] = {
+    "runs": lambda v, run: ["runs", "--tenant", v],
+    "runs-limit": lambda v, run: ["runs", "--limit", v],
+    "runs-state": lambda v, run: ["runs", "--state", v, "--csv"],
+    "explain": lambda v, run: ["explain", v, run],
+    "explain-run": lambda v, run: ["explain", "acme", v],
+    "traces": lambda v, run: ["traces", "acme", v, "--csv"],
+    "traces-limit": lambda v, run: ["traces", "acme", run, "--limit", v],
+    "timeline": lambda v, run: ["timeline", v, run, "--out", "-"],
+    "timeline-format": lambda v, run: ["timeline", "acme", run, "--out", "-", "--format", v],
+    "signal": lambda v, run: ["signal", v, "notification_read"],
+    "signal-event": lambda v, run: ["signal", "acme", v, "--dry-run"],
+    "signal-actor": lambda v, run: ["signal", "acme", "notification_read", "--actor", v],
+    "signal-key": lambda v, run: ["signal", "acme", "x", "--correlation-key", v],
+    "cancel": lambda v, run: ["cancel", v, "--run", run],
+    "cancel-recipient": lambda v, run: ["cancel", "acme", "--recipient", v],
+    "tick": lambda v, run: ["tick", "--now", v],
+    "verify": lambda v, run: ["verify"],
+    "tables": lambda v, run: ["tables", "--json"],
+}
+
+
+def test_every_cli_command_is_fuzzed() -> None:
+    from chimeway_lite.tools.cli import cli as group
+
+    # demo and work create or drive a store of their own; work is fuzzed in test_cli_work.
+    # ui serves until it is stopped: its requests are fuzzed in test_ui.
+    covered = {name.split("-")[0] for name in CLI_SHAPES} | {"demo", "work", "ui"}
+    assert set(group.commands) <= covered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", sorted(CLI_SHAPES))
+@given(data=st.data())
+def test_cli_commands_take_hostile_values_safely(
+    fuzzed: tuple[Store, Known], shape: str, data: st.DataObject
+) -> None:
+    from click.testing import CliRunner
+
+    from chimeway_lite.tools.cli import cli as group
+
+    store, known = fuzzed
+    value = data.draw(_cli_text, label="value")
+    args = CLI_SHAPES[shape](value, known.run_ids[2])
+    before = table_dump(store)
+    result = CliRunner().invoke(group, ["--db", store.path, *args], prog_name="chimeway-lite")
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code in (0, 1, 2, 3), result.output
+    assert "Traceback" not in result.output + result.stderr
+    assert "\x1b" not in result.output + result.stderr  # escapes are shown, not sent
+    if result.exit_code != 0:
+        assert table_dump(store) == before, f"{shape} failed ({result.exit_code}) but wrote"
+    assert store.verify() == []

@@ -119,6 +119,15 @@ def test_run_rows_page_with_offset(store: Store, populated: dict[str, str]) -> N
     assert pages == [everything[:2], everything[2:], []]
 
 
+def test_run_rows_show_and_filter_the_recipient(store: Store, populated: dict[str, str]) -> None:
+    assert [r["recipient"] for r in run_rows(store)] == ["bob", "cy", "ada"]
+    assert [r["id"] for r in run_rows(store, recipient="cy")] == [populated["cy"]]
+    assert run_rows(store, tenant_id="acme", recipient="cy") == []
+    assert [r["id"] for r in run_rows(store, recipient="ada", state="waiting")] == [
+        populated["ada"]
+    ]
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
@@ -222,6 +231,7 @@ def test_trace_rows_follow_list_traces_with_step_keys(
     traces = store.list_traces("globex", populated["cy"])
 
     assert [r["seq"] for r in rows] == [t.seq for t in traces]
+    assert [r["number"] for r in rows] == [1, 2, 3, 4, 5]  # within the run, whatever seq is
     assert [r["reason"] for r in rows] == [
         "workflow_started",
         "step_activated",

@@ -154,3 +154,41 @@ def test_processes_create_a_brand_new_file_at_the_same_moment(tmp_path: Path) ->
         assert _count(store, "SELECT count(*) FROM workflow_definitions") == 1
         assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.verify() == []
+
+
+RACES = 600 if soak() else 150
+
+
+def test_a_read_routed_while_the_outcome_is_recorded_is_never_lost(db_path: str) -> None:
+    # CONTRACT §13.1: one process records the in-app outcomes (each run begins its 2 h wait),
+    # another routes each recipient's read at the same time; whichever lands first, no run
+    # whose read was routed may ever send the email.
+    with Store(db_path) as store:
+        started = [
+            trigger(store, tenant="t", recipient=f"r{i}", workflow=JOURNEY, key=f"race-{i}")
+            for i in range(RACES)
+        ]
+    pairs = [(s.notification.recipient, s.deliveries[0].id) for s in started]
+    results = run_processes(
+        proc_worker.race_part, [(db_path, pairs, "outcomes"), (db_path, pairs, "reads")]
+    )
+    assert results == [RACES, RACES]
+    later = START.replace(year=2030)
+    with Store(db_path, clock=FakeClock(later)) as store:
+        store.progress_due_runs()
+        emails = _count(store, "SELECT count(*) FROM deliveries WHERE channel = 'email'")
+        states = Counter(
+            str(r[0]) for r in store.connection.execute("SELECT state FROM workflow_runs")
+        )
+        ways = Counter(
+            "early" if "signalled_at" in str(r[1]) else str(r[0])
+            for r in store.connection.execute(
+                "SELECT reason, context FROM workflow_transitions "
+                "WHERE to_state = 'completed' OR reason = 'signal_received'"
+            )
+        )
+        assert emails == 0
+        assert states == {"completed": RACES}
+        # Each run met its read one way or the other: before its wait, or during it.
+        assert ways["early"] + ways["signal_received"] == RACES, ways
+        assert store.verify() == []

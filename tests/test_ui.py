@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import attrs
 import pytest
 from factories import trigger, waiting
+from hypothesis import given
+from hypothesis import strategies as st
 from inspected import HOSTILE, HOSTILE_TENANT, SECRETS, SLASHED_TENANT, Inspected, build
 
 from chimeway_lite import FakeClock, StorageError, Store, StoreBusy
@@ -641,3 +644,52 @@ def test_a_damaged_row_is_one_sentence_and_the_listings_still_show(tmp_path: Pat
     message = json.loads(page.body)["message"]
     assert message.startswith(f"workflow_runs row {run.id} is damaged") and "verify()" in message
     assert b"Traceback" not in delivery.body and b"deliveries row" in delivery.body
+
+
+# -- hostile requests ----------------------------------------------------------------------------
+
+# What a request line can carry once http.server has decoded it (latin-1): any byte.
+_BYTE_TEXT = st.text(st.characters(max_codepoint=0xFF), max_size=40)
+_HOSTILE_TEXT = st.one_of(
+    st.sampled_from([*HOSTILE, "%", "%ff", "%00", "..", "\x00", "a/b", "?#&=", " "]),
+    st.text(max_size=30),
+)
+_NAMES = st.sampled_from(
+    [
+        *("tenant", "recipient", "state", "workflow", "status", "channel", "within", "page"),
+        *("limit", "format", "colour", "<script>"),
+    ]
+)
+
+
+@st.composite
+def _targets(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["", "outbox", "due", "runs", "deliveries", "x"]))
+    segments = [kind, *draw(st.lists(_HOSTILE_TEXT, max_size=3))]
+    if draw(st.booleans()):
+        path = "/" + "/".join(quote(s, safe="") for s in segments)
+    else:
+        path = "/" + "/".join(segments) + draw(_BYTE_TEXT)
+    query = draw(st.lists(st.tuples(_NAMES, _HOSTILE_TEXT), max_size=4))
+    if not query:
+        return path
+    return path + "?" + urlencode(query)
+
+
+@given(target=_targets(), host=st.sampled_from([None, "127.0.0.1:8765", "localhost"]))
+def test_hostile_requests_get_a_page_or_one_sentence(
+    site: Site, target: str, host: str | None
+) -> None:
+    answer = Inspector(site.store).respond("GET", target, host)
+
+    assert answer.status in (200, 400, 404), (target, answer.body[:300])
+    text = answer.body.decode("utf-8")
+    assert "Traceback" not in text
+    if answer.content_type.startswith("text/html"):
+        markup = _Markup(text)
+        assert not {"script", "img", "iframe", "i"} & markup.tags, target
+        assert not {a for a in markup.attributes if a.startswith("on")}, target
+        for value in HOSTILE:
+            assert value not in text, (target, value)
+    else:
+        json.loads(text)

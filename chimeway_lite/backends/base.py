@@ -215,10 +215,6 @@ class Unit(Protocol):
         """Append trace rows (they are never changed afterwards)."""
         ...
 
-    def last_transition(self, run_id: str) -> WorkflowTransition | None:
-        """The run's latest trace row, or None."""
-        ...
-
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
         ...
@@ -361,8 +357,8 @@ class Unit(Protocol):
         tenant_id: str | None,
         state: str | None,
         limit: int | None,
-        *,
         recipient: str | None = None,
+        *,
         workflow_key: str | None = None,
         run_id: str | None = None,
         offset: int = 0,

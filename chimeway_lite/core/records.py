@@ -348,7 +348,9 @@ class RunExplanation:
     step) and ``anchor_attempt`` its attempts so far; ``next_decision`` is what a
     progression at the time of the explanation would do, and ``blocked_by`` its noop reason
     when it would do nothing (``wait_not_due``, ``prior_delivery_not_converged``,
-    ``run_not_active`` …).
+    ``run_not_active`` …). ``recipient`` and ``notification_key`` say whom the run is for
+    and what was triggered; ``path`` tells the way the run took so far, step by step, and
+    why (the ``why`` of a finished run that went through more than one step ends with it).
     """
 
     id: str
@@ -376,6 +378,9 @@ class RunExplanation:
     anchor_attempt: int | None = None
     next_decision: ProgressKind | None = None
     blocked_by: str | None = None
+    recipient: str | None = None
+    notification_key: str | None = None
+    path: str | None = None
 
 
 @attrs.frozen

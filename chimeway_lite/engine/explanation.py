@@ -9,11 +9,16 @@ which writes nothing), and returns a :class:`RunExplanation` with two sentences 
 * ``why`` — the last decision and its evidence (which delivery, which outcome, which rule);
 * ``next_move`` — what moves the run next and when: the due time and target step of a wait
   and the signals that cancel it, the outcome an active step waits for and where each
-  outcome leads, or why nothing will (a terminal state, a noop reason).
+  outcome leads, or why nothing will (a terminal state, a noop reason);
+* ``path`` — the run's way so far, from its trace (:func:`path_of`): the steps it went
+  through and why it left each one, every clause the ``path`` template of its row's variant
+  in the move table. The ``why`` of a finished run that went through more than one step
+  ends with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +26,7 @@ from ..core.records import (
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
+    Notification,
     ProgressKind,
     RunExplanation,
     RunState,
@@ -29,6 +35,7 @@ from ..core.records import (
     WorkflowTransition,
 )
 from ..core.text import duration_text
+from ..core.timestamps import from_text
 from ..machine import decide
 from ..machine.decision import Decision
 from ..machine.journey import Journey
@@ -40,12 +47,21 @@ from ..machine.vocabulary import (
     NO_MATCHING_PROGRESS_RULE,
     NO_PROGRESS_RULES,
     PRIOR_DELIVERY_NOT_CONVERGED,
+    SIGNAL_RECEIVED,
+    STEP_ACTIVATED,
     UNKNOWN_TO_STEP,
     render,
     time_text,
 )
 
-__all__ = ["delivery_sentences", "duration_text", "explain_run", "rules_text", "why_of"]
+__all__ = [
+    "delivery_sentences",
+    "duration_text",
+    "explain_run",
+    "path_of",
+    "rules_text",
+    "why_of",
+]
 
 
 def rules_text(rules: tuple[Any, ...]) -> str:
@@ -98,6 +114,118 @@ def why_of(run: WorkflowRun, step_key: str) -> str:
         at=run.last_transition_at,
         resumed_by=run.resumed_by,
     )
+
+
+def _seconds_between(later: Any, earlier: Any) -> float | None:
+    """``later - earlier`` in seconds, for datetimes or context timestamps; None if unknown."""
+    try:
+        ends = [at if isinstance(at, datetime) else from_text(at) for at in (later, earlier)]
+    except (TypeError, ValueError):
+        return None
+    return (ends[0] - ends[1]).total_seconds()
+
+
+def _wait_signals(journey: Journey, step_id: str | None, to_step: Any) -> tuple[str, ...]:
+    """The signals that end a wait on ``step_id`` towards ``to_step``, from its rules."""
+    rules = journey.rules.get(step_id or "", ())
+    for rule in rules:
+        waits = kind_of(rule).waits(rule, rules)
+        if waits is not None and (to_step is None or waits[0] == to_step):
+            return waits[1]
+    return ()
+
+
+def _wait_target(journey: Journey, step_id: str | None) -> str | None:
+    """Where the step's wait rule leads, when it has one."""
+    rules = journey.rules.get(step_id or "", ())
+    for rule in rules:
+        waits = kind_of(rule).waits(rule, rules)
+        if waits is not None:
+            return waits[0]
+    return None
+
+
+def path_of(transitions: Sequence[WorkflowTransition], journey: Journey, run: WorkflowRun) -> str:
+    """The run's path in words, from its trace: the steps in the order it entered them, then
+    why it left each one and why it ended (every clause is its row's ``path`` template in the
+    move table, filled from the row's context and from the last wait before it)::
+
+        Path: 'inapp' -> 'email' -> completed. 'email' ran because the 2 h wait after
+        'inapp' passed without 'notification_read'; it completed when the 'email' delivery
+        ended 'delivered'.
+
+    Rows of a host's own reason add nothing; rows that neither change the step nor end the
+    run (a wait, a signal) only feed the clauses after them.
+    """
+    steps: list[str] = []
+    clauses: list[str] = []
+    wait: WorkflowTransition | None = None
+    resumed_at: datetime | None = None
+    for row in transitions:
+        move = MOVES.get(row.reason)
+        if move is None:
+            continue
+        step = journey.steps_by_id.get(row.workflow_step_id or "")
+        if row.reason == STEP_ACTIVATED:
+            steps.append(repr(row.context.get("step_key", step.step_key if step else "?")))
+            wait = None  # a wait belongs to the step it was entered on
+        if move.to_state is RunState.WAITING:
+            wait, resumed_at = row, None
+        if row.reason == SIGNAL_RECEIVED:
+            resumed_at = row.inserted_at
+        variant = move.variant(row.context)
+        if not variant.path:
+            continue
+        names = _path_names(row, step, wait, resumed_at, journey)
+        clauses.append(render(variant.path, row.context, **names))
+    if run.state.is_terminal:
+        steps.append(run.state.value)
+    else:
+        steps[-1:] = [f"{steps[-1]} ({run.state.value})"] if steps else [run.state.value]
+    text = "Path: " + " -> ".join(steps) + "."
+    if clauses:
+        first = clauses[0]
+        text += " " + first[:1].upper() + first[1:] + "".join(f"; {c}" for c in clauses[1:]) + "."
+    return text
+
+
+def _steps_entered(transitions: Sequence[WorkflowTransition]) -> int:
+    return sum(1 for row in transitions if row.reason == STEP_ACTIVATED)
+
+
+def _path_names(
+    row: WorkflowTransition,
+    step: WorkflowStep | None,
+    wait: WorkflowTransition | None,
+    resumed_at: datetime | None,
+    journey: Journey,
+) -> dict[str, Any]:
+    """The names a ``path`` clause reads besides the row's context (see the vocabulary)."""
+    names: dict[str, Any] = {
+        "step": step.step_key if step is not None else "?",
+        "at": row.inserted_at,
+    }
+    if wait is None:
+        names.update(
+            waited="?",
+            awaited="a cancelling signal",
+            into="?",
+            wait_target=_wait_target(journey, row.workflow_step_id) or "the next step",
+        )
+        return names
+    context = wait.context
+    waited = _seconds_between(context.get("due_at"), context.get("anchor_timestamp"))
+    if waited is None:
+        waited = _seconds_between(context.get("due_at"), wait.inserted_at)
+    into = _seconds_between(resumed_at or row.inserted_at, wait.inserted_at)
+    signals = _wait_signals(journey, wait.workflow_step_id, context.get("to_step"))
+    names.update(
+        waited="?" if waited is None else duration_text(waited),
+        awaited=_names(signals) if signals else "a cancelling signal",
+        into="?" if into is None else duration_text(into),
+        wait_target=context.get("to_step") or "the next step",
+    )
+    return names
 
 
 def _awaiting_outcome(step: WorkflowStep, journey: Journey, anchor: Delivery | None) -> str:
@@ -195,16 +323,27 @@ def explain_run(
     workflow_version: int,
     anchor: Delivery | None = None,
     now: datetime | None = None,
+    transitions: Sequence[WorkflowTransition] | None = None,
+    notification: Notification | None = None,
 ) -> RunExplanation:
     """Assemble the explanation of ``run`` (see the module docstring).
 
     ``anchor`` is the latest delivery of the current step and ``now`` the instant of the dry
-    run; both only enrich the text and the anchor fields, and may be left out.
+    run; both only enrich the text and the anchor fields, and may be left out. With the
+    run's whole trace (``transitions``) the explanation tells its ``path`` (and a finished
+    run that went through more than one step ends its ``why`` with it); with its
+    ``notification``, whom it is for (``recipient``,
+    ``notification_key``; never its data).
     """
     step = journey.step(run.current_step_id)
     waiting = run.state is RunState.WAITING
     due = run.suspended_until if waiting else None
     next_step = run.wait_target if waiting else None
+    why = why_of(run, step.step_key)
+    path = None if transitions is None else path_of(transitions, journey, run)
+    if path is not None and run.state.is_terminal and _steps_entered(transitions or ()) > 1:
+        # A run that ended on its first step: its last decision is its whole path.
+        why = f"{why} {path}"
     return RunExplanation(
         id=run.id,
         tenant_id=run.tenant_id,
@@ -224,13 +363,16 @@ def explain_run(
         due_at=due,
         next_step=next_step,
         last_transition=last_transition,
-        why=why_of(run, step.step_key),
+        why=why,
         next_move=_next_move(run, journey, dry_run, anchor, now),
         anchor_delivery_id=None if anchor is None else anchor.id,
         anchor_delivery_status=None if anchor is None else anchor.status,
         anchor_attempt=None if anchor is None else anchor.attempt,
         next_decision=dry_run.kind,
         blocked_by=dry_run.reason if dry_run.is_noop else None,
+        recipient=None if notification is None else notification.recipient,
+        notification_key=None if notification is None else notification.notification_key,
+        path=path,
     )
 
 

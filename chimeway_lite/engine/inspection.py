@@ -16,15 +16,18 @@ def explain(work: Work, tenant_id: str, run_id: str) -> RunExplanation:
     workflow_key, workflow_version = work.definitions.key_of(run.workflow_definition_id)
     now = work.now
     anchor = anchor_of(work, run)
+    trace = work.unit.transitions(run.id, None)
     return explain_run(
         run,
         work.definitions.journey(run.workflow_definition_id),
-        work.unit.last_transition(run.id),
+        trace[-1] if trace else None,
         decision_for(work, run, now, anchor),
         workflow_key=workflow_key,
         workflow_version=workflow_version,
         anchor=anchor,
         now=now,
+        transitions=trace,
+        notification=work.unit.notification(run.notification_id),
     )
 
 

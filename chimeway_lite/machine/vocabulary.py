@@ -7,14 +7,17 @@ reason, which states the row goes between, whether a ``step_activated`` row foll
 decision opens a step), whether its ``delivery_id`` is the run's anchor delivery, and whether
 its step is the step the run is on. Its :class:`Variant` s say, for each rule kind a row of
 that reason may carry (``context["rule_kind"]``), the terminal reason it gives a finished run
-and how people read it: the sentence of ``explain``'s ``why`` and the label and detail of the
-timeline.
+and how people read it: the sentence of ``explain``'s ``why``, the label and detail of the
+timeline, and the clause that row adds to the summary of a run's path (``path``: why the run
+went to the next step, or why it ended).
 
 Sentences are templates over the row's context (``{to_step!r}``, ``{due_at:time}``) and a
 few names the reader adds (``step``: the run's current step key, ``at``: the time of the
 row, ``resumed_by``: the event that resumed the run, ``channel``: the channel of the row's
-step); ``:time`` is ISO-8601 and ``:stamp`` the
-short form of the timeline; see :func:`render`.
+step; in ``path`` clauses also ``waited``: the length of the run's last wait, ``awaited``: the
+signals that would have ended it, ``into``: how long into it a signal came, ``wait_target``:
+the step it led to); ``:time`` is ISO-8601 and ``:stamp`` the short form of the timeline; see
+:func:`render`.
 
 The names are observable behaviour (CONTRACT §4, §10): keep them exactly.
 """
@@ -111,6 +114,10 @@ class Variant:
 
     A row takes the first variant of its move whose ``rule_kind`` is its context's and whose
     ``requires`` key (when set) its context holds; else its move's first variant.
+
+    ``path`` is the clause the row adds to the summary of a finished run's path, in the past
+    tense ("'email' ran because …", "it completed when …"); empty for rows that neither
+    change the step nor end the run (they add nothing to it).
     """
 
     rule_kind: str | None
@@ -119,6 +126,7 @@ class Variant:
     detail: str
     terminal_reason: str | None = None
     requires: str | None = None
+    path: str = ""
 
 
 def _states(value: Any) -> tuple[RunState | None, ...]:
@@ -205,6 +213,9 @@ CORE_MOVES: tuple[Move, ...] = (
                 ),
                 label="outcome {workflow_outcome}",
                 detail="-> {to_step}",
+                path=(
+                    "{to_step!r} ran because the {from_step!r} delivery ended {workflow_outcome!r}"
+                ),
             ),
             Variant(
                 "wait_until",
@@ -214,6 +225,10 @@ CORE_MOVES: tuple[Move, ...] = (
                 ),
                 label="outcome {workflow_outcome}",
                 detail="-> {to_step}",
+                path=(
+                    "{to_step!r} ran because the {waited} wait after {from_step!r} passed "
+                    "without {awaited}"
+                ),
             ),
         ),
         opens_step=True,
@@ -250,6 +265,7 @@ CORE_MOVES: tuple[Move, ...] = (
                 label="completed",
                 detail="outcome {workflow_outcome}",
                 terminal_reason=WORKFLOW_COMPLETED,
+                path="it completed when the {step!r} delivery ended {workflow_outcome!r}",
             ),
             Variant(
                 WAIT_CANCELLED,
@@ -261,6 +277,10 @@ CORE_MOVES: tuple[Move, ...] = (
                 detail="{event_name} came first",
                 terminal_reason=CANCELLED_BY_SIGNAL,
                 requires="signalled_at",
+                path=(
+                    "it completed because {event_name!r} came before the wait on {step!r} "
+                    "began, so {wait_target!r} never ran"
+                ),
             ),
             Variant(
                 WAIT_CANCELLED,
@@ -271,6 +291,10 @@ CORE_MOVES: tuple[Move, ...] = (
                 label="completed",
                 detail="cancelled by {event_name}",
                 terminal_reason=CANCELLED_BY_SIGNAL,
+                path=(
+                    "it completed because {event_name!r} came {into} into the {waited} wait "
+                    "on {step!r}, so {wait_target!r} never ran"
+                ),
             ),
         ),
         anchored=True,
@@ -286,6 +310,7 @@ CORE_MOVES: tuple[Move, ...] = (
                 label="cancelled",
                 detail="by the host",
                 terminal_reason=CANCELLED,
+                path="it was cancelled by the host on {step!r}",
             ),
         ),
     ),

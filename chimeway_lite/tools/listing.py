@@ -66,8 +66,10 @@ DELIVERY_COLUMNS = (
     "updated_at",
 )
 
-#: The columns of :func:`trace_rows`, in order.
+#: The columns of :func:`trace_rows`, in order: ``number`` counts the run's rows (1, 2, 3 …),
+#: ``seq`` is the row's place in the whole store.
 TRACE_COLUMNS = (
+    "number",
     "seq",
     "inserted_at",
     "from_state",
@@ -155,12 +157,15 @@ def trace_rows(
     store: Store, tenant_id: str, run_id: str, *, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """The run's trace in sequence order as rows of :data:`TRACE_COLUMNS` (step keys instead
-    of step ids); tenant-scoped like :meth:`Store.list_traces`: RunNotFound otherwise."""
+    of step ids, each row numbered within the run from 1); tenant-scoped like
+    :meth:`Store.list_traces`: RunNotFound otherwise."""
     with store.snapshot() as view:
         rows = view.trace_rows(tenant_id, run_id, limit=limit)
-    for row in rows:
+    numbered = []
+    for number, row in enumerate(rows, start=1):  # the rows start at the run's first
         row["context"] = _json(row["context"])
-    return rows
+        numbered.append({"number": number, **row})
+    return numbered
 
 
 def _json(text: Any) -> Any:

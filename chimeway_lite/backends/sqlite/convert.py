@@ -207,6 +207,22 @@ def damaged(cls: type[Any], row: Any, exc: BaseException) -> DamagedRow:
     return DamagedRow(TABLES.get(cls.__name__, cls.__name__), row_id, problem)
 
 
+#: A timestamp as the store writes it (fixed width, UTC), for SQL that must skip damaged
+#: text: ``column GLOB WELL_FORMED_TIME``.
+WELL_FORMED_TIME = (
+    "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    ".[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'"
+)
+
+
+def time_of(value: Any, table: str, row_id: object) -> datetime:
+    """A stored instant read back; :class:`DamagedRow` naming the row when it is not one."""
+    try:
+        return _load_datetime(value)
+    except _DAMAGE:
+        raise DamagedRow(table, row_id, "holds a time that does not parse") from None
+
+
 def from_row(cls: type[T], row: Mapping[str, Any]) -> T:
     """Build a record of type ``cls`` from a row whose keys are its field names
     (a ``sqlite3.Row`` or any mapping); :class:`DamagedRow` when a value is damaged."""

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ...core.errors import ConstraintFailed
 from ...core.records import WorkflowDefinition, WorkflowStep
-from ...core.timestamps import from_text, to_text
+from ...core.timestamps import to_text
 from . import convert
 from .executor import Executor
 
@@ -65,8 +65,8 @@ class DefinitionQueries(Executor):
             workflow_version=row[2],
             notification_key=row[3],
             steps=(),
-            inserted_at=from_text(row[4]),
-            updated_at=from_text(row[5]),
+            inserted_at=convert.time_of(row[4], "workflow_definitions", row[0]),
+            updated_at=convert.time_of(row[5], "workflow_definitions", row[0]),
         )
 
     def steps(self, definition_id: str) -> tuple[WorkflowStep, ...]:

@@ -98,6 +98,16 @@ SELECT min(k) FROM (
            AND (:channel IS NULL OR channel = :channel)
          ORDER BY lease_expires_at LIMIT 1))
 """
+_NEXT_CLAIMABLE_WELL_FORMED = f"""
+SELECT min(k) FROM (
+    SELECT min(coalesce(available_at, inserted_at)) AS k FROM deliveries
+     WHERE status = 'pending' AND (:channel IS NULL OR channel = :channel)
+       AND coalesce(available_at, inserted_at) GLOB {convert.WELL_FORMED_TIME}
+    UNION ALL
+    SELECT min(lease_expires_at) FROM deliveries
+     WHERE status = 'dispatched' AND (:channel IS NULL OR channel = :channel)
+       AND lease_expires_at GLOB {convert.WELL_FORMED_TIME})
+"""
 _NOTIFICATION = f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id"
 _EVENT_FIELDS = convert.field_names(DeliveryEvent, exclude=("seq",))
 _INSERT_EVENT = (
@@ -234,7 +244,13 @@ class OutboxQueries(Executor):
         """The earliest time a claim (of ``channel``, when given) finds a delivery to take,
         or None."""
         row = self.one(_NEXT_CLAIMABLE, {"channel": channel})
-        return None if row[0] is None else from_text(row[0])
+        if row[0] is None:
+            return None
+        try:
+            return from_text(row[0])
+        except ValueError:  # a damaged row sorts first: the earliest well-formed one
+            row = self.one(_NEXT_CLAIMABLE_WELL_FORMED, {"channel": channel})
+            return None if row[0] is None else from_text(row[0])
 
     def insert_signal(self, signal: Signal) -> None:
         """Record a signal."""

@@ -123,6 +123,15 @@ SELECT min(due) FROM (
     SELECT min(last_transition_at) FROM workflow_runs
      WHERE state = 'active' AND resumed_by IS NOT NULL)
 """
+_NEXT_DUE_WELL_FORMED = f"""
+SELECT min(due) FROM (
+    SELECT min(suspended_until) AS due FROM workflow_runs
+     WHERE state = 'waiting' AND suspended_until GLOB {convert.WELL_FORMED_TIME}
+    UNION ALL
+    SELECT min(last_transition_at) FROM workflow_runs
+     WHERE state = 'active' AND resumed_by IS NOT NULL
+       AND last_transition_at GLOB {convert.WELL_FORMED_TIME})
+"""
 _ACTIVE_STEP_LINKAGE = """
 SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
   JOIN workflow_steps AS s ON s.id = r.current_step_id
@@ -140,7 +149,6 @@ VALUES
      :reason, :context, :inserted_at)
 """
 _SELECT_TRANSITION = f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions"
-_LAST_TRANSITION = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq DESC LIMIT 1"
 _TRANSITIONS = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq LIMIT :limit"
 
 _UPDATE_SQL: dict[tuple[tuple[str, ...], bool], str] = {}
@@ -284,7 +292,7 @@ class RunQueries(Executor):
             event_name=row[2],
             actor_id=row[3],
             correlation_key=row[4],
-            routed_at=from_text(row[5]),
+            routed_at=convert.time_of(row[5], "signal_marks", str(row[0])),
             seq=row[0],
         )
 
@@ -305,7 +313,13 @@ class RunQueries(Executor):
     def next_due_at(self) -> datetime | None:
         """The earliest due time of any run, or None."""
         row = self.one(_NEXT_DUE)
-        return None if row[0] is None else from_text(row[0])
+        if row[0] is None:
+            return None
+        try:
+            return from_text(row[0])
+        except ValueError:  # a damaged row sorts first: the earliest well-formed one
+            row = self.one(_NEXT_DUE_WELL_FORMED)
+            return None if row[0] is None else from_text(row[0])
 
     def active_step_linkage(self, notification_id: str) -> StepLinkage | None:
         """The unfinished run of a notification, its current step and that step's channel."""
@@ -331,11 +345,6 @@ class RunQueries(Executor):
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
         self.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
-
-    def last_transition(self, run_id: str) -> WorkflowTransition | None:
-        """The run's latest trace row, or None."""
-        row = self.one(_LAST_TRANSITION, {"id": run_id})
-        return None if row is None else convert.from_values(WorkflowTransition, row)
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""

@@ -64,6 +64,10 @@ class OnSignalKind(RuleKind[OnSignal]):
                     label="signal {event_name}",
                     detail="-> {to_step}",
                     requires="signalled_at",
+                    path=(
+                        "{to_step!r} ran because {event_name!r} came before the wait on "
+                        "{from_step!r} began"
+                    ),
                 ),
                 Variant(
                     NAME,
@@ -73,6 +77,10 @@ class OnSignalKind(RuleKind[OnSignal]):
                     ),
                     label="signal {event_name}",
                     detail="-> {to_step}",
+                    path=(
+                        "{to_step!r} ran because {event_name!r} came {into} into the {waited} "
+                        "wait on {from_step!r}"
+                    ),
                 ),
             ),
             opens_step=True,

@@ -53,6 +53,10 @@ class StopKind(RuleKind[Stop]):
                     label="stopped",
                     detail="outcome {workflow_outcome}",
                     terminal_reason=WORKFLOW_STOPPED,
+                    path=(
+                        "it stopped because the {step!r} delivery ended {workflow_outcome!r} "
+                        "and a stop rule matched"
+                    ),
                 ),
             ),
             anchored=True,

@@ -139,6 +139,10 @@ class WaitUntilKind(RuleKind[WaitUntil]):
                     why="The wait on step {step!r} elapsed; the run moved to {to_step!r}.",
                     label="wait elapsed",
                     detail="-> {to_step}",
+                    path=(
+                        "{to_step!r} ran because the {waited} wait after {step!r} passed "
+                        "without {awaited}"
+                    ),
                 ),
             ),
             opens_step=True,

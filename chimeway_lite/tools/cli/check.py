@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ...core.errors import InvalidArgument
 from .. import timeline
 from .app import EXIT_PROBLEMS, CliError, Settings, command, echo, emit_json, open_store
 
@@ -36,24 +37,26 @@ def verify(settings: Settings) -> None:
     "--out",
     required=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="The file to write (- for stdout).",
+    help="The file to write: NAME.svg or NAME.html (- for stdout).",
 )
 @click.option(
     "--format",
     "kind",
-    type=click.Choice(["svg", "html"]),
+    type=click.Choice(timeline.FORMATS),
     default=None,
-    help="svg or html (default: from the file name; svg).",
+    help="svg or html (default: from the file name; svg for stdout).",
 )
 def timeline_command(
     settings: Settings, tenant: str, run_id: str, out: str, kind: str | None
 ) -> None:
     """Draw run RUN of TENANT as a self-contained SVG (or HTML) picture."""
-    if kind is None:
-        kind = "html" if out.lower().endswith((".html", ".htm")) else "svg"
+    try:
+        kind = timeline.format_for(out, kind)
+    except InvalidArgument as exc:  # a usage error: exit 2, nothing written
+        raise click.BadParameter(exc.problem, param_hint=f"--{exc.name}") from None
     with open_store(settings) as store:
         picture = timeline.collect(store, tenant, run_id)
-    text = timeline.render_html(picture) if kind == "html" else timeline.render_svg(picture)
+    text = timeline.render(picture, kind)
     if out == "-":
         echo(text, nl=False)
         return

@@ -66,7 +66,7 @@ def demo(settings: Settings) -> None:
     for run, explanation, trace in runs:
         echo("")
         echo(f"{run.recipient}'s run {run.run_id}")
-        for line in explanation_lines(explanation)[3:]:
+        for line in explanation_lines(explanation, len(trace))[4:]:
             echo(f"  {line}")
         echo("  trace")
         for line in trace_lines(trace):

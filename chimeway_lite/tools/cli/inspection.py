@@ -13,20 +13,23 @@ from .app import Settings, command, context_text, echo, emit_json, open_store, t
 
 
 def trace_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One line per trace row, as ``traces`` prints them."""
+    """One line per trace row, as ``traces`` prints them: numbered within the run (``#1``,
+    ``#2`` …; the store-wide ``seq`` is in ``--json`` and ``--csv``)."""
     lines = []
     for row in rows:
         moved = f"{row['from_state'] or '-'} -> {row['to_state']}"
         at = row["inserted_at"].replace("T", " ")[:19]
+        number = f"#{row['number']}"
         lines.append(
-            f"#{row['seq']:<5} {at}  {moved:<20} {row['reason']:<31} "
+            f"{number:<4} {at}  {moved:<20} {row['reason']:<31} "
             f"step={row['step_key'] or '-'}  {context_text(row['context'])}"
         )
     return lines
 
 
-def explanation_lines(e: RunExplanation) -> list[str]:
-    """The explanation as ``name  value`` lines, as ``explain`` prints it."""
+def explanation_lines(e: RunExplanation, trace_length: int | None = None) -> list[str]:
+    """The explanation as ``name  value`` lines, as ``explain`` prints it; with the run's
+    ``trace_length``, its last row is numbered within the run (``#6``), else by seq."""
     due = "-"
     if e.due_at is not None:
         due = f"{time_text(e.due_at)} -> step {e.next_step!r}"
@@ -37,10 +40,12 @@ def explanation_lines(e: RunExplanation) -> list[str]:
     last = "-"
     if e.last_transition is not None:
         t = e.last_transition
-        last = f"#{t.seq} {t.reason} at {time_text(t.inserted_at)}; {context_text(t.context)}"
+        number = f"#{trace_length}" if trace_length else f"seq {t.seq}"
+        last = f"{number} {t.reason} at {time_text(t.inserted_at)}; {context_text(t.context)}"
     pairs = [
         ("run", e.id),
         ("tenant", e.tenant_id),
+        ("for", f"{e.recipient or '-'} (notification {e.notification_key or '-'})"),
         ("workflow", f"{e.workflow_key} v{e.workflow_version}"),
         ("state", f"{e.state.value} ({e.status_reason})"),
         ("step", f"{e.current_step_order}. {e.current_step_name} (channel {e.current_channel})"),
@@ -54,6 +59,8 @@ def explanation_lines(e: RunExplanation) -> list[str]:
         ("why", e.why),
         ("next", e.next_move),
     ]
+    if e.path is not None and not e.state.is_terminal:  # a finished run's why tells it
+        pairs.append(("path", e.path))
     return [f"{name:<9}{value}" for name, value in pairs]
 
 
@@ -65,12 +72,13 @@ def explanation_lines(e: RunExplanation) -> list[str]:
 @click.argument("run_id", metavar="RUN")
 def explain(settings: Settings, tenant: str, run_id: str) -> None:
     """Why run RUN of TENANT is where it is, and what would move it next."""
-    with open_store(settings) as store:
-        explanation = store.explain(tenant, run_id)
+    with open_store(settings) as store, store.snapshot() as view:
+        explanation = view.explain(tenant, run_id)
+        length = len(view.list_traces(tenant, run_id))
     if settings.as_json:
         emit_json(explanation)
     else:
-        echo("\n".join(explanation_lines(explanation)))
+        echo("\n".join(explanation_lines(explanation, length)))
 
 
 _CSV_HELP = "Print CSV (with a header row) instead of text."
@@ -98,6 +106,7 @@ def traces(settings: Settings, tenant: str, run_id: str, limit: int | None, as_c
 
 @command()
 @click.option("--tenant", default=None, help="Only runs of this tenant.")
+@click.option("--recipient", default=None, help="Only runs of this recipient.")
 @click.option(
     "--state", type=click.Choice([s.value for s in RunState]), default=None, help="Only this state."
 )
@@ -106,12 +115,19 @@ def traces(settings: Settings, tenant: str, run_id: str, limit: int | None, as_c
 )
 @click.option("--csv", "as_csv", is_flag=True, help=_CSV_HELP)
 def runs(
-    settings: Settings, tenant: str | None, state: str | None, limit: int, as_csv: bool
+    settings: Settings,
+    tenant: str | None,
+    recipient: str | None,
+    state: str | None,
+    limit: int,
+    as_csv: bool,
 ) -> None:
     """Runs, most recently changed first."""
     _one_format(settings, as_csv)
     with open_store(settings) as store:
-        rows = listing.run_rows(store, tenant_id=tenant, state=state, limit=limit)
+        rows = listing.run_rows(
+            store, tenant_id=tenant, state=state, limit=limit, recipient=recipient
+        )
     if settings.as_json:
         emit_json(rows)
         return
@@ -121,11 +137,14 @@ def runs(
     if not rows:
         echo("no runs")
         return
-    echo(f"{'run':<36}  {'tenant':<12} {'state':<9} {'step':<12} {'changed':<19}  reason")
+    echo(
+        f"{'run':<36}  {'tenant':<12} {'recipient':<16} {'state':<9} {'step':<12} "
+        f"{'changed':<19}  reason"
+    )
     for row in rows:
         due = f", due {row['suspended_until'][:19]}" if row["suspended_until"] else ""
         echo(
-            f"{row['id']:<36}  {row['tenant_id']:<12} {row['state']:<9} "
+            f"{row['id']:<36}  {row['tenant_id']:<12} {row['recipient']:<16} {row['state']:<9} "
             f"{row['current_step']:<12} {row['last_transition_at'].replace('T', ' ')[:19]}  "
             f"{row['terminal_reason'] or row['status_reason']}{due}"
         )

@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from ...core.errors import InvalidArgument, StoreBusy
-from ...core.records import Progress, Signal
+from ...core.records import Progress, ProgressKind, Signal
 from ...core.text import duration_text, shown
 from ...core.timestamps import require_utc
+from ...engine.explanation import why_of
+from ...engine.operations import Reader
 from ...store import Store
 from .. import listing
 from .app import Settings, command, echo, emit_json, open_store, time_text
@@ -134,21 +136,52 @@ def _parse_now(value: str | None) -> datetime | None:
         raise click.BadParameter(f"{shown(value)} {exc.problem}", param_hint="--now") from None
 
 
-def _progress_row(store: Store, progress: Progress) -> dict[str, Any]:
+def _progress_row(view: Reader, progress: Progress) -> dict[str, Any]:
+    """What one progression of the sweep did, whose run it was, and why (the sentence of
+    its move in the machine's table)."""
+    run = progress.run
+    step = view.get_current_step(run).step_key
     return {
-        "run_id": progress.run.id,
-        "tenant_id": progress.run.tenant_id,
+        "run_id": run.id,
+        "tenant_id": run.tenant_id,
+        "recipient": view.explain(run.tenant_id, run.id).recipient,
         "kind": progress.kind.value,
         "reason": progress.reason,
-        "state": progress.run.state.value,
-        "step": store.get_current_step(progress.run).step_key,
+        "state": run.state.value,
+        "terminal_reason": run.terminal_reason,
+        "step": step,
+        "why": why_of(run, step),
         "planned_deliveries": [{"id": d.id, "channel": d.channel} for d in progress.deliveries],
     }
 
 
+def moved_text(row: dict[str, Any]) -> str:
+    """What a progression did, in words: ``advanced to step 'email'``, ``completed on step
+    'inapp' (cancelled_by_signal)``, ``waiting on step 'inapp'``; then its reason and the
+    deliveries it planned."""
+    kind, step = row["kind"], row["step"]
+    if kind == ProgressKind.ADVANCED:
+        text = f"advanced to step {step!r} ({row['reason']})"
+    elif kind in (ProgressKind.COMPLETED, ProgressKind.STOPPED):
+        text = f"{row['state']} on step {step!r} ({row['terminal_reason'] or row['reason']})"
+    elif kind == ProgressKind.WAITING:
+        text = f"waiting on step {step!r} ({row['reason']})"
+    else:
+        text = f"unchanged on step {step!r} ({row['reason']})"
+    planned = row["planned_deliveries"]
+    if planned:
+        channels = ", ".join(d["channel"] for d in planned)
+        text += (
+            f"; planned {len(planned)} deliver{'y' if len(planned) == 1 else 'ies'} ({channels})"
+        )
+    return text
+
+
 def _sweep(store: Store, settings: Settings, now: datetime | None) -> int:
     at = store.clock.now() if now is None else now
-    moved = [_progress_row(store, p) for p in store.progress_due_runs(now=at)]
+    progressed = store.progress_due_runs(now=at)
+    with store.snapshot() as view:  # one read for the whole report
+        moved = [_progress_row(view, p) for p in progressed]
     if settings.as_json:
         # One JSON object per sweep, on one line (JSON Lines with --watch).
         echo(json.dumps(listing.plain({"at": at, "progressed": moved})))
@@ -157,10 +190,9 @@ def _sweep(store: Store, settings: Settings, now: datetime | None) -> int:
     else:
         echo(f"{time_text(at)}  {len(moved)} run{'' if len(moved) == 1 else 's'} progressed")
         for row in moved:
-            echo(
-                f"  {row['run_id']}  tenant={row['tenant_id']}  {row['kind']} -> "
-                f"{row['state']} on step {row['step']!r} ({row['reason']})"
-            )
+            whose = f"{row['tenant_id']}/{row['recipient'] or '-'}"
+            echo(f"  {row['run_id']}  {whose}  {moved_text(row)}")
+            echo(f"      {row['why']}")
     return len(moved)
 
 

@@ -166,8 +166,7 @@ def run_page(store: Store, tenant_id: str, run_id: str, scope: str | None) -> Pa
         svg = timeline.render_svg(
             timeline.collect(store, tenant_id, explanation.id), standalone=False
         )
-    for number, step in enumerate(trace, start=1):
-        step["number"] = number
+    for step in trace:  # numbered within the run by the listing (1, 2, 3 …)
         if step["delivery_id"] is not None:
             step["delivery_url"] = delivery_path(tenant_id, step["delivery_id"])
     document = {
