@@ -242,8 +242,10 @@ class Store:
     # -- trigger and outbox (CONTRACT §7) ----------------------------------------------------------
 
     trigger = _write(Engine.trigger)
+    trigger_many = _write(Engine.trigger_many)
     claim_deliveries = _write(Engine.claim_deliveries)
     record_outcome = _write(Engine.record_outcome)
+    record_outcomes = _write(Engine.record_outcomes)
     extend_lease = _write(Engine.extend_lease)
     explain_delivery = _read(Reader.explain_delivery)
     next_claimable_at = _read(Reader.next_claimable_at)

@@ -95,6 +95,8 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
         ("status", POSITIONAL, EMPTY),
         ("suppression_reason", POSITIONAL, None),
     ],
+    "Store.trigger_many": [("requests", POSITIONAL, EMPTY)],
+    "Store.record_outcomes": [("reports", POSITIONAL, EMPTY)],
     "Store.progress_run": [("run_id", POSITIONAL, EMPTY), ("now", KEYWORD, None)],
     "Store.progress_due_runs": [("now", KEYWORD, None)],
     "Store.next_due_at": [],

@@ -324,6 +324,29 @@ STORE_CALLS: dict[str, Callable[[Known], st.SearchStrategy[Call]]] = {
         idempotency_key=values(k),
         data=values(k),
     ),
+    "trigger_many": lambda k: _call(
+        st.lists(
+            st.fixed_dictionaries(
+                {"tenant_id": values(k), "recipient": values(k), "idempotency_key": values(k)},
+                optional={"workflow": declarations(k), "notification_key": values(k)},
+            )
+            | values(k),
+            max_size=3,
+        )
+        | values(k)
+    ),
+    "record_outcomes": lambda k: _call(
+        st.lists(
+            st.tuples(st.sampled_from(k.delivery_ids) | values(k), values(k))
+            | st.fixed_dictionaries(
+                {"delivery_id": st.sampled_from(k.delivery_ids), "status": values(k)},
+                optional={"tenant_id": values(k), "suppression_reason": values(k)},
+            )
+            | values(k),
+            max_size=3,
+        )
+        | values(k)
+    ),
     "claim_deliveries": lambda k: _call(values(k), channel=values(k), lease_seconds=values(k)),
     "record_outcome": lambda k: _call(
         st.sampled_from(k.delivery_ids) | values(k),

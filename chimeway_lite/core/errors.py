@@ -46,6 +46,15 @@ class ChimewayError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def at_item(self, index: int) -> ChimewayError:
+        """This error, as raised by item ``index`` of a batch (``trigger_many``,
+        ``record_outcomes``): the index becomes the field ``item`` and leads the message."""
+        self.message = f"item {index}: {self.message}"
+        self.args = (self.message,)
+        self._fields = {**self._fields, "item": index}
+        self.item = index
+        return self
+
 
 def _rebuild(cls: type[ChimewayError], message: str, fields: dict[str, Any]) -> ChimewayError:
     error = cls.__new__(cls)

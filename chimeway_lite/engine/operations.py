@@ -10,7 +10,7 @@ itself lives in the module of its concern (:mod:`.outbox`, :mod:`.progression`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ from ..core.records import (
 )
 from ..core.timestamps import require_utc
 from ..declarations import Workflow
-from . import audit, deliveries, inspection, lifecycle, outbox, progression, seed, signals
+from . import audit, batches, deliveries, inspection, lifecycle, outbox, progression, seed, signals
 from .definitions import DefinitionIndex
 from .work import Work
 
@@ -270,6 +270,15 @@ class Engine(Reader):
             correlation_key=correlation_key,
         )
 
+    def trigger_many(self, requests: Iterable[Mapping[str, Any]]) -> list[TriggerResult]:
+        """Trigger several journeys in one unit of work: each request is a dict of
+        :meth:`trigger`'s keyword arguments; the results are those of calling it once per
+        request, in order (a key repeated in the batch is a duplicate of its first use).
+        All or nothing: the first request that fails raises its error with its index as
+        ``item`` (and in the message), and nothing of the batch is written. At most 10,000
+        requests."""
+        return batches.trigger_many(self._work, requests)
+
     def claim_deliveries(
         self, limit: int = 100, *, channel: str | None = None, lease_seconds: int = 300
     ) -> list[Delivery]:
@@ -300,6 +309,15 @@ class Engine(Reader):
         return deliveries.record_outcome(
             self._work, delivery_id, status, suppression_reason, tenant_id
         )
+
+    def record_outcomes(
+        self, reports: Iterable[tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Progress | None]:
+        """Record several outcomes in one unit of work, each as :meth:`record_outcome`
+        would, in order. A report is ``(delivery_id, status)``, ``(delivery_id, status,
+        suppression_reason)`` or a dict of those names and ``tenant_id``. All or nothing,
+        like :meth:`trigger_many`; at most 10,000 reports."""
+        return batches.record_outcomes(self._work, reports)
 
     def extend_lease(self, delivery_id: str, seconds: int) -> Delivery:
         """Push the lease of a dispatched delivery to now + ``seconds`` (also after it ran
