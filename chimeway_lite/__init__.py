@@ -4,6 +4,7 @@ The contract is ``docs/CONTRACT.md`` (the code's "CONTRACT §N" notes point ther
 layers are described in ``docs/ARCHITECTURE.md``.
 """
 
+from .async_store import AsyncStore
 from .core.clock import FakeClock, SystemClock
 from .core.errors import (
     ChimewayError,
@@ -45,10 +46,12 @@ from .core.records import (
 )
 from .declarations import OnOutcome, OnSignal, Retry, Step, Stop, WaitUntil, Workflow
 from .engine.operations import Engine as Transaction
+from .hooks import EventKind, StoreEvent
 from .store import Store
 from .tools.worker import Handled, Worker
 
 __all__ = [
+    "AsyncStore",
     "ChimewayError",
     "ConstraintFailed",
     "DamagedRow",
@@ -59,6 +62,7 @@ __all__ = [
     "DeliveryNotFound",
     "DeliveryStatus",
     "Erasure",
+    "EventKind",
     "FakeClock",
     "Handled",
     "InvalidArgument",
@@ -85,6 +89,7 @@ __all__ = [
     "StorageError",
     "Store",
     "StoreBusy",
+    "StoreEvent",
     "SystemClock",
     "Transaction",
     "TriggerResult",

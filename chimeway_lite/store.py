@@ -12,6 +12,16 @@ a savepoint: if it fails, its own writes are undone and yours are kept until you
 ``with store.snapshot() as view:`` is the same for reads only. No database exception leaves
 the store: each becomes a :class:`~chimeway_lite.core.errors.ChimewayError`.
 
+Hooks
+-----
+``Store(..., on_event=callable)`` is called with a payload-free
+:class:`~chimeway_lite.hooks.StoreEvent` for every transition and delivery attempt, once
+the unit of work that wrote it has committed (never for work that rolled back; for a
+call inside your transaction, when your transaction commits). The same events go to the
+``chimeway_lite.events`` logger at DEBUG and to the current OpenTelemetry span, and every
+operation is a span when ``opentelemetry-api`` is installed and configured
+(:mod:`chimeway_lite.hooks`).
+
 One Store may be shared by the threads of a process. Processes each open their own Store on
 the same file; do not carry a Store across ``fork``.
 
@@ -28,7 +38,7 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from .backends import open_backend
 from .backends.base import Backend, Unit
@@ -48,6 +58,9 @@ from .core.timestamps import require_utc
 from .engine.definitions import DefinitionIndex
 from .engine.operations import Engine, Reader
 from .engine.work import report_skipped
+from .hooks import tracing
+from .hooks.dispatch import EventHook, Hooks
+from .hooks.observation import ObservedUnit
 
 P = ParamSpec("P")
 
@@ -72,9 +85,22 @@ class _Operation(Generic[P, R]):
     def __init__(self, method: Callable[Concatenate[Any, P], R], *, write: bool) -> None:
         self.method = method
         self.write = write
+        self.name = method.__name__
         functools.update_wrapper(self, method)
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name  # the Store's name for it (upsert_definition = ensure_definition)
+
     def __call__(self, store: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        if tracing.tracer() is not None:
+            with tracing.span(self.name, system=store._system, write=self.write) as span:
+                result = self._run(store, args, kwargs)
+                if span is not None:
+                    span.result(result)
+                return result
+        return self._run(store, args, kwargs)
+
+    def _run(self, store: Store, args: Any, kwargs: Any) -> R:
         if getattr(store._local, "engine", None) is None:
             return store._call(self.method, self.write, args, kwargs)
         with store._engine(write=self.write) as engine:  # inside the caller's unit
@@ -98,12 +124,39 @@ def _read(method: Callable[Concatenate[Reader, P], R]) -> _Operation[P, R]:
     return _Operation(method, write=False)
 
 
+def check_arguments(
+    path: object, clock: object, busy_timeout: object, on_event: object
+) -> tuple[str, float]:
+    """The Store's constructor arguments checked (InvalidArgument otherwise): the path as
+    text and the busy timeout as a float. Shared with
+    :class:`~chimeway_lite.async_store.AsyncStore`, which takes the same arguments."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument("path", f"must be a path or ':memory:', got a {type(path).__name__}")
+    if (
+        not isinstance(busy_timeout, (int, float))
+        or isinstance(busy_timeout, bool)
+        or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
+    ):
+        raise InvalidArgument(
+            "busy_timeout",
+            f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT}, got {shown(busy_timeout)}",
+        )
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        raise InvalidArgument("clock", "must have a now() method")
+    if on_event is not None and not callable(on_event):
+        raise InvalidArgument("on_event", "must be a callable taking one StoreEvent")
+    return require_location(os.fspath(path)), float(busy_timeout)
+
+
 class Store:
     """A chimeway_lite store on one SQLite file (or ``":memory:"``).
 
     ``clock`` is any object with ``now()`` (default: the system clock in UTC); every time
     the engine reads comes from it, once per unit of work. ``busy_timeout`` is how many
     seconds a write waits for the lock before :class:`~chimeway_lite.errors.StoreBusy`.
+    ``on_event`` is called with a :class:`~chimeway_lite.hooks.StoreEvent` for every
+    transition and delivery attempt once its unit of work committed; an exception it raises
+    is logged and goes no further (see the module docstring).
     """
 
     def __init__(
@@ -112,29 +165,15 @@ class Store:
         *,
         clock: Clock | None = None,
         busy_timeout: float = 5.0,
+        on_event: EventHook | None = None,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise InvalidArgument(
-                "path", f"must be a path or ':memory:', got a {type(path).__name__}"
-            )
-        if (
-            not isinstance(busy_timeout, (int, float))
-            or isinstance(busy_timeout, bool)
-            or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
-        ):
-            raise InvalidArgument(
-                "busy_timeout",
-                f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT}, "
-                f"got {shown(busy_timeout)}",
-            )
-        if clock is not None and not callable(getattr(clock, "now", None)):
-            raise InvalidArgument("clock", "must have a now() method")
-        self.path = require_location(os.fspath(path))
+        self.path, self.busy_timeout = check_arguments(path, clock, busy_timeout, on_event)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.busy_timeout = float(busy_timeout)
+        self._hooks = Hooks(on_event)
         self._backend: Backend = open_backend(self.path, self.busy_timeout)
         self._index = DefinitionIndex()
         self._local = threading.local()
+        self._system = "postgresql" if self.path.startswith("postgres") else "sqlite"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -176,8 +215,13 @@ class Store:
         """One store method, outside any unit of the caller's: its own unit of work (the
         path every plain call takes, so it is kept free of context-manager layers)."""
         index = self._index.child()
+        listening = write and self._hooks.listening()
+        observed: list[ObservedUnit] = []
 
         def work(unit: Unit) -> R:
+            if listening:
+                observed.append(ObservedUnit(unit, index))
+                unit = cast(Unit, observed[0])
             self._local.engine = engine = (Engine if write else Reader)(unit, self.clock, index)
             try:
                 return method(engine, *args, **kwargs)
@@ -186,6 +230,8 @@ class Store:
 
         result = self._backend.run(work, write=write)
         self._index.merge(index)
+        if observed:
+            self._hooks.emit(observed[0].events)  # after COMMIT: what they report is durable
         return result
 
     @contextmanager
@@ -211,25 +257,38 @@ class Store:
                     self._local.engine = outer
             outer.index.merge(inner.index)
             return
+        observed: ObservedUnit | None = None
         with self._backend.unit(write=write) as unit:
-            engine = (Engine if write else Reader)(unit, self.clock, self._index.child())
+            index = self._index.child()
+            if write and self._hooks.listening():
+                observed = ObservedUnit(unit, index)
+                unit = cast(Unit, observed)
+            engine = (Engine if write else Reader)(unit, self.clock, index)
             self._local.engine = engine
             try:
                 yield engine
             finally:
                 self._local.engine = None
         self._index.merge(engine.index)
+        if observed is not None:
+            self._hooks.emit(observed.events)  # after COMMIT: what they report is durable
 
     @contextmanager
     def transaction(self) -> Iterator[Engine]:
         """Open a unit of work of your own (a write transaction); see the module docstring."""
-        with self._engine(write=True) as tx:
+        with (
+            tracing.span("transaction", system=self._system, write=True),
+            self._engine(write=True) as tx,
+        ):
             yield tx
 
     @contextmanager
     def snapshot(self) -> Iterator[Reader]:
         """Open a read unit of your own: every read on the view sees one consistent store."""
-        with self._engine(write=False) as view:
+        with (
+            tracing.span("snapshot", system=self._system, write=False),
+            self._engine(write=False) as view,
+        ):
             yield view
 
     # -- definitions (CONTRACT §3) -----------------------------------------------------------------
@@ -256,6 +315,7 @@ class Store:
     progress_run = _write(Engine.progress_run)
     next_due_at = _read(Reader.next_due_at)
 
+    @tracing.traced("progress_due_runs")
     def progress_due_runs(
         self, *, now: datetime | None = None, limit: int | None = None
     ) -> list[Progress]:

@@ -6,8 +6,11 @@ pytest fixtures chimeway-lite installs (``chimeway_store``, ``chimeway_clock``,
 ``chimeway_outbox``) — no conftest, no import of the plugin — and a fake clock, so "two hours
 later" takes no time.
 
-    python examples/04_host_unit_test.py [DB_PATH]   # runs the tests below with pytest
+    python examples/04_host_unit_test.py [DB_DIR]    # runs the tests below with pytest
     pytest examples/04_host_unit_test.py              # the same, in memory
+
+With a DB_DIR (pytest's ``--chimeway-db DIR``) each test gets a fresh store file there,
+named after the test and kept afterwards: ``chimeway-lite --db DB_DIR/<file> runs``.
 """
 
 import sys
@@ -107,7 +110,8 @@ def test_bounce_sends_the_email_at_once(chimeway_store, chimeway_outbox):
 
 
 if __name__ == "__main__":
-    # Run this file's tests with pytest: on DB_PATH if given, else on a temporary file.
+    # Run this file's tests with pytest: a store file per test in DB_DIR if given, else in a
+    # temporary directory.
     sys.dont_write_bytecode = True  # leave no __pycache__ beside the example
     # chimeway_lite was imported above, before pytest could rewrite its asserts: harmless.
     options = [
@@ -121,5 +125,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1:
         sys.exit(pytest.main([*options, "--chimeway-db", sys.argv[1]]))
     with tempfile.TemporaryDirectory() as folder:
-        code = pytest.main([*options, "--chimeway-db", str(Path(folder) / "chimeway.db")])
+        code = pytest.main([*options, "--chimeway-db", str(Path(folder) / "stores")])
     sys.exit(code)

@@ -331,8 +331,9 @@ class Unit(Protocol):
         """Every definition's id, in id order (for ``verify``)."""
         ...
 
-    def storage_problems(self) -> list[str]:
-        """What the database itself finds wrong (integrity, foreign keys, the sequence)."""
+    def storage_problems(self, quick: bool = False) -> list[str]:
+        """What the database itself finds wrong (integrity — skipped when ``quick`` —,
+        foreign keys, the sequence)."""
         ...
 
     def evidence_findings(
@@ -344,12 +345,18 @@ class Unit(Protocol):
         delivery, ``resumed`` the reason of a signal's resume."""
         ...
 
-    def run_traces(self) -> Iterator[RunTrace]:
-        """Every run with its trace, by run id, one at a time."""
+    def run_traces(
+        self, tenant_id: str | None = None, since: datetime | None = None
+    ) -> Iterator[RunTrace]:
+        """Every run with its trace, by run id, one at a time; only the runs of
+        ``tenant_id`` and those changed since ``since``, when given."""
         ...
 
-    def delivery_histories(self) -> Iterator[DeliveryHistory]:
-        """Every delivery with its attempt history, by delivery id, one at a time."""
+    def delivery_histories(
+        self, tenant_id: str | None = None, since: datetime | None = None
+    ) -> Iterator[DeliveryHistory]:
+        """Every delivery with its attempt history, by delivery id, one at a time; only
+        those of the runs :meth:`run_traces` would read, when scoped."""
         ...
 
     def run_rows(

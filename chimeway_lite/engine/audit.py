@@ -113,7 +113,13 @@ _KIND, _TARGET, _RESUMED = "wait_kind", "wait_target", "resumed_by"
 _HOST_FIELDS = frozenset({_STEP, _SUSPENDED, _PENDING, _TERMINAL, _KIND, _TARGET, _RESUMED})
 
 
-def verify(work: Work) -> list[str]:
+def verify(
+    work: Work,
+    *,
+    tenant_id: str | None = None,
+    since: datetime | None = None,
+    quick: bool = False,
+) -> list[str]:
     """The problems found in the store; empty when healthy (see the module docstring).
 
     A part of the store that cannot be read at all is reported as a problem too, and the
@@ -130,15 +136,15 @@ def verify(work: Work) -> list[str]:
 
     policies: dict[str, Retry] = {}
     checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
-        ("integrity_check", unit.storage_problems),
+        ("integrity_check", lambda: unit.storage_problems(quick)),
         ("evidence and tenancy", findings),
         (
             "the rows",
             lambda: [f"{d.table} row {d.row_id}: {d.problem}" for d in unit.damaged_rows()],
         ),
         ("the definitions", lambda: _definition_checks(work)),
-        ("the traces", lambda: _trace_checks(work, policies)),
-        ("the deliveries", lambda: _delivery_checks(work, policies)),
+        ("the traces", lambda: _trace_checks(work, policies, tenant_id, since)),
+        ("the deliveries", lambda: _delivery_checks(work, policies, tenant_id, since)),
     )
     for name, check in checks:
         try:
@@ -178,9 +184,11 @@ def _journey_of(work: Work, definition_id: str) -> Journey | str:
         return f"it cannot be read ({type(exc).__name__})"
 
 
-def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
+def _trace_checks(
+    work: Work, policies: dict[str, Retry], tenant_id: str | None, since: datetime | None
+) -> list[str]:
     problems: list[str] = []
-    for found in work.unit.run_traces():
+    for found in work.unit.run_traces(tenant_id, since):
         trace = []
         for seq, row in found.transitions:
             if isinstance(row, Exception):
@@ -202,13 +210,15 @@ def _trace_checks(work: Work, policies: dict[str, Retry]) -> list[str]:
     return problems
 
 
-def _delivery_checks(work: Work, policies: Mapping[str, Retry]) -> list[str]:
+def _delivery_checks(
+    work: Work, policies: Mapping[str, Retry], tenant_id: str | None, since: datetime | None
+) -> list[str]:
     """Each delivery against its attempt history (CONTRACT §12): a lease exactly while
     dispatched, a cancel only for a known reason, no more claims than attempts, no more
     attempts than its step's retry policy allows, and nothing after its final outcome —
     whose status it keeps."""
     problems: list[str] = []
-    for found in work.unit.delivery_histories():
+    for found in work.unit.delivery_histories(tenant_id, since):
         events = []
         for seq, event in found.events:
             if isinstance(event, Exception):

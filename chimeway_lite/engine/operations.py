@@ -23,6 +23,7 @@ from ..core.arguments import (
     require_offset,
 )
 from ..core.clock import Clock
+from ..core.errors import InvalidArgument
 from ..core.records import (
     Delivery,
     DeliveryExplanation,
@@ -154,10 +155,27 @@ class Reader:
 
     # -- integrity and listings ------------------------------------------------------------------
 
-    def verify(self) -> list[str]:
+    def verify(
+        self,
+        *,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        quick: bool = False,
+    ) -> list[str]:
         """Problems found in the store (each run's trace against its row, evidence, tenancy,
-        the database's own checks); empty when healthy. Writes nothing."""
-        return audit.verify(self._work)
+        the database's own checks); empty when healthy. Writes nothing.
+
+        ``tenant_id`` and ``since`` narrow the per-run checks (traces, deliveries and their
+        history) to that tenant's runs and to runs changed since then; ``quick`` skips the
+        database's page-by-page ``integrity_check``, the longest part on a large store."""
+        if not isinstance(quick, bool):
+            raise InvalidArgument("quick", f"must be True or False, got {type(quick).__name__}")
+        return audit.verify(
+            self._work,
+            tenant_id=optional_id(tenant_id, "tenant_id"),
+            since=None if since is None else require_utc(since, "since"),
+            quick=quick,
+        )
 
     def list_erasures(self, tenant_id: str | None = None) -> list[Erasure]:
         """The tombstones :meth:`Engine.forget` left, oldest first: of one tenant, or of all."""

@@ -240,11 +240,39 @@ SELECT t.seq, t.inserted_at, t.from_state, t.to_state, t.reason, s.step_key, t.d
 """
 
 
-def _read(cls: type[Any], row: Any) -> Any:
-    try:
-        return convert.from_row(cls, row)
-    except Exception as exc:  # a row a host rewrote by hand: verify reports it
-        return exc
+# verify()'s scans, scoped to a tenant and to runs changed since a time when given (both
+# NULL: the whole store). Each reads in the order the merge of _with_children needs, on an
+# index; positions follow the records' fields (convert.columns).
+_IN_SCOPE = (
+    "SELECT id FROM workflow_runs WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) "
+    "AND (:since IS NULL OR last_transition_at >= :since)"
+)
+_SCOPED_RUNS = (
+    f"SELECT {convert.columns(WorkflowRun)} FROM workflow_runs "
+    "WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) "
+    "AND (:since IS NULL OR last_transition_at >= :since) ORDER BY id"
+)
+_SCOPED_TRANSITIONS = (
+    f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions "
+    f"WHERE (:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}) "
+    "ORDER BY workflow_run_id, seq"
+)
+_SCOPED_DELIVERIES = (
+    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "
+    f"WHERE (:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}) "
+    "ORDER BY id"
+)
+_EVENT_COLUMNS = convert.columns(DeliveryEvent)
+_SCOPED_EVENTS = (
+    f"SELECT {_EVENT_COLUMNS} FROM delivery_events "
+    "WHERE (:tenant_id IS NULL AND :since IS NULL) OR delivery_id IN "
+    f"(SELECT id FROM deliveries WHERE workflow_run_id IN ({_IN_SCOPE})) "
+    "ORDER BY delivery_id, seq"
+)
+
+
+def _scope(tenant_id: str | None, since: datetime | None) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "since": None if since is None else to_text(since)}
 
 
 def _read_values(cls: type[Any], row: Any) -> Any:
@@ -255,15 +283,16 @@ def _read_values(cls: type[Any], row: Any) -> Any:
 
 
 def _with_children(
-    parents: Iterator[Any], children: Iterator[Any], key: str
+    parents: Iterator[Any], children: Iterator[Any], key: int
 ) -> Iterator[tuple[str, Any, list[Any]]]:
-    """(id, parent row, its child rows) for parents ordered by id and children ordered by
-    ``key``: a merge of two ordered scans (both on an index), so the store is never held in
-    memory, only one parent and its children at a time."""
+    """(id, parent row, its child rows) for parents ordered by id (their first column) and
+    children ordered by the column at ``key``: a merge of two ordered scans (both on an
+    index), so the store is never held in memory, only one parent and its children at a
+    time."""
     groups = itertools.groupby(children, key=lambda r: str(r[key]))
     pending = next(groups, None)
     for parent in parents:
-        parent_id = str(parent["id"])
+        parent_id = str(parent[0])
         while pending is not None and pending[0] < parent_id:
             pending = next(groups, None)  # children without their parent: a foreign key
         found: list[Any] = []
@@ -304,13 +333,18 @@ class UpkeepQueries(Executor):
 
     # -- verify ---------------------------------------------------------------------------------
 
-    def storage_problems(self) -> list[str]:
-        """integrity_check, foreign_key_check, and the trace sequence against its counter."""
-        problems = [
-            f"integrity_check: {row[0]}"
-            for row in self.all("PRAGMA integrity_check")
-            if row[0] != "ok"
-        ]
+    def storage_problems(self, quick: bool = False) -> list[str]:
+        """integrity_check (unless ``quick``), foreign_key_check, and the trace sequence
+        against its counter."""
+        problems = (
+            []
+            if quick
+            else [
+                f"integrity_check: {row[0]}"
+                for row in self.all("PRAGMA integrity_check")
+                if row[0] != "ok"
+            ]
+        )
         for table, rowid, parent, _ in self.all("PRAGMA foreign_key_check"):
             problems.append(f"foreign key: {table} row {rowid} names a missing {parent} row")
         top = self.one("SELECT max(seq) FROM workflow_transitions")[0]
@@ -334,11 +368,14 @@ class UpkeepQueries(Executor):
         steps, signals, marks, tombstones) that does not read back as its record (a
         definition's own row is read by the definitions' check)."""
         for cls, table in _PLAIN_TABLES:
-            for row in self.execute(f"SELECT * FROM {table} ORDER BY rowid"):
+            names = convert.field_names(cls)
+            id_at = names.index("id") if "id" in names else names.index("seq")
+            rows = self.execute(f"SELECT {convert.columns(cls)} FROM {table} ORDER BY rowid")
+            for row in rows:
                 try:
-                    convert.from_row(cls, dict(row))
+                    convert.from_values(cls, row)
                 except DamagedRow as damaged:
-                    yield damaged
+                    yield DamagedRow(damaged.table, str(row[id_at]), damaged.problem)
 
     def definition_ids(self) -> list[str]:
         """Every definition's id, in id order."""
@@ -360,20 +397,28 @@ class UpkeepQueries(Executor):
             for row in self.all(sql, wanted):
                 yield name, tuple(row)
 
-    def run_traces(self) -> Iterator[RunTrace]:
-        """Every run with its trace, one run and its trace in memory at a time."""
-        runs = self.execute("SELECT * FROM workflow_runs ORDER BY id")
-        rows = self.execute("SELECT * FROM workflow_transitions ORDER BY workflow_run_id, seq")
-        for run_id, run_row, children in _with_children(runs, rows, "workflow_run_id"):
-            trace = tuple((r["seq"], _read(WorkflowTransition, r)) for r in children)
-            yield RunTrace(run_id, _read(WorkflowRun, run_row), trace)
+    def run_traces(
+        self, tenant_id: str | None = None, since: datetime | None = None
+    ) -> Iterator[RunTrace]:
+        """Every run (of ``tenant_id``, changed since ``since``, when given) with its trace,
+        one run and its trace in memory at a time."""
+        scope = _scope(tenant_id, since)
+        runs = self.execute(_SCOPED_RUNS, scope)
+        rows = self.execute(_SCOPED_TRANSITIONS, scope)
+        for run_id, run_row, children in _with_children(runs, rows, 2):
+            trace = tuple((r[1], _read_values(WorkflowTransition, r)) for r in children)
+            yield RunTrace(run_id, _read_values(WorkflowRun, run_row), trace)
 
-    def delivery_histories(self) -> Iterator[DeliveryHistory]:
-        """Every delivery with its attempt history, one at a time."""
-        rows = self.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries ORDER BY id")
-        events = self.execute("SELECT * FROM delivery_events ORDER BY delivery_id, seq")
-        for delivery_id, row, children in _with_children(rows, events, "delivery_id"):
-            history = tuple((r["seq"], _read(DeliveryEvent, r)) for r in children)
+    def delivery_histories(
+        self, tenant_id: str | None = None, since: datetime | None = None
+    ) -> Iterator[DeliveryHistory]:
+        """Every delivery (of ``tenant_id``'s runs changed since ``since``, when given) with
+        its attempt history, one at a time."""
+        scope = _scope(tenant_id, since)
+        rows = self.execute(_SCOPED_DELIVERIES, scope)
+        events = self.execute(_SCOPED_EVENTS, scope)
+        for delivery_id, row, children in _with_children(rows, events, 0):
+            history = tuple((r[-1], _read_values(DeliveryEvent, r)) for r in children)
             yield DeliveryHistory(delivery_id, _read_values(Delivery, row), history)
 
     # -- listings -------------------------------------------------------------------------------
