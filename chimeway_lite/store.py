@@ -68,6 +68,9 @@ P = ParamSpec("P")
 #: the standard library's waits overflow on an infinite one).
 MAX_BUSY_TIMEOUT = 86400
 
+# prune deletes this many runs per unit of work.
+_PRUNE_CHUNK = 1000
+
 # The due sweep reads its runs in pages of this many.
 _SWEEP_PAGE = 100
 # Errors that stop a sweep: the store itself is unusable, not one run.
@@ -375,6 +378,26 @@ class Store:
     # -- integrity and lifecycle ---------------------------------------------------------------
 
     verify = _read(Reader.verify)
-    prune = _write(Engine.prune)
+    _prune_chunk = _write(Engine._prune_chunk)
+
+    def prune(self, before: datetime, *, tenant_id: str | None = None) -> int:
+        """Delete finished (completed/stopped) runs whose last transition is older than
+        ``before``, with their trace, deliveries and notification; return the rows deleted.
+
+        Outside a transaction of the caller's it works in chunks of 1,000 runs, each its own
+        unit of work (the oldest first), so the WAL stays small and other writers get their
+        turns; a prune interrupted midway leaves whole runs, pruned or kept. Inside one, it
+        is part of it.
+        """
+        if getattr(self._local, "engine", None) is not None:
+            with self._engine(write=True) as engine:
+                return int(engine.prune(before, tenant_id=tenant_id))
+        deleted = 0
+        while True:
+            rows, runs = self._prune_chunk(before, _PRUNE_CHUNK, tenant_id=tenant_id)
+            deleted += rows
+            if runs < _PRUNE_CHUNK:
+                return deleted
+
     forget = _write(Engine.forget)
     list_erasures = _read(Reader.list_erasures)

@@ -340,3 +340,52 @@ def test_forget_inside_a_failed_transaction_erases_nothing(store: Store) -> None
         raise RuntimeError("changed my mind")
     assert table_dump(store) == snapshot
     assert store.list_erasures() == []
+
+
+# -- prune in chunks (CONTRACT §18) ----------------------------------------------------------------
+
+
+def test_prune_outside_a_transaction_works_in_chunks_oldest_first(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chimeway_lite.store as store_module
+
+    finished = []
+    for i in range(25):
+        result = trigger(store, recipient=f"r{i}")
+        store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")
+        (email,) = store.list_deliveries("acme", result.run.id)[1:]
+        store.record_outcome(email.id, "succeeded")
+        finished.append(result.run.id)
+        clock.advance(seconds=1)
+    kept = trigger(store, recipient="still-active").run.id
+    monkeypatch.setattr(store_module, "_PRUNE_CHUNK", 10)
+    chunks: list[tuple[int, int]] = []
+    real = store._prune_chunk
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        chunks.append(real(*args, **kwargs))
+        return chunks[-1]
+
+    monkeypatch.setattr(store, "_prune_chunk", spy)
+    deleted = store.prune(clock.now())
+    assert [runs for _, runs in chunks] == [10, 10, 5]
+    assert deleted == sum(rows for rows, _ in chunks) > 25
+    assert store.get_run(kept).state.value == "active"
+    assert store.verify() == []
+
+
+def test_prune_inside_a_transaction_is_one_part_of_it(store: Store, clock: FakeClock) -> None:
+    result = trigger(store)
+    store.record_outcome(result.deliveries[0].id, "cancelled", "bounced")
+    (email,) = store.list_deliveries("acme", result.run.id)[1:]
+    store.record_outcome(email.id, "succeeded")
+    clock.advance(days=1)
+
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo), store.transaction():
+        assert store.prune(clock.now()) > 0
+        raise Undo
+    assert store.get_run(result.run.id).state.value == "completed"

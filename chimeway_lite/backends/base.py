@@ -297,9 +297,12 @@ class Unit(Protocol):
         """Record a signal (an immutable fact)."""
         ...
 
-    def prune(self, before: datetime, tenant_id: str | None) -> int:
-        """Delete finished runs last changed before ``before`` with their trace,
-        deliveries and notification; return the rows deleted."""
+    def prune(
+        self, before: datetime, tenant_id: str | None, limit: int | None = None
+    ) -> tuple[int, int]:
+        """Delete the oldest finished runs last changed before ``before`` (of one tenant,
+        at most ``limit`` of them) with their rows and the signal marks no unfinished run
+        can count any more; return (rows deleted, runs deleted)."""
         ...
 
     def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:

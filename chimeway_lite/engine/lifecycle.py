@@ -37,13 +37,16 @@ from ..core.timestamps import require_utc
 from .work import Work
 
 
-def prune(work: Work, before: datetime, tenant_id: str | None) -> int:
-    """Delete finished runs older than ``before`` with their rows; return the rows deleted.
+def prune(
+    work: Work, before: datetime, tenant_id: str | None, limit: int | None = None
+) -> tuple[int, int]:
+    """Delete finished runs older than ``before`` with their rows (the oldest ``limit`` of
+    them, when given); return (rows deleted, runs deleted).
 
     ``tenant_id`` limits the prune to one tenant; None prunes every tenant.
     """
     cutoff = require_utc(before, "before")
-    return work.unit.prune(cutoff, optional_id(tenant_id, "tenant_id"))
+    return work.unit.prune(cutoff, optional_id(tenant_id, "tenant_id"), limit)
 
 
 def forget(work: Work, tenant_id: str, recipient: str | None) -> int:

@@ -439,8 +439,18 @@ class Engine(Reader):
 
     def prune(self, before: datetime, *, tenant_id: str | None = None) -> int:
         """Delete finished (completed/stopped) runs whose last transition is older than
-        ``before``, with their trace, deliveries and notification; return the rows deleted."""
-        return lifecycle.prune(self._work, before, tenant_id)
+        ``before``, with their trace, deliveries and notification; return the rows deleted.
+        (Called on the store outside a transaction, it deletes in chunks, each its own unit
+        of work, so the WAL stays small.)"""
+        return lifecycle.prune(self._work, before, tenant_id)[0]
+
+    def _prune_chunk(
+        self, before: datetime, limit: int, *, tenant_id: str | None = None
+    ) -> tuple[int, int]:
+        """One chunk of :meth:`prune`: the oldest ``limit`` finished runs older than
+        ``before``; (rows deleted, runs deleted)."""
+        count = require_limit(limit, allow_none=False)
+        return lifecycle.prune(self._work, before, tenant_id, count)
 
     def forget(self, tenant_id: str, recipient: str | None = None) -> int:
         """Erase everything of a tenant, or of one recipient of it, leaving one payload-free

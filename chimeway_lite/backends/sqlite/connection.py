@@ -24,6 +24,7 @@ from .migrations import MIGRATIONS
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x63776C31  # 'cwl1'
 MEMORY = ":memory:"
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 # Primary result codes (https://sqlite.org/rescode.html).
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
@@ -195,6 +196,9 @@ def connect(path: str, busy_timeout: float) -> tuple[sqlite3.Connection, str | N
             if path != MEMORY:
                 _set_wal(conn, path, busy_timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
+            # After a checkpoint the WAL is cut back to this size (64 MiB): one large unit
+            # (a prune of a big store, a long batch) must not leave a huge file behind.
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
         elif not _check_stamp(path, *_stamp(conn)):
             raise SchemaMismatch(
                 path,

@@ -34,6 +34,8 @@ _FINISHED_BEFORE = """
 SELECT id, notification_id FROM workflow_runs
  WHERE state IN ('completed', 'stopped') AND last_transition_at < :before
    AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+ ORDER BY last_transition_at, id
+ LIMIT :limit
 """
 # Children before parents: the foreign keys are checked statement by statement.
 _PRUNE = (
@@ -306,16 +308,24 @@ class UpkeepQueries(Executor):
     """The prune, forget, audit and listing half of
     :class:`~chimeway_lite.backends.sqlite.unit.SqliteUnit`."""
 
-    def prune(self, before: datetime, tenant_id: str | None) -> int:
-        """Delete finished runs last changed before ``before`` with their rows."""
-        runs = self.all(_FINISHED_BEFORE, {"before": to_text(before), "tenant_id": tenant_id})
+    def prune(
+        self, before: datetime, tenant_id: str | None, limit: int | None = None
+    ) -> tuple[int, int]:
+        """Delete the oldest finished runs last changed before ``before`` (at most ``limit``
+        of them) with their rows, and the signal marks no unfinished run can count any
+        more; (rows deleted, runs deleted)."""
+        params = {
+            "before": to_text(before),
+            "tenant_id": tenant_id,
+            "limit": -1 if limit is None else limit,
+        }
+        runs = self.all(_FINISHED_BEFORE, params)
         deleted = 0
         for statement, column in _PRUNE:
             if runs:
                 deleted += self.executemany(statement, [(r[column],) for r in runs]).rowcount
-        params = {"before": to_text(before), "tenant_id": tenant_id}
         deleted += self.execute(_PRUNE_MARKS, params).rowcount
-        return deleted
+        return deleted, len(runs)
 
     def forget(self, tenant_id: str, recipient: str | None) -> dict[str, int]:
         """Erase a tenant's (or one recipient's) rows; the rows deleted per table."""
