@@ -1,7 +1,7 @@
--- chimeway_lite schema, version 3.
+-- chimeway_lite schema, version 4.
 --
 -- The store stamps a file it creates with PRAGMA application_id = 0x63776C31 ('cwl1') and
--- PRAGMA user_version = 3; it upgrades files of versions 1 and 2 (chimeway_lite/backends/
+-- PRAGMA user_version = 4; it upgrades files of versions 1, 2 and 3 (chimeway_lite/backends/
 -- sqlite/migrations.py) and refuses files stamped otherwise. Every table has one column per
 -- scalar field of its record, under the same name; enums hold their string value, dicts and
 -- lists hold JSON text, timestamps hold fixed-width UTC text such as
@@ -277,3 +277,80 @@ CREATE TABLE erasures (
     rows_erased INTEGER NOT NULL CHECK (rows_erased >= 0),
     erased_at   TEXT NOT NULL
 );
+
+-- Views for people: what sqlite-utils and datasette show with names instead of ids
+-- (docs/datasette-metadata.json adds labels and facets). No payload or trigger data in any
+-- of them. The store itself never reads them.
+
+-- One row per run: whose it is, which journey, where it stands and when it is due next
+-- (due_at is chimeway_lite.machine.decide.due_at: a waiting run's suspended_until, a run a
+-- signal resumed at once; a test checks the two agree).
+CREATE VIEW runs_overview AS
+SELECT r.tenant_id,
+       r.id AS run_id,
+       n.recipient,
+       n.notification_key,
+       d.workflow_key AS workflow_name,
+       d.workflow_version,
+       s.step_order,
+       s.step_key,
+       s.channel,
+       r.state,
+       r.status_reason,
+       r.terminal_reason,
+       CASE WHEN r.state = 'waiting' THEN r.suspended_until
+            WHEN r.state = 'active' AND r.resumed_by IS NOT NULL THEN r.last_transition_at
+       END AS due_at,
+       r.pending_signals,
+       r.started_at,
+       r.last_transition_at AS updated_at,
+       n.correlation_key,
+       r.notification_id
+  FROM workflow_runs AS r
+  JOIN notifications AS n ON n.id = r.notification_id
+  JOIN workflow_definitions AS d ON d.id = r.workflow_definition_id
+  JOIN workflow_steps AS s ON s.id = r.current_step_id;
+
+-- One row per delivery: whom, which step, where it stands in the outbox and when a claim
+-- can take it (claimable_at: a pending one's retry time, else when it was planned; a
+-- dispatched one's lease end; none once final).
+CREATE VIEW deliveries_overview AS
+SELECT tenant_id,
+       id AS delivery_id,
+       workflow_run_id AS run_id,
+       recipient,
+       notification_key,
+       step_key,
+       channel,
+       status,
+       suppression_reason,
+       attempt,
+       max_attempts,
+       available_at,
+       lease_expires_at,
+       CASE status WHEN 'pending' THEN coalesce(available_at, inserted_at)
+                   WHEN 'dispatched' THEN lease_expires_at END AS claimable_at,
+       digest_size,
+       inserted_at AS planned_at,
+       updated_at
+  FROM deliveries;
+
+-- The trace with its run's tenant and recipient, step keys instead of step ids, and each
+-- row's number within its run (1, 2, 3 … where seq counts across the whole store).
+CREATE VIEW trace_overview AS
+SELECT r.tenant_id,
+       t.workflow_run_id AS run_id,
+       n.recipient,
+       row_number() OVER (PARTITION BY t.workflow_run_id ORDER BY t.seq) AS row_in_run,
+       t.seq,
+       t.inserted_at AS at,
+       t.from_state,
+       t.to_state,
+       t.reason,
+       s.step_key,
+       t.delivery_id,
+       t.context
+  FROM workflow_transitions AS t
+  JOIN workflow_runs AS r ON r.id = t.workflow_run_id
+  JOIN notifications AS n ON n.id = r.notification_id
+  LEFT JOIN workflow_steps AS s ON s.id = t.workflow_step_id;

@@ -420,6 +420,7 @@ class AsyncReader:
     verify = _unit_twin(Reader.verify)
     list_erasures = _unit_twin(Reader.list_erasures)
     run_rows = _unit_twin(Reader.run_rows)
+    delivery_rows = _unit_twin(Reader.delivery_rows)
     trace_rows = _unit_twin(Reader.trace_rows)
     table_rows = _unit_twin(Reader.table_rows)
 

@@ -312,7 +312,7 @@ def _schema(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
     indexes = sorted(
         " ".join(str(sql).split())
         for (sql,) in conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger', 'view')"
         )
         if sql
     )
@@ -401,21 +401,21 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
         assert store.verify() == []
 
 
-# -- the schema upgrade from version 2 -------------------------------------------------------------
+# -- the schema upgrade from versions 2 and 3 ---------------------------------------------------
 
 
-def _version_two_store(path: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
-    """A store file as the previous landing made it (schema version 2), holding ``rows``
-    (each cut to the columns of version 2)."""
+def _older_store(path: Path, version: int, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """A store file as an earlier landing made it (schema ``version``, from
+    ``tests/data/schema_v<version>.sql``), holding ``rows`` (each cut to its columns)."""
     from chimeway_lite.backends.sqlite.connection import schema_statements
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("BEGIN")
-    for statement in schema_statements((DATA / "schema_v2.sql").read_text()):
+    for statement in schema_statements((DATA / f"schema_v{version}.sql").read_text()):
         conn.execute(statement)
     conn.execute("PRAGMA application_id = 1668770865")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute(f"PRAGMA user_version = {version:d}")
     for table, table_rows in rows.items():
         old_columns = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
         for row in table_rows:
@@ -427,9 +427,10 @@ def _version_two_store(path: Path, rows: dict[str, list[dict[str, Any]]]) -> Non
     conn.close()
 
 
-def test_a_version_two_file_is_upgraded_in_place(tmp_path: Path) -> None:
-    """Version 3 adds the recipient's time zone and the tables of throttles and digests;
-    runs written by version 2 go on as they were, and the new step options work at once."""
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_version_two_or_three_file_is_upgraded_in_place(tmp_path: Path, version: int) -> None:
+    """Version 4 adds the recipient's time zone and the tables of throttles and digests;
+    runs written by an older version go on as they were, and the step options work at once."""
     from chimeway_lite import Digest, SendWindow, Step, Throttle, Workflow
 
     clock = FakeClock(START)
@@ -454,12 +455,12 @@ def test_a_version_two_file_is_upgraded_in_place(tmp_path: Path) -> None:
                 "delivery_events",
             )
         }
-    path = tmp_path / "v2.db"
-    _version_two_store(path, rows)
+    path = tmp_path / f"v{version}.db"
+    _older_store(path, version, rows)
 
     with Store(path, clock=clock) as store:
         conn = store.connection
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         with Store(tmp_path / "fresh.db") as fresh:
             assert _schema(conn) == _schema(fresh.connection)
         assert store.verify() == []

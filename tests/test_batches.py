@@ -108,7 +108,16 @@ def test_a_failing_item_names_itself_and_the_batch_writes_nothing(store: Store) 
 
 @pytest.mark.parametrize(
     "batch",
-    ["not a list", {"tenant_id": "acme"}, 7, [7], [{"bogus": 1}], [("only-one",)], [(1, 2, 3, 4)]],
+    [
+        "not a list",
+        {"tenant_id": "acme"},
+        7,
+        [7],
+        [{"bogus": 1}],
+        [("only-one",)],
+        [(1, 2, 3, 4)],
+        [{"tenant_id": "acme", "recipient": "ada", "idempotency_key": "k"}],  # no workflow
+    ],
 )
 def test_a_batch_of_the_wrong_shape_is_a_clear_error(store: Store, batch: Any) -> None:
     before = table_dump(store)

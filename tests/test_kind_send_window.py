@@ -477,3 +477,22 @@ def test_a_zone_this_machine_lost_since_the_trigger_is_explained_in_utc(
     clock.set(utc(2026, 1, 6, 7))
     (opened,) = store.progress_due_runs()  # opening a window needs no zone
     assert opened.reason == "send_window_opened"
+
+
+def test_a_batch_of_triggers_takes_each_ones_time_zone(store: Store, clock: FakeClock) -> None:
+    clock.set(utc(2026, 1, 5, 22))  # 23:00 in Paris, 17:00 in New York
+    paris, new_york = store.trigger_many(
+        [
+            {
+                "tenant_id": "acme",
+                "notification_key": "n",
+                "recipient": who,
+                "workflow": push(),
+                "idempotency_key": f"k-{who}",
+                "timezone": zone,
+            }
+            for who, zone in (("ada", "Europe/Paris"), ("bob", "America/New_York"))
+        ]
+    )
+    assert paris.run.suspended_until == utc(2026, 1, 6, 7)
+    assert new_york.deliveries and new_york.notification.timezone == "America/New_York"

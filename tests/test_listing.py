@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import trigger
@@ -12,15 +12,20 @@ from factories import trigger
 from chimeway_lite import (
     FakeClock,
     InvalidArgument,
+    Retry,
     RunNotFound,
     RunState,
     Signal,
+    Step,
     Store,
+    Workflow,
 )
 from chimeway_lite.tools.listing import (
+    DELIVERY_COLUMNS,
     RUN_COLUMNS,
     TRACE_COLUMNS,
     database,
+    delivery_rows,
     plain,
     run_rows,
     table_rows,
@@ -87,6 +92,33 @@ def test_run_rows_filter_and_limit(store: Store, populated: dict[str, str]) -> N
     assert len(run_rows(store, limit=None)) == 3
 
 
+def test_run_rows_carry_the_recipient_and_filter_by_it_workflow_and_run(
+    store: Store, populated: dict[str, str]
+) -> None:
+    other = trigger(store, recipient="ada", workflow=Workflow("other", 1, [Step("a", 1, "sms")]))
+
+    ada = run_rows(store, recipient="ada")
+    assert [r["id"] for r in ada] == [other.run.id, populated["ada"]]
+    assert {(r["recipient"], r["notification_key"]) for r in ada} == {("ada", "welcome")}
+    assert [r["id"] for r in run_rows(store, recipient="ada", workflow_key="other")] == [
+        other.run.id
+    ]
+    assert [r["id"] for r in run_rows(store, workflow_key="escalation", tenant_id="globex")] == [
+        populated["cy"]
+    ]
+    assert [r["id"] for r in run_rows(store, run_id=populated["bob"])] == [populated["bob"]]
+    assert run_rows(store, run_id=populated["bob"], tenant_id="globex") == []
+    assert run_rows(store, recipient="nobody") == []
+
+
+def test_run_rows_page_with_offset(store: Store, populated: dict[str, str]) -> None:
+    everything = [r["id"] for r in run_rows(store, limit=None)]
+
+    pages = [[r["id"] for r in run_rows(store, limit=2, offset=o)] for o in (0, 2, 4)]
+
+    assert pages == [everything[:2], everything[2:], []]
+
+
 def test_run_rows_show_and_filter_the_recipient(store: Store, populated: dict[str, str]) -> None:
     assert [r["recipient"] for r in run_rows(store)] == ["bob", "cy", "ada"]
     assert [r["id"] for r in run_rows(store, recipient="cy")] == [populated["cy"]]
@@ -98,11 +130,98 @@ def test_run_rows_show_and_filter_the_recipient(store: Store, populated: dict[st
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"state": "sleeping"}, {"limit": -1}, {"tenant_id": " "}, {"limit": "5"}, {"recipient": ""}],
+    [
+        {"state": "sleeping"},
+        {"limit": -1},
+        {"tenant_id": " "},
+        {"limit": "5"},
+        {"offset": -1},
+        {"offset": None},
+        {"recipient": ""},
+        {"workflow_key": 3},
+        {"run_id": "\x00"},
+    ],
 )
 def test_run_rows_refuse_bad_arguments(store: Store, arguments: dict[str, object]) -> None:
     with pytest.raises(InvalidArgument):
         run_rows(store, **arguments)  # type: ignore[arg-type]
+
+
+def _retrying() -> Workflow:
+    return Workflow("retrying", 1, [Step("send", 1, "email", retry=Retry(3, 60))])
+
+
+def test_delivery_rows_are_the_open_outbox_oldest_first_without_data(
+    store: Store, clock: FakeClock
+) -> None:
+    first = trigger(store, recipient="ada", data={"secret": "s3cr3t-data"})
+    clock.advance(minutes=1)
+    second = trigger(store, tenant="globex", recipient="cy", workflow=_retrying())
+    clock.advance(minutes=1)
+    done = trigger(store, recipient="bob")
+    store.record_outcome(done.deliveries[0].id, "succeeded")
+    (claimed,) = store.claim_deliveries(channel="email", lease_seconds=600)
+
+    rows = delivery_rows(store)
+
+    assert [r["id"] for r in rows] == [first.deliveries[0].id, claimed.id]
+    assert all(tuple(r) == DELIVERY_COLUMNS for r in rows)
+    assert "s3cr3t-data" not in repr(rows)
+    pending, dispatched = rows
+    assert (pending["status"], pending["recipient"], pending["step_key"]) == (
+        "pending",
+        "ada",
+        "inapp",
+    )
+    assert pending["claimable_at"] == pending["inserted_at"]
+    assert (dispatched["status"], dispatched["attempt"], dispatched["max_attempts"]) == (
+        "dispatched",
+        1,
+        3,
+    )
+    assert dispatched["claimable_at"] == dispatched["lease_expires_at"]
+    assert dispatched["claimable_at"] == "2026-01-05T09:42:00.000000+00:00"
+    assert [r["id"] for r in delivery_rows(store, tenant_id="globex")] == [claimed.id]
+    assert [r["id"] for r in delivery_rows(store, channel="in_app")] == [first.deliveries[0].id]
+    assert [r["id"] for r in delivery_rows(store, status="succeeded")] == [done.deliveries[0].id]
+    assert delivery_rows(store, status="succeeded")[0]["claimable_at"] is None
+    assert [r["id"] for r in delivery_rows(store, limit=1, offset=1)] == [claimed.id]
+    assert second.run.id == claimed.workflow_run_id
+
+
+def test_delivery_rows_before_are_the_retries_and_leases_that_come_back(
+    store: Store, clock: FakeClock
+) -> None:
+    trigger(store, recipient="ada")  # pending, claimable at once: not coming back
+    retried = trigger(store, recipient="bob", workflow=_retrying()).deliveries[0]
+    store.claim_deliveries(channel="email")
+    store.record_outcome(retried.id, "failed")  # attempt 1 failed: retry in 60 s
+    held = trigger(store, recipient="cy", workflow=_retrying()).deliveries[0]
+    store.claim_deliveries(channel="email", lease_seconds=1800)  # lease until 10:00
+
+    soon = delivery_rows(store, before=clock.now() + timedelta(minutes=10))
+    later = delivery_rows(store, before=clock.now() + timedelta(hours=1))
+
+    assert [r["id"] for r in soon] == [retried.id]
+    assert soon[0]["available_at"] == "2026-01-05T09:31:00.000000+00:00"
+    assert [r["id"] for r in later] == [retried.id, held.id]
+    assert [r["id"] for r in delivery_rows(store, before=clock.now())] == []
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"status": "lost"},
+        {"limit": -1},
+        {"offset": -2},
+        {"channel": " "},
+        {"before": datetime(2026, 1, 5)},
+        {"tenant_id": 7},
+    ],
+)
+def test_delivery_rows_refuse_bad_arguments(store: Store, arguments: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument):
+        delivery_rows(store, **arguments)  # type: ignore[arg-type]
 
 
 def test_trace_rows_follow_list_traces_with_step_keys(
@@ -164,6 +283,7 @@ def test_listing_writes_nothing_and_leaves_the_connection_as_it_was(
     triggers = conn.execute("PRAGMA recursive_triggers").fetchone()[0]
 
     run_rows(store)
+    delivery_rows(store)
     trace_rows(store, "acme", populated["ada"])
     table_rows(store)
     database(store).table_names()

@@ -439,9 +439,28 @@ class Unit(Protocol):
         state: str | None,
         limit: int | None,
         recipient: str | None = None,
+        *,
+        workflow_key: str | None = None,
+        run_id: str | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Runs for listings, most recently changed first, of ``recipient`` only when given
-        (columns of :data:`chimeway_lite.tools.listing.RUN_COLUMNS`)."""
+        """Runs for listings, most recently changed first, after ``offset`` rows (columns of
+        :data:`chimeway_lite.tools.listing.RUN_COLUMNS`); each filter given must match."""
+        ...
+
+    def delivery_rows(
+        self,
+        tenant_id: str | None,
+        status: str | None,
+        channel: str | None,
+        before: datetime | None,
+        limit: int | None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Deliveries for listings (columns of
+        :data:`chimeway_lite.tools.listing.DELIVERY_COLUMNS`): of ``status``, or those not
+        final yet, oldest first; with ``before``, only the pending ones whose retry time and
+        the dispatched ones whose lease end come by then, in that order of time."""
         ...
 
     def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:

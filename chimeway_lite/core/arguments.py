@@ -55,6 +55,15 @@ def require_limit(value: object, name: str = "limit", *, allow_none: bool = True
     return min(value, MAX_LIMIT)
 
 
+def require_offset(value: object, name: str = "offset") -> int:
+    """An int >= 0: how many rows of a listing to skip."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument(name, f"must be an int >= 0, got {value!r}")
+    if value < 0:
+        raise InvalidArgument(name, f"must be >= 0, got {value}")
+    return min(value, MAX_LIMIT)
+
+
 def require_enum(enum: type[E], value: object, name: str) -> E:
     """A member of ``enum``, given as the member or its string value."""
     if isinstance(value, enum):

@@ -32,6 +32,9 @@ _TRIGGER_KEYS = frozenset(
         "timezone",
     }
 )
+_REQUIRED_TRIGGER_KEYS = frozenset(
+    {"tenant_id", "notification_key", "recipient", "workflow", "idempotency_key"}
+)
 _OUTCOME_KEYS = ("delivery_id", "status", "suppression_reason", "tenant_id")
 
 
@@ -58,6 +61,9 @@ def trigger_many(work: Work, requests: object) -> list[TriggerResult]:
             unknown = sorted(str(k)[:40] for k in request if k not in _TRIGGER_KEYS)
             if unknown:
                 raise InvalidArgument("request", f"unknown arguments {', '.join(unknown)}")
+            missing = sorted(_REQUIRED_TRIGGER_KEYS - set(request))
+            if missing:
+                raise InvalidArgument("request", f"missing arguments {', '.join(missing)}")
             results.append(outbox.trigger(work, **request))
         except ChimewayError as exc:
             raise exc.at_item(index) from None

@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from ..backends.base import Unit
-from ..core.arguments import optional_id, require_enum, require_id, require_limit
+from ..core.arguments import (
+    optional_id,
+    require_enum,
+    require_id,
+    require_limit,
+    require_offset,
+)
 from ..core.clock import Clock
 from ..core.errors import InvalidArgument
 from ..core.records import (
@@ -189,6 +195,9 @@ class Reader:
         state: RunState | str | None = None,
         limit: int | None = 100,
         recipient: str | None = None,
+        workflow_key: str | None = None,
+        run_id: str | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Runs as listing rows, most recently changed first (see
         :func:`chimeway_lite.tools.listing.run_rows`)."""
@@ -197,7 +206,31 @@ class Reader:
             optional_id(tenant_id, "tenant_id"),
             wanted,
             require_limit(limit),
-            optional_id(recipient, "recipient"),
+            recipient=optional_id(recipient, "recipient"),
+            workflow_key=optional_id(workflow_key, "workflow_key"),
+            run_id=optional_id(run_id, "run_id"),
+            offset=require_offset(offset),
+        )
+
+    def delivery_rows(
+        self,
+        *,
+        tenant_id: str | None = None,
+        status: DeliveryStatus | str | None = None,
+        channel: str | None = None,
+        before: datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Deliveries as listing rows (see :func:`chimeway_lite.tools.listing.delivery_rows`)."""
+        wanted = None if status is None else require_enum(DeliveryStatus, status, "status").value
+        return self._work.unit.delivery_rows(
+            optional_id(tenant_id, "tenant_id"),
+            wanted,
+            optional_id(channel, "channel"),
+            None if before is None else require_utc(before, "before"),
+            require_limit(limit),
+            require_offset(offset),
         )
 
     def trace_rows(

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import sqlite_utils
 
-from ..core.records import RunState
+from ..core.records import DeliveryStatus, RunState
 from ..core.timestamps import to_text
 from ..store import Store
 
@@ -29,6 +29,7 @@ RUN_COLUMNS = (
     "id",
     "tenant_id",
     "recipient",
+    "notification_key",
     "state",
     "status_reason",
     "workflow_key",
@@ -40,6 +41,29 @@ RUN_COLUMNS = (
     "suspended_until",
     "pending_signals",
     "terminal_reason",
+)
+
+#: The columns of :func:`delivery_rows`, in order: never the trigger's data nor the step's
+#: config. ``claimable_at`` is when a claim could take the delivery (pending: its retry
+#: time, else when it was planned; dispatched: when its lease runs out; else None).
+DELIVERY_COLUMNS = (
+    "id",
+    "tenant_id",
+    "workflow_run_id",
+    "recipient",
+    "notification_key",
+    "step_key",
+    "channel",
+    "status",
+    "suppression_reason",
+    "attempt",
+    "max_attempts",
+    "available_at",
+    "lease_expires_at",
+    "claimable_at",
+    "digest_size",
+    "inserted_at",
+    "updated_at",
 )
 
 #: The columns of :func:`trace_rows`, in order: ``number`` counts the run's rows (1, 2, 3 …),
@@ -74,18 +98,59 @@ def run_rows(
     state: RunState | str | None = None,
     limit: int | None = 100,
     recipient: str | None = None,
+    workflow_key: str | None = None,
+    run_id: str | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Runs, most recently changed first, as rows of :data:`RUN_COLUMNS`.
 
-    ``tenant_id``, ``state`` and ``recipient`` filter; ``limit`` (default 100, None for all)
-    cuts the list. Listing every tenant is an operator's view: pass ``tenant_id`` to stay in
-    one tenant.
+    ``tenant_id``, ``state``, ``recipient``, ``workflow_key`` (any version) and ``run_id``
+    filter (each one given must match); ``offset`` rows are skipped, then ``limit``
+    (default 100, None for all) cuts the list. Listing every tenant is an operator's view:
+    pass ``tenant_id`` to stay in one tenant.
     """
     with store.snapshot() as view:
-        rows = view.run_rows(tenant_id=tenant_id, state=state, limit=limit, recipient=recipient)
+        rows = view.run_rows(
+            tenant_id=tenant_id,
+            state=state,
+            limit=limit,
+            recipient=recipient,
+            workflow_key=workflow_key,
+            run_id=run_id,
+            offset=offset,
+        )
     for row in rows:
         row["pending_signals"] = _json(row["pending_signals"])
     return rows
+
+
+def delivery_rows(
+    store: Store,
+    *,
+    tenant_id: str | None = None,
+    status: DeliveryStatus | str | None = None,
+    channel: str | None = None,
+    before: datetime | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The outbox: deliveries as rows of :data:`DELIVERY_COLUMNS`, oldest first.
+
+    Without ``status``, the deliveries not final yet (pending and dispatched); ``tenant_id``
+    and ``channel`` filter. With ``before``, only the work that comes back by then: pending
+    retries whose ``available_at`` and dispatched deliveries whose lease end is at or before
+    it (past ones included), in that order of time. ``offset`` and ``limit`` page as in
+    :func:`run_rows`.
+    """
+    with store.snapshot() as view:
+        return view.delivery_rows(
+            tenant_id=tenant_id,
+            status=status,
+            channel=channel,
+            before=before,
+            limit=limit,
+            offset=offset,
+        )
 
 
 def trace_rows(

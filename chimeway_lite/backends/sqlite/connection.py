@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import time
 import urllib.parse
@@ -20,7 +21,7 @@ from ...core.errors import ChimewayError, ConstraintFailed, SchemaMismatch, Stor
 from ...core.text import shown
 from .migrations import MIGRATIONS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x63776C31  # 'cwl1'
 MEMORY = ":memory:"
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -36,6 +37,10 @@ def schema_sql() -> str:
         return packaged.read_text(encoding="utf-8")
     top = Path(__file__).resolve().parents[3]  # the project: backends/sqlite/ -> top
     return (top / "schema.sql").read_text(encoding="utf-8")
+
+
+# A view of schema.sql and its name (a plain identifier, so it can be named in a DROP).
+_VIEW = re.compile(r"CREATE VIEW ([a-z_]+) AS\b")
 
 
 def schema_statements(text: str | None = None) -> list[str]:
@@ -272,11 +277,18 @@ def _ensure_schema(conn: sqlite3.Connection, path: str, busy_timeout: float) -> 
 
 def _upgrade(conn: sqlite3.Connection, version: int) -> None:
     """Bring a file of an older schema version up to this one, inside the caller's
-    transaction: every step or none."""
+    transaction: every step or none. The views hold no data: they are dropped and made
+    again from ``schema.sql``, so an upgraded file has this version's views."""
     while version < SCHEMA_VERSION:
         for statement in schema_statements(MIGRATIONS[version]):
             conn.execute(statement)
         version += 1
+    for statement in schema_statements():
+        view = _VIEW.match(statement)
+        if view is not None:
+            # Only our own views: a host's views in the file are left alone.
+            conn.execute(f"DROP VIEW IF EXISTS {view.group(1)}")
+            conn.execute(statement)
 
 
 def truncate_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:

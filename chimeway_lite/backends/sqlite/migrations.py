@@ -110,10 +110,15 @@ CREATE INDEX workflow_runs_active_by_tenant ON workflow_runs (tenant_id, entered
     WHERE state = 'active';
 """
 
-# Version 3 adds the step options that gate an activation (CONTRACT §14): the recipient's time
+# Version 3 adds the views for people (runs_overview, deliveries_overview, trace_overview):
+# no table changes. Every upgrade makes the views afresh from schema.sql afterwards
+# (connection._upgrade), so this step has nothing of its own to do.
+_V2_TO_V3 = ""
+
+# Version 4 adds the step options that gate an activation (CONTRACT §14): the recipient's time
 # zone on the notification, the activations throttles count, and the digest batches with
-# their runs. Nothing existing changes: every run of a version-2 file has none of them.
-_V2_TO_V3 = """
+# their runs. Nothing existing changes: every run of an older file has none of them.
+_V3_TO_V4 = """
 ALTER TABLE notifications ADD COLUMN timezone TEXT;
 
 CREATE TABLE step_activations (
@@ -155,4 +160,4 @@ CREATE INDEX digest_members_by_run ON digest_members (workflow_run_id);
 """
 
 #: version -> the statements that upgrade it by one.
-MIGRATIONS: Mapping[int, str] = {1: _V1_TO_V2, 2: _V2_TO_V3}
+MIGRATIONS: Mapping[int, str] = {1: _V1_TO_V2, 2: _V2_TO_V3, 3: _V3_TO_V4}

@@ -235,18 +235,50 @@ MAX_SEQ = 2**63 - 1
 SEQ_HEADROOM = 2**32
 
 _RUNS = """
-SELECT r.id, r.tenant_id, n.recipient, r.state, r.status_reason, d.workflow_key,
-       d.workflow_version, s.step_key AS current_step, s.channel, r.started_at,
-       r.last_transition_at, r.suspended_until, r.pending_signals, r.terminal_reason
+SELECT r.id, r.tenant_id, n.recipient, n.notification_key, r.state, r.status_reason,
+       d.workflow_key, d.workflow_version, s.step_key AS current_step, s.channel,
+       r.started_at, r.last_transition_at, r.suspended_until, r.pending_signals,
+       r.terminal_reason
   FROM workflow_runs AS r
   JOIN notifications AS n ON n.id = r.notification_id
   JOIN workflow_definitions AS d ON d.id = r.workflow_definition_id
   JOIN workflow_steps AS s ON s.id = r.current_step_id
- WHERE (:tenant_id IS NULL OR r.tenant_id = :tenant_id)
-   AND (:state IS NULL OR r.state = :state)
-   AND (:recipient IS NULL OR n.recipient = :recipient)
+ WHERE {filters}
  ORDER BY r.last_transition_at DESC, r.id
- LIMIT :limit
+ LIMIT :limit OFFSET :offset
+"""
+# The filters of _RUNS, each a constant fragment with a named parameter; only the given
+# ones are joined into the statement, so that the planner can use an index for them (a
+# "(:x IS NULL OR col = :x)" term hides every index): a run by id, a tenant's recipient
+# through notifications_by_recipient. The notification's tenant is the run's.
+_RUN_FILTERS = {
+    "tenant_id": "r.tenant_id = :tenant_id AND n.tenant_id = :tenant_id",
+    "state": "r.state = :state",
+    "recipient": "n.recipient = :recipient",
+    "workflow_key": "d.workflow_key = :workflow_key",
+    "run_id": "r.id = :run_id",
+}
+# The outbox as people read it: the deliveries not final yet (or of one status), oldest
+# first, with when a claim could take each (claimable_at). With :before, only those that
+# a claim can take again by then: retries (available_at) and leases that run out, in that
+# order of time.
+_DELIVERIES = """
+SELECT id, tenant_id, workflow_run_id, recipient, notification_key, step_key, channel, status,
+       suppression_reason, attempt, max_attempts, available_at, lease_expires_at,
+       CASE status WHEN 'pending' THEN coalesce(available_at, inserted_at)
+                   WHEN 'dispatched' THEN lease_expires_at END AS claimable_at,
+       digest_size, inserted_at, updated_at
+  FROM deliveries
+ WHERE (CASE WHEN :status IS NULL THEN status IN ('pending', 'dispatched')
+             ELSE status = :status END)
+   AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+   AND (:channel IS NULL OR channel = :channel)
+   AND (:before IS NULL
+        OR (status = 'pending' AND available_at IS NOT NULL AND available_at <= :before)
+        OR (status = 'dispatched' AND lease_expires_at <= :before))
+ ORDER BY CASE WHEN :before IS NULL THEN inserted_at
+               WHEN status = 'pending' THEN available_at ELSE lease_expires_at END, id
+ LIMIT :limit OFFSET :offset
 """
 _TRACES = """
 SELECT t.seq, t.inserted_at, t.from_state, t.to_state, t.reason, s.step_key, t.delivery_id,
@@ -464,15 +496,44 @@ class UpkeepQueries(Executor):
         state: str | None,
         limit: int | None,
         recipient: str | None = None,
+        *,
+        workflow_key: str | None = None,
+        run_id: str | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Runs, most recently changed first (of ``recipient`` only, when given)."""
-        params = {
+        """Runs, most recently changed first."""
+        given = {
             "tenant_id": tenant_id,
             "state": state,
             "recipient": recipient,
-            "limit": -1 if limit is None else limit,
+            "workflow_key": workflow_key,
+            "run_id": run_id,
         }
-        return [dict(r) for r in self.all(_RUNS, params)]
+        params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        # Only constant fragments of _RUN_FILTERS enter the SQL; every value is a parameter.
+        filters = " AND ".join(_RUN_FILTERS[name] for name in params) or "1"
+        params.update(limit=-1 if limit is None else limit, offset=offset)
+        return [dict(r) for r in self.all(_RUNS.format(filters=filters), params)]
+
+    def delivery_rows(
+        self,
+        tenant_id: str | None,
+        status: str | None,
+        channel: str | None,
+        before: datetime | None,
+        limit: int | None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Deliveries not final yet (or of ``status``), oldest claimable first."""
+        params = {
+            "tenant_id": tenant_id,
+            "status": status,
+            "channel": channel,
+            "before": None if before is None else to_text(before),
+            "limit": -1 if limit is None else limit,
+            "offset": offset,
+        }
+        return [dict(r) for r in self.all(_DELIVERIES, params)]
 
     def trace_rows(self, run_id: str, limit: int | None) -> list[dict[str, Any]]:
         """A run's trace, step keys instead of step ids."""

@@ -1,7 +1,7 @@
 """The command line: ``chimeway-lite [--db PATH] [--json] COMMAND`` — the group, the options
 every command shares, and the helpers commands print with. The commands live beside this
 module by concern: :mod:`.inspection`, :mod:`.sweep`, :mod:`.work`, :mod:`.check`,
-:mod:`.demo`.
+:mod:`.demo`, :mod:`.ui`.
 
 Every command takes ``--db`` (default ``./chimeway.db``, or ``$CHIMEWAY_DB``) and ``--json``,
 before the command name or after it. Only ``demo`` creates a store file: the other commands
@@ -137,7 +137,15 @@ def open_store(
     settings: Settings, *, create: bool = False, clock: Clock | None = None
 ) -> Iterator[Store]:
     """The store of ``--db``; a path with no file is an error unless ``create``."""
-    if not create and not os.path.isfile(settings.db):
+    if not create:
+        require_store_file(settings)
+    with Store(settings.db, clock=clock) as store:
+        yield store
+
+
+def require_store_file(settings: Settings) -> None:
+    """Refuse a ``--db`` path where no file exists (a typo must not create a new store)."""
+    if not os.path.isfile(settings.db):
         what = "is a directory" if os.path.isdir(settings.db) else "does not exist"
         raise CliError(
             f"no store at {settings.db!r}: the path {what} (pass --db PATH or set "
@@ -145,8 +153,6 @@ def open_store(
             as_json=settings.as_json,
             kind="StoreNotFound",
         )
-    with Store(settings.db, clock=clock) as store:
-        yield store
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
