@@ -18,6 +18,7 @@ from timeline_runs import SCENARIOS, escalated, long_names, retried
 from chimeway_lite import (
     FakeClock,
     InvalidArgument,
+    OnSignal,
     Retry,
     RunNotFound,
     Signal,
@@ -479,3 +480,27 @@ def test_render_by_format_name(store: Store) -> None:
     assert render(picture, "html") == render_html(picture)
     with pytest.raises(InvalidArgument):
         render(picture, "png")
+
+
+def test_a_wait_names_the_on_signal_events_that_end_it_too(store: Store) -> None:
+    journey = Workflow(
+        "nudge",
+        1,
+        [
+            Step(
+                "inapp",
+                1,
+                "in_app",
+                progress=[
+                    WaitUntil(3600, "email", ["notification_read"]),
+                    OnSignal("clicked", "thanks"),
+                ],
+            ),
+            Step("email", 2, "email"),
+            Step("thanks", 3, "email"),
+        ],
+    )
+    run_id = waiting(store, workflow=journey, notification_key="nudge").run.id
+    shown = " ".join(texts(ET.fromstring(render_svg(collect(store, "acme", run_id)))))
+    # The machine pends on both (CONTRACT §13.4): the picture says so.
+    assert "ends early on notification_read, clicked" in shown

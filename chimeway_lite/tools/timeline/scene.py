@@ -33,7 +33,7 @@ import attrs
 from ...core.records import Delivery, DeliveryAttempt, DeliveryStatus, RunState, WorkflowStep
 from ...core.text import duration_text
 from ...core.timestamps import from_text
-from ...machine.kinds import kind_of, rules_of
+from ...machine.kinds import kind_of, rules_of, wait_signals
 from ...machine.table import MOVES
 from ...machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED
 from . import axis as axes
@@ -136,14 +136,15 @@ def _clock(at: datetime, with_day: bool = False) -> str:
 
 
 def _cancel_signals(step: WorkflowStep | None, to_step: Any) -> tuple[str, ...]:
-    """The signals that end a wait on ``step`` towards ``to_step``, from its wait rule."""
+    """The signals that end a wait on ``step`` towards ``to_step``, as the machine pends on
+    them: the wait rule's own, then the events its ``on_signal`` siblings add."""
     if step is None:
         return ()
     rules = rules_of(step.config)
     for rule in rules:
         waits = kind_of(rule).waits(rule, rules)
         if waits is not None and waits[0] == to_step:
-            return waits[1]
+            return wait_signals(rule, rules)
     return ()
 
 
