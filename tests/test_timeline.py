@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
-from factories import START, escalation_workflow, waiting
+from factories import START, escalation_workflow, trigger, waiting
 from hypothesis import given
 from hypothesis import strategies as st
 from timeline_runs import SCENARIOS, escalated, long_names, retried
@@ -504,3 +504,16 @@ def test_a_wait_names_the_on_signal_events_that_end_it_too(store: Store) -> None
     shown = " ".join(texts(ET.fromstring(render_svg(collect(store, "acme", run_id)))))
     # The machine pends on both (CONTRACT §13.4): the picture says so.
     assert "ends early on notification_read, clicked" in shown
+
+
+def test_digest_and_window_waits_say_what_they_wait_for(store: Store) -> None:
+    from chimeway_lite import Digest, SendWindow
+
+    digest = Workflow("digested", 1, [Step("email", 1, "email", digest=Digest(600))])
+    held = Workflow("held", 1, [Step("push", 1, "push", window=SendWindow("23:00", "23:30"))])
+    collecting = trigger(store, workflow=digest, notification_key="digested").run.id
+    outside = trigger(store, workflow=held, notification_key="held").run.id
+    shown = " ".join(texts(ET.fromstring(render_svg(collect(store, "acme", collecting)))))
+    assert "collecting a digest for 10 min" in shown
+    shown = " ".join(texts(ET.fromstring(render_svg(collect(store, "acme", outside)))))
+    assert "held for the send window" in shown

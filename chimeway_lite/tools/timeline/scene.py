@@ -189,6 +189,13 @@ def _events(timeline: Timeline, lanes: dict[str, int]) -> list[_Event]:
     return events
 
 
+# How a wait reads, by the rule kind that started it (a plain wait_until: its length).
+_WAIT_CAPTIONS = {
+    "digest": "collecting a digest for {length}",
+    "window": "held for the send window ({length})",
+}
+
+
 def _waits(timeline: Timeline, events: list[_Event]) -> list[_Wait]:
     steps = {step.id: step for step in timeline.steps}
     waits = []
@@ -209,7 +216,9 @@ def _waits(timeline: Timeline, events: list[_Event]) -> list[_Wait]:
         due = _parse(context.get("due_at"))
         anchor = _parse(context.get("anchor_timestamp")) or row.inserted_at
         length = duration_text((due - anchor).total_seconds()) if due is not None else "?"
-        caption = f"wait {length}"
+        caption = _WAIT_CAPTIONS.get(str(context.get("rule_kind")), "wait {length}").format(
+            length=length
+        )
         if context.get("to_step"):
             caption += f" -> {context['to_step']}"
         if due is not None:
