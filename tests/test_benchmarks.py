@@ -99,7 +99,7 @@ def test_smoke_run_measures_every_benchmark_and_both_sides_write_the_same_rows(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
