@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -232,3 +233,28 @@ def test_the_index_listing_prints_and_exits_clean(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "| `workflow_runs_finished` |" in done.stdout
     assert "not used" not in done.stdout
+
+
+def test_the_lever_script_builds_a_store_and_measures_one_variant(tmp_path: Path) -> None:
+    root = str(BENCHMARKS.parent)
+    script = str(BENCHMARKS / "ab.py")
+    built = subprocess.run(
+        [sys.executable, script, root, "build", str(tmp_path), "200"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    measured = subprocess.run(
+        [sys.executable, script, root, "run", str(tmp_path), "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "CHIMEWAY_AB_PRAGMAS": "wal_autocheckpoint=1000"},
+    )
+    assert measured.returncode == 0, measured.stderr
+    figures = json.loads(measured.stdout)
+    assert set(figures) == {"trigger", "journeys"}
+    assert all(v > 0 for v in figures.values())

@@ -30,9 +30,10 @@ R = TypeVar("R")
 #: WAL pages after which a commit checkpoints (SQLite's default is 1,000). A checkpoint
 #: writes every distinct page back and syncs the file; ten times fewer of them, each over a
 #: WAL that holds more rewrites of the same hot pages (index leaves, the trace's last page),
-#: made triggers 1.17-1.42x and journeys 1.09-1.35x faster on a store of 100 K runs
-#: (benchmarks/README.md). 10,000 pages of 4 KiB stay below the 64 MiB the WAL is cut back
-#: to (connection.WAL_SIZE_LIMIT); forget still empties it at once.
+#: made triggers 1.12x and journeys 1.23x faster on a store of 100 K runs (medians of 12
+#: interleaved pairs on a busy machine; 0.81-1.42x and 0.59-1.69x; benchmarks/README.md).
+#: 10,000 pages of 4 KiB stay below the 64 MiB the WAL is cut back to
+#: (connection.WAL_SIZE_LIMIT); forget still empties it at once.
 WAL_AUTOCHECKPOINT = 10_000
 
 
