@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from ...core.errors import ChimewayError, StorageError, StoreBusy
 from . import connection
+from .checkpoints import WalWatch
 from .executor import Executor
 from .gate import WriteGate
 from .unit import SqliteUnit
@@ -37,9 +38,14 @@ class SqliteBackend:
         conn, self.read_only_because = connection.connect(path, busy_timeout)
         self._conn: sqlite3.Connection | None = conn
         self.read_only = self.read_only_because is not None
-        self._gate = (
-            None if path == connection.MEMORY or self.read_only else WriteGate(path + "-lock")
-        )
+        writable = path != connection.MEMORY and not self.read_only
+        self._gate = WriteGate(path + "-lock") if writable else None
+        # The WAL checkpoint, taken after the gate is released (:mod:`.checkpoints`).
+        try:
+            self._wal = WalWatch.take_over(conn, path) if writable else None
+        except sqlite3.Error as exc:
+            conn.close()
+            raise connection.translate(exc, path, busy_timeout) from exc
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -58,6 +64,10 @@ class SqliteBackend:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._wal is not None:
+                self._wal.close()
+            if self._gate is not None:
+                self._gate.close()
 
     def run(self, work: Callable[[SqliteUnit], R], *, write: bool) -> R:
         """Run ``work`` in one unit of work and return its result: :meth:`unit` for a
@@ -88,7 +98,7 @@ class SqliteBackend:
                 sql.close()
                 if write and self._gate is not None:
                     self._gate.release()
-            self._after_commit(sql)
+            self._after_commit(sql, write)
             return result
         finally:
             self._lock.release()
@@ -125,7 +135,7 @@ class SqliteBackend:
                 sql.close()
                 if write and self._gate is not None:
                     self._gate.release()
-            self._after_commit(sql)
+            self._after_commit(sql, write)
         finally:
             self._lock.release()
 
@@ -138,11 +148,15 @@ class SqliteBackend:
             raise StoreBusy(self.location, self.busy_timeout)
         return deadline
 
-    def _after_commit(self, sql: SqliteUnit) -> None:
-        """What a unit asked to be done once its writes are durable: after an erasure, the
-        WAL checkpointed and truncated, so no copy of the erased rows stays in it."""
+    def _after_commit(self, sql: SqliteUnit, write: bool) -> None:
+        """What is done once a unit's writes are durable and the writer gate is released:
+        after an erasure, the WAL checkpointed and truncated, so no copy of the erased rows
+        stays in it; after any write that took the WAL to its checkpoint size, a passive
+        checkpoint (:mod:`.checkpoints`), which no other writer waits for."""
         if sql.checkpoint_requested:
             connection.truncate_wal(self.connection, self.location, self.busy_timeout)
+        elif write and self._wal is not None and self._wal.due():
+            self._wal.checkpoint(self.connection, self.location)
 
     def _begin_immediate(self, sql: Executor, deadline: float) -> None:
         if self.read_only:
