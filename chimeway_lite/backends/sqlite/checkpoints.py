@@ -54,7 +54,8 @@ class WalWatch:
     def take_over(cls, conn: sqlite3.Connection, path: str) -> WalWatch | None:
         """Turn the connection's automatic checkpoint off and return the watch that replaces
         it; None (the automatic checkpoint kept) when ``path``'s ``-wal`` cannot be read.
-        The connection must be in WAL mode already (the file then exists)."""
+        The connection must be in WAL mode already."""
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens (makes) the WAL
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(path + "-wal", flags)

@@ -66,6 +66,7 @@ class _Waiter:
         self.wake = threading.Condition(self.guard)
         self.queue: deque[_Wait] = deque()
         self.stopped = False
+        self.current: _Wait | None = None  # the wait the thread is taking the lock for
         self.pid = os.getpid()
         self.thread = threading.Thread(target=self._serve, name="chimeway-write-gate", daemon=True)
         self.thread.start()
@@ -75,6 +76,12 @@ class _Waiter:
         with self.guard:
             self.queue.append(wait)
             self.wake.notify()
+
+    def waiting_for_one(self) -> bool:
+        """True while the thread takes the lock for one wait (blocked in ``flock``, or about
+        to be) and no other wait is queued."""
+        with self.guard:
+            return self.current is not None and not self.queue
 
     def stop(self) -> None:
         """End the thread once it is idle (after the ``flock`` it may be blocked in);
@@ -97,15 +104,18 @@ class _Waiter:
                 if wait.abandoned:  # gave up before its turn: never take the lock for it
                     os.close(wait.fd)
                     continue
+                self.current = wait
             try:
                 fcntl.flock(wait.fd, fcntl.LOCK_EX)
             except OSError as exc:  # pragma: no cover - a blocking flock on a valid fd
                 with self.guard:
+                    self.current = None
                     wait.error = exc
                     os.close(wait.fd)
                     wait.done.set()
                 continue
             with self.guard:
+                self.current = None
                 if wait.abandoned:
                     os.close(wait.fd)  # closing the description releases the lock
                 wait.done.set()
