@@ -14,14 +14,14 @@ import pytest
 from factories import trigger
 
 from chimeway_lite import Store
-from chimeway_lite.backends.sqlite.checkpoints import CHECKPOINT_FRAMES, WalWatch
+from chimeway_lite.backends.sqlite.checkpoints import WalWatch
 from chimeway_lite.backends.sqlite.gate import WriteGate
 
 
-def _wal_connection(path: str) -> sqlite3.Connection:
+def _wal_connection(path: str, autocheckpoint: int = 1000) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {autocheckpoint:d}")
     conn.execute("CREATE TABLE t (x)")
     return conn
 
@@ -58,19 +58,38 @@ def test_a_connection_without_a_wal_file_keeps_sqlites_checkpoint(tmp_path: Path
     conn.close()
 
 
+def test_the_watch_keeps_the_connections_threshold(tmp_path: Path) -> None:
+    path = str(tmp_path / "wal.db")
+    conn = _wal_connection(path, autocheckpoint=0)
+    assert WalWatch.take_over(conn, path) is None  # off already: it stays off
+    conn.execute("PRAGMA wal_autocheckpoint = 40")
+    watch = WalWatch.take_over(conn, path)
+    assert watch is not None and watch.frames == 40
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # from an empty WAL: one frame a commit
+    for _ in range(39):
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert not watch.due()
+    conn.execute("INSERT INTO t VALUES (1)")
+    assert watch.due()
+    watch.checkpoint(conn, path)
+    conn.execute("INSERT INTO t VALUES (1)")  # the WAL starts over
+    assert not watch.due()
+    watch.close()
+    conn.close()
+
+
 def test_the_store_checkpoints_itself_and_its_wal_stays_small(db_path: str) -> None:
     with Store(db_path) as store:
         conn = store.connection
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         watch = store.backend._wal
-        assert watch is not None
+        assert watch is not None and watch.frames == 1000  # SQLite's own threshold
         for i in range(300):  # ~21 frames each: 6,000 frames without a checkpoint
             trigger(store, key=f"k{i}")
-            assert not watch.holds(CHECKPOINT_FRAMES + 100)
+            assert not watch.holds(watch.frames + 100)
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        assert os.path.getsize(db_path + "-wal") <= 32 + (CHECKPOINT_FRAMES + 100) * (
-            24 + page_size
-        )
+        assert os.path.getsize(db_path + "-wal") <= 32 + (watch.frames + 100) * (24 + page_size)
         assert store.verify() == []
 
 

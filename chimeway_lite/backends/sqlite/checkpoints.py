@@ -8,9 +8,10 @@ every other writer of the store waited for the checkpoint's copy and its two ``f
 (measured with 4 writer processes: 20 to 75 ms, up to half a second on a loaded disk, once per ~50
 triggers: half the time of a trigger). So the store's connections turn the automatic
 checkpoint off and :class:`WalWatch` takes it over: after a write unit has committed and
-released the gate, the backend asks :meth:`WalWatch.due` whether the WAL holds
-:data:`CHECKPOINT_FRAMES` frames, and if so runs ``PRAGMA wal_checkpoint(PASSIVE)`` — what
-SQLite's automatic checkpoint does, at the same threshold, one step later. A passive
+released the gate, the backend asks :meth:`WalWatch.due` whether the WAL holds as many frames
+as the connection's ``wal_autocheckpoint`` said before it was turned off, and if so runs
+``PRAGMA wal_checkpoint(PASSIVE)`` — what SQLite's automatic checkpoint does, at the same
+threshold, one step later. A passive
 checkpoint never waits: while another process checkpoints it returns at once, and the next
 commit tries again.
 
@@ -35,10 +36,6 @@ import sqlite3
 import stat
 import struct
 
-#: The WAL size (frames, i.e. pages) at which a checkpoint is due: SQLite's default
-#: ``wal_autocheckpoint``.
-CHECKPOINT_FRAMES = 1000
-
 _WAL_HEADER = 32  # bytes: magic, version, page size (big-endian u32 at 8), ..., salts at 16
 _FRAME_HEADER = 24  # bytes: page number, size after commit, salts at 8, checksums
 _PAGE_SIZE = struct.Struct(">I")
@@ -47,14 +44,19 @@ _PAGE_SIZE = struct.Struct(">I")
 class WalWatch:
     """Counts the WAL's frames from its ``-wal`` file and checkpoints when due."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, frames: int) -> None:
         self._fd: int | None = fd
+        self.frames = frames  # the WAL size (frames, i.e. pages) at which a checkpoint is due
 
     @classmethod
     def take_over(cls, conn: sqlite3.Connection, path: str) -> WalWatch | None:
         """Turn the connection's automatic checkpoint off and return the watch that replaces
-        it; None (the automatic checkpoint kept) when ``path``'s ``-wal`` cannot be read.
-        The connection must be in WAL mode already."""
+        it at the same size; None (the automatic checkpoint kept) when ``path``'s ``-wal``
+        cannot be read, or when the automatic checkpoint is off already. The connection must
+        be in WAL mode already."""
+        frames = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        if frames <= 0:
+            return None
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens (makes) the WAL
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         try:
@@ -69,7 +71,7 @@ class WalWatch:
         except BaseException:
             os.close(fd)
             raise
-        return cls(fd)
+        return cls(fd, frames)
 
     def holds(self, frames: int) -> bool:
         """True when the WAL holds at least ``frames`` frames (``frames`` ≥ 1) since it last
@@ -87,8 +89,8 @@ class WalWatch:
             return False
 
     def due(self) -> bool:
-        """True when the WAL has reached :data:`CHECKPOINT_FRAMES`."""
-        return self.holds(CHECKPOINT_FRAMES)
+        """True when the WAL has reached its checkpoint size (:attr:`frames`)."""
+        return self.holds(self.frames)
 
     def checkpoint(self, conn: sqlite3.Connection, path: str) -> None:
         """A passive checkpoint: copy what no reader still needs into the database, without
