@@ -8,6 +8,7 @@ nothing here is timed.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -230,3 +231,23 @@ def test_a_writer_waiting_at_the_gate_gets_it_when_the_holder_is_killed(db_path:
         assert keys == ["waited"]  # the refused write wrote nothing
         assert store.verify() == []
     assert os.path.exists(db_path + "-lock") and _lock_is_free(db_path + "-lock")
+
+
+@pytest.mark.slow
+def test_the_writers_benchmark_runs_every_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keeps benchmarks/writers.py (the N-writer table of benchmarks/FAIRNESS.md) from rotting;
+    # run_once itself checks that the file holds every run the writers made.
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    writers = importlib.import_module("writers")
+    counts = [1, 2]
+    runs = writers.measure(counts, 30, 1, str(tmp_path), (*writers.SIDES, writers.GATELESS))
+    for (side, processes), [run] in runs.items():
+        assert run.writes == 30 and sum(run.shares) == 30 and len(run.shares) == processes
+        assert run.per_second > 0 and run.hold_p50 > 0 and run.busy == 0
+        assert (run.worst_wait > 0) == (side != "raw")  # only chimeway_lite times its waits
+    assert "| writers | chimeway_lite writes/s |" in writers.table(runs, counts)
+    assert "ceiling" in writers.hold_table(runs, counts)
+    assert "with the gate" in writers.gateless_table(runs, counts)
