@@ -315,9 +315,8 @@ def hold_table(runs: dict[tuple[str, int], list[WritersRun]], counts: list[int])
     """Per side and process count: how long a write held SQLite's write lock (median and
     mean over its writes, median over the rounds), the most writes per second the median
     allows one writer at a time (1 / p50 hold), and the share of it the writers reached.
-    (The mean includes the rare long ``COMMIT``: on the raw side the one that runs SQLite's
-    automatic checkpoint, after SQLite has released its lock; chimeway_lite checkpoints
-    after ``COMMIT``.)"""
+    (The mean includes the rare long ``COMMIT`` that runs SQLite's automatic checkpoint,
+    after SQLite has released its lock but before ``COMMIT`` returns.)"""
     lines = [
         "| writers | side | write lock held per write, p50 / mean (µs) "
         "| ceiling 1 / p50 hold (writes/s) | reached |",

@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from ...core.errors import ChimewayError, StorageError, StoreBusy
 from . import connection
-from .checkpoints import WalWatch
 from .executor import Executor
 from .gate import WriteGate
 from .unit import SqliteUnit
@@ -38,14 +37,9 @@ class SqliteBackend:
         conn, self.read_only_because = connection.connect(path, busy_timeout)
         self._conn: sqlite3.Connection | None = conn
         self.read_only = self.read_only_because is not None
-        writable = path != connection.MEMORY and not self.read_only
-        self._gate = WriteGate(path + "-lock") if writable else None
-        # The WAL checkpoint, taken after the gate is released (:mod:`.checkpoints`).
-        try:
-            self._wal = WalWatch.take_over(conn, path) if writable else None
-        except sqlite3.Error as exc:
-            conn.close()
-            raise connection.translate(exc, path, busy_timeout) from exc
+        self._gate = (
+            None if path == connection.MEMORY or self.read_only else WriteGate(path + "-lock")
+        )
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -64,8 +58,6 @@ class SqliteBackend:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            if self._wal is not None:
-                self._wal.close()
             if self._gate is not None:
                 self._gate.close()
 
@@ -98,7 +90,7 @@ class SqliteBackend:
                 sql.close()
                 if write and self._gate is not None:
                     self._gate.release()
-            self._after_commit(sql, write)
+            self._after_commit(sql)
             return result
         finally:
             self._lock.release()
@@ -135,7 +127,7 @@ class SqliteBackend:
                 sql.close()
                 if write and self._gate is not None:
                     self._gate.release()
-            self._after_commit(sql, write)
+            self._after_commit(sql)
         finally:
             self._lock.release()
 
@@ -148,15 +140,11 @@ class SqliteBackend:
             raise StoreBusy(self.location, self.busy_timeout)
         return deadline
 
-    def _after_commit(self, sql: SqliteUnit, write: bool) -> None:
-        """What is done once a unit's writes are durable and the writer gate is released:
-        after an erasure, the WAL checkpointed and truncated, so no copy of the erased rows
-        stays in it; after any write that took the WAL to its checkpoint size, a passive
-        checkpoint (:mod:`.checkpoints`), which no other writer waits for."""
+    def _after_commit(self, sql: SqliteUnit) -> None:
+        """What a unit asked to be done once its writes are durable: after an erasure, the
+        WAL checkpointed and truncated, so no copy of the erased rows stays in it."""
         if sql.checkpoint_requested:
             connection.truncate_wal(self.connection, self.location, self.busy_timeout)
-        elif write and self._wal is not None and self._wal.due():
-            self._wal.checkpoint(self.connection, self.location)
 
     def _begin_immediate(self, sql: Executor, deadline: float) -> None:
         if self.read_only:
