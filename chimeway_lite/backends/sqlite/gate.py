@@ -9,9 +9,8 @@ the kernel and wakes them the moment the lock is released, so writers take turns
 belong to the host's main thread). So a contended acquire hands its own open file
 description to the gate's one waiting thread, which blocks in ``flock`` on it, and the caller
 waits for that thread's answer with the store's busy timeout. The thread is started at the
-gate's first contended acquire and serves every later one (no thread is started per wait:
-that cost ~100 µs of CPU and a scheduler round trip every time, measured in
-``benchmarks/FAIRNESS.md``); it ends when the gate is closed or collected. A waiter that gives
+gate's first contended acquire and serves every later one (no thread is started per wait);
+it ends when the gate is closed or collected. A waiter that gives
 up (timeout, ``KeyboardInterrupt``, any exception) is abandoned: if the thread has not begun its
 ``flock`` it never does; if it gets the lock later, it releases it at once; if it holds it
 already, the caller releases it. The lock belongs to the open file description, so it is
