@@ -106,6 +106,23 @@ def sweep_batches(store: Store, now: datetime, batch: int) -> int:
             return moved
 
 
+def trigger_batch(store: Store, tenant_id: str, first: int, count: int) -> int:
+    """``count`` triggers in one ``trigger_many`` (one unit of work); returns the runs started."""
+    results = store.trigger_many(
+        [
+            {
+                "tenant_id": tenant_id,
+                "notification_key": NOTIFICATION_KEY,
+                "recipient": f"user-{i}",
+                "workflow": WORKFLOW,
+                "idempotency_key": f"key-{i}",
+            }
+            for i in range(first, first + count)
+        ]
+    )
+    return len(results)
+
+
 def batched_journeys(
     store: Store, clock: MovableClock, count: int, start: datetime, batch: int, first: int = 0
 ) -> int:

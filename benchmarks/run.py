@@ -228,6 +228,43 @@ def bench_trigger(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     report.compare("trigger", sizes, paths)
 
 
+def bench_trigger_batches(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
+    """N triggers in batches of BATCH on new files: ``trigger_many`` against raw sqlite3
+    writing the same rows with the BATCH units in one transaction."""
+    paths = {side: str(work / f"trigger-batch-{side}-{rep}.db") for side in ("engine", "raw")}
+    per_chunk = max(BATCH, sizes.triggers // CHUNKS // BATCH * BATCH)
+    store, _ = engine_side.open_store(paths["engine"], T0)
+    store.upsert_definition("welcome", WORKFLOW)
+    raw_store = RawStore(paths["raw"])
+
+    def engine(chunk: int) -> float:
+        started = time.perf_counter()
+        for low in range(chunk * per_chunk, (chunk + 1) * per_chunk, BATCH):
+            engine_side.trigger_batch(store, "tenant-0", low, BATCH)
+        return time.perf_counter() - started
+
+    def raw(chunk: int) -> float:
+        started = time.perf_counter()
+        for low in range(chunk * per_chunk, (chunk + 1) * per_chunk, BATCH):
+            with raw_store.batch():
+                for i in range(low, low + BATCH):
+                    raw_store.trigger("tenant-0", f"user-{i}", f"key-{i}", T0)
+        return time.perf_counter() - started
+
+    with store:
+        e, r = _interleaved(rep, engine, raw)
+    raw_store.close()
+    row = report.row(
+        "trigger-batch",
+        f"trigger in batches of {BATCH} (trigger_many)",
+        "/s",
+        True,
+    )
+    row.engine.append(per_chunk * CHUNKS / e)
+    row.raw.append(per_chunk * CHUNKS / r)
+    report.compare("batched triggers", sizes, paths)
+
+
 def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     """Full journeys: trigger → claim → outcome → wait → due sweep → claim → outcome."""
     paths = {side: str(work / f"journey-{side}-{rep}.db") for side in ("engine", "raw")}
@@ -1028,6 +1065,7 @@ def run(
             bench_journeys(report, sizes, files, rep)
         if "batches" in only:
             bench_batches(report, sizes, files, rep)
+            bench_trigger_batches(report, sizes, files, rep)
         if "retries" in only:
             bench_retries(report, sizes, files, rep)
         if "workers" in only:
@@ -1129,6 +1167,16 @@ def peer_table(report: Report) -> str:
         + " / ".join(f"{statistics.median(r) / statistics.median(p50):,.0f}x" for r in resume)
         + " faster |"
     )
+    if "trigger-batch" in report.rows:
+        batched = report.rows["trigger-batch"].engine
+        lines.append(
+            f"| trigger_many (batches of {BATCH}) vs one-step workflow start | /s | "
+            f"{_figure(batched)} | {_figure(starts[0])} | {_figure(starts[1])} | "
+            + " / ".join(
+                f"{statistics.median(batched) / statistics.median(s):,.1f}x" for s in starts
+            )
+            + " the starts |"
+        )
     return "\n".join(lines)
 
 

@@ -70,6 +70,8 @@ class SqliteBackend:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._gate is not None:
+                self._gate.close()
 
     def run(self, work: Callable[[SqliteUnit], R], *, write: bool) -> R:
         """Run ``work`` in one unit of work and return its result: :meth:`unit` for a
