@@ -16,6 +16,7 @@ from typing import Any
 
 import proc_worker
 import pytest
+from backends import sql
 from factories import trigger
 from proc_worker import BATCH, JOURNEY, kill, soak, start_crash_writer
 
@@ -37,9 +38,11 @@ def _wait_inside(flags: Any, commits: int) -> bool:
 
 
 def _batches(store: Store) -> Counter[str]:
-    rows = store.connection.execute(
-        "SELECT idempotency_key FROM notifications WHERE tenant_id = 'crash'"
-    ).fetchall()
+    rows = (
+        sql(store)
+        .execute("SELECT idempotency_key FROM notifications WHERE tenant_id = 'crash'")
+        .fetchall()
+    )
     return Counter(key.rsplit("-", 1)[0] for (key,) in rows)
 
 
@@ -58,9 +61,7 @@ def test_sigkill_mid_write_leaves_a_consistent_working_store(db_path: str) -> No
         assert process.exitcode == -9
 
         with Store(db_path, busy_timeout=10) as store:
-            assert [tuple(r) for r in store.connection.execute("PRAGMA integrity_check")] == [
-                ("ok",)
-            ]
+            assert [tuple(r) for r in sql(store).execute("PRAGMA integrity_check")] == [("ok",)]
             assert store.verify() == []
             # Every transaction of the victim is there whole or not at all.
             assert set(_batches(store).values()) <= {BATCH}

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import escalation_workflow, trigger
 from hypothesis import event as event_
 from hypothesis import strategies as st
@@ -232,11 +233,15 @@ class StoreAgainstModel(RuleBasedStateMachine):
 
     @invariant()
     def runs_match(self) -> None:
-        rows = self.store.connection.execute(
-            "SELECT r.*, s.step_key, (SELECT count(*) FROM workflow_transitions t "
-            "WHERE t.workflow_run_id = r.id) AS trace_rows FROM workflow_runs r "
-            "JOIN workflow_steps s ON s.id = r.current_step_id"
-        ).fetchall()
+        rows = (
+            sql(self.store)
+            .execute(
+                "SELECT r.*, s.step_key, (SELECT count(*) FROM workflow_transitions t "
+                "WHERE t.workflow_run_id = r.id) AS trace_rows FROM workflow_runs r "
+                "JOIN workflow_steps s ON s.id = r.current_step_id"
+            )
+            .fetchall()
+        )
         assert len(rows) == len(self.model.runs)
         for row in rows:
             run = self.model.runs[row["id"]]
@@ -264,9 +269,13 @@ class StoreAgainstModel(RuleBasedStateMachine):
 
     @invariant()
     def deliveries_match(self) -> None:
-        rows = self.store.connection.execute(
-            "SELECT id, status, suppression_reason, digest_size FROM deliveries ORDER BY rowid"
-        ).fetchall()
+        rows = (
+            sql(self.store)
+            .execute(
+                "SELECT id, status, suppression_reason, digest_size FROM deliveries ORDER BY rowid"
+            )
+            .fetchall()
+        )
         assert [tuple(r) for r in rows] == [
             (d.id, d.status, d.suppression_reason, d.digest_size) for d in self.model.deliveries
         ]

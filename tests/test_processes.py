@@ -13,6 +13,7 @@ from pathlib import Path
 
 import proc_worker
 import pytest
+from backends import sql as raw_sql
 from factories import START, trigger
 from proc_worker import JOURNEY, run_processes, soak
 
@@ -26,7 +27,7 @@ PROGRESSORS, RUNS = (8, 400) if soak() else (4, 120)
 
 
 def _count(store: Store, sql: str, *params: object) -> int:
-    return int(store.connection.execute(sql, params).fetchone()[0])
+    return int(raw_sql(store).execute(sql, params).fetchone()[0])
 
 
 def _seed(store: Store, count: int, prefix: str = "seed") -> list[str]:
@@ -86,7 +87,7 @@ def test_processes_progressing_the_same_converged_runs_advance_each_once(db_path
         # Converged but not yet progressed: the host marked the in-app deliveries bounced in
         # the outbox itself (a plain UPDATE, as an operator's tool could), so every process
         # below finds each run ready to advance at the same moment.
-        store.connection.execute(
+        raw_sql(store).execute(
             "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced'"
         )
     results = run_processes(proc_worker.progress_each, [(db_path, run_ids)] * PROGRESSORS)
@@ -152,7 +153,7 @@ def test_processes_create_a_brand_new_file_at_the_same_moment(tmp_path: Path) ->
     with Store(path) as store:
         assert _count(store, "SELECT count(*) FROM workflow_runs") == count
         assert _count(store, "SELECT count(*) FROM workflow_definitions") == 1
-        assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw_sql(store).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.verify() == []
 
 
@@ -177,12 +178,11 @@ def test_a_read_routed_while_the_outcome_is_recorded_is_never_lost(db_path: str)
     with Store(db_path, clock=FakeClock(later)) as store:
         store.progress_due_runs()
         emails = _count(store, "SELECT count(*) FROM deliveries WHERE channel = 'email'")
-        states = Counter(
-            str(r[0]) for r in store.connection.execute("SELECT state FROM workflow_runs")
-        )
+        rows = raw_sql(store).execute("SELECT state FROM workflow_runs")
+        states = Counter(str(r[0]) for r in rows)
         ways = Counter(
             "early" if "signalled_at" in str(r[1]) else str(r[0])
-            for r in store.connection.execute(
+            for r in raw_sql(store).execute(
                 "SELECT reason, context FROM workflow_transitions "
                 "WHERE to_state = 'completed' OR reason = 'signal_received'"
             )

@@ -63,6 +63,7 @@ class PostgresBackend:
         self._slots = threading.BoundedSemaphore(POOL_SIZE)
         self._idle: list[Connection] = []
         self._closed = False
+        self._begin = dict(_BEGIN)
         conn = self._connect()
         try:
             connection.ensure_schema(conn, self.location)
@@ -73,6 +74,11 @@ class PostgresBackend:
             conn.close()
             raise
         self._idle.append(conn)
+
+    def query_only(self) -> None:
+        """From now on every unit is a READ ONLY transaction: a write raises StorageError
+        (the inspector's store, like SQLite's ``PRAGMA query_only``)."""
+        self._begin = {True: "BEGIN READ ONLY", False: _BEGIN[False]}
 
     def _connect(self) -> Connection:
         return connection.connect(self._dsn, self.location, self.busy_timeout)
@@ -159,7 +165,7 @@ class PostgresBackend:
         unit = PostgresUnit(conn, self.location, self.busy_timeout, write)
         try:
             try:
-                unit.execute(_BEGIN[write])
+                unit.execute(self._begin[write])
                 try:
                     yield unit
                 except psycopg.Error as exc:

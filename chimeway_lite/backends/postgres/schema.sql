@@ -130,7 +130,7 @@ CREATE INDEX deliveries_by_notification ON deliveries (notification_id, seq);
 CREATE SEQUENCE workflow_transitions_seq AS bigint;
 
 CREATE TABLE workflow_transitions (
-    seq              bigint PRIMARY KEY,
+    seq              bigint PRIMARY KEY DEFAULT nextval('workflow_transitions_seq'),
     id               text COLLATE "C" NOT NULL UNIQUE,
     workflow_run_id  text COLLATE "C" NOT NULL REFERENCES workflow_runs (id),
     workflow_step_id text COLLATE "C" REFERENCES workflow_steps (id),
