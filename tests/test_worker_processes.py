@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import worker_child
-from backends import sql
+from backends import sql as raw_sql
 from factories import trigger
 from proc_worker import soak
 from worker_child import JOURNEY
@@ -57,7 +57,7 @@ def _until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> An
 
 
 def _count(store: Store, sql: str) -> int:
-    return int(sql(store).execute(sql).fetchone()[0])
+    return int(raw_sql(store).execute(sql).fetchone()[0])
 
 
 def test_killed_workers_leave_no_delivery_behind_and_none_is_held_twice(tmp_path: Path) -> None:
@@ -166,7 +166,9 @@ def test_killed_workers_leave_no_delivery_behind_and_none_is_held_twice(tmp_path
 
     with Store(path) as store:
         deliveries = (
-            sql(store).execute("SELECT id, tenant_id, status, channel FROM deliveries").fetchall()
+            raw_sql(store)
+            .execute("SELECT id, tenant_id, status, channel FROM deliveries")
+            .fetchall()
         )
         assert len(deliveries) == 2 * journeys
         assert {d["id"] for d in deliveries} == set(by_delivery)  # every one was sent
@@ -182,7 +184,7 @@ def test_killed_workers_leave_no_delivery_behind_and_none_is_held_twice(tmp_path
             again = sends[(held["id"], held["attempt"] + 1)]
             assert again["pid"] not in victims and again["start"] >= held["lease"]
         runs = (
-            sql(store)
+            raw_sql(store)
             .execute("SELECT state, terminal_reason, count(*) FROM workflow_runs GROUP BY 1, 2")
             .fetchall()
         )
