@@ -70,6 +70,8 @@ class Executor:
         self.closed = False
         self.vacuum_requested = False
         self.cursors = 0
+        # the trace numbers this unit reserved and has not used yet (RunQueries.next_seqs)
+        self.seq_next = self.seq_end = 0
 
     def erase_after_commit(self) -> None:
         """Ask for the erased tables to be vacuumed once this unit commits (see

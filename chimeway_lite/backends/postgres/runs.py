@@ -99,6 +99,27 @@ SELECT seq, tenant_id, event_name, actor_id, correlation_key, routed_at FROM (
        AND (correlation_key IS NULL OR correlation_key = :correlation_key::text)) AS m
  ORDER BY routed_at, seq LIMIT 1
 """)
+# A routed signal and a wait that begins (and looks for the marks of its signals) must not
+# miss each other: under READ COMMITTED each would see the other's work only once it has
+# committed. Both take advisory locks first, always the tenant's before the recipient's: a
+# signal of an actor holds its tenant's key shared and its (tenant, actor) key exclusive,
+# a signal without an actor its tenant's key exclusive; a wait holds both of its keys
+# shared. So a signal and a wait it may match run one after the other, signals of other
+# recipients and waits of one recipient side by side.
+_TENANT_KEY = "hashtextextended('chimeway_lite.marks:' || :tenant_id::text, 11)"
+_ACTOR_KEY = (
+    "hashtextextended('chimeway_lite.marks:' || :tenant_id::text || chr(1) || :actor::text, 11)"
+)
+_LOCK_FOR_SIGNAL = {
+    True: sql(
+        f"SELECT pg_advisory_xact_lock_shared({_TENANT_KEY}), pg_advisory_xact_lock({_ACTOR_KEY})"
+    ),
+    False: sql(f"SELECT pg_advisory_xact_lock({_TENANT_KEY})"),
+}
+_LOCK_FOR_WAIT = sql(
+    f"SELECT pg_advisory_xact_lock_shared({_TENANT_KEY}), "
+    f"pg_advisory_xact_lock_shared({_ACTOR_KEY})"
+)
 _INSERT_MARK = sql("""
 INSERT INTO signal_marks (tenant_id, event_name, actor_id, correlation_key, routed_at)
 VALUES (:tenant_id, :event_name, :actor_id, :correlation_key, :routed_at)
@@ -146,9 +167,9 @@ SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
  WHERE r.notification_id = :id AND r.state IN ('active', 'waiting')
 """)
 
-_NEXT_SEQS = sql(
-    "SELECT nextval('workflow_transitions_seq') FROM generate_series(1, :count::integer) ORDER BY 1"
-)
+_NEXT_SEQS = sql("SELECT chimeway_lite_next_seqs(:count::integer)")
+#: How many trace numbers a unit reserves at once (see RunQueries.next_seqs).
+SEQ_BLOCK = 1024
 _INSERT_TRANSITION = sql("""
 INSERT INTO workflow_transitions
     (seq, id, workflow_run_id, workflow_step_id, delivery_id, from_state, to_state, reason,
@@ -270,7 +291,11 @@ class RunQueries(Executor):
     # -- signal marks -----------------------------------------------------------------------
 
     def insert_mark(self, mark: SignalMark) -> None:
-        """Leave the mark of a routed signal."""
+        """Leave the mark of a routed signal (first taking the locks that order it with
+        the waits it may match: see ``_LOCK_FOR_SIGNAL``)."""
+        if self.write:
+            params = {"tenant_id": mark.tenant_id, "actor": mark.actor_id}
+            self.execute(_LOCK_FOR_SIGNAL[mark.actor_id is not None], params)
         self.execute(_INSERT_MARK, convert.to_row(mark, exclude=("seq",)))
 
     def earliest_mark(
@@ -282,7 +307,10 @@ class RunQueries(Executor):
         correlation_key: str | None,
     ) -> SignalMark | None:
         """The earliest mark of one of ``events`` routed at or after ``since`` for the
-        recipient (or no actor) and the correlation key (or none), or None."""
+        recipient (or no actor) and the correlation key (or none), or None; in a write
+        unit after the locks that order it with the signals it may count."""
+        if self.write:
+            self.execute(_LOCK_FOR_WAIT, {"tenant_id": tenant_id, "actor": recipient})
         row = self.one(
             _EARLIEST_MARK,
             {
@@ -329,17 +357,31 @@ class RunQueries(Executor):
     # -- the trace ----------------------------------------------------------------------------
 
     def next_seqs(self, count: int) -> list[int]:
-        """``count`` fresh numbers of ``workflow_transitions_seq``, increasing (a number a
-        rolled-back unit took is not used again)."""
-        try:
-            return [int(r[0]) for r in self.all(_NEXT_SEQS, {"count": count})]
-        except StorageError as exc:
-            if "reached maximum value" in exc.problem:
-                raise StorageError(
-                    self.path,
-                    "the trace sequence is exhausted: no row can be appended; see verify()",
-                ) from None
-            raise
+        """``count`` fresh numbers of ``workflow_transitions_seq`` in a row.
+
+        The engine numbers one decision's rows in more than one call (a trigger's start,
+        then its step's activation), and verify holds them to be adjacent; other units
+        take numbers meanwhile. So a unit reserves a block of :data:`SEQ_BLOCK` numbers in
+        a row at its first call (``chimeway_lite_next_seqs`` in schema.sql) and serves its
+        later calls from it; a call the rest of the block cannot serve gets a block of its
+        own. Numbers a unit leaves unused (or that a rolled-back unit took) are never
+        handed out again.
+        """
+        if count > self.seq_end - self.seq_next:
+            size = max(SEQ_BLOCK, count)
+            try:
+                first = int(self.one(_NEXT_SEQS, {"count": size})[0])
+            except StorageError as exc:
+                if "reached maximum value" in exc.problem:
+                    raise StorageError(
+                        self.path,
+                        "the trace sequence is exhausted: no row can be appended; see verify()",
+                    ) from None
+                raise
+            self.seq_next, self.seq_end = first, first + size
+        first = self.seq_next
+        self.seq_next += count
+        return list(range(first, first + count))
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""

@@ -146,6 +146,31 @@ CREATE TABLE workflow_transitions (
 
 CREATE INDEX workflow_transitions_by_run ON workflow_transitions (workflow_run_id, seq);
 
+-- n trace numbers in a row, from the first one returned (a decision's rows are adjacent in
+-- seq, CONTRACT §6), unique across the store: every allocation takes a session advisory lock for the two calls on the
+-- sequence, so no other one lands in between; it is held for microseconds, not for the
+-- transaction.
+CREATE FUNCTION chimeway_lite_next_seqs(n integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    key constant bigint := hashtextextended('chimeway_lite.seq:' || current_schema(), 0);
+    first bigint;
+BEGIN
+    PERFORM pg_advisory_lock(key);
+    BEGIN
+        first := nextval('workflow_transitions_seq');
+        IF n > 1 THEN
+            PERFORM setval('workflow_transitions_seq', first + n - 1);
+        END IF;
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+        PERFORM pg_advisory_unlock(key);
+        RAISE;
+    END;
+    PERFORM pg_advisory_unlock(key);
+    RETURN first;
+END;
+$$;
+
 -- The trace and the attempt history are append-only: rows are added, and only prune and
 -- forget delete them.
 CREATE FUNCTION chimeway_lite_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
