@@ -90,6 +90,11 @@ def escalation() -> Workflow:
     return escalation_workflow()
 
 
+# Tests of what only PostgreSQL has: collected when a server can be had (else the report
+# header says why, in one line).
+collect_ignore_glob = [] if backends.postgres_dsn() is not None else ["test_postgres*.py"]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
