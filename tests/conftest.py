@@ -156,3 +156,37 @@ def new_store(new_location: Callable[[], str], clock: FakeClock) -> Iterator[Cal
     yield make
     for store in opened:
         store.close()
+
+
+_backend_of: dict[str, str] = {}
+_outcomes: dict[str, dict[str, int]] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "backend" in callspec.params:
+            _backend_of[item.nodeid] = callspec.params["backend"]
+        elif Path(str(item.fspath)).name.startswith("test_postgres"):
+            _backend_of[item.nodeid] = backends.POSTGRES
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        backend = _backend_of.get(report.nodeid, "either")
+        counts = _outcomes.setdefault(backend, {})
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The closing note: the tests run per backend ("either": tests of no store)."""
+    if not _outcomes:
+        return
+    terminalreporter.section("tests per backend")
+    for backend in (backends.SQLITE, backends.POSTGRES, "either"):
+        counts = _outcomes.get(backend)
+        if counts:
+            text = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            terminalreporter.write_line(f"{backend}: {text}")
+    if backends.postgres_dsn() is None:
+        terminalreporter.write_line(f"PostgreSQL tests: not run, no server ({backends.why_not()})")

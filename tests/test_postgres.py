@@ -238,3 +238,22 @@ def test_the_hot_queries_are_planned_on_their_indexes(dsn: str) -> None:
     ), tenant_wide
     assert "SKIP LOCKED" not in claim  # EXPLAIN shows LockRows, not the clause
     assert claim.count("LockRows") == 2 and due.count("LockRows") == 2
+
+
+def test_forget_deletes_the_rows_and_vacuums_their_tables(dsn: str, clock: FakeClock) -> None:
+    with Store(dsn, clock=clock) as store:
+        trigger(store, recipient="ada", data={"email": "ada@example.com"})
+        trigger(store, recipient="bob")
+        store.route_signal(Signal("acme", "notification_read", "ada"))
+        assert store.forget("acme", recipient="ada") > 0
+        found = _execute(dsn, "SELECT count(*) FROM notifications WHERE recipient = 'ada'")
+        assert found == [(0,)]
+        vacuumed = {
+            r[0]
+            for r in _execute(
+                dsn,
+                "SELECT relname FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND vacuum_count > 0",
+            )
+        }
+        assert {"notifications", "workflow_runs", "signal_marks", "deliveries"} <= vacuumed
