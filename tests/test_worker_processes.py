@@ -39,11 +39,12 @@ HEALTHY_LEASE, VICTIM_LEASE = 2, 1
 
 
 def _lines(tmp_path: Path, pattern: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted(tmp_path.glob(pattern))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    """Every complete line the workers wrote: one a live worker is still writing is left out."""
+    found: list[dict[str, Any]] = []
+    for path in sorted(tmp_path.glob(pattern)):
+        *complete, _unfinished = path.read_text(encoding="utf-8").split("\n")
+        found.extend(json.loads(line) for line in complete if line)
+    return found
 
 
 def _until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:

@@ -58,7 +58,7 @@ from ..core.records import (
     WorkflowStep,
 )
 from ..core.timestamps import to_text
-from .decision import Decision, DeliveryPlan, TransitionPlan, activated, evidence, finish, noop
+from .decision import Decision, DeliveryPlan, TransitionPlan, activated, finish, noop
 from .journey import Journey
 from .kinds import GATES, Arrival, Closing, gate_named, kind_named, kind_of
 from .kinds import wait_signals as wait_signals_of
@@ -351,21 +351,6 @@ def _on_signal(situation: Situation, event_name: str, signalled_at: datetime | N
 
 
 def _complete(situation: Situation) -> Decision:
-    anchor, outcome = situation.anchor, situation.outcome
-    assert anchor is not None and outcome is not None
-    context = {
-        "rule_kind": IMPLICIT_COMPLETION,
-        "workflow_outcome": outcome.value,
-        "anchor_delivery_id": anchor.id,
-        **evidence(anchor),
-    }
-    return finish(
-        situation.run,
-        situation.current,
-        anchor.id,
-        context,
-        situation.now,
-        state=RunState.COMPLETED,
-        reason=WORKFLOW_COMPLETED,
-        terminal_reason=WORKFLOW_COMPLETED,
+    return situation.end_on_outcome(
+        IMPLICIT_COMPLETION, state=RunState.COMPLETED, reason=WORKFLOW_COMPLETED
     )

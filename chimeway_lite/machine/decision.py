@@ -171,6 +171,36 @@ def held_back(
     return Decision(kind, row.reason, run, (*decision.transitions[:-1], row), (), batch)
 
 
+def held_waiting(
+    decision: Decision,
+    step: WorkflowStep,
+    reason: str,
+    context: dict[str, Any],
+    now: datetime,
+    until: datetime,
+    *,
+    kind: str,
+    batch: BatchPlan | None = None,
+) -> Decision:
+    """``decision`` held back by the step option ``kind`` until ``until``: the run waits on
+    ``step`` with ``reason`` and ``context`` (no signal ends the wait; the sweep does), and
+    the ``step_activated`` row becomes an active → waiting row of the same reason."""
+    waiting = attrs.evolve(
+        decision.run,
+        state=RunState.WAITING,
+        status_reason=reason,
+        status_context=context,
+        last_transition_at=now,
+        suspended_until=until,
+        pending_signals=(),
+        wait_kind=kind,
+        wait_target=step.step_key,
+        resumed_by=None,
+    )
+    row = TransitionPlan(RunState.ACTIVE, RunState.WAITING, reason, step.id, None, dict(context))
+    return held_back(decision, row, waiting, ProgressKind.WAITING, batch=batch)
+
+
 def finish(
     run: WorkflowRun,
     current: WorkflowStep,

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 import attrs
 
 from ...core.errors import InvalidWorkflow
-from ...core.records import Delivery, DigestBatch, Outcome, WorkflowRun, WorkflowStep
-from ..decision import Decision
+from ...core.records import Delivery, DigestBatch, Outcome, RunState, WorkflowRun, WorkflowStep
+from ..decision import Decision, evidence, finish
 from ..vocabulary import Move, Variant
 
 if TYPE_CHECKING:
@@ -90,6 +90,28 @@ class Situation:
     def rules(self) -> tuple[Any, ...]:
         """The current step's rules."""
         return self.journey.rules.get(self.current.id, ())
+
+    def end_on_outcome(self, rule_kind: str, *, state: RunState, reason: str) -> Decision:
+        """End the run in ``state`` on the anchor delivery's outcome: one ``reason`` row whose
+        context names ``rule_kind``, the outcome, the anchor and its evidence."""
+        anchor, outcome = self.anchor, self.outcome
+        assert anchor is not None and outcome is not None
+        context = {
+            "rule_kind": rule_kind,
+            "workflow_outcome": outcome.value,
+            "anchor_delivery_id": anchor.id,
+            **evidence(anchor),
+        }
+        return finish(
+            self.run,
+            self.current,
+            anchor.id,
+            context,
+            self.now,
+            state=state,
+            reason=reason,
+            terminal_reason=reason,
+        )
 
 
 _BY_TYPE: dict[type[Any], RuleKind[Any]] = {}

@@ -34,7 +34,7 @@ from ..decision import (
     activated,
     cleared,
     finish,
-    held_back,
+    held_waiting,
 )
 from ..vocabulary import (
     DIGEST_CLOSED,
@@ -259,22 +259,9 @@ class DigestGate(Gate[Digest]):
                 closes = _LATEST
             plan = BatchPlan("open", step.id, closes)
         context = {"rule_kind": NAME, "step_key": step.step_key, "due_at": to_text(closes)}
-        waiting = attrs.evolve(
-            decision.run,
-            state=RunState.WAITING,
-            status_reason=WAITING_FOR_DIGEST,
-            status_context=context,
-            last_transition_at=now,
-            suspended_until=closes,
-            pending_signals=(),
-            wait_kind=NAME,
-            wait_target=step.step_key,
-            resumed_by=None,
+        return held_waiting(
+            decision, step, WAITING_FOR_DIGEST, context, now, closes, kind=NAME, batch=plan
         )
-        row = TransitionPlan(
-            RunState.ACTIVE, RunState.WAITING, WAITING_FOR_DIGEST, step.id, None, dict(context)
-        )
-        return held_back(decision, row, waiting, ProgressKind.WAITING, batch=plan)
 
     def wake(self, situation: Situation) -> Decision:
         """The batch's time has come: close it (see :func:`close`)."""

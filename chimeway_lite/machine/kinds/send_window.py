@@ -26,7 +26,14 @@ import attrs
 from ...core.names import is_int
 from ...core.records import ProgressKind, RunState, WorkflowStep
 from ...core.timestamps import to_text
-from ..decision import Decision, DeliveryPlan, TransitionPlan, activated, cleared, held_back
+from ..decision import (
+    Decision,
+    DeliveryPlan,
+    TransitionPlan,
+    activated,
+    cleared,
+    held_waiting,
+)
 from ..vocabulary import SEND_WINDOW_OPENED, WAITING_FOR_SEND_WINDOW, Move, Variant
 from .base import Arrival, Gate, Reading, Situation, Where
 
@@ -215,27 +222,7 @@ class SendWindowGate(Gate[SendWindow]):
         if opens is None:
             return None
         context = {"rule_kind": NAME, "step_key": step.step_key, "due_at": to_text(opens)}
-        waiting = attrs.evolve(
-            decision.run,
-            state=RunState.WAITING,
-            status_reason=WAITING_FOR_SEND_WINDOW,
-            status_context=context,
-            last_transition_at=now,
-            suspended_until=opens,
-            pending_signals=(),
-            wait_kind=NAME,
-            wait_target=step.step_key,
-            resumed_by=None,
-        )
-        row = TransitionPlan(
-            RunState.ACTIVE,
-            RunState.WAITING,
-            WAITING_FOR_SEND_WINDOW,
-            step.id,
-            None,
-            dict(context),
-        )
-        return held_back(decision, row, waiting, ProgressKind.WAITING)
+        return held_waiting(decision, step, WAITING_FOR_SEND_WINDOW, context, now, opens, kind=NAME)
 
     def wake(self, situation: Situation) -> Decision:
         """The window opened: ``send_window_opened``, then the step is activated (the

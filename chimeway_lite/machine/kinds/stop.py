@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ...core.records import Outcome, RunState
-from ..decision import Decision, evidence, finish
+from ..decision import Decision
 from ..vocabulary import WORKFLOW_STOPPED, Move, Variant
 from .base import RuleKind, Situation, Where, register
 from .on_outcome import check_outcome, outcome_value
@@ -85,24 +85,7 @@ class StopKind(RuleKind[Stop]):
 
     def decide(self, rule: Stop, situation: Situation) -> Decision:
         """Stop the run (CONTRACT §4 item 7)."""
-        anchor, outcome = situation.anchor, situation.outcome
-        assert anchor is not None and outcome is not None
-        context = {
-            "rule_kind": NAME,
-            "workflow_outcome": outcome.value,
-            "anchor_delivery_id": anchor.id,
-            **evidence(anchor),
-        }
-        return finish(
-            situation.run,
-            situation.current,
-            anchor.id,
-            context,
-            situation.now,
-            state=RunState.STOPPED,
-            reason=WORKFLOW_STOPPED,
-            terminal_reason=WORKFLOW_STOPPED,
-        )
+        return situation.end_on_outcome(NAME, state=RunState.STOPPED, reason=WORKFLOW_STOPPED)
 
 
 KIND = register(StopKind())
