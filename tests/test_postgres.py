@@ -6,9 +6,12 @@ indexes. Collected only when a PostgreSQL server can be had (see ``backends``)."
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import backends
@@ -257,3 +260,24 @@ def test_forget_deletes_the_rows_and_vacuums_their_tables(dsn: str, clock: FakeC
             )
         }
         assert {"notifications", "workflow_runs", "signal_marks", "deliveries"} <= vacuumed
+
+
+@pytest.mark.slow
+def test_the_postgres_benchmark_runs_in_smoke_mode() -> None:
+    server = backends.postgres_dsn()
+    assert server is not None
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "postgres.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        env={**os.environ, "CHIMEWAY_BENCH_POSTGRES": server},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("| triggers/s |") for line in lines)
+    assert any(line.startswith("| journeys/s |") for line in lines)
+    assert [line.split("|")[1].strip() for line in lines if line.startswith("| ") and
+            line.split("|")[1].strip().isdigit()] == ["1", "4", "8"]  # fmt: skip
