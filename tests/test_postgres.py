@@ -34,6 +34,8 @@ from chimeway_lite import (
 from chimeway_lite.backends.locations import redacted
 from chimeway_lite.backends.postgres import runs
 from chimeway_lite.backends.postgres.connection import SCHEMA_VERSION
+from chimeway_lite.backends.postgres.executor import Retry
+from chimeway_lite.backends.postgres.unit import PostgresUnit
 
 
 @pytest.fixture
@@ -281,3 +283,42 @@ def test_the_postgres_benchmark_runs_in_smoke_mode() -> None:
     assert any(line.startswith("| journeys/s |") for line in lines)
     assert [line.split("|")[1].strip() for line in lines if line.startswith("| ") and
             line.split("|")[1].strip().isdigit()] == ["1", "4", "8"]  # fmt: skip
+
+
+def test_a_unit_the_server_ended_runs_again_and_only_its_last_attempt_counts(
+    dsn: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[Any] = []
+    with Store(dsn, clock=clock, on_event=events.append) as store:
+        real = PostgresUnit.next_seqs
+        failures = iter([True, False])
+
+        def ended_once(unit: PostgresUnit, count: int) -> list[int]:
+            if next(failures, False):  # the first attempt: the server picks it to fail
+                raise Retry(unit.path, unit.busy_timeout)
+            return real(unit, count)
+
+        monkeypatch.setattr(PostgresUnit, "next_seqs", ended_once)
+        started = trigger(store)  # the first attempt registered the journey, then failed
+        monkeypatch.undo()
+        assert _execute(dsn, "SELECT count(*) FROM workflow_runs") == [(1,)]
+        assert _execute(dsn, "SELECT count(*) FROM workflow_definitions") == [(1,)]
+        assert [e.run_id for e in events if e.run_id] == [started.run.id] * 2
+        assert trigger(store).run.state == "active"  # the journey is known, and stored
+        assert store.verify() == []
+
+
+def test_a_retry_inside_a_callers_transaction_is_its_store_busy(
+    dsn: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Store(dsn, clock=clock) as store:
+        trigger(store)
+
+        def ended(unit: PostgresUnit, count: int) -> list[int]:
+            raise Retry(unit.path, unit.busy_timeout)
+
+        monkeypatch.setattr(PostgresUnit, "next_seqs", ended)
+        with pytest.raises(StoreBusy), store.transaction() as tx:
+            trigger(tx)
+        monkeypatch.undo()
+        assert _execute(dsn, "SELECT count(*) FROM workflow_runs") == [(1,)]
