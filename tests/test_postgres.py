@@ -322,3 +322,26 @@ def test_a_retry_inside_a_callers_transaction_is_its_store_busy(
             trigger(tx)
         monkeypatch.undo()
         assert _execute(dsn, "SELECT count(*) FROM workflow_runs") == [(1,)]
+
+
+def test_every_command_takes_a_postgresql_url(dsn: str) -> None:
+    from click.testing import CliRunner
+
+    from chimeway_lite.tools.cli import app as cli
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli.cli, ["--db", dsn, *args], prog_name="chimeway-lite")
+        assert result.exit_code == 0, result.output
+        return result
+
+    demo = run("--json", "demo")
+    assert "postgresql://" in demo.output
+    runs = run("--json", "runs")
+    listed = [line for line in runs.output.splitlines() if line.strip()]
+    assert listed, runs.output
+    run_id = _execute(dsn, "SELECT id, tenant_id FROM workflow_runs ORDER BY id LIMIT 1")[0]
+    assert "workflow_started" in run("traces", run_id[1], run_id[0]).output
+    assert run_id[0] in run("explain", run_id[1], run_id[0]).output
+    assert "ok" in run("verify").output
+    assert "workflow_runs" in run("tables").output
+    run("tick")
