@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,17 @@ class _Cursor:
         return iter(self.rows)
 
 
+_WITH_SEQ = {
+    "deliveries",
+    "workflow_transitions",
+    "delivery_events",
+    "signal_marks",
+    "step_activations",
+    "digest_members",
+    "erasures",
+}
+
+
 class _PostgresSql:
     """``execute(sql, params)`` on the store's database, autocommitted, with sqlite3's
     placeholders (``?`` and ``:name``) and values in the SQLite store's forms."""
@@ -135,9 +147,11 @@ class _PostgresSql:
 
     def execute(self, statement: str, params: Any = ()) -> _Cursor:
         text = re.sub(r"\bWHERE 1\b", "WHERE true", statement.replace("%", "%%"))
-        # rowid: the order rows were written in; ctid is that order for a table rows are
-        # only appended to (the trace, the attempt history).
-        text = re.sub(r"\bORDER BY rowid\b", "ORDER BY ctid", text)
+        # rowid, the order rows were written in: seq where the table has one, else the id
+        # (the store's ids are UUIDv7, in the order they were made).
+        table = re.search(r"\bFROM\s+(\w+)", text)
+        order = "seq" if table and table.group(1) in _WITH_SEQ else "id"
+        text = re.sub(r"\bORDER BY rowid\b", f"ORDER BY {order}", text)
         if isinstance(params, dict):
             text = re.sub(r"(?<![:\w]):([a-z_][a-z0-9_]*)", r"%(\1)s", text)
         else:
@@ -205,3 +219,20 @@ def table_dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         for name in tables
     }
     return dump
+
+
+@contextmanager
+def scratch_store(backend: str, **options: Any) -> Iterator[Store]:
+    """A store for one hypothesis example: in memory on SQLite, in a new schema (dropped
+    afterwards) on PostgreSQL."""
+    if backend == SQLITE:
+        with Store(":memory:", **options) as store:
+            yield store
+        return
+    location = new_location(POSTGRES, Path("."))
+    try:
+        with Store(location, **options) as store:
+            yield store
+    finally:
+        close_sql(location)
+        drop_location(location)

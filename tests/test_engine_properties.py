@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from backends import sql
+from backends import scratch_store, sql
 from factories import escalation_workflow, trigger
 from hypothesis import given
 from hypothesis import strategies as st
@@ -279,9 +279,11 @@ class Harness:
 
 @pytest.mark.slow
 @given(workflows(key="drawn", gates=True), st.lists(_ops, min_size=5, max_size=40))
-def test_tenants_never_touch_or_see_each_other(drawn: Workflow, ops: list[tuple[Any, ...]]) -> None:
+def test_tenants_never_touch_or_see_each_other(
+    backend: str, drawn: Workflow, ops: list[tuple[Any, ...]]
+) -> None:
     clock = FakeClock(T0)
-    with Store(":memory:", clock=clock) as store:
+    with scratch_store(backend, clock=clock) as store:
         harness = Harness(store, clock, [escalation_workflow(), drawn])
         # every tenant starts with a journey for every recipient: collisions are the point
         for tenant in TENANTS:
@@ -314,10 +316,10 @@ _waits = st.lists(
     ),
 )
 def test_payloads_never_reach_a_transition(
-    waits: list[tuple[str, str]], signals: list[tuple[Any, ...]]
+    backend: str, waits: list[tuple[str, str]], signals: list[tuple[Any, ...]]
 ) -> None:
     clock = FakeClock(T0)
-    with Store(":memory:", clock=clock) as store:
+    with scratch_store(backend, clock=clock) as store:
         harness = Harness(store, clock, [escalation_workflow()])
         for i, (tenant, recipient) in enumerate(waits):
             harness.run(("trigger", tenant, recipient, 0))
@@ -345,9 +347,9 @@ def test_payloads_never_reach_a_transition(
         assert resumed == cancelled
 
 
-def test_inspection_of_another_tenants_run_looks_like_a_missing_run() -> None:
+def test_inspection_of_another_tenants_run_looks_like_a_missing_run(backend: str) -> None:
     clock = FakeClock(T0)
-    with Store(":memory:", clock=clock) as store:
+    with scratch_store(backend, clock=clock) as store:
         harness = Harness(store, clock, [escalation_workflow()])
         harness.run(("trigger", "acme", "alice", 0))
         harness.run(("trigger", "globex", "alice", 0))
