@@ -1,11 +1,15 @@
--- chimeway_lite schema, version 4.
+-- chimeway_lite schema, version 5.
 --
 -- The store stamps a file it creates with PRAGMA application_id = 0x63776C31 ('cwl1') and
--- PRAGMA user_version = 4; it upgrades files of versions 1, 2 and 3 (chimeway_lite/backends/
+-- PRAGMA user_version = 5; it upgrades files of versions 1 to 4 (chimeway_lite/backends/
 -- sqlite/migrations.py) and refuses files stamped otherwise. Every table has one column per
 -- scalar field of its record, under the same name; enums hold their string value, dicts and
 -- lists hold JSON text, timestamps hold fixed-width UTC text such as
 -- '2026-01-05T09:30:00.000000+00:00', so comparing text orders instants.
+--
+-- Every index serves a named query: benchmarks/indexes.py prints each one with the query it
+-- serves and its plan (benchmarks/README.md lists them), and a test fails for an index no
+-- query plan uses. Every index is paid for by every write of its table.
 --
 -- Applied statement by statement inside one BEGIN IMMEDIATE transaction (never executescript,
 -- which commits on its own).
@@ -102,6 +106,11 @@ CREATE INDEX workflow_runs_signal_settle ON workflow_runs (last_transition_at, i
 CREATE INDEX workflow_runs_active_by_tenant ON workflow_runs (tenant_id, entered_step_at)
     WHERE state = 'active';
 
+-- prune takes the oldest finished runs first, a chunk at a time, from here: it never reads
+-- the runs that are still going, however many there are.
+CREATE INDEX workflow_runs_finished ON workflow_runs (last_transition_at, id)
+    WHERE state IN ('completed', 'stopped');
+
 CREATE TABLE deliveries (
     id                 TEXT PRIMARY KEY NOT NULL,
     tenant_id          TEXT NOT NULL,
@@ -143,7 +152,9 @@ CREATE INDEX deliveries_by_notification ON deliveries (notification_id);
 CREATE TABLE workflow_transitions (
     -- a store-wide sequence; AUTOINCREMENT never reuses a number, even after prune
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    id               TEXT NOT NULL UNIQUE,
+    -- the row's public id (UUIDv7, made by the engine); no query looks a row up by it, so
+    -- it has no index of its own (a unique index cost 3 pages per trigger)
+    id               TEXT NOT NULL,
     workflow_run_id  TEXT NOT NULL REFERENCES workflow_runs (id),
     workflow_step_id TEXT REFERENCES workflow_steps (id),
     -- evidence, not a foreign key: a key here would make every delete of a delivery scan

@@ -79,6 +79,78 @@ def journeys(
     return completed
 
 
+def succeed_batches(store: Store, batch: int, lease_seconds: int = 300) -> int:
+    """Claim deliveries ``batch`` at a time and record each claim's outcomes with one
+    ``record_outcomes`` (one transaction); until a claim finds nothing."""
+    done = 0
+    while True:
+        claimed = store.claim_deliveries(batch, lease_seconds=lease_seconds)
+        if not claimed:
+            return done
+        store.record_outcomes([(d.id, DeliveryStatus.SUCCEEDED) for d in claimed])
+        done += len(claimed)
+
+
+def sweep_batches(store: Store, now: datetime, batch: int) -> int:
+    """The due sweep ``batch`` runs per transaction (``store.transaction()``, a page of
+    due runs, ``progress_run`` of each); runs advanced."""
+    moved = 0
+    cursor = None
+    while True:
+        with store.transaction() as tx:
+            page = tx.due_page(now, batch, cursor)
+            for run_id, position in page:
+                moved += tx.progress_run(run_id, now=now).kind is ProgressKind.ADVANCED
+                cursor = position
+        if len(page) < batch:
+            return moved
+
+
+def trigger_batch(store: Store, tenant_id: str, first: int, count: int) -> int:
+    """``count`` triggers in one ``trigger_many`` (one unit of work); returns the runs started."""
+    results = store.trigger_many(
+        [
+            {
+                "tenant_id": tenant_id,
+                "notification_key": NOTIFICATION_KEY,
+                "recipient": f"user-{i}",
+                "workflow": WORKFLOW,
+                "idempotency_key": f"key-{i}",
+            }
+            for i in range(first, first + count)
+        ]
+    )
+    return len(results)
+
+
+def batched_journeys(
+    store: Store, clock: MovableClock, count: int, start: datetime, batch: int, first: int = 0
+) -> int:
+    """The full journeys of :func:`journeys` as a host with many at once drives them:
+    ``trigger_many`` of ``batch`` requests, ``record_outcomes`` of each claim of ``batch``,
+    the due sweep ``batch`` runs per transaction. Returns runs the sweep advanced."""
+    clock.instant = start
+    for low in range(first, first + count, batch):
+        store.trigger_many(
+            [
+                {
+                    "tenant_id": "tenant-journey",
+                    "notification_key": NOTIFICATION_KEY,
+                    "recipient": f"user-{i}",
+                    "workflow": WORKFLOW,
+                    "idempotency_key": f"journey-{i}",
+                }
+                for i in range(low, min(low + batch, first + count))
+            ]
+        )
+    succeed_batches(store, batch)
+    later = after(start, 7200 + 1)
+    clock.instant = later
+    moved = sweep_batches(store, later, batch)
+    succeed_batches(store, batch)
+    return moved
+
+
 def retry_journeys(
     store: Store, clock: FakeClock, count: int, start: datetime, batch: int, first: int = 0
 ) -> int:

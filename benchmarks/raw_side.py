@@ -21,6 +21,8 @@ journeys).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -237,13 +239,43 @@ class RawStore:
 
     # -- units of work ------------------------------------------------------------------------
 
+    # Each unit is its own BEGIN IMMEDIATE … COMMIT, except inside batch(): there every unit
+    # is part of the one transaction batch() opened, as in the engine's batches.
+    _batched = False
+
+    def _begin(self) -> None:
+        if not self._batched:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        if not self._batched:
+            self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if not self._batched:
+            self.conn.execute("ROLLBACK")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around every unit of work inside (all or nothing)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._batched = True
+        try:
+            yield
+        except BaseException:
+            self._batched = False
+            self.conn.execute("ROLLBACK")
+            raise
+        self._batched = False
+        self.conn.execute("COMMIT")
+
     def trigger(self, tenant_id: str, recipient: str, key: str, now: datetime) -> str:
         """Notification + run + 2 transitions + the first delivery; returns the run id."""
         at = text(now)
         notification_id, run_id = _id(), _id()
         step_id, step_key, channel, max_attempts = self.first
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             conn.execute(
                 _INSERT_NOTIFICATION,
@@ -315,9 +347,9 @@ class RawStore:
                     max_attempts,
                 ),
             )
-            conn.execute("COMMIT")
+            self._commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return run_id
 
@@ -327,7 +359,7 @@ class RawStore:
         step key, data, config), oldest first."""
         at, lease = text(now), text(after(now, lease_seconds))
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             rows = conn.execute(_CLAIM, {"now": at, "lease": lease, "limit": limit}).fetchall()
             rows.sort(key=lambda r: (r[0], r[1]))  # RETURNING gives no order
@@ -335,9 +367,9 @@ class RawStore:
                 _INSERT_EVENT,
                 [(r[1], r[2], r[3], "claimed", at, r[4], None, None) for r in rows],
             )
-            conn.execute("COMMIT")
+            self._commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return rows
 
@@ -347,11 +379,11 @@ class RawStore:
         delivery was final already)."""
         at = text(now)
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             row = conn.execute(_SUCCEEDED, (at, delivery_id)).fetchone()
             if row is None:
-                conn.execute("COMMIT")
+                self._commit()
                 return None
             run_id, step_id, tenant_id, attempt = row
             conn.execute(
@@ -365,7 +397,7 @@ class RawStore:
                 (run_id,),
             ).fetchone()
             if state != "active" or current != step_id:
-                conn.execute("COMMIT")
+                self._commit()
                 return str(state)
             if current == self.inapp:
                 # A read that came before the wait would complete the run (none here).
@@ -438,9 +470,9 @@ class RawStore:
                     ),
                 )
                 state = "completed"
-            conn.execute("COMMIT")
+            self._commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return state
 
@@ -454,7 +486,7 @@ class RawStore:
         at = text(now)
         retry_at = text(after(now, RETRY_BACKOFF_SECONDS * 2.0 ** (attempt - 1)))
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             row = conn.execute(_RETRIED, (retry_at, at, delivery_id)).fetchone()
             if row is not None:
@@ -462,9 +494,9 @@ class RawStore:
                     _INSERT_EVENT,
                     (delivery_id, row[0], attempt, "recorded", at, None, "failed", retry_at),
                 )
-            conn.execute("COMMIT")
+            self._commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return retry_at
 
@@ -476,7 +508,7 @@ class RawStore:
         """Reactivate one due waiting run on the email step and plan its delivery."""
         at = text(now)
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             row = conn.execute(
                 "SELECT r.tenant_id, r.notification_id, r.current_step_id, r.state, "
@@ -487,7 +519,7 @@ class RawStore:
             ).fetchone()
             tenant_id, notification_id, current, state, context_text, due, recipient, key = row
             if state != "waiting" or due > at:
-                conn.execute("COMMIT")
+                self._commit()
                 return False
             wait = json.loads(context_text)
             anchor_id = wait["anchor_delivery_id"]
@@ -551,9 +583,9 @@ class RawStore:
                     None,
                 ),
             )
-            conn.execute("COMMIT")
+            self._commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return True
 
@@ -565,7 +597,7 @@ class RawStore:
         """Resume the tenant's runs waiting for ``notification_read``; how many."""
         at = text(now)
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             conn.execute(_INSERT_MARK, (tenant_id, EVENT, actor_id, at))
             if actor_id is None:
@@ -587,9 +619,9 @@ class RawStore:
                     for run_id in ids
                 ],
             )
-            conn.execute("COMMIT")
+            self._commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return len(ids)
 
@@ -662,3 +694,32 @@ class RawStore:
             self.trigger("tenant-retry", f"user-{i}", f"retry-{i}", start)
         self.fail_all(batch, start)
         return self.succeed_all(batch, after(start, RETRY_BACKOFF_SECONDS + 1))
+
+    def succeed_batches(self, batch: int, now: datetime, lease_seconds: int = 300) -> int:
+        """Claim ``batch`` at a time and record the claim's outcomes in one transaction."""
+        done = 0
+        while True:
+            claimed = self.claim(batch, now, lease_seconds)
+            if not claimed:
+                return done
+            with self.batch():
+                for delivery in claimed:
+                    self.succeeded(delivery[1], now)
+            done += len(claimed)
+
+    def batched_journeys(self, count: int, start: datetime, batch: int, first: int = 0) -> int:
+        """The loop of :func:`engine_side.batched_journeys`: ``batch`` triggers, outcomes
+        and due runs per transaction; returns runs moved by the sweep."""
+        for low in range(first, first + count, batch):
+            with self.batch():
+                for i in range(low, min(low + batch, first + count)):
+                    self.trigger("tenant-journey", f"user-{i}", f"journey-{i}", start)
+        self.succeed_batches(batch, start)
+        later = after(start, DELAY_SECONDS + 1)
+        due = self.due_ids(later)
+        moved = 0
+        for low in range(0, len(due), batch):
+            with self.batch():
+                moved += sum(self.wake(run_id, later) for run_id in due[low : low + batch])
+        self.succeed_batches(batch, later)
+        return moved

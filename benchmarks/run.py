@@ -12,6 +12,7 @@ chimeway_lite's), so 1.0 means as fast as hand-written SQL. See benchmarks/READM
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,6 +228,43 @@ def bench_trigger(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     report.compare("trigger", sizes, paths)
 
 
+def bench_trigger_batches(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
+    """N triggers in batches of BATCH on new files: ``trigger_many`` against raw sqlite3
+    writing the same rows with the BATCH units in one transaction."""
+    paths = {side: str(work / f"trigger-batch-{side}-{rep}.db") for side in ("engine", "raw")}
+    per_chunk = max(BATCH, sizes.triggers // CHUNKS // BATCH * BATCH)
+    store, _ = engine_side.open_store(paths["engine"], T0)
+    store.upsert_definition("welcome", WORKFLOW)
+    raw_store = RawStore(paths["raw"])
+
+    def engine(chunk: int) -> float:
+        started = time.perf_counter()
+        for low in range(chunk * per_chunk, (chunk + 1) * per_chunk, BATCH):
+            engine_side.trigger_batch(store, "tenant-0", low, BATCH)
+        return time.perf_counter() - started
+
+    def raw(chunk: int) -> float:
+        started = time.perf_counter()
+        for low in range(chunk * per_chunk, (chunk + 1) * per_chunk, BATCH):
+            with raw_store.batch():
+                for i in range(low, low + BATCH):
+                    raw_store.trigger("tenant-0", f"user-{i}", f"key-{i}", T0)
+        return time.perf_counter() - started
+
+    with store:
+        e, r = _interleaved(rep, engine, raw)
+    raw_store.close()
+    row = report.row(
+        "trigger-batch",
+        f"trigger in batches of {BATCH} (trigger_many)",
+        "/s",
+        True,
+    )
+    row.engine.append(per_chunk * CHUNKS / e)
+    row.raw.append(per_chunk * CHUNKS / r)
+    report.compare("batched triggers", sizes, paths)
+
+
 def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     """Full journeys: trigger → claim → outcome → wait → due sweep → claim → outcome."""
     paths = {side: str(work / f"journey-{side}-{rep}.db") for side in ("engine", "raw")}
@@ -264,6 +303,247 @@ def bench_journeys(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
     if moved != {"engine": total, "raw": total}:
         report.problems.append(f"journeys: runs moved by the sweep {moved}")
     report.compare("journeys", sizes, paths)
+
+
+BATCH = 100  # requests per trigger_many, reports per record_outcomes, due runs per unit
+
+
+def _journeys_both(
+    report: Report,
+    rep: int,
+    count: int,
+    engine_path: str,
+    raw_path: str,
+    *,
+    batched: bool,
+    start: datetime,
+    first: int,
+) -> tuple[float, float]:
+    """``count`` full journeys per side (one by one, or ``BATCH`` per transaction) in
+    CHUNKS alternating slices; (engine s, raw s). Problems: runs the sweep did not move,
+    rows that differ in number."""
+    per_chunk = max(1, count // CHUNKS)
+    moved = {"engine": 0, "raw": 0}
+    before = {"engine": count_rows(engine_path), "raw": count_rows(raw_path)}
+    store, clock = engine_side.open_store(engine_path, start)
+    store.upsert_definition("welcome", WORKFLOW)
+    raw_store = RawStore(raw_path)
+    drive = engine_side.batched_journeys if batched else engine_side.journeys
+    raw_drive = raw_store.batched_journeys if batched else raw_store.journeys
+
+    def engine(chunk: int) -> float:
+        started = time.perf_counter()
+        moved["engine"] += drive(
+            store, clock, per_chunk, start, BATCH, first=first + chunk * per_chunk
+        )
+        return time.perf_counter() - started
+
+    def raw(chunk: int) -> float:
+        started = time.perf_counter()
+        moved["raw"] += raw_drive(per_chunk, start, BATCH, first=first + chunk * per_chunk)
+        return time.perf_counter() - started
+
+    with store:
+        e, r = _interleaved(rep, engine, raw)
+    raw_store.close()
+    what = f"journeys ({'batches' if batched else 'one by one'}) in {Path(engine_path).name}"
+    total = per_chunk * CHUNKS
+    if moved != {"engine": total, "raw": total}:
+        report.problems.append(f"{what}: runs moved by the sweep {moved}")
+    report.same_rows(
+        what,
+        _delta(before["engine"], count_rows(engine_path)),
+        _delta(before["raw"], count_rows(raw_path)),
+    )
+    return total / e, total / r
+
+
+def bench_batches(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
+    """Full journeys in batches of 100 (trigger_many, record_outcomes, the sweep 100 runs
+    per store.transaction()) on new files; raw sqlite3 puts the same 100 units in one
+    transaction."""
+    paths = {side: str(work / f"batch-{side}-{rep}.db") for side in ("engine", "raw")}
+    RawStore(paths["raw"]).close()  # both files with the definition, before rows are counted
+    store, _ = engine_side.open_store(paths["engine"], T0)
+    with store:
+        store.upsert_definition("welcome", WORKFLOW)
+    e, r = _journeys_both(
+        report, rep, sizes.journeys, paths["engine"], paths["raw"], batched=True, start=T0, first=0
+    )
+    row = report.row(
+        "journeys-batch",
+        f"full journey in batches of {BATCH} (trigger_many, record_outcomes, sweep)",
+        "/s",
+        True,
+        target="≥ 2,500/s",
+        check=lambda row: statistics.median(row.engine) >= 2500,
+    )
+    row.engine.append(e)
+    row.raw.append(r)
+    report.compare("batched journeys", sizes, paths)
+
+
+def bench_scale(
+    report: Report, sizes: Sizes, scale: dict[str, str], prune_source: str, rep: int
+) -> None:
+    """The write paths on a store of ``sizes.big_store`` runs (one copy per side, reused by
+    every repetition), then verify and a full prune of the finished runs (on a fresh copy)."""
+    label = _label(sizes.big_store)
+    _warm(scale["engine"])
+    _warm(scale["raw"])
+    # trigger
+    per_chunk = max(1, sizes.triggers // CHUNKS)
+    before = {side: count_rows(path) for side, path in scale.items()}
+    store, _ = engine_side.open_store(scale["engine"], T0)
+    raw_store = RawStore(scale["raw"])
+
+    def engine(chunk: int) -> float:
+        started = time.perf_counter()
+        for i in range(chunk * per_chunk, (chunk + 1) * per_chunk):
+            engine_side.trigger(store, "tenant-scale", f"user-{i}", f"scale-{rep}-{i}")
+        return time.perf_counter() - started
+
+    def raw(chunk: int) -> float:
+        started = time.perf_counter()
+        for i in range(chunk * per_chunk, (chunk + 1) * per_chunk):
+            raw_store.trigger("tenant-scale", f"user-{i}", f"scale-{rep}-{i}", T0)
+        return time.perf_counter() - started
+
+    with store:
+        e, r = _interleaved(rep, engine, raw)
+    raw_store.close()
+    report.same_rows(
+        f"trigger at {label}",
+        _delta(before["engine"], count_rows(scale["engine"])),
+        _delta(before["raw"], count_rows(scale["raw"])),
+    )
+    row = report.row(f"trigger-{sizes.big_store}", f"trigger, {label} runs stored", "/s", True)
+    row.engine.append(per_chunk * CHUNKS / e)
+    row.raw.append(per_chunk * CHUNKS / r)
+    # journeys, one by one and in batches; they start a day before the store's waiting runs
+    # are due, so the sweep moves the journeys' runs only
+    start = T0 - timedelta(days=1)
+    for batched, key, name in (
+        (False, "journeys", "full journey"),
+        (True, "journeys-batch", f"full journey in batches of {BATCH}"),
+    ):
+        e, r = _journeys_both(
+            report,
+            rep,
+            sizes.journeys,
+            scale["engine"],
+            scale["raw"],
+            batched=batched,
+            start=start,
+            first=(rep * 2 + batched + 1) * 10_000_000,
+        )
+        row = report.row(
+            f"{key}-{sizes.big_store}",
+            f"{name}, {label} runs stored",
+            "/s",
+            True,
+            target="≥ 2,500/s" if batched else "≥ 1,000/s",
+            check=(lambda row: statistics.median(row.engine) >= 2500)
+            if batched
+            else (lambda row: statistics.median(row.engine) >= 1000),
+        )
+        row.engine.append(e)
+        row.raw.append(r)
+    for key in ("trigger", "journeys", "journeys-batch"):
+        if key in report.rows and f"{key}-{sizes.big_store}" in report.rows:
+            new, big = report.rows[key], report.rows[f"{key}-{sizes.big_store}"]
+            growth = report.row(
+                f"{key}-growth",
+                f"{key.replace('-batch', ' in batches')}: /s at {label} ÷ /s on a new file",
+                "x",
+                True,
+                target="≥ 0.9x" if key == "trigger" else "",
+                check=(lambda row: statistics.median(row.engine) >= 0.9)
+                if key == "trigger"
+                else None,
+                ratio_kind="none",
+            )
+            growth.engine.append(big.engine[-1] / new.engine[-1])
+            growth.raw.append(big.raw[-1] / new.raw[-1])
+    # verify, whole and quick (no integrity_check): the engine only
+    for quick, key, name in (
+        (False, "verify", "verify()"),
+        (True, "verify-quick", "verify(quick=True)"),
+    ):
+        with Store(scale["engine"]) as checked:
+            started = time.perf_counter()
+            found = checked.verify(quick=quick)
+            elapsed = time.perf_counter() - started
+        report.problems += [f"{name} at {label}: {p:.300}" for p in found[:5]]
+        row = report.row(
+            f"{key}-{sizes.big_store}",
+            f"{name}, {label} runs stored",
+            "s",
+            False,
+            target="≤ 60 s at 1 M" if not quick else "",
+            ratio_kind="none",
+        )
+        row.engine.append(elapsed)
+    # prune of every finished run, on a fresh copy of the built store
+    target = str(Path(scale["engine"]).with_name(f"prune-{rep}.db"))
+    shutil.copyfile(prune_source, target)
+    _warm(target)
+    finished = _finished_runs(target)
+    seconds, peak, deleted_runs = _prune_watched(target, T0 - timedelta(days=1))
+    _remove(target)
+    if deleted_runs != finished:
+        report.problems.append(f"prune at {label}: {deleted_runs} of {finished} finished runs")
+    row = report.row(
+        f"prune-{sizes.big_store}",
+        f"prune() of {finished:,} finished runs, {label} runs stored",
+        "s",
+        False,
+        ratio_kind="none",
+    )
+    row.engine.append(seconds)
+    row = report.row(
+        f"prune-wal-{sizes.big_store}",
+        f"prune(): largest WAL seen, {label} runs stored",
+        "MB",
+        False,
+        target="≤ 64 MB",
+        check=lambda row: max(row.engine) <= 64,
+        ratio_kind="none",
+    )
+    row.engine.append(peak / 1e6)
+
+
+def _finished_runs(path: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        query = "SELECT count(*) FROM workflow_runs WHERE state IN ('completed', 'stopped')"
+        return int(conn.execute(query).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _prune_watched(path: str, before: datetime) -> tuple[float, int, int]:
+    """Prune ``path`` of the runs finished before ``before`` while a thread samples the
+    WAL's size every millisecond: (seconds, largest WAL in bytes, runs deleted)."""
+    wal = path + "-wal"
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.001):
+            with contextlib.suppress(OSError):  # no WAL at this instant
+                peak[0] = max(peak[0], os.path.getsize(wal))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    runs_before = _finished_runs(path)
+    with Store(path) as store:
+        watcher.start()
+        started = time.perf_counter()
+        store.prune(before)
+        elapsed = time.perf_counter() - started
+        done.set()
+        watcher.join()
+    return elapsed, peak[0], runs_before - _finished_runs(path)
 
 
 def bench_retries(report: Report, sizes: Sizes, work: Path, rep: int) -> None:
@@ -729,7 +1009,17 @@ def _store(work: Path, keep: Path | None, runs: int) -> str:
     return path
 
 
-BENCHMARKS = ("trigger", "journeys", "retries", "workers", "signals", "size", "rss")
+BENCHMARKS = (
+    "trigger",
+    "journeys",
+    "batches",
+    "retries",
+    "workers",
+    "signals",
+    "size",
+    "rss",
+    "scale",
+)
 
 
 def run(
@@ -753,12 +1043,18 @@ def run(
         if sizes.verify:
             report.verified("the workers' store (bulk.build_pending)", pending)
     stores = {}
-    if "size" in only or "rss" in only:
+    if "size" in only or "rss" in only or "scale" in only:
         stores = {n: _store(work, keep, n) for n in (sizes.small_store, sizes.big_store)}
         if sizes.verify:
             report.verified(
                 f"the {_label(sizes.small_store)} store (bulk.build)", stores[sizes.small_store]
             )
+    scale = {}
+    if "scale" in only:
+        # one copy per side of the big store, grown a little by every repetition
+        for side in ("engine", "raw"):
+            scale[side] = str(work / f"scale-{side}.db")
+            shutil.copyfile(stores[sizes.big_store], scale[side])
     for rep in range(sizes.runs):
         print(f"  repetition {rep + 1}/{sizes.runs}", file=sys.stderr)
         files = work / f"repetition-{rep}"  # this repetition's new files, removed after it
@@ -767,6 +1063,9 @@ def run(
             bench_trigger(report, sizes, files, rep)
         if "journeys" in only:
             bench_journeys(report, sizes, files, rep)
+        if "batches" in only:
+            bench_batches(report, sizes, files, rep)
+            bench_trigger_batches(report, sizes, files, rep)
         if "retries" in only:
             bench_retries(report, sizes, files, rep)
         if "workers" in only:
@@ -777,6 +1076,8 @@ def run(
             bench_store_size(report, sizes, stores, rep)
         if "rss" in only:
             bench_rss(report, sizes, stores[sizes.big_store], sizes.big_store, rep)
+        if "scale" in only:
+            bench_scale(report, sizes, scale, stores[sizes.big_store], rep)
         shutil.rmtree(files)
     if peer is not None:
         print("  peer: DBOS", file=sys.stderr)
@@ -812,6 +1113,8 @@ def _order(key: str) -> tuple[int, str]:
         "sweep",
         "explain",
         "rss",
+        "verify",
+        "prune",
     )
     first = next(i for i, p in enumerate(prefixes) if key.startswith(p))
     return first, key.replace("growth", "~")
@@ -864,6 +1167,16 @@ def peer_table(report: Report) -> str:
         + " / ".join(f"{statistics.median(r) / statistics.median(p50):,.0f}x" for r in resume)
         + " faster |"
     )
+    if "trigger-batch" in report.rows:
+        batched = report.rows["trigger-batch"].engine
+        lines.append(
+            f"| trigger_many (batches of {BATCH}) vs one-step workflow start | /s | "
+            f"{_figure(batched)} | {_figure(starts[0])} | {_figure(starts[1])} | "
+            + " / ".join(
+                f"{statistics.median(batched) / statistics.median(s):,.1f}x" for s in starts
+            )
+            + " the starts |"
+        )
     return "\n".join(lines)
 
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chimeway_lite import OnOutcome, Outcome, Retry, Step, WaitUntil, Workflow
+from chimeway_lite.backends.sqlite.backend import WAL_AUTOCHECKPOINT
+from chimeway_lite.backends.sqlite.connection import WAL_SIZE_LIMIT
 from chimeway_lite.core.timestamps import to_text
 
 NOTIFICATION_KEY = "welcome"
@@ -80,12 +82,15 @@ def after(instant: datetime, seconds: float) -> datetime:
 
 
 def connect_raw(path: str, timeout: float = 5.0) -> sqlite3.Connection:
-    """A plain connection with the store's pragmas: WAL, synchronous NORMAL, foreign keys;
-    ``timeout`` is its busy timeout (the Store's default is 5 s too)."""
+    """A plain connection with the store's pragmas: WAL, synchronous NORMAL, foreign keys,
+    the store's checkpoint interval and WAL size limit; ``timeout`` is its busy timeout (the
+    Store's default is 5 s too)."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT:d}")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
     return conn
 
 

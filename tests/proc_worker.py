@@ -219,6 +219,27 @@ def write_continuously(index: int, path: str, seconds: float) -> dict[str, Any]:
     return {"writes": writes, "busy": busy, "worst": worst}
 
 
+def write_impatiently(index: int, path: str, count: int, busy_timeout: float) -> dict[str, Any]:
+    """Trigger ``count`` journeys under keys of our own with a tiny busy timeout, trying each
+    again after every StoreBusy (so waits are given up at the gate all the time); return the
+    keys acknowledged and the StoreBusy count."""
+    busy = 0
+    acknowledged: list[str] = []
+    with Store(path, busy_timeout=busy_timeout) as store:
+        for i in range(count):
+            key = f"impatient-{index}-{i}"
+            while True:
+                try:
+                    result = trigger(store, recipient=f"user-{index}", workflow=JOURNEY, key=key)
+                except StoreBusy:
+                    busy += 1
+                    continue
+                assert not result.duplicate  # a refused write wrote nothing
+                acknowledged.append(key)
+                break
+    return {"keys": acknowledged, "busy": busy}
+
+
 # -- helpers that hold locks from another process --------------------------------------------
 
 

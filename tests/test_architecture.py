@@ -281,6 +281,82 @@ def test_settling_is_state_not_a_status_reason(store: Store, clock: FakeClock) -
     assert settled.run.terminal_reason == "cancelled_by_signal"
 
 
+def test_a_version_four_file_keeps_its_trace_and_counter_without_the_unique_id_index(
+    tmp_path: Path,
+) -> None:
+    """Version 5 copies the trace into a table without the unique index on id: every row
+    keeps its seq and values, the sequence counter keeps the numbers prune already used up,
+    the trace stays append-only, and prune reads the new index of finished runs."""
+    clock = FakeClock(START)
+    with Store(tmp_path / "model.db", clock=clock) as model:
+        done = _waiting(model, clock, "d", recipient="cy")
+        clock.advance(hours=3)
+        (moved,) = model.progress_due_runs()
+        model.record_outcome(moved.deliveries[0].id, "succeeded")
+        assert model.get_run(done).state.value == "completed"
+        waiting = _waiting(model, clock, "w", recipient="bob")
+        tables = (
+            "workflow_definitions",
+            "workflow_steps",
+            "notifications",
+            "workflow_runs",
+            "deliveries",
+            "workflow_transitions",
+            "delivery_events",
+        )
+        rows = {
+            t: [dict(r) for r in model.connection.execute(f"SELECT * FROM {t}")] for t in tables
+        }
+    path = tmp_path / "v4.db"
+    _older_store(path, 4, rows)
+    raw = sqlite3.connect(path, isolation_level=None)
+    # as if prune had removed the newest trace rows: the counter is ahead of max(seq)
+    raw.execute("UPDATE sqlite_sequence SET seq = seq + 100 WHERE name = 'workflow_transitions'")
+    (counter,) = raw.execute(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+    ).fetchone()
+    assert [r[2] for r in raw.execute("PRAGMA index_list(workflow_transitions)")].count(1) == 1
+    raw.close()
+
+    with Store(path, clock=clock) as store:
+        conn = store.connection
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        with Store(tmp_path / "fresh.db") as fresh:
+            assert _schema(conn) == _schema(fresh.connection)
+        assert [dict(r) for r in conn.execute("SELECT * FROM workflow_transitions")] == rows[
+            "workflow_transitions"
+        ]
+        assert [r[2] for r in conn.execute("PRAGMA index_list(workflow_transitions)")] == [0]
+        assert (
+            conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+            ).fetchone()[0]
+            == counter
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("UPDATE workflow_transitions SET reason = 'x'")
+        assert store.verify() == []
+        fresh_run = _waiting(store, clock, "new", recipient="dee")
+        (first,) = conn.execute(
+            "SELECT min(seq) FROM workflow_transitions WHERE workflow_run_id = ?", (fresh_run,)
+        ).fetchone()
+        assert first == counter + 1
+        plan = " ".join(
+            str(r[3])
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM workflow_runs "
+                "WHERE state IN ('completed', 'stopped') AND last_transition_at < ? "
+                "ORDER BY last_transition_at, id",
+                ("9",),
+            )
+        )
+        assert "workflow_runs_finished" in plan
+        clock.advance(days=1)
+        assert store.prune(clock.now()) > 0
+        assert {r[0] for r in conn.execute("SELECT id FROM workflow_runs")} == {waiting, fresh_run}
+        assert store.verify() == []
+
+
 # -- one Store surface ---------------------------------------------------------------------------
 
 
@@ -317,7 +393,21 @@ def _schema(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
         )
         if sql
     )
-    return tables, indexes
+    # The indexes of UNIQUE and PRIMARY KEY constraints have no SQL of their own: compare
+    # each table's (origin, unique, partial, columns) so a constraint left behind counts.
+    constraints = sorted(
+        (
+            t,
+            row[3],
+            row[2],
+            row[4],
+            tuple(c[2] for c in conn.execute(f"PRAGMA index_info({row[1]})")),
+        )
+        for t, _ in tables
+        for row in conn.execute(f"PRAGMA index_list({t})")
+        if row[3] != "c"
+    )
+    return tables, indexes + [repr(c) for c in constraints]
 
 
 def _version_one_store(path: Path) -> None:
@@ -428,8 +518,10 @@ def _older_store(path: Path, version: int, rows: dict[str, list[dict[str, Any]]]
     conn.close()
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_a_version_two_or_three_file_is_upgraded_in_place(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_a_version_two_three_or_four_file_is_upgraded_in_place(
+    tmp_path: Path, version: int
+) -> None:
     """Version 4 adds the recipient's time zone and the tables of throttles and digests;
     runs written by an older version go on as they were, and the step options work at once."""
     from chimeway_lite import Digest, SendWindow, Step, Throttle, Workflow
@@ -460,8 +552,8 @@ def test_a_version_two_or_three_file_is_upgraded_in_place(tmp_path: Path, versio
     _older_store(path, version, rows)
 
     with Store(path, clock=clock) as store:
-        conn = sql(store)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        conn = store.connection
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         with Store(tmp_path / "fresh.db") as fresh:
             assert _schema(conn) == _schema(fresh.connection)
         assert store.verify() == []

@@ -138,3 +138,31 @@ def test_instants_written_in_turn_keep_their_own_text() -> None:
         ]
         * 2
     )
+
+
+def test_a_context_that_keeps_the_other_rules_is_never_too_big_so_it_is_not_encoded() -> None:
+    """context_problems skips the JSON size check when no context that keeps the other rules
+    can exceed it: the worst such context (every catalogue key, each at its longest value)
+    stays under the bound, which stays under MAX_CONTEXT_BYTES."""
+    from chimeway_lite.core.text import json_size
+    from chimeway_lite.machine import host_rules
+    from chimeway_lite.machine.table import CONTEXT_KEYS
+
+    worst: dict[str, Any] = {}
+    for key in CONTEXT_KEYS:
+        if key in host_rules.TIME_KEYS:
+            worst[key] = "2026-01-05T09:30:00.000000+00:00"
+        elif key in host_rules.CODE_KEYS:
+            worst[key] = "a" * 64
+        else:  # a control character takes six bytes as JSON (\u0001)
+            worst[key] = "\x01" * host_rules.MAX_CONTEXT_TEXT
+    assert host_rules.context_problems(worst) == []
+    assert json_size(worst) <= host_rules._LARGEST_CLEAN_CONTEXT < host_rules.MAX_CONTEXT_BYTES
+    # one character more, or a key outside the catalogue, is still a problem
+    too_long = dict(worst, step_key="\x01" * (host_rules.MAX_CONTEXT_TEXT + 1))
+    assert host_rules.context_problems(too_long) == [
+        f"context step_key is longer than {host_rules.MAX_CONTEXT_TEXT} characters"
+    ]
+    assert host_rules.context_problems({**worst, "note": "x"}) == [
+        "context keys outside the catalogue: note"
+    ]

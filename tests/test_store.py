@@ -90,7 +90,40 @@ def test_a_new_file_gets_the_schema_and_the_pragmas(store: Store) -> None:
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+    assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == 64 * 1024 * 1024
     assert not conn.in_transaction
+
+
+@pytest.mark.slow
+def test_the_wal_stays_bounded_while_many_units_commit(db_path: str) -> None:
+    """Checkpoints come every 10,000 pages: far more writes than that leave a WAL no larger
+    than what the checkpoint interval lets it reach (never the sum of all the writes)."""
+    with Store(db_path) as store:
+        page = store.connection.execute("PRAGMA page_size").fetchone()[0]
+        batch = [
+            {
+                "tenant_id": "acme",
+                "notification_key": "welcome",
+                "recipient": f"r{i}",
+                "workflow": escalation_workflow(),
+                "idempotency_key": f"k{i}",
+                "data": {"pad": "x" * 6000},
+            }
+            for i in range(100)
+        ]
+        largest = 0
+        for round_ in range(120):
+            for request in batch:
+                request["idempotency_key"] = f"k{round_}-{request['recipient']}"
+            store.trigger_many(batch)
+            largest = max(largest, os.path.getsize(db_path + "-wal"))
+        written = os.path.getsize(db_path)
+    # the rows written are several times what one checkpoint interval holds ...
+    assert written > 2 * 10_000 * page
+    # ... yet the WAL never held much more than one interval (and one unit) of pages
+    assert largest <= 11_000 * page + 8 * 4096
+    assert largest <= 64 * 1024 * 1024
 
 
 @pytest.mark.sqlite_only

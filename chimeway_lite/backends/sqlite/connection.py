@@ -21,7 +21,7 @@ from ...core.errors import ChimewayError, ConstraintFailed, SchemaMismatch, Stor
 from ...core.text import shown
 from .migrations import MIGRATIONS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x63776C31  # 'cwl1'
 MEMORY = ":memory:"
 WAL_SIZE_LIMIT = 64 * 1024 * 1024

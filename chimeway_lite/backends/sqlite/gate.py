@@ -5,10 +5,16 @@ committed usually takes the lock again before a sleeping one wakes up; measured,
 writers waited seconds while one kept winning. A blocking ``flock`` instead queues waiters in
 the kernel and wakes them the moment the lock is released, so writers take turns.
 
-``flock`` has no timeout, so a contended acquire waits in a helper thread on its own open file
-description and the caller waits on that thread with the store's busy timeout. A waiter that
-gives up is abandoned: when it gets the lock later, it releases it at once. The lock belongs to
-the open file description, so it is released when the process dies, even by SIGKILL.
+``flock`` has no timeout, and a signal cannot interrupt it from a library (signal handlers
+belong to the host's main thread). So a contended acquire hands its own open file
+description to the gate's one waiting thread, which blocks in ``flock`` on it, and the caller
+waits for that thread's answer with the store's busy timeout. The thread is started at the
+gate's first contended acquire and serves every later one (no thread is started per wait);
+it ends when the gate is closed or collected. A waiter that gives
+up (timeout, ``KeyboardInterrupt``, any exception) is abandoned: if the thread has not begun its
+``flock`` it never does; if it gets the lock later, it releases it at once; if it holds it
+already, the caller releases it. The lock belongs to the open file description, so it is
+released when the process dies, even by SIGKILL.
 
 The lock file is opened read-only (enough for ``flock``), so a store shared by several
 users works once the file exists; a lock file that cannot be opened or locked at all raises
@@ -17,8 +23,8 @@ shell, another library) still serialise through ``BEGIN IMMEDIATE`` and the busy
 they are merely not queued fairly. On platforms without ``fcntl`` (Windows) the gate does
 nothing and SQLite's own busy handler is the only arbiter.
 
-Measured in ``benchmarks/FAIRNESS.md`` (``benchmarks/fairness.py``): 4 processes writing
-back to back, with and without the gate.
+Measured in ``benchmarks/FAIRNESS.md`` (``benchmarks/fairness.py``, ``benchmarks/writers.py``):
+N processes writing back to back, with and without the gate, against raw sqlite3.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from typing import Any
+import weakref
+from collections import deque
 
 from ...core.errors import StorageError
 
@@ -36,13 +43,91 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 
+class _Wait:
+    """One contended acquire: the description to lock and what became of it."""
+
+    __slots__ = ("abandoned", "done", "error", "fd")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.done = threading.Event()
+        self.abandoned = False
+        self.error: OSError | None = None
+
+
+class _Waiter:
+    """The gate's waiting thread and its queue of waits (shared with no one else, so the
+    thread ends when the gate is closed or garbage-collected)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.guard = threading.Lock()
+        self.wake = threading.Condition(self.guard)
+        self.queue: deque[_Wait] = deque()
+        self.stopped = False
+        self.current: _Wait | None = None  # the wait the thread is taking the lock for
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._serve, name="chimeway-write-gate", daemon=True)
+        self.thread.start()
+
+    def submit(self, wait: _Wait) -> None:
+        """Queue a wait; the thread blocks in ``flock`` for it once the waits before it end."""
+        with self.guard:
+            self.queue.append(wait)
+            self.wake.notify()
+
+    def waiting_for_one(self) -> bool:
+        """True while the thread takes the lock for one wait (blocked in ``flock``, or about
+        to be) and no other wait is queued."""
+        with self.guard:
+            return self.current is not None and not self.queue
+
+    def stop(self) -> None:
+        """End the thread once it is idle (after the ``flock`` it may be blocked in);
+        waits still queued are abandoned."""
+        with self.guard:
+            self.stopped = True
+            for wait in self.queue:
+                wait.abandoned = True
+            self.wake.notify()
+
+    def _serve(self) -> None:
+        assert fcntl is not None
+        while True:
+            with self.guard:
+                while not self.queue and not self.stopped:
+                    self.wake.wait()
+                if not self.queue:
+                    return
+                wait = self.queue.popleft()
+                if wait.abandoned:  # gave up before its turn: never take the lock for it
+                    os.close(wait.fd)
+                    continue
+                self.current = wait
+            try:
+                fcntl.flock(wait.fd, fcntl.LOCK_EX)
+            except OSError as exc:  # pragma: no cover - a blocking flock on a valid fd
+                with self.guard:
+                    self.current = None
+                    wait.error = exc
+                    os.close(wait.fd)
+                    wait.done.set()
+                continue
+            with self.guard:
+                self.current = None
+                if wait.abandoned:
+                    os.close(wait.fd)  # closing the description releases the lock
+                wait.done.set()
+
+
 class WriteGate:
     """An exclusive, fair, process-crash-safe lock on ``<database>-lock``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._held: int | None = None
-        self._guard = threading.Lock()
+        self._waiter: _Waiter | None = None
+        self._started = threading.Lock()
 
     def _open(self) -> int:
         # Read-only is enough for flock, so a lock file another user created (0644) still
@@ -93,41 +178,40 @@ class WriteGate:
             return False
         return self._wait(fd, timeout)
 
+    def _waiting_thread(self) -> _Waiter:
+        with self._started:
+            waiter = self._waiter
+            if waiter is None or waiter.pid != os.getpid() or waiter.stopped:
+                # (a forked child has none of its parent's threads: it starts its own)
+                waiter = self._waiter = _Waiter(self.path)
+                weakref.finalize(self, waiter.stop)
+            return waiter
+
     def _wait(self, fd: int, timeout: float) -> bool:
-        assert fcntl is not None
-        done = threading.Event()
-        state: dict[str, Any] = {"abandoned": False, "error": None}
-
-        def block() -> None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException as exc:  # pragma: no cover - flock on a valid fd
-                state["error"] = exc
-                os.close(fd)
-                done.set()
-                return
-            with self._guard:
-                if state["abandoned"]:
-                    os.close(fd)  # closing the description releases the lock
-                done.set()
-
-        threading.Thread(target=block, name="chimeway-write-gate", daemon=True).start()
         try:
-            acquired = done.wait(timeout)
+            waiter = self._waiting_thread()
         except BaseException:
-            # Interrupted while waiting (KeyboardInterrupt): give the lock up, now if the
-            # helper holds it already, else as soon as it gets it — never keep it.
-            with self._guard:
-                state["abandoned"] = True
-                if done.is_set() and state["error"] is None:
+            os.close(fd)
+            raise
+        wait = _Wait(fd)
+        waiter.submit(wait)
+        try:
+            acquired = wait.done.wait(timeout)
+        except BaseException:
+            # Interrupted while waiting (KeyboardInterrupt, OverflowError): give the lock
+            # up, now if the thread holds it for us already, else as soon as it gets it (or
+            # never take it) — never keep it.
+            with waiter.guard:
+                wait.abandoned = True
+                if wait.done.is_set() and wait.error is None:
                     os.close(fd)
             raise
-        with self._guard:
-            if not acquired and not done.is_set():
-                state["abandoned"] = True
+        with waiter.guard:
+            if not acquired and not wait.done.is_set():
+                wait.abandoned = True
                 return False
-        if state["error"] is not None:
-            raise state["error"]
+        if wait.error is not None:  # pragma: no cover - a blocking flock on a valid fd
+            raise StorageError(self.path, f"cannot lock the writer lock file: {wait.error}")
         self._held = fd
         return True
 
@@ -136,3 +220,12 @@ class WriteGate:
         fd, self._held = self._held, None
         if fd is not None:
             os.close(fd)
+
+    def close(self) -> None:
+        """Release the lock if held and end the waiting thread (once any ``flock`` it is
+        blocked in returns); the gate can still be used afterwards (it starts a new one)."""
+        self.release()
+        with self._started:
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.stop()

@@ -1,0 +1,253 @@
+"""The writer gate's waiting thread (one per gate, never one per wait) and what it must keep
+promising with real processes: no lost writes while waits are given up all the time,
+StoreBusy on timeout, and a holder's SIGKILL handing the gate to the writer waiting for it.
+
+The figures (throughput and worst wait against raw sqlite3) are in ``benchmarks/FAIRNESS.md``;
+nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import proc_worker
+import pytest
+from factories import trigger
+from proc_worker import SPAWN, kill, run_processes
+
+from chimeway_lite import Store, StoreBusy
+from chimeway_lite.backends.sqlite.gate import WriteGate
+
+_TRY_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("busy")
+else:
+    print("free")
+"""
+
+
+def _lock_is_free(lock: str) -> bool:
+    """Whether another process could take the lock file's flock right now."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _TRY_LOCK, lock], capture_output=True, text=True, timeout=60
+    )
+    assert probe.stdout.strip() in ("free", "busy"), probe.stderr
+    return probe.stdout.strip() == "free"
+
+
+def _waiting_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "chimeway-write-gate" and t.is_alive()]
+
+
+@pytest.fixture
+def lock(tmp_path: Path) -> Iterator[str]:
+    """A lock file path; every gate thread the test started has ended afterwards."""
+    before = set(_waiting_threads())
+    yield str(tmp_path / "gate-lock")
+    for thread in set(_waiting_threads()) - before:
+        thread.join(30)
+        assert not thread.is_alive(), "a gate's waiting thread outlived its gate"
+
+
+def _release_later(gate: WriteGate, waiter: WriteGate) -> threading.Thread:
+    """Release ``gate`` once ``waiter`` is blocked waiting for it (its thread exists)."""
+
+    def release() -> None:
+        while waiter._waiter is None or not waiter._waiter.waiting_for_one():
+            threading.Event().wait(0.005)
+        gate.release()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_an_uncontended_acquire_starts_no_thread(lock: str) -> None:
+    gate = WriteGate(lock)
+    for _ in range(3):
+        assert gate.acquire(5)
+        gate.release()
+    assert gate._waiter is None
+    gate.close()
+
+
+def test_contended_acquires_share_one_waiting_thread(lock: str) -> None:
+    holder, gate = WriteGate(lock), WriteGate(lock)
+    seen = []
+    for _ in range(5):
+        assert holder.acquire(0)
+        releaser = _release_later(holder, gate)
+        assert gate.acquire(60)  # waited: the holder let go only once we were queued
+        releaser.join()
+        assert gate._waiter is not None
+        seen.append(gate._waiter.thread)
+        gate.release()
+    assert len(set(seen)) == 1 and seen[0].is_alive()
+    assert holder.acquire(0)  # free again: nobody kept it
+    holder.release()
+    gate.close()
+    seen[0].join(30)
+    assert not seen[0].is_alive()  # close ends the thread
+    holder.close()
+
+
+def test_timeouts_share_the_thread_and_leave_the_lock_free(lock: str) -> None:
+    holder, gate = WriteGate(lock), WriteGate(lock)
+    assert holder.acquire(0)
+    before = len(_waiting_threads())
+    for _ in range(4):
+        assert not gate.acquire(0.02)
+    assert len(_waiting_threads()) == before + 1  # one thread waits for all four
+    holder.release()
+    # The first abandoned wait takes the lock when it frees up and lets it go at once; the
+    # others were given up before their turn and never take it.
+    assert gate.acquire(60)
+    gate.release()
+    assert _lock_is_free(lock)
+    gate.close()
+    holder.close()
+
+
+def test_a_wait_given_up_before_its_turn_never_takes_the_lock(lock: str) -> None:
+    holder, gate = WriteGate(lock), WriteGate(lock)
+    assert holder.acquire(0)
+    assert not gate.acquire(0.02)  # the thread now blocks in flock for this abandoned wait
+    assert not gate.acquire(0.02)  # queued behind it, given up before its turn
+    assert gate._waiter is not None
+    waiter = gate._waiter
+    holder.release()
+    while waiter.queue:  # the thread reaches the second wait and drops it
+        threading.Event().wait(0.005)
+    assert holder.acquire(30)  # the lock came back: neither abandoned wait kept it
+    holder.release()
+    gate.close()
+    holder.close()
+
+
+def test_an_interrupted_wait_gives_the_lock_up(lock: str) -> None:
+    holder, gate = WriteGate(lock), WriteGate(lock)
+    assert holder.acquire(0)
+    with pytest.raises(OverflowError):
+        gate.acquire(float("inf"))  # Event.wait refuses it: the wait is abandoned
+    holder.release()
+    assert gate.acquire(60)
+    gate.release()
+    assert _lock_is_free(lock)
+    gate.close()
+    holder.close()
+
+
+def test_closing_a_store_ends_its_gate_thread(db_path: str) -> None:
+    Store(db_path).close()
+    ready = SPAWN.Event()
+    holder = SPAWN.Process(
+        target=proc_worker.hold_store_transaction, args=(db_path, ready), daemon=True
+    )
+    holder.start()
+    try:
+        assert ready.wait(60)
+        store = Store(db_path, busy_timeout=0.05)
+        with pytest.raises(StoreBusy):
+            trigger(store)
+        gate = store.backend._gate
+        assert gate is not None and gate._waiter is not None
+        thread = gate._waiter.thread
+        store.close()
+    finally:
+        kill(holder)
+    thread.join(30)  # blocked in flock until the holder died, then it ends
+    assert not thread.is_alive()
+
+
+# -- real processes ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_impatient_writers_lose_no_write_and_leave_the_gate_free(db_path: str) -> None:
+    # A 20 ms busy timeout with four processes writing: waits are given up at the gate all
+    # the time, and every refused write is tried again.
+    Store(db_path).close()
+    each = 40
+    results = run_processes(proc_worker.write_impatiently, [(db_path, each, 0.02)] * 4)
+    keys = [key for result in results for key in result["keys"]]
+    assert len(keys) == len(set(keys)) == 4 * each
+    with Store(db_path) as store:
+        stored = {
+            row[0]
+            for row in store.connection.execute(
+                "SELECT idempotency_key FROM notifications WHERE idempotency_key LIKE 'impatient-%'"
+            )
+        }
+        assert stored == set(keys)
+        assert store.verify() == []
+    assert _lock_is_free(db_path + "-lock")
+
+
+@pytest.mark.slow
+def test_a_writer_waiting_at_the_gate_gets_it_when_the_holder_is_killed(db_path: str) -> None:
+    Store(db_path).close()
+    ready = SPAWN.Event()
+    holder = SPAWN.Process(
+        target=proc_worker.hold_store_transaction, args=(db_path, ready), daemon=True
+    )
+    holder.start()
+    outcome: dict[str, Any] = {}
+    with Store(db_path, busy_timeout=0.05) as store:
+        try:
+            assert ready.wait(60)
+            with pytest.raises(StoreBusy):  # the holder keeps it past the timeout
+                trigger(store, key="refused")
+            store.backend.busy_timeout = 120.0  # now wait as long as it takes
+
+            def write() -> None:
+                try:
+                    outcome["result"] = trigger(store, key="waited")
+                except BaseException as exc:  # pragma: no cover - reported below
+                    outcome["error"] = exc
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            gate = store.backend._gate
+            assert gate is not None
+            while gate._waiter is None or not gate._waiter.waiting_for_one():
+                threading.Event().wait(0.005)
+        finally:
+            kill(holder)  # SIGKILL: the kernel drops its flock, the waiting thread gets it
+        writer.join(120)
+        assert not writer.is_alive() and "error" not in outcome
+        assert not outcome["result"].duplicate
+        keys = [r[0] for r in store.connection.execute("SELECT idempotency_key FROM notifications")]
+        assert keys == ["waited"]  # the refused write wrote nothing
+        assert store.verify() == []
+    assert os.path.exists(db_path + "-lock") and _lock_is_free(db_path + "-lock")
+
+
+@pytest.mark.slow
+def test_the_writers_benchmark_runs_every_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keeps benchmarks/writers.py (the N-writer table of benchmarks/FAIRNESS.md) from rotting;
+    # run_once itself checks that the file holds every run the writers made.
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    writers = importlib.import_module("writers")
+    counts = [1, 2]
+    runs = writers.measure(counts, 30, 1, str(tmp_path), (*writers.SIDES, writers.GATELESS))
+    for (side, processes), [run] in runs.items():
+        assert run.writes == 30 and sum(run.shares) == 30 and len(run.shares) == processes
+        assert run.per_second > 0 and run.hold_p50 > 0 and run.busy == 0
+        assert (run.worst_wait > 0) == (side != "raw")  # only chimeway_lite times its waits
+    assert "| writers | chimeway_lite writes/s |" in writers.table(runs, counts)
+    assert "ceiling" in writers.hold_table(runs, counts)
+    assert "with the gate" in writers.gateless_table(runs, counts)
