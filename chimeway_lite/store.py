@@ -217,13 +217,18 @@ class Store:
     ) -> R:
         """One store method, outside any unit of the caller's: its own unit of work (the
         path every plain call takes, so it is kept free of context-manager layers)."""
-        index = self._index.child()
         listening = write and self._hooks.listening()
+        # What one attempt learnt and observed: a backend may run ``work`` again from the
+        # start (PostgreSQL, after a serialization failure or a deadlock), and only the
+        # attempt that committed counts.
+        attempt: list[DefinitionIndex] = []
         observed: list[ObservedUnit] = []
 
         def work(unit: Unit) -> R:
+            index = self._index.child()
+            attempt[:] = [index]
             if listening:
-                observed.append(ObservedUnit(unit, index))
+                observed[:] = [ObservedUnit(unit, index)]
                 unit = cast(Unit, observed[0])
             self._local.engine = engine = (Engine if write else Reader)(unit, self.clock, index)
             try:
@@ -232,7 +237,7 @@ class Store:
                 self._local.engine = None
 
         result = self._backend.run(work, write=write)
-        self._index.merge(index)
+        self._index.merge(attempt[0])
         if observed:
             self._hooks.emit(observed[0].events)  # after COMMIT: what they report is durable
         return result

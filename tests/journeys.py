@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
+from backends import sql
 from hypothesis import strategies as st
 
 from chimeway_lite import (
@@ -1014,7 +1015,7 @@ class ModelStore:
 
 def tenant_rows(store: Store, tenant_id: str) -> dict[str, list[tuple[Any, ...]]]:
     """A tenant's runs, trace rows, deliveries, notifications and signals, raw."""
-    conn = store.connection
+    conn = sql(store)
     queries = {
         "workflow_runs": "SELECT * FROM workflow_runs WHERE tenant_id = ? ORDER BY id",
         "workflow_transitions": (

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+import backends
 from hypothesis import strategies as st
 
 from chimeway_lite import (
@@ -534,7 +535,10 @@ ROW_TABLES: dict[type[Any], str] = {
 
 def table_dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table of ``store`` (sqlite_sequence included), in rowid order, plus
-    the schema version: compare two dumps to prove that nothing was written."""
+    the schema version: compare two dumps to prove that nothing was written (on PostgreSQL:
+    every table of the store's schema and the trace sequence)."""
+    if backends.is_postgres(store):
+        return backends.table_dump(store)
     conn = store.connection
     tables = [
         r[0]

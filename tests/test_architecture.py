@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
+from backends import sql
 from conftest import START, escalation_workflow
 from hypothesis import given
 from hypothesis import strategies as st
@@ -465,7 +466,7 @@ def test_a_version_one_file_is_upgraded_in_place(tmp_path: Path) -> None:
     conn.close()
 
     with Store(path, clock=clock) as store:
-        conn = store.connection
+        conn = sql(store)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.verify() == []
         old = store.get_run(waiting)

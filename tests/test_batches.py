@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import START, escalation_workflow
 from strategies import table_dump
 
@@ -36,15 +37,19 @@ def _request(i: int, **changes: Any) -> dict[str, Any]:
 def _shape(store: Store) -> list[tuple[Any, ...]]:
     """Every run's recipient, state and trace reasons, and its deliveries' channels and
     statuses: what a batch must leave as calls one by one would."""
-    rows = store.connection.execute(
-        "SELECT n.recipient, r.state, r.status_reason, "
-        "(SELECT group_concat(reason) FROM (SELECT reason FROM workflow_transitions "
-        "  WHERE workflow_run_id = r.id ORDER BY seq)), "
-        "(SELECT group_concat(channel || ':' || status) FROM (SELECT channel, status "
-        "  FROM deliveries WHERE workflow_run_id = r.id ORDER BY inserted_at, id)) "
-        "FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
-        "ORDER BY n.recipient"
-    ).fetchall()
+    rows = (
+        sql(store)
+        .execute(
+            "SELECT n.recipient, r.state, r.status_reason, "
+            "(SELECT group_concat(reason) FROM (SELECT reason FROM workflow_transitions "
+            "  WHERE workflow_run_id = r.id ORDER BY seq)), "
+            "(SELECT group_concat(channel || ':' || status) FROM (SELECT channel, status "
+            "  FROM deliveries WHERE workflow_run_id = r.id ORDER BY inserted_at, id)) "
+            "FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
+            "ORDER BY n.recipient"
+        )
+        .fetchall()
+    )
     return [tuple(r) for r in rows]
 
 

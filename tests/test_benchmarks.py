@@ -38,6 +38,7 @@ ROWS = {
     "rss",
     "rss-base",
     "journeys-batch",
+    "trigger-batch",
     "trigger-600",
     "journeys-600",
     "journeys-batch-600",

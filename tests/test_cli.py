@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import sql
 from click.testing import CliRunner, Result
 from factories import START, trigger
 
@@ -57,11 +58,15 @@ def db(tmp_path: Path) -> str:
 
 def run_id(db: str, tenant: str, recipient: str) -> str:
     with Store(db) as store:
-        row = store.connection.execute(
-            "SELECT r.id FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
-            "WHERE n.tenant_id = ? AND n.recipient = ?",
-            (tenant, recipient),
-        ).fetchone()
+        row = (
+            sql(store)
+            .execute(
+                "SELECT r.id FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
+                "WHERE n.tenant_id = ? AND n.recipient = ?",
+                (tenant, recipient),
+            )
+            .fetchone()
+        )
     return str(row[0])
 
 
@@ -239,7 +244,7 @@ def test_signal_dry_run_writes_nothing(db: str) -> None:
     assert (data["dry_run"], data["signal_id"], data["run_ids"]) == (True, None, [ada])
     assert state_of(db, ada) == ("waiting", "waiting_for_step_progression")
     with Store(db) as store:
-        assert store.connection.execute("SELECT count(*) FROM signals").fetchone()[0] == 0
+        assert sql(store).execute("SELECT count(*) FROM signals").fetchone()[0] == 0
 
 
 def test_signal_resumes_only_the_tenant_and_actor(db: str) -> None:
@@ -256,7 +261,7 @@ def test_signal_resumes_only_the_tenant_and_actor(db: str) -> None:
     assert state_of(db, ada) == ("active", "signal_received")
     assert state_of(db, cy) == ("waiting", "waiting_for_step_progression")
     with Store(db) as store:
-        assert store.connection.execute("SELECT count(*) FROM signals").fetchone()[0] == 2
+        assert sql(store).execute("SELECT count(*) FROM signals").fetchone()[0] == 2
 
 
 def test_tick_progresses_due_runs_in_text_and_json(db: str) -> None:
@@ -372,7 +377,7 @@ def test_verify_on_a_healthy_store(db: str) -> None:
 def test_verify_finds_a_run_row_that_disagrees_with_its_trace(db: str) -> None:
     ada = run_id(db, "acme", "ada")
     with Store(db) as store:  # a write behind the engine's back: the trace says waiting
-        store.connection.execute("UPDATE workflow_runs SET state = 'active' WHERE id = ?", (ada,))
+        sql(store).execute("UPDATE workflow_runs SET state = 'active' WHERE id = ?", (ada,))
 
     result = run("--db", db, "verify")
 

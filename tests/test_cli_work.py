@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import work_senders
+from backends import sql
 from click.testing import CliRunner, Result
 from factories import trigger
 
@@ -55,9 +56,11 @@ def db(tmp_path: Path) -> str:
 
 def statuses(db: str) -> dict[str, str]:
     with Store(db) as store:
-        rows = store.connection.execute(
-            "SELECT recipient || '/' || channel, status FROM deliveries ORDER BY rowid"
-        ).fetchall()
+        rows = (
+            sql(store)
+            .execute("SELECT recipient || '/' || channel, status FROM deliveries ORDER BY rowid")
+            .fetchall()
+        )
     return {key: status for key, status in rows}
 
 

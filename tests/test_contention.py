@@ -15,6 +15,7 @@ from typing import Any
 
 import proc_worker
 import pytest
+from backends import sql
 from factories import trigger
 from proc_worker import SPAWN, run_processes, soak
 from strategies import table_dump
@@ -74,7 +75,7 @@ def test_store_busy_when_another_process_holds_the_lock(seeded: str, holder: str
 
 
 def _first_run(store: Store) -> str:
-    return str(store.connection.execute("SELECT id FROM workflow_runs LIMIT 1").fetchone()[0])
+    return str(sql(store).execute("SELECT id FROM workflow_runs LIMIT 1").fetchone()[0])
 
 
 @pytest.mark.slow
@@ -152,7 +153,7 @@ def test_continuous_writers_at_the_default_timeout_never_see_store_busy(db_path:
     # Smoke, not a measurement: every writer gets a fair part of the turns.
     assert min(writes) >= max(writes) // 4 > 0
     with Store(db_path) as store:
-        assert store.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == (
+        assert sql(store).execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == (
             sum(writes)
         )
         assert store.verify() == []

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
+from backends import sql
 from factories import escalation_workflow, trigger
 from hypothesis import given
 from strategies import table_dump, workflows
@@ -49,11 +50,15 @@ def test_the_rows_hold_the_declaration_as_plain_data(workflow: Workflow) -> None
     """Storage layout (CONTRACT §8): one row per step, config (with ``progress``) as JSON text."""
     with Store(":memory:") as store:
         definition = store.upsert_definition("welcome", workflow)
-        rows = store.connection.execute(
-            "SELECT step_key, step_order, channel, config FROM workflow_steps "
-            "WHERE workflow_definition_id = ? ORDER BY step_order",
-            (definition.id,),
-        ).fetchall()
+        rows = (
+            sql(store)
+            .execute(
+                "SELECT step_key, step_order, channel, config FROM workflow_steps "
+                "WHERE workflow_definition_id = ? ORDER BY step_order",
+                (definition.id,),
+            )
+            .fetchall()
+        )
         assert [(r[0], r[1], r[2], json.loads(r[3])) for r in rows] == [
             (s.key, s.order, s.channel, step_config(s)) for s in workflow.steps
         ]
@@ -82,9 +87,13 @@ def test_registration_returns_the_stored_definition(store: Store, clock: FakeClo
         "outcome": "bounced",
         "to_step": "email",
     }
-    row = store.connection.execute(
-        "SELECT workflow_key, workflow_version, notification_key FROM workflow_definitions"
-    ).fetchone()
+    row = (
+        sql(store)
+        .execute(
+            "SELECT workflow_key, workflow_version, notification_key FROM workflow_definitions"
+        )
+        .fetchone()
+    )
     assert tuple(row) == ("escalation", 1, "escalate")
 
 
@@ -112,8 +121,8 @@ def test_identical_registration_updates_the_notification_key(
     assert again.inserted_at == first.inserted_at
     assert again.updated_at == later
     assert store.fetch_definition("escalation", 1) == again
-    assert store.connection.execute("SELECT count(*) FROM workflow_definitions").fetchone()[0] == 1
-    assert store.connection.execute("SELECT count(*) FROM workflow_steps").fetchone()[0] == 2
+    assert sql(store).execute("SELECT count(*) FROM workflow_definitions").fetchone()[0] == 1
+    assert sql(store).execute("SELECT count(*) FROM workflow_steps").fetchone()[0] == 2
 
 
 def test_identity_ignores_how_the_declaration_was_written(store: Store) -> None:
@@ -213,10 +222,10 @@ def test_a_new_version_takes_the_change(store: Store, change: str) -> None:
     assert store.persisted_workflow(first.id) == escalation_workflow()
 
 
-def test_conflicts_are_found_after_reopening(db_path: str, clock: FakeClock) -> None:
-    with Store(db_path, clock=clock) as store:
+def test_conflicts_are_found_after_reopening(location: str, clock: FakeClock) -> None:
+    with Store(location, clock=clock) as store:
         first = store.upsert_definition("escalate", escalation_workflow())
-    with Store(db_path, clock=clock) as store:
+    with Store(location, clock=clock) as store:
         before = table_dump(store)
         with pytest.raises(DefinitionConflict):
             store.upsert_definition("escalate", _changed("channel"))
@@ -224,10 +233,10 @@ def test_conflicts_are_found_after_reopening(db_path: str, clock: FakeClock) -> 
         assert store.upsert_definition("escalate", escalation_workflow()) == first
 
 
-def test_a_registration_seen_by_another_store_is_respected(db_path: str) -> None:
+def test_a_registration_seen_by_another_store_is_respected(location: str) -> None:
     """Two stores on one file (two processes, in effect): the second must not trust a cache
     that predates the first's registration."""
-    with Store(db_path) as one, Store(db_path) as two:
+    with Store(location) as one, Store(location) as two:
         assert two.fetch_definition("escalation", 1) is None
         first = one.upsert_definition("escalate", escalation_workflow())
         with pytest.raises(DefinitionConflict):
@@ -345,7 +354,7 @@ def test_a_definition_without_steps_cannot_start_a_run(store: Store, clock: Fake
 
 def _insert_notification(store: Store, tenant_id: str, definition_id: str) -> str:
     notification_id = "a1f0c4de-0000-4000-8000-000000000001"
-    store.connection.execute(
+    sql(store).execute(
         "INSERT INTO notifications (id, tenant_id, recipient, notification_key, "
         "idempotency_key, workflow_definition_id, inserted_at) "
         "VALUES (?, ?, 'u', 'escalate', 'k', ?, '2026-01-05T09:30:00.000000+00:00')",

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, trigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -308,7 +309,7 @@ def test_data_never_reaches_traces_explanations_or_messages(store: Store) -> Non
     ]
     assert not any(secret in text for text in texts)
     for table in ("workflow_transitions", "workflow_runs", "delivery_events", "deliveries"):
-        rows = store.connection.execute(f"SELECT * FROM {table}").fetchall()
+        rows = sql(store).execute(f"SELECT * FROM {table}").fetchall()
         assert not any(secret in str(tuple(row)) for row in rows), table
 
 
@@ -384,7 +385,7 @@ def test_verify_reports_a_final_delivery_rewritten_behind_the_engines_back(
     store.claim_deliveries()
     store.record_outcome(delivery_id, "succeeded")
     assert store.verify() == []
-    store.connection.execute(
+    sql(store).execute(
         "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL WHERE id = ?",
         (delivery_id,),
     )
@@ -394,7 +395,7 @@ def test_verify_reports_a_final_delivery_rewritten_behind_the_engines_back(
 
 def test_verify_reports_a_lease_on_a_delivery_that_is_not_dispatched(store: Store) -> None:
     delivery_id = _first(store, escalation_workflow())
-    store.connection.execute(
+    sql(store).execute(
         "UPDATE deliveries SET lease_expires_at = '2026-01-05T09:40:00.000000+00:00' WHERE id = ?",
         (delivery_id,),
     )

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import trigger
 from journeys import race
 from strategies import table_dump
@@ -124,11 +125,15 @@ def test_claims_take_the_oldest_first_and_never_twice(store: Store, clock: FakeC
 
 
 def _deliveries(store: Store, key: str) -> list[Delivery]:
-    run_id = store.connection.execute(
-        "SELECT r.id FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
-        "WHERE n.idempotency_key = ?",
-        (key,),
-    ).fetchone()[0]
+    run_id = (
+        sql(store)
+        .execute(
+            "SELECT r.id FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
+            "WHERE n.idempotency_key = ?",
+            (key,),
+        )
+        .fetchone()[0]
+    )
     return store.list_deliveries("acme", run_id)
 
 
@@ -163,7 +168,7 @@ def test_bad_claim_arguments(store: Store, limit: Any, channel: Any) -> None:
     assert table_dump(store) == before
 
 
-def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, db_path: str) -> None:
+def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, location: str) -> None:
     planned = {trigger(store, workflow=CHAIN).deliveries[0].id for _ in range(40)}
 
     def claim_all(own: Store) -> list[str]:
@@ -172,7 +177,7 @@ def test_concurrent_claims_are_disjoint(store: Store, clock: FakeClock, db_path:
             claimed.extend(d.id for d in batch)
         return claimed
 
-    claimed = race(db_path, clock, claim_all, count=8)
+    claimed = race(location, clock, claim_all, count=8)
     every = [d for batch in claimed for d in batch]
     assert len(every) == len(set(every)) == len(planned)
     assert set(every) == planned
@@ -250,10 +255,11 @@ def test_record_outcome_with_a_bad_status_writes_nothing(
     assert table_dump(store) == before
 
 
+@pytest.mark.sqlite_only
 def test_outcome_and_progression_are_one_transaction(store: Store, clock: FakeClock) -> None:
     result = trigger(store, workflow=CHAIN)
     delivery_id = result.deliveries[0].id
-    conn = store.connection
+    conn = sql(store)
     conn.execute(
         "CREATE TEMP TRIGGER refuse_trace BEFORE INSERT ON workflow_transitions "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"

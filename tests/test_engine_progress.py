@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import trigger
 from journeys import race, stamp, trace
 from strategies import table_dump
@@ -387,7 +388,7 @@ def _bare_run(store: Store, clock: FakeClock) -> str:
     definition = store.fetch_definition("escalation", 1)
     assert definition is not None
     with store.transaction() as tx:
-        store.connection.execute(
+        sql(store).execute(
             "INSERT INTO notifications (id, tenant_id, recipient, notification_key, "
             "idempotency_key, workflow_definition_id, inserted_at) "
             "SELECT 'bare-notification', tenant_id, recipient, notification_key, 'bare', "
@@ -432,7 +433,7 @@ def test_progress_of_an_unknown_run_or_naive_time_writes_nothing(store: Store) -
 def test_repeating_a_progression_advances_once(store: Store, clock: FakeClock) -> None:
     result = trigger(store)
     first = result.deliveries[0].id
-    store.connection.execute(  # the outcome is in, the progression has not run yet
+    sql(store).execute(  # the outcome is in, the progression has not run yet
         "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced' WHERE id = ?",
         (first,),
     )
@@ -444,15 +445,15 @@ def test_repeating_a_progression_advances_once(store: Store, clock: FakeClock) -
 
 
 def test_concurrent_progressions_of_a_converged_run_advance_once(
-    store: Store, clock: FakeClock, db_path: str
+    store: Store, clock: FakeClock, location: str
 ) -> None:
     result = trigger(store)
     first = result.deliveries[0].id
-    store.connection.execute(
+    sql(store).execute(
         "UPDATE deliveries SET status = 'cancelled', suppression_reason = 'bounced' WHERE id = ?",
         (first,),
     )
-    results = race(db_path, clock, lambda s: s.progress_run(result.run.id))
+    results = race(location, clock, lambda s: s.progress_run(result.run.id))
     assert sorted(p.kind.value for p in results) == ["advanced"] + ["noop"] * 9
     reasons = [row[0] for row in trace(store, result.run.id)]
     assert reasons.count("progressed_on_delivery_outcome") == 1
@@ -464,12 +465,12 @@ def test_concurrent_progressions_of_a_converged_run_advance_once(
 
 
 def test_concurrent_due_sweeps_reactivate_once(
-    store: Store, clock: FakeClock, db_path: str
+    store: Store, clock: FakeClock, location: str
 ) -> None:
     result = trigger(store)
     settle(store, clock, result.deliveries[0].id, "succeeded")
     clock.advance(hours=3)
-    results = race(db_path, clock, lambda s: s.progress_due_runs())
+    results = race(location, clock, lambda s: s.progress_due_runs())
     assert sorted(len(r) for r in results) == [0] * 9 + [1]
     reasons = [row[0] for row in trace(store, result.run.id)]
     assert reasons.count("reactivated_from_wait") == 1
@@ -542,11 +543,21 @@ def test_next_due_at_takes_the_earliest(store: Store, clock: FakeClock) -> None:
     assert store.next_due_at() is None
 
 
+@pytest.mark.sqlite_only
 def test_due_sweep_reads_only_the_partial_indexes(store: Store) -> None:
-    plan = store.connection.execute(
-        "EXPLAIN QUERY PLAN " + transaction.DUE_RUNS,
-        {"now": "2026-01-05T09:30:00.000000+00:00", "limit": -1, "after_due": "", "after_id": ""},
-    ).fetchall()
+    plan = (
+        sql(store)
+        .execute(
+            "EXPLAIN QUERY PLAN " + transaction.DUE_RUNS,
+            {
+                "now": "2026-01-05T09:30:00.000000+00:00",
+                "limit": -1,
+                "after_due": "",
+                "after_id": "",
+            },
+        )
+        .fetchall()
+    )
     text = "\n".join(str(row["detail"]) for row in plan)
     assert "workflow_runs_waiting_due" in text
     assert "workflow_runs_signal_settle" in text
@@ -573,7 +584,7 @@ class RecordingClock:
 def _timestamps(store: Store) -> dict[str, set[str]]:
     """Every fixed-width timestamp text found in the store, by table.column (and context)."""
     found: dict[str, set[str]] = {}
-    conn = store.connection
+    conn = sql(store)
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
         rows = conn.execute(f'SELECT * FROM "{table}"')  # names from sqlite_master, not input
         names = [d[0] for d in rows.description]
@@ -581,7 +592,7 @@ def _timestamps(store: Store) -> dict[str, set[str]]:
             for name, value in zip(names, row, strict=True):
                 if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00"):
                     found.setdefault(f"{table}.{name}", set()).add(value)
-    for t in store.connection.execute("SELECT context FROM workflow_transitions"):
+    for t in sql(store).execute("SELECT context FROM workflow_transitions"):
         for key, value in json.loads(t[0]).items():
             if key in ("anchor_timestamp", "due_at", "reactivated_at"):
                 found.setdefault(f"context.{key}", set()).add(value)

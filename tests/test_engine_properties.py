@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from backends import scratch_store, sql
 from factories import escalation_workflow, trigger
 from hypothesis import given
 from hypothesis import strategies as st
@@ -105,9 +106,11 @@ class Harness:
 
     def deliveries(self, tenant: str | None = None, *, other: bool = False) -> list[str]:
         """Delivery ids (of a tenant, or of every other tenant)."""
-        rows = self.store.connection.execute(
-            "SELECT id, tenant_id FROM deliveries ORDER BY rowid"
-        ).fetchall()
+        rows = (
+            sql(self.store)
+            .execute("SELECT id, tenant_id FROM deliveries ORDER BY rowid")
+            .fetchall()
+        )
         return [
             r[0] for r in rows if tenant is None or (r[1] != tenant if other else r[1] == tenant)
         ]
@@ -213,10 +216,14 @@ class Harness:
         assert sorted(resumed) == sorted(preview)
         for run_id, outcome in resumed.items():
             assert outcome.run.tenant_id == tenant
-            recipient, correlation = self.store.connection.execute(
-                "SELECT recipient, correlation_key FROM notifications WHERE id = ?",
-                (outcome.run.notification_id,),
-            ).fetchone()
+            recipient, correlation = (
+                sql(self.store)
+                .execute(
+                    "SELECT recipient, correlation_key FROM notifications WHERE id = ?",
+                    (outcome.run.notification_id,),
+                )
+                .fetchone()
+            )
             if actor is not None:
                 assert recipient == actor
             if key is not None:
@@ -249,7 +256,7 @@ class Harness:
     def check_traces(self) -> None:
         """No trace row (nor signal mark, nor attempt history row) holds a payload leaf, and
         no context a key outside the catalogue."""
-        conn = self.store.connection
+        conn = sql(self.store)
         rows = conn.execute("SELECT * FROM workflow_transitions").fetchall()
         others = conn.execute(
             "SELECT tenant_id, event_name, actor_id, correlation_key, routed_at, 'mark' "
@@ -272,9 +279,11 @@ class Harness:
 
 @pytest.mark.slow
 @given(workflows(key="drawn", gates=True), st.lists(_ops, min_size=5, max_size=40))
-def test_tenants_never_touch_or_see_each_other(drawn: Workflow, ops: list[tuple[Any, ...]]) -> None:
+def test_tenants_never_touch_or_see_each_other(
+    backend: str, drawn: Workflow, ops: list[tuple[Any, ...]]
+) -> None:
     clock = FakeClock(T0)
-    with Store(":memory:", clock=clock) as store:
+    with scratch_store(backend, clock=clock) as store:
         harness = Harness(store, clock, [escalation_workflow(), drawn])
         # every tenant starts with a journey for every recipient: collisions are the point
         for tenant in TENANTS:
@@ -307,10 +316,10 @@ _waits = st.lists(
     ),
 )
 def test_payloads_never_reach_a_transition(
-    waits: list[tuple[str, str]], signals: list[tuple[Any, ...]]
+    backend: str, waits: list[tuple[str, str]], signals: list[tuple[Any, ...]]
 ) -> None:
     clock = FakeClock(T0)
-    with Store(":memory:", clock=clock) as store:
+    with scratch_store(backend, clock=clock) as store:
         harness = Harness(store, clock, [escalation_workflow()])
         for i, (tenant, recipient) in enumerate(waits):
             harness.run(("trigger", tenant, recipient, 0))
@@ -323,18 +332,24 @@ def test_payloads_never_reach_a_transition(
         clock.advance(hours=3)
         store.progress_due_runs()  # settle the resumed, escalate the others
         harness.check_traces()
-        resumed = store.connection.execute(
-            "SELECT count(*) FROM workflow_transitions WHERE reason = 'signal_received'"
-        ).fetchone()[0]
-        cancelled = store.connection.execute(
-            "SELECT count(*) FROM workflow_runs WHERE terminal_reason = 'cancelled_by_signal'"
-        ).fetchone()[0]
+        resumed = (
+            sql(store)
+            .execute("SELECT count(*) FROM workflow_transitions WHERE reason = 'signal_received'")
+            .fetchone()[0]
+        )
+        cancelled = (
+            sql(store)
+            .execute(
+                "SELECT count(*) FROM workflow_runs WHERE terminal_reason = 'cancelled_by_signal'"
+            )
+            .fetchone()[0]
+        )
         assert resumed == cancelled
 
 
-def test_inspection_of_another_tenants_run_looks_like_a_missing_run() -> None:
+def test_inspection_of_another_tenants_run_looks_like_a_missing_run(backend: str) -> None:
     clock = FakeClock(T0)
-    with Store(":memory:", clock=clock) as store:
+    with scratch_store(backend, clock=clock) as store:
         harness = Harness(store, clock, [escalation_workflow()])
         harness.run(("trigger", "acme", "alice", 0))
         harness.run(("trigger", "globex", "alice", 0))

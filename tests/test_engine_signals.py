@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
+from backends import sql
 from factories import trigger, waiting
 from journeys import RECIPIENTS, TENANTS, tenant_rows
 from strategies import table_dump
@@ -134,7 +135,7 @@ def _without_marks(dump: dict[str, Any]) -> dict[str, Any]:
 
 
 def _marks(store: Store) -> int:
-    return int(store.connection.execute("SELECT count(*) FROM signal_marks").fetchone()[0])
+    return int(sql(store).execute("SELECT count(*) FROM signal_marks").fetchone()[0])
 
 
 def _resume_with(store: Store, payload: dict[str, Any]) -> WorkflowTransition:
@@ -191,7 +192,7 @@ def test_the_payload_never_reaches_a_trace(store: Store, clock: FakeClock) -> No
     run = store.get_run(result.run.id)
     assert run.terminal_reason == "cancelled_by_signal"
     assert run.status_context["event_name"] == "notification_read"
-    rows = store.connection.execute("SELECT * FROM workflow_transitions").fetchall()
+    rows = sql(store).execute("SELECT * FROM workflow_transitions").fetchall()
     text = repr([tuple(r) for r in rows])
     assert secret not in text and "1234567890123" not in text and "password" not in text
 
@@ -238,10 +239,11 @@ def test_a_non_signal_is_refused(store: Store) -> None:
 # -- all or nothing --------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_a_failure_half_way_leaves_every_run_unchanged(store: Store, clock: FakeClock) -> None:
     w = world(store, clock)
     victims = sorted(w.waiting[("acme", r)] for r in RECIPIENTS)
-    conn = store.connection
+    conn = sql(store)
     conn.execute("CREATE TEMP TABLE victims (id TEXT)")
     conn.execute("INSERT INTO temp.victims VALUES (?)", (victims[1],))  # the second row fails
     conn.execute(
@@ -283,7 +285,7 @@ def test_track_signal_stores_the_fact_and_routes_it(store: Store, clock: FakeClo
         "bob",
         payload,
     )
-    (row,) = store.connection.execute("SELECT * FROM signals").fetchall()
+    (row,) = sql(store).execute("SELECT * FROM signals").fetchall()
     assert row["id"] == stored.id
     assert (row["tenant_id"], row["event_name"], row["actor_id"]) == (
         "acme",
@@ -294,7 +296,7 @@ def test_track_signal_stores_the_fact_and_routes_it(store: Store, clock: FakeClo
     # a signal nobody waits for is still a fact worth keeping
     stored, resumed = store.track_signal(Signal("initech", "dismissed"))
     assert resumed == {}
-    assert store.connection.execute("SELECT count(*) FROM signals").fetchone()[0] == 2
+    assert sql(store).execute("SELECT count(*) FROM signals").fetchone()[0] == 2
 
 
 @pytest.mark.parametrize(

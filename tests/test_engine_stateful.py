@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import backends
 import pytest
+from backends import sql
 from factories import escalation_workflow, trigger
 from hypothesis import event as event_
 from hypothesis import strategies as st
@@ -39,7 +41,6 @@ from chimeway_lite import (
     Progress,
     ProgressKind,
     Signal,
-    Store,
     Workflow,
 )
 
@@ -47,16 +48,20 @@ from chimeway_lite import (
 class StoreAgainstModel(RuleBasedStateMachine):
     """Every rule acts on both; every invariant compares them."""
 
+    #: The backend each machine's store runs on (the PostgreSQL twin below sets its own).
+    backend = backends.SQLITE
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock(T0)
-        self.store = Store(":memory:", clock=self.clock)
+        self.scratch = backends.scratch_store(self.backend, clock=self.clock)
+        self.store = self.scratch.__enter__()
         self.model = ModelStore()
         self.workflows: list[Workflow] = [escalation_workflow()]
         self.keys: list[tuple[str, str]] = []
 
     def teardown(self) -> None:
-        self.store.close()
+        self.scratch.__exit__(None, None, None)
 
     @initialize(drawn=st.lists(workflows(key="drawn", gates=True), min_size=1, max_size=2))
     def register(self, drawn: list[Workflow]) -> None:
@@ -232,11 +237,15 @@ class StoreAgainstModel(RuleBasedStateMachine):
 
     @invariant()
     def runs_match(self) -> None:
-        rows = self.store.connection.execute(
-            "SELECT r.*, s.step_key, (SELECT count(*) FROM workflow_transitions t "
-            "WHERE t.workflow_run_id = r.id) AS trace_rows FROM workflow_runs r "
-            "JOIN workflow_steps s ON s.id = r.current_step_id"
-        ).fetchall()
+        rows = (
+            sql(self.store)
+            .execute(
+                "SELECT r.*, s.step_key, (SELECT count(*) FROM workflow_transitions t "
+                "WHERE t.workflow_run_id = r.id) AS trace_rows FROM workflow_runs r "
+                "JOIN workflow_steps s ON s.id = r.current_step_id"
+            )
+            .fetchall()
+        )
         assert len(rows) == len(self.model.runs)
         for row in rows:
             run = self.model.runs[row["id"]]
@@ -264,9 +273,13 @@ class StoreAgainstModel(RuleBasedStateMachine):
 
     @invariant()
     def deliveries_match(self) -> None:
-        rows = self.store.connection.execute(
-            "SELECT id, status, suppression_reason, digest_size FROM deliveries ORDER BY rowid"
-        ).fetchall()
+        rows = (
+            sql(self.store)
+            .execute(
+                "SELECT id, status, suppression_reason, digest_size FROM deliveries ORDER BY rowid"
+            )
+            .fetchall()
+        )
         assert [tuple(r) for r in rows] == [
             (d.id, d.status, d.suppression_reason, d.digest_size) for d in self.model.deliveries
         ]
@@ -279,3 +292,13 @@ class StoreAgainstModel(RuleBasedStateMachine):
 
 
 TestStoreAgainstModel = pytest.mark.slow(StoreAgainstModel.TestCase)
+
+
+class PostgresStoreAgainstModel(StoreAgainstModel):
+    """The same machine on a PostgreSQL store (a new schema for each example)."""
+
+    backend = backends.POSTGRES
+
+
+if backends.postgres_dsn() is not None:  # collected when a server can be had (see backends)
+    TestPostgresStoreAgainstModel = pytest.mark.slow(PostgresStoreAgainstModel.TestCase)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import START, trigger
 
 from chimeway_lite import FakeClock, Signal, Store
@@ -135,7 +136,7 @@ def test_the_main_file_keeps_nothing_after_close(db_path: str) -> None:
     _fill(store, RECIPIENT)
     _fill(store, KEEP, count=5)
     # Into the main file first: freed pages there keep their bytes unless secure_delete.
-    store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sql(store).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert _found(db_path, RECIPIENT) == ["(db)"]
     store.forget("acme", RECIPIENT)
     store.close()
@@ -144,11 +145,15 @@ def test_the_main_file_keeps_nothing_after_close(db_path: str) -> None:
 
 
 def _a_run_of(store: Store, recipient: str) -> str:
-    row = store.connection.execute(
-        "SELECT r.id FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
-        "WHERE n.recipient = ? LIMIT 1",
-        (recipient,),
-    ).fetchone()
+    row = (
+        sql(store)
+        .execute(
+            "SELECT r.id FROM workflow_runs r JOIN notifications n ON n.id = r.notification_id "
+            "WHERE n.recipient = ? LIMIT 1",
+            (recipient,),
+        )
+        .fetchone()
+    )
     return str(row[0])
 
 
@@ -165,10 +170,10 @@ def test_secure_delete_is_on_even_where_sqlite_is_built_without_it(
 
     monkeypatch.setattr(sqlite3, "connect", plain_build)
     store = Store(db_path, clock=FakeClock(START))
-    assert store.connection.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert sql(store).execute("PRAGMA secure_delete").fetchone()[0] == 1
     _fill(store, RECIPIENT)
     _fill(store, KEEP, count=5)
-    store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sql(store).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.forget("acme", RECIPIENT)
     store.close()
     assert _found(db_path, RECIPIENT) == []

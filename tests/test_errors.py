@@ -9,6 +9,7 @@ import sqlite3
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import trigger
 from strategies import table_dump
 
@@ -181,11 +182,12 @@ def test_a_definition_without_steps_is_an_invalid_workflow(memory_store: Store) 
         )
 
 
+@pytest.mark.sqlite_only
 def test_no_sqlite3_exception_leaves_the_store(memory_store: Store) -> None:
     """A constraint the store does not check itself still comes out as a ChimewayError."""
     result = trigger(memory_store)
     with pytest.raises(ChimewayError) as caught, memory_store.transaction():
-        memory_store.connection.execute(
+        sql(memory_store).execute(
             "UPDATE workflow_transitions SET reason = 'x' WHERE workflow_run_id = ?",
             (result.run.id,),
         )

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import sql
 
 from chimeway_lite import Store
 
@@ -106,7 +107,7 @@ def _runs_in(path: Path) -> int:
     total = 0
     for file in files:
         with Store(file) as store:
-            total += store.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
+            total += sql(store).execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
     return total
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import attrs
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, trigger
 
 from chimeway_lite import (
@@ -225,7 +226,7 @@ def test_a_stop_names_the_rule(store: Store) -> None:
 def test_a_run_without_a_delivery_says_none_is_planned(store: Store, clock: FakeClock) -> None:
     definition = store.upsert_definition("welcome", escalation_workflow())
     # A host's own notification row, started through the seed API: no delivery is planned.
-    store.connection.execute(
+    sql(store).execute(
         "INSERT INTO notifications (id, tenant_id, recipient, notification_key, "
         "idempotency_key, workflow_definition_id, inserted_at) VALUES ('n1', 'acme', 'ada', "
         "'welcome', 'k', ?, '2026-01-05T09:30:00.000000+00:00')",

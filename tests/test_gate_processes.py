@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import proc_worker
 import pytest
+from backends import sql as raw_sql
 from proc_worker import run_processes, soak
 
 from chimeway_lite import Store
@@ -21,7 +22,7 @@ PROCESSES, EACH = (8, 60) if soak() else (4, 25)
 
 
 def _count(store: Store, sql: str) -> int:
-    return int(store.connection.execute(sql).fetchone()[0])
+    return int(raw_sql(store).execute(sql).fetchone()[0])
 
 
 def _race(db_path: str, which: str) -> list[list[tuple[str, str, int]]]:
@@ -43,7 +44,7 @@ def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(db_pa
         # every round was a race of all the processes: its runs joined one after another
         joined = [
             key.split("-")[1:]
-            for (key,) in store.connection.execute(
+            for (key,) in raw_sql(store).execute(
                 "SELECT n.idempotency_key FROM digest_members AS m "
                 "JOIN workflow_runs AS r ON r.id = m.workflow_run_id "
                 "JOIN notifications AS n ON n.id = r.notification_id ORDER BY m.seq"
@@ -73,7 +74,7 @@ def test_processes_filling_digest_batches_at_once_fill_each_exactly(db_path: str
     with Store(db_path) as store:
         sizes = [
             r[0]
-            for r in store.connection.execute(
+            for r in raw_sql(store).execute(
                 "SELECT digest_size FROM deliveries ORDER BY inserted_at"
             )
         ]

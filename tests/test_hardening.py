@@ -182,6 +182,7 @@ def _due(store: Store, clock: FakeClock, count: int, recipient: str = "r") -> li
         ("entered_step_at", "soon"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_the_sweep_skips_a_damaged_run_reports_it_and_moves_every_other(
     store: Store,
     db_path: str,
@@ -207,7 +208,7 @@ def test_the_sweep_skips_a_damaged_run_reports_it_and_moves_every_other(
 
 
 def test_a_run_deleted_mid_sweep_is_skipped_and_the_sweep_goes_on(
-    store: Store, db_path: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: Store, location: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = sorted(_due(store, clock, 3))
     progress_run = store.progress_run
@@ -215,7 +216,7 @@ def test_a_run_deleted_mid_sweep_is_skipped_and_the_sweep_goes_on(
 
     def racing(run_id: str, **kwargs: Any) -> Any:
         if run_id == vanished:  # another process forgets the person between read and write
-            with Store(db_path, clock=clock) as other:
+            with Store(location, clock=clock) as other:
                 other.forget("acme", store.explain("acme", run_id).recipient)
         return progress_run(run_id, **kwargs)
 
@@ -241,6 +242,7 @@ def test_a_sweep_limit_counts_runs_that_moved_not_runs_that_cannot(
     assert {p.run.id for p in first + rest} == set(movable)
 
 
+@pytest.mark.sqlite_only
 def test_fan_out_skips_a_damaged_run_and_resumes_the_others(
     store: Store, db_path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -269,6 +271,7 @@ def test_tx_update_run_cannot_write_what_stops_the_sweep(store: Store, clock: Fa
     assert [p.run.id for p in store.progress_due_runs()] == [run_id]
 
 
+@pytest.mark.sqlite_only
 def test_tick_reports_a_skipped_run_instead_of_a_traceback(
     store: Store, db_path: str, clock: FakeClock
 ) -> None:
@@ -503,6 +506,7 @@ def _tamper(db_path: str, sql: str, params: tuple[Any, ...] = ()) -> None:
         conn.execute(sql, params)
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_a_notification_without_its_run(store: Store, db_path: str) -> None:
     result = trigger(store, key="k1")
     _tamper(db_path, "DELETE FROM deliveries")
@@ -516,6 +520,7 @@ def test_verify_reports_a_notification_without_its_run(store: Store, db_path: st
         trigger(store, key="k1")
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_a_delivery_time_that_does_not_parse(store: Store, db_path: str) -> None:
     delivery = trigger(store).deliveries[0]
     _tamper(db_path, "UPDATE deliveries SET updated_at = 'late' WHERE id = ?", (delivery.id,))
@@ -527,6 +532,7 @@ def test_verify_reports_a_delivery_time_that_does_not_parse(store: Store, db_pat
     assert [d.id for d in store.claim_deliveries()] == [delivery.id]
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_the_trace_sequence_near_its_end(store: Store, db_path: str) -> None:
     result = trigger(store)
     _tamper(
@@ -542,6 +548,7 @@ def test_verify_reports_the_trace_sequence_near_its_end(store: Store, db_path: s
     assert table_dump(store) == before
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_pending_signals_that_are_not_a_list(store: Store, db_path: str) -> None:
     run_id = waiting(store).run.id
     _tamper(
@@ -553,6 +560,7 @@ def test_verify_reports_pending_signals_that_are_not_a_list(store: Store, db_pat
     assert store.route_signal(Signal("acme", READ)) == {}
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_a_rule_that_names_a_deleted_step(store: Store, db_path: str) -> None:
     result = trigger(store)
     definition = store.fetch_definition("escalation", 1)
@@ -566,6 +574,7 @@ def test_verify_reports_a_rule_that_names_a_deleted_step(store: Store, db_path: 
     fresh.close()
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_a_wait_target_that_is_a_list(store: Store, db_path: str) -> None:
     run_id = waiting(store).run.id
     _tamper(db_path, "UPDATE workflow_runs SET wait_target = '[\"email\"]' WHERE id = ?", (run_id,))
@@ -573,6 +582,7 @@ def test_verify_reports_a_wait_target_that_is_a_list(store: Store, db_path: str)
 
 
 @pytest.mark.parametrize("config", ['{"progress": 5}', '{"progress": [5]}', "[]", '{"retry": 3}'])
+@pytest.mark.sqlite_only
 def test_verify_never_raises_on_a_damaged_step_config(
     store: Store, db_path: str, config: str
 ) -> None:
@@ -597,6 +607,7 @@ def test_verify_never_raises_on_a_damaged_step_config(
         ("notifications", "inserted_at", "x"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_reads_of_a_damaged_row_raise_damaged_row_never_a_raw_error(
     store: Store, db_path: str, table: str, column: str, value: str
 ) -> None:
@@ -720,6 +731,7 @@ def test_record_outcome_of_another_tenants_delivery_names_no_delivery(store: Sto
 # -- the CLI's output ---------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_stored_text_never_reaches_a_terminal_raw(store: Store, db_path: str) -> None:
     hostile = "acme\x1b[2J\x1b]0;pwned\x07\u202e"
     trigger(store, tenant=hostile)
@@ -731,6 +743,7 @@ def test_stored_text_never_reaches_a_terminal_raw(store: Store, db_path: str) ->
     assert "\\x1b[2J" in result.output
 
 
+@pytest.mark.sqlite_only
 def test_csv_cells_that_would_run_as_formulas_are_neutralised(store: Store, db_path: str) -> None:
     trigger(store, tenant='=HYPERLINK("http://x")')
     trigger(store, tenant="@SUM(A1)")

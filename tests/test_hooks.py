@@ -38,8 +38,8 @@ def events() -> list[StoreEvent]:
 
 
 @pytest.fixture
-def observed(db_path: str, clock: FakeClock, events: list[StoreEvent]) -> Store:
-    with Store(db_path, clock=clock, on_event=events.append) as store:
+def observed(location: str, clock: FakeClock, events: list[StoreEvent]) -> Store:
+    with Store(location, clock=clock, on_event=events.append) as store:
         yield store
 
 
@@ -134,16 +134,16 @@ def test_signals_cancel_and_the_seed_api_are_events_too(
     assert events[2].suppression_reason == "workflow_cancelled"
 
 
-def test_the_hook_runs_after_commit(db_path: str, clock: FakeClock) -> None:
+def test_the_hook_runs_after_commit(location: str, clock: FakeClock) -> None:
     """A second connection already sees what each event reports when the hook hears it."""
     seen: list[tuple[str, str]] = []
-    with Store(db_path, clock=clock) as other:
+    with Store(location, clock=clock) as other:
 
         def hook(event: StoreEvent) -> None:
             assert event.run_id is not None
             seen.append((event.reason, other.get_run(event.run_id).state.value))
 
-        with Store(db_path, clock=clock, on_event=hook) as store:
+        with Store(location, clock=clock, on_event=hook) as store:
             trigger(store)
             with store.transaction() as tx:
                 trigger(tx, recipient="bob")
@@ -184,7 +184,7 @@ def test_a_failed_call_inside_a_transaction_drops_only_its_own_events(
 
 
 def test_an_exception_in_the_hook_is_logged_not_raised(
-    db_path: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    location: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     heard: list[str] = []
 
@@ -192,7 +192,7 @@ def test_an_exception_in_the_hook_is_logged_not_raised(
         heard.append(event.reason)
         raise ValueError("the host's hook is broken")
 
-    with Store(db_path, clock=clock, on_event=hook) as store, caplog.at_level(logging.WARNING):
+    with Store(location, clock=clock, on_event=hook) as store, caplog.at_level(logging.WARNING):
         started = trigger(store)
         assert store.get_run(started.run.id).state == "active"  # committed all the same
 
@@ -204,11 +204,11 @@ def test_an_exception_in_the_hook_is_logged_not_raised(
     assert started.run.id in warnings[0].getMessage()
 
 
-def test_on_event_must_be_callable(db_path: str) -> None:
+def test_on_event_must_be_callable(location: str) -> None:
     from chimeway_lite import InvalidArgument
 
     with pytest.raises(InvalidArgument, match="on_event"):
-        Store(db_path, on_event="print")  # type: ignore[arg-type]
+        Store(location, on_event="print")  # type: ignore[arg-type]
 
 
 def test_debug_logging_reports_each_transition_without_a_hook(
@@ -258,7 +258,7 @@ def test_nothing_is_observed_while_nobody_listens(
 
 
 def test_logs_and_events_are_payload_free(
-    db_path: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    location: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[StoreEvent] = []
     workflow = Workflow(
@@ -276,7 +276,7 @@ def test_logs_and_events_are_payload_free(
         ],
     )
     with (
-        Store(db_path, clock=clock, on_event=events.append) as store,
+        Store(location, clock=clock, on_event=events.append) as store,
         caplog.at_level(logging.DEBUG, logger="chimeway_lite"),
     ):
         trigger(store, workflow=workflow, data={"secret": MARKER, MARKER: [MARKER]})

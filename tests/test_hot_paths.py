@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import escalation_workflow, trigger
 from strategies import table_dump
 
@@ -31,7 +32,7 @@ from chimeway_lite.backends.sqlite import convert
 
 
 def _stored_run(store: Store, run_id: str) -> dict[str, Any]:
-    row = store.connection.execute("SELECT * FROM workflow_runs WHERE id = ?", (run_id,))
+    row = sql(store).execute("SELECT * FROM workflow_runs WHERE id = ?", (run_id,))
     return dict(row.fetchone())
 
 
@@ -60,7 +61,7 @@ def test_the_same_declaration_object_triggers_without_registering_again(store: S
     first = trigger(store, workflow=workflow, key="k1")
     second = trigger(store, workflow=workflow, key="k2", recipient="bob")
     assert first.run.workflow_definition_id == second.run.workflow_definition_id
-    count = store.connection.execute("SELECT count(*) FROM workflow_definitions").fetchone()[0]
+    count = sql(store).execute("SELECT count(*) FROM workflow_definitions").fetchone()[0]
     assert count == 1
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql as raw_sql
 from click.testing import CliRunner
 from factories import trigger
 from journeys import trace
@@ -62,7 +63,7 @@ def _collecting(email: str, due: str = DUE) -> list[Any]:
 def _batch_rows(store: Store) -> list[tuple[Any, ...]]:
     return [
         tuple(r)
-        for r in store.connection.execute(
+        for r in raw_sql(store).execute(
             "SELECT opened_at, closes_at, closed_at, delivery_id FROM digest_batches ORDER BY rowid"
         )
     ]
@@ -347,7 +348,7 @@ def test_batches_group_by_recipient_tenant_key_value_and_across_versions(
 
 def test_no_trigger_data_is_kept_where_batches_are_grouped(store: Store) -> None:
     _fire(store, comments(Digest(600, key="thread_id")), data={"thread_id": "sekret-thread"})
-    rows = store.connection.execute("SELECT * FROM digest_batches").fetchall()
+    rows = raw_sql(store).execute("SELECT * FROM digest_batches").fetchall()
     assert "sekret-thread" not in repr([tuple(r) for r in rows])
 
 
@@ -371,9 +372,9 @@ def test_digest_members_of_no_delivery_is_not_found(store: Store) -> None:
 
 
 def test_explain_counts_the_items_collected_and_says_when_the_batch_closes(
-    db_path: str, clock: FakeClock
+    location: str, clock: FakeClock
 ) -> None:
-    with Store(db_path, clock=clock) as store:
+    with Store(location, clock=clock) as store:
         runs = [_fire(store, comments(Digest(3600, max_items=20))) for _ in range(3)]
         clock.advance(minutes=5)
         explanation = store.explain("acme", runs[0].run.id)
@@ -400,7 +401,7 @@ def test_explain_counts_the_items_collected_and_says_when_the_batch_closes(
         assert "collecting" in svg and "merged" in svg
         assert "digest closed" in render_svg(collect(store, "acme", swept[0].run.id))
     result = CliRunner().invoke(
-        cli.cli, ["--db", db_path, "explain", "acme", runs[1].run.id], prog_name="chimeway-lite"
+        cli.cli, ["--db", location, "explain", "acme", runs[1].run.id], prog_name="chimeway-lite"
     )
     assert result.exit_code == 0, result.output
     assert "Completed: merged into the digest of step 'email'" in result.output
@@ -494,6 +495,7 @@ def test_the_dict_form_is_checked_key_by_key() -> None:
         "_PRUNE_ACTIVATIONS",
     ],
 )
+@pytest.mark.sqlite_only
 def test_the_queries_of_throttles_and_digests_read_only_their_indexes(
     store: Store, name: str
 ) -> None:
@@ -505,7 +507,7 @@ def test_the_queries_of_throttles_and_digests_read_only_their_indexes(
 
     sql = getattr(gates, name)
     params = dict.fromkeys(re.findall(r":(\w+)", sql))
-    plan = store.connection.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    plan = raw_sql(store).execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     details = [str(row["detail"]) for row in plan]
     assert any(d.startswith("SEARCH") for d in details), details
     assert not [d for d in details if d.startswith("SCAN") and "subquery" not in d], details
@@ -515,7 +517,7 @@ def test_the_queries_of_throttles_and_digests_read_only_their_indexes(
 
 
 def _count(store: Store, table: str) -> int:
-    return int(store.connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(raw_sql(store).execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def test_prune_takes_finished_runs_out_of_their_batch_and_drops_batches_left_empty(

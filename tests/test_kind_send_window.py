@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from backends import sql
 from factories import trigger
 from journeys import trace
 from strategies import table_dump
@@ -315,7 +316,7 @@ def test_explain_of_an_active_run_says_the_next_step_waits_for_its_window(
     )
     result = _fire(store, clock, utc(2026, 1, 5, 20, 59), workflow)
     # converged but not progressed yet: an operator's tool marked it in the outbox
-    store.connection.execute(
+    sql(store).execute(
         "UPDATE deliveries SET status = 'succeeded' WHERE id = ?", (result.deliveries[0].id,)
     )
     clock.set(utc(2026, 1, 5, 21, 30))
@@ -339,12 +340,12 @@ def test_an_unknown_time_zone_is_refused_and_nothing_is_written(store: Store, zo
     assert table_dump(store) == before
 
 
-def test_the_time_zone_is_kept_on_the_notification(db_path: str, clock: FakeClock) -> None:
-    with Store(db_path, clock=clock) as store:
+def test_the_time_zone_is_kept_on_the_notification(location: str, clock: FakeClock) -> None:
+    with Store(location, clock=clock) as store:
         result = trigger(store, timezone="America/New_York", key="ny")
         plain = trigger(store, key="plain")
-    with Store(db_path) as store:
-        rows = dict(store.connection.execute("SELECT idempotency_key, timezone FROM notifications"))
+    with Store(location) as store:
+        rows = dict(sql(store).execute("SELECT idempotency_key, timezone FROM notifications"))
         assert rows == {"ny": "America/New_York", "plain": None}
         assert store.digest_members(result.deliveries[0].id)[0].timezone == "America/New_York"
         assert store.digest_members(plain.deliveries[0].id)[0].timezone is None

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import trigger
 from journeys import trace
 from strategies import table_dump
@@ -142,7 +143,7 @@ def test_a_key_groups_by_the_value_of_that_trigger_data_field(store: Store) -> N
 def test_no_trigger_data_is_kept_where_the_throttle_counts(store: Store) -> None:
     workflow = reset(Throttle(1, 600, key="account_id"))
     _fire(store, workflow, data={"account_id": "acct-sekret-42"})
-    rows = store.connection.execute("SELECT * FROM step_activations").fetchall()
+    rows = sql(store).execute("SELECT * FROM step_activations").fetchall()
     assert len(rows) == 1
     assert "acct-sekret-42" not in repr([tuple(r) for r in rows])
 
@@ -291,7 +292,7 @@ def test_a_throttle_in_the_steps_own_config_is_refused() -> None:
 
 
 def _activations(store: Store) -> int:
-    return int(store.connection.execute("SELECT count(*) FROM step_activations").fetchone()[0])
+    return int(sql(store).execute("SELECT count(*) FROM step_activations").fetchone()[0])
 
 
 def test_prune_drops_activations_no_throttle_can_count_any_more(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from backends import sql as raw_sql
 from factories import START, trigger
 from strategies import table_dump
 
@@ -38,15 +39,15 @@ TABLES = (
 def _counts(store: Store, where: str = "1", *params: object) -> dict[str, int]:
     # Table names come from TABLES above, never from input.
     return {
-        table: store.connection.execute(
-            f"SELECT count(*) FROM {table} WHERE {where}", params
-        ).fetchone()[0]
+        table: raw_sql(store)
+        .execute(f"SELECT count(*) FROM {table} WHERE {where}", params)
+        .fetchone()[0]
         for table in TABLES
     }
 
 
 def _one(store: Store, sql: str) -> Any:
-    return store.connection.execute(sql).fetchone()[0]
+    return raw_sql(store).execute(sql).fetchone()[0]
 
 
 def _finish(store: Store, started: TriggerResult, how: str) -> None:
@@ -78,7 +79,7 @@ def _tenant_rows(store: Store, tenant: str) -> dict[str, list[Any]]:
         "AS r ON r.id = t.workflow_run_id WHERE r.tenant_id = ? ORDER BY t.seq",
     }
     return {
-        name: [tuple(row) for row in store.connection.execute(sql, (tenant,))]
+        name: [tuple(row) for row in raw_sql(store).execute(sql, (tenant,))]
         for name, sql in queries.items()
     }
 
@@ -115,13 +116,17 @@ def test_prune_deletes_finished_runs_older_than_the_cutoff_with_their_rows(
             ("deliveries", "workflow_run_id"),
         ):
             # Table and column names come from the tuple above, never from input.
-            found = store.connection.execute(
-                f"SELECT count(*) FROM {table} WHERE {column} = ?", (gone.run.id,)
-            ).fetchone()[0]
+            found = (
+                raw_sql(store)
+                .execute(f"SELECT count(*) FROM {table} WHERE {column} = ?", (gone.run.id,))
+                .fetchone()[0]
+            )
             assert found == 0, table
-        assert not store.connection.execute(
-            "SELECT 1 FROM notifications WHERE id = ?", (gone.notification.id,)
-        ).fetchone()
+        assert (
+            not raw_sql(store)
+            .execute("SELECT 1 FROM notifications WHERE id = ?", (gone.notification.id,))
+            .fetchone()
+        )
     for kept in (waiting.run, active.run, recent.run):
         assert store.get_run(kept.id).id == kept.id
     assert after["signals"] == before["signals"] == 1  # signals are not part of a run

@@ -7,6 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from backends import sql
 from factories import trigger
 
 from chimeway_lite import (
@@ -275,10 +276,11 @@ def test_table_rows_show_every_table_with_counts_and_columns(
     assert not any(name.startswith("sqlite_") for name in tables)
 
 
+@pytest.mark.sqlite_only
 def test_listing_writes_nothing_and_leaves_the_connection_as_it_was(
     store: Store, populated: dict[str, str]
 ) -> None:
-    conn = store.connection
+    conn = sql(store)
     changes = conn.total_changes
     triggers = conn.execute("PRAGMA recursive_triggers").fetchone()[0]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import proc_worker
 import pytest
+from backends import sql
 from proc_worker import JOURNEY, SPAWN
 
 from chimeway_lite import (
@@ -80,7 +81,7 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(db_path: str) -> None:
 def test_an_empty_file_becomes_a_store(db_path: str) -> None:
     Path(db_path).touch()
     with Store(db_path) as store:
-        assert store.connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert sql(store).execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert store.upsert_definition("n", JOURNEY).workflow_key == "escalation"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
+from backends import sql
 from factories import trigger
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,7 +62,7 @@ def insert(store: Store, record: Any) -> None:
     columns = ", ".join(row)
     values = ", ".join(f":{c}" for c in row)
     # Table and column names come from the record types, never from generated data.
-    store.connection.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", row)
+    sql(store).execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", row)
 
 
 #: Fields that are not columns of their table: a delivery's data and config come from its
@@ -72,7 +73,7 @@ FILLED_WHEN_READ: dict[type[Any], tuple[str, ...]] = {Delivery: ("data", "config
 def read(store: Store, cls: type[Any], record_id: str) -> Any:
     """The row with ``record_id`` of ``cls``'s table, as a record."""
     table = ROW_TABLES[cls]
-    row = store.connection.execute(f"SELECT * FROM {table} WHERE id = ?", (record_id,)).fetchone()
+    row = sql(store).execute(f"SELECT * FROM {table} WHERE id = ?", (record_id,)).fetchone()
     assert row is not None, (table, record_id)
     return convert.from_row(cls, row)
 
@@ -98,7 +99,7 @@ def test_generated_records_survive_their_tables(
 ) -> None:
     with Store(":memory:") as store:
         # Generated ids point nowhere; the columns, not the references, are under test.
-        store.connection.execute("PRAGMA foreign_keys = OFF")
+        sql(store).execute("PRAGMA foreign_keys = OFF")
         insert(store, definition)
         for step in definition.steps:
             insert(store, step)

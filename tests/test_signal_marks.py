@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, trigger
 from journeys import trace
 from strategies import table_dump
@@ -422,7 +423,7 @@ def test_on_signal_declarations() -> None:
 
 
 def _marks(store: Store) -> list[tuple[Any, ...]]:
-    rows = store.connection.execute("SELECT tenant_id, event_name, actor_id FROM signal_marks")
+    rows = sql(store).execute("SELECT tenant_id, event_name, actor_id FROM signal_marks")
     return [tuple(r) for r in rows]
 
 
@@ -463,7 +464,7 @@ def test_forget_erases_a_recipients_marks(store: Store) -> None:
 def test_marks_hold_no_payload(store: Store) -> None:
     store.route_signal(Signal("acme", READ, "ada", {"secret": "sekret-value-7"}))
     store.track_signal(Signal("acme", READ, "ada", {"secret": "sekret-value-8"}))
-    rows = store.connection.execute("SELECT * FROM signal_marks").fetchall()
+    rows = sql(store).execute("SELECT * FROM signal_marks").fetchall()
     assert len(rows) == 2
     assert not any("sekret" in str(tuple(r)) for r in rows)
 

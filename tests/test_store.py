@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, trigger
 from strategies import new_id, table_dump
 
@@ -51,7 +52,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 def insert_notification(store: Store, tenant: str, definition_id: str, key: str) -> str:
     """A notification row without a run, as a host using ``create_initial_run`` writes it."""
     notification_id = new_id()
-    store.connection.execute(
+    sql(store).execute(
         "INSERT INTO notifications (id, tenant_id, recipient, notification_key, "
         "idempotency_key, workflow_definition_id, inserted_at) "
         "VALUES (?, ?, 'u1', 'escalate', ?, ?, '2026-01-05T09:30:00.000000+00:00')",
@@ -79,8 +80,9 @@ class ScriptedClock:
 # -- opening, schema, reopening ---------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_a_new_file_gets_the_schema_and_the_pragmas(store: Store) -> None:
-    conn = store.connection
+    conn = sql(store)
     assert conn.isolation_level is None
     assert conn.execute("PRAGMA user_version").fetchone()[0] == connection.SCHEMA_VERSION
     assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x63776C31
@@ -124,9 +126,10 @@ def test_the_wal_stays_bounded_while_many_units_commit(db_path: str) -> None:
     assert largest <= 64 * 1024 * 1024
 
 
-def test_busy_timeout_is_passed_to_sqlite(db_path: str) -> None:
-    with Store(db_path, busy_timeout=0.25) as store:
-        assert store.connection.execute("PRAGMA busy_timeout").fetchone()[0] == 250
+@pytest.mark.sqlite_only
+def test_busy_timeout_is_passed_to_sqlite(location: str) -> None:
+    with Store(location, busy_timeout=0.25) as store:
+        assert sql(store).execute("PRAGMA busy_timeout").fetchone()[0] == 250
 
 
 @pytest.mark.parametrize(
@@ -141,25 +144,27 @@ def test_busy_timeout_is_passed_to_sqlite(db_path: str) -> None:
         (Signal, "signals"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_each_table_has_a_column_for_every_scalar_field(
     store: Store, cls: type[Any], table: str
 ) -> None:
-    columns = {r[1] for r in store.connection.execute(f"PRAGMA table_info({table})")}
+    columns = {r[1] for r in sql(store).execute(f"PRAGMA table_info({table})")}
     # a delivery's data and config are read from its notification and step (CONTRACT §12)
     filled = ("data", "config") if cls is Delivery else ()
     assert set(field_names(cls, exclude=("steps", *filled))) <= columns
 
 
-def test_the_schema_is_applied_once(db_path: str) -> None:
-    with Store(db_path) as store:
-        objects = store.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    with Store(db_path) as store:
-        again = store.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+@pytest.mark.sqlite_only
+def test_the_schema_is_applied_once(location: str) -> None:
+    with Store(location) as store:
+        objects = sql(store).execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    with Store(location) as store:
+        again = sql(store).execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     assert again == objects > 7
 
 
-def test_reopening_a_file_keeps_everything(db_path: str, clock: FakeClock) -> None:
-    with Store(db_path, clock=clock) as store:
+def test_reopening_a_file_keeps_everything(location: str, clock: FakeClock) -> None:
+    with Store(location, clock=clock) as store:
         result = trigger(store, recipient="u1", key="k1")
         trigger(store, tenant="globex")
         (claimed, *_) = store.claim_deliveries()
@@ -173,16 +178,18 @@ def test_reopening_a_file_keeps_everything(db_path: str, clock: FakeClock) -> No
         traces = store.list_traces("acme", result.run.id)
         explanation = store.explain("acme", result.run.id)
         definition = store.fetch_definition("escalation", 1)
-    with Store(db_path, clock=clock) as store:
+    with Store(location, clock=clock) as store:
         assert table_dump(store) == dump
         assert store.get_run(result.run.id) == run
         assert store.list_traces("acme", result.run.id) == traces
         assert store.explain("acme", result.run.id) == explanation
         assert store.fetch_definition("escalation", 1) == definition
         assert store.persisted_workflow(run.workflow_definition_id) == escalation_workflow()
-        row = store.connection.execute(
-            "SELECT payload FROM signals WHERE id = ?", (stored_signal.id,)
-        ).fetchone()
+        row = (
+            sql(store)
+            .execute("SELECT payload FROM signals WHERE id = ?", (stored_signal.id,))
+            .fetchone()
+        )
         assert row[0] == '{"a":1}'
         # the sequence carries on after the last number, and the run's state spine too
         note = _append(store, result.run.id, "host_note")
@@ -195,8 +202,9 @@ def _append(store: Store, run_id: str, reason: str, **kwargs: Any) -> WorkflowTr
         return tx.append_transition(run_id, kwargs.pop("to_state", "active"), reason, **kwargs)
 
 
+@pytest.mark.sqlite_only
 def test_a_failing_schema_leaves_the_file_empty(
-    db_path: str, monkeypatch: pytest.MonkeyPatch
+    location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The schema goes in as one transaction: a failure halfway leaves no table behind, and
     the next open creates the whole schema."""
@@ -205,13 +213,13 @@ def test_a_failing_schema_leaves_the_file_empty(
         connection, "schema_statements", lambda: [*statements[:3], "CREATE TABLE broken ("]
     )
     with pytest.raises(ChimewayError):
-        Store(db_path)
-    with sqlite3.connect(db_path) as raw:
+        Store(location)
+    with sqlite3.connect(location) as raw:
         assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 0
     raw.close()
     monkeypatch.undo()
-    with Store(db_path) as store:
+    with Store(location) as store:
         assert trigger(store).duplicate is False
 
 
@@ -219,10 +227,7 @@ def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch()
     with Store(path) as store:
-        assert (
-            store.connection.execute("PRAGMA user_version").fetchone()[0]
-            == connection.SCHEMA_VERSION
-        )
+        assert sql(store).execute("PRAGMA user_version").fetchone()[0] == connection.SCHEMA_VERSION
 
 
 def test_a_path_like_is_accepted(tmp_path: Path) -> None:
@@ -236,46 +241,50 @@ def test_memory_stores_are_separate() -> None:
         assert two.fetch_definition("escalation", 1) is None
 
 
-def test_a_newer_schema_version_is_refused(db_path: str) -> None:
-    Store(db_path).close()
-    with sqlite3.connect(db_path) as raw:
+@pytest.mark.sqlite_only
+def test_a_newer_schema_version_is_refused(location: str) -> None:
+    Store(location).close()
+    with sqlite3.connect(location) as raw:
         raw.execute(f"PRAGMA user_version = {connection.SCHEMA_VERSION + 1:d}")
     raw.close()
     with pytest.raises(SchemaMismatch) as caught:
-        Store(db_path)
-    assert caught.value.path == db_path
+        Store(location)
+    assert caught.value.path == location
     assert "newer" in caught.value.problem
 
 
-def test_an_unknown_older_schema_version_is_refused(db_path: str) -> None:
-    Store(db_path).close()
-    with sqlite3.connect(db_path) as raw:
+@pytest.mark.sqlite_only
+def test_an_unknown_older_schema_version_is_refused(location: str) -> None:
+    Store(location).close()
+    with sqlite3.connect(location) as raw:
         raw.execute("PRAGMA user_version = 0")
     raw.close()
     with pytest.raises(SchemaMismatch):
-        Store(db_path)
+        Store(location)
 
 
-def test_a_foreign_sqlite_database_is_refused_and_left_alone(db_path: str) -> None:
-    raw = sqlite3.connect(db_path)
+@pytest.mark.sqlite_only
+def test_a_foreign_sqlite_database_is_refused_and_left_alone(location: str) -> None:
+    raw = sqlite3.connect(location)
     raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
     raw.execute("INSERT INTO invoices (total) VALUES (9.5)")
     raw.commit()
     raw.close()
-    content = Path(db_path).read_bytes()
+    content = Path(location).read_bytes()
     with pytest.raises(SchemaMismatch) as caught:
-        Store(db_path)
+        Store(location)
     assert "not a chimeway_lite store" in caught.value.problem
-    assert Path(db_path).read_bytes() == content
+    assert Path(location).read_bytes() == content
 
 
-def test_another_application_id_is_refused(db_path: str) -> None:
-    raw = sqlite3.connect(db_path)
+@pytest.mark.sqlite_only
+def test_another_application_id_is_refused(location: str) -> None:
+    raw = sqlite3.connect(location)
     raw.execute("PRAGMA application_id = 42")
     raw.commit()
     raw.close()
     with pytest.raises(SchemaMismatch):
-        Store(db_path)
+        Store(location)
 
 
 @pytest.mark.parametrize(
@@ -283,13 +292,14 @@ def test_another_application_id_is_refused(db_path: str) -> None:
     [b"this is a text file, not a database at all\n" * 40, os.urandom(4096), b"SQLite format 3"],
     ids=["text", "random", "short header"],
 )
-def test_a_file_that_is_not_sqlite_is_a_schema_mismatch(db_path: str, content: bytes) -> None:
-    Path(db_path).write_bytes(content)
+@pytest.mark.sqlite_only
+def test_a_file_that_is_not_sqlite_is_a_schema_mismatch(location: str, content: bytes) -> None:
+    Path(location).write_bytes(content)
     with pytest.raises(SchemaMismatch) as caught:
-        Store(db_path)
+        Store(location)
     assert isinstance(caught.value, ChimewayError)
     assert not isinstance(caught.value, sqlite3.Error)
-    assert Path(db_path).read_bytes() == content
+    assert Path(location).read_bytes() == content
 
 
 def test_a_missing_directory_is_a_storage_error(tmp_path: Path) -> None:
@@ -320,8 +330,8 @@ def test_bad_store_arguments_are_refused(arguments: dict[str, Any], name: str) -
     assert caught.value.name == name
 
 
-def test_a_closed_store_raises_a_chimeway_error(db_path: str) -> None:
-    store = Store(db_path)
+def test_a_closed_store_raises_a_chimeway_error(location: str) -> None:
+    store = Store(location)
     store.close()
     store.close()  # twice is fine
     with pytest.raises(ChimewayError, match="closed"):
@@ -330,11 +340,11 @@ def test_a_closed_store_raises_a_chimeway_error(db_path: str) -> None:
         trigger(store)
 
 
-def test_the_store_is_a_context_manager_that_closes(db_path: str) -> None:
-    with Store(db_path) as store:
-        assert repr(store) == f"Store({db_path!r})"
+def test_the_store_is_a_context_manager_that_closes(location: str) -> None:
+    with Store(location) as store:
+        assert repr(store) == f"Store({location!r})"
     with pytest.raises(ChimewayError):
-        _ = store.connection
+        store.fetch_definition("escalation", 1)
 
 
 # -- transactions -------------------------------------------------------------------------------
@@ -345,8 +355,8 @@ def test_a_caller_transaction_commits_as_a_unit(store: Store) -> None:
     with store.transaction() as tx:
         tx.append_transition(result.run.id, "active", "host_note")
         tx.update_run(result.run.id, status_reason="host_paused")
-        assert store.connection.in_transaction
-    assert not store.connection.in_transaction
+        assert sql(store).in_transaction
+    assert not sql(store).in_transaction
     assert store.get_run(result.run.id).status_reason == "host_paused"
     assert store.list_traces("acme", result.run.id)[-1].reason == "host_note"
 
@@ -365,7 +375,7 @@ def test_a_caller_transaction_that_raises_leaves_no_trace_and_no_run_change(
     assert table_dump(store) == before
     assert store.get_run(result.run.id) == result.run
     assert store.fetch_definition("other", 1) is None
-    assert not store.connection.in_transaction
+    assert not sql(store).in_transaction
 
 
 def test_base_exceptions_roll_back_too(store: Store) -> None:
@@ -390,9 +400,9 @@ def _fail_after_registering(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_store_method_failing_inside_a_caller_transaction_is_undone_alone(
-    db_path: str, monkeypatch: pytest.MonkeyPatch
+    location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Store(db_path, clock=FakeClock(START)) as store:
+    with Store(location, clock=FakeClock(START)) as store:
         result = trigger(store)
         with store.transaction() as tx:
             note = tx.append_transition(result.run.id, "active", "host_note")
@@ -419,9 +429,9 @@ def test_a_store_method_failing_inside_a_caller_transaction_is_undone_alone(
 
 
 def test_a_store_method_failing_midway_outside_a_transaction_writes_nothing(
-    db_path: str, monkeypatch: pytest.MonkeyPatch
+    location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Store(db_path, clock=FakeClock(START)) as store:
+    with Store(location, clock=FakeClock(START)) as store:
         trigger(store)
         before = table_dump(store)
         with monkeypatch.context() as patch:
@@ -430,13 +440,13 @@ def test_a_store_method_failing_midway_outside_a_transaction_writes_nothing(
                 trigger(store, key="k2", workflow=Workflow("other", 1, [Step("sms", 1, "sms")]))
         assert caught.value.name == "start"
         assert table_dump(store) == before
-        assert not store.connection.in_transaction
+        assert not sql(store).in_transaction
         assert store.fetch_definition("other", 1) is None
 
 
-def test_the_clock_is_read_once_per_unit_of_work(db_path: str) -> None:
+def test_the_clock_is_read_once_per_unit_of_work(location: str) -> None:
     clock = ScriptedClock()
-    with Store(db_path, clock=clock) as store:
+    with Store(location, clock=clock) as store:
         calls = clock.calls
         trigger(store, key="k1")
         assert clock.calls == calls + 1
@@ -576,7 +586,7 @@ def test_the_same_key_in_another_tenant_is_a_new_run(store: Store) -> None:
     assert two.run.id != one.run.id
     assert two.notification.id != one.notification.id
     assert two.run.tenant_id == "globex"
-    assert store.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 2
+    assert sql(store).execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 2
 
 
 def test_trigger_with_a_registered_definition(store: Store) -> None:
@@ -733,9 +743,11 @@ def test_the_trace_sequence_is_store_wide_and_strictly_increasing(store: Store) 
         for t in store.list_traces(tenant, run_id)
     ]
     assert len(set(seqs)) == 6
-    all_rows = store.connection.execute(
-        "SELECT seq, workflow_run_id FROM workflow_transitions ORDER BY rowid"
-    ).fetchall()
+    all_rows = (
+        sql(store)
+        .execute("SELECT seq, workflow_run_id FROM workflow_transitions ORDER BY rowid")
+        .fetchall()
+    )
     assert [r[0] for r in all_rows] == sorted(r[0] for r in all_rows)
     assert [r[1] for r in all_rows] == [one, one, two, two, one, two]
 
@@ -1102,7 +1114,9 @@ def test_waits_are_kept_exactly(store: Store, clock: FakeClock) -> None:
     run = store.get_run(result.run.id)
     assert run.suspended_until == START + timedelta(microseconds=999_999)
     assert run.last_transition_at == START and run.last_transition_at.microsecond == 0
-    text = store.connection.execute(
-        "SELECT suspended_until, last_transition_at FROM workflow_runs"
-    ).fetchone()
+    text = (
+        sql(store)
+        .execute("SELECT suspended_until, last_transition_at FROM workflow_runs")
+        .fetchone()
+    )
     assert tuple(text) == ("2026-01-05T09:30:00.999999+00:00", "2026-01-05T09:30:00.000000+00:00")

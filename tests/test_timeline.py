@@ -256,7 +256,11 @@ def test_no_text_overlaps_or_leaves_the_picture(name: str) -> None:
 
 
 _names = (
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1)
+    st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
+        min_size=1,
+        max_size=200,  # a name's limit (core.names.MAX_NAME_LENGTH)
+    )
     .map(str.strip)
     .filter(bool)
 )

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backends import is_postgres
 from factories import trigger
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -59,7 +60,9 @@ def test_one_span_per_public_operation(store: Store, exporter: InMemorySpanExpor
     assert trigger_span.attributes is not None and explain_span.attributes is not None
     assert trigger_span.attributes["chimeway.operation"] == "trigger"
     assert trigger_span.attributes["chimeway.write"] is True
-    assert trigger_span.attributes["db.system"] == "sqlite"
+    assert trigger_span.attributes["db.system"] == (
+        "postgresql" if is_postgres(store) else "sqlite"
+    )
     assert trigger_span.attributes["chimeway.run_id"] == started.run.id
     assert trigger_span.attributes["chimeway.duplicate"] is False
     assert explain_span.attributes["chimeway.write"] is False

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import sql
 from click.testing import CliRunner, Result
 from factories import trigger, waiting
 
@@ -142,13 +143,13 @@ def test_the_command_stops_on_ctrl_c_and_keeps_to_its_tenant(served: Any, db: st
     assert status == 200
     assert {r["tenant_id"] for r in json.loads(body)["runs"]} == {"globex"}
     with Store(db) as store:
-        before = store.connection.execute("SELECT count(*) FROM workflow_transitions").fetchone()
+        before = sql(store).execute("SELECT count(*) FROM workflow_transitions").fetchone()
 
     code, _, err = process.stop(signal.SIGINT)
 
     assert (code, err.splitlines()[-1]) == (0, "stopped")
     with Store(db) as store:
-        after = store.connection.execute("SELECT count(*) FROM workflow_transitions").fetchone()
+        after = sql(store).execute("SELECT count(*) FROM workflow_transitions").fetchone()
     assert after == before
 
 

@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, trigger
 
 from chimeway_lite import (
@@ -62,7 +63,7 @@ def runs(store: Store, clock: FakeClock) -> dict[str, str]:
 
 
 def _sql(store: Store, statement: str, *params: object) -> None:
-    store.connection.execute(statement, params)
+    sql(store).execute(statement, params)
 
 
 def _problems_of(store: Store, run_id: str) -> str:
@@ -145,7 +146,7 @@ def test_the_engine_takes_over_again_after_host_rows(store: Store, clock: FakeCl
 def test_a_run_created_without_a_delivery_verifies_clean(store: Store) -> None:
     definition = store.upsert_definition("welcome", escalation_workflow())
     with store.transaction() as tx:
-        store.connection.execute(
+        sql(store).execute(
             "INSERT INTO notifications (id, tenant_id, recipient, notification_key, "
             "idempotency_key, workflow_definition_id, inserted_at) "
             "VALUES ('n1', 'acme', 'ada', 'welcome', 'k1', ?, '2026-01-05T09:30:00.000000+00:00')",
@@ -254,7 +255,7 @@ def _insert_transition(store: Store, run_id: str, **fields: object) -> None:
         "inserted_at": "2026-01-05T12:00:00.000000+00:00",
         **fields,
     }
-    store.connection.execute(
+    sql(store).execute(
         "INSERT INTO workflow_transitions (id, workflow_run_id, workflow_step_id, delivery_id, "
         "from_state, to_state, reason, context, inserted_at) VALUES "
         "(:id, :workflow_run_id, :workflow_step_id, :delivery_id, :from_state, :to_state, "
@@ -326,6 +327,7 @@ def test_a_duplicated_delivery_is_reported(store: Store, runs: dict[str, str]) -
     assert "2 deliveries planned for step" in _problems_of(store, runs["fresh"])
 
 
+@pytest.mark.sqlite_only
 def test_a_signal_row_naming_another_tenants_delivery_is_reported(
     store: Store, runs: dict[str, str]
 ) -> None:
@@ -333,7 +335,7 @@ def test_a_signal_row_naming_another_tenants_delivery_is_reported(
     settled = store.list_traces("acme", runs["settled"])
     signal_row = next(t for t in settled if t.reason == "signal_received")
     # The trace is append-only: rebuild the row with the foreign delivery as its evidence.
-    store.connection.execute("DROP TRIGGER workflow_transitions_append_only")
+    sql(store).execute("DROP TRIGGER workflow_transitions_append_only")
     _sql(
         store,
         "UPDATE workflow_transitions SET delivery_id = ? WHERE id = ?",
@@ -361,6 +363,7 @@ def test_a_current_step_of_another_definition_is_reported(
     assert "is not a step of the run's definition" in _problems_of(store, runs["fresh"])
 
 
+@pytest.mark.sqlite_only
 def test_a_sequence_counter_behind_the_trace_is_reported(
     store: Store, runs: dict[str, str]
 ) -> None:
@@ -368,24 +371,26 @@ def test_a_sequence_counter_behind_the_trace_is_reported(
     assert any("the next append would collide" in p for p in store.verify())
 
 
+@pytest.mark.sqlite_only
 def test_foreign_key_violations_are_reported(store: Store, runs: dict[str, str]) -> None:
     run = store.get_run(runs["fresh"])
-    store.connection.execute("PRAGMA foreign_keys = OFF")
+    sql(store).execute("PRAGMA foreign_keys = OFF")
     try:
         _sql(store, "DELETE FROM deliveries WHERE notification_id = ?", run.notification_id)
         _sql(store, "DELETE FROM notifications WHERE id = ?", run.notification_id)
     finally:
-        store.connection.execute("PRAGMA foreign_keys = ON")
+        sql(store).execute("PRAGMA foreign_keys = ON")
     problems = store.verify()
     assert "foreign key: workflow_runs row" in "\n".join(problems)
     assert "names a missing notifications row" in "\n".join(problems)
 
 
-def test_a_damaged_index_is_reported_by_integrity_check(db_path: str, clock: FakeClock) -> None:
-    with Store(db_path, clock=clock) as store:
+@pytest.mark.sqlite_only
+def test_a_damaged_index_is_reported_by_integrity_check(location: str, clock: FakeClock) -> None:
+    with Store(location, clock=clock) as store:
         _every_path(store, clock)
     # Point one index at another's pages: every table still reads, the index is wrong.
-    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn = sqlite3.connect(location, isolation_level=None)
     root = conn.execute(
         "SELECT rootpage FROM sqlite_master WHERE name = 'deliveries_by_notification'"
     ).fetchone()[0]
@@ -395,12 +400,13 @@ def test_a_damaged_index_is_reported_by_integrity_check(db_path: str, clock: Fak
     )
     conn.execute("PRAGMA writable_schema = OFF")
     conn.close()
-    with Store(db_path, clock=clock) as store:
+    with Store(location, clock=clock) as store:
         problems = store.verify()
     assert any(p.startswith("integrity_check:") for p in problems)
     assert any("notifications_by_recipient" in p for p in problems)
 
 
+@pytest.mark.sqlite_only
 def test_a_row_that_cannot_be_read_is_reported_not_raised(
     store: Store, runs: dict[str, str]
 ) -> None:

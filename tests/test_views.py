@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from backends import sql as raw_sql
 from factories import trigger, waiting
 
 from chimeway_lite import FakeClock, Retry, Signal, Step, Store, Workflow
 from chimeway_lite.backends.sqlite.connection import SCHEMA_VERSION, schema_statements
 from chimeway_lite.machine import decide
+
+# The views are SQLite's, for sqlite-utils and datasette: the PostgreSQL schema has none.
+pytestmark = pytest.mark.sqlite_only
 
 DATA = Path(__file__).parent / "data"
 METADATA = Path(__file__).parent.parent / "docs" / "datasette-metadata.json"
@@ -44,7 +48,7 @@ TABLE_KEYS = {
 
 
 def _rows(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
-    return [dict(r) for r in store.connection.execute(sql, params)]
+    return [dict(r) for r in raw_sql(store).execute(sql, params)]
 
 
 def _columns(conn: sqlite3.Connection, name: str) -> list[str]:
@@ -73,11 +77,10 @@ def journeys(store: Store, clock: FakeClock) -> dict[str, str]:
 
 
 def test_a_new_store_has_the_views(store: Store) -> None:
-    names = {
-        r[0] for r in store.connection.execute("SELECT name FROM sqlite_master WHERE type='view'")
-    }
+    rows = raw_sql(store).execute("SELECT name FROM sqlite_master WHERE type='view'")
+    names = {r[0] for r in rows}
     assert names == VIEWS
-    assert set(sqlite_utils.Database(store.connection).view_names()) == VIEWS
+    assert set(sqlite_utils.Database(raw_sql(store)).view_names()) == VIEWS
 
 
 def test_runs_overview_names_the_recipient_workflow_and_step(
@@ -169,7 +172,7 @@ def test_no_view_shows_data_payload_or_config(store: Store, clock: FakeClock) ->
     store.record_outcome(result.deliveries[0].id, "succeeded")
 
     for view in VIEWS:
-        columns = _columns(store.connection, view)
+        columns = _columns(raw_sql(store), view)
         assert not {"data", "payload", "config"} & set(columns), view
         text = repr(_rows(store, f"SELECT * FROM {view}"))
         for secret in (marker, "c0nfig-value", "pay1oad-value"):
@@ -205,7 +208,7 @@ def test_a_version_two_file_gains_the_views_and_keeps_the_hosts(
     raw.close()
 
     with Store(path, clock=clock) as store, Store(tmp_path / "fresh.db") as fresh:
-        conn = store.connection
+        conn = raw_sql(store)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         views = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='view'")}
         assert views == VIEWS | {"host_report"}
@@ -244,7 +247,7 @@ def test_an_upgrade_that_fails_leaves_the_file_at_version_two(
 
 def test_the_datasette_metadata_names_only_real_tables_views_and_columns(store: Store) -> None:
     metadata = json.loads(METADATA.read_text(encoding="utf-8"))
-    conn = store.connection
+    conn = raw_sql(store)
     objects = {
         r[0]
         for r in conn.execute(
@@ -274,7 +277,7 @@ def test_the_datasette_metadata_names_only_real_tables_views_and_columns(store: 
 def test_the_label_columns_are_what_foreign_keys_point_at(store: Store) -> None:
     metadata = json.loads(METADATA.read_text(encoding="utf-8"))
     tables = metadata["databases"]["chimeway"]["tables"]
-    db = sqlite_utils.Database(store.connection)
+    db = sqlite_utils.Database(raw_sql(store))
     referenced = {fk.other_table for name in db.table_names() for fk in db[name].foreign_keys}
 
     labelled = {name for name, table in tables.items() if "label_column" in table}

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, trigger
 from strategies import table_dump
 
@@ -357,9 +358,11 @@ def test_channels_take_turns_one_claim_at_a_time_up_to_the_batch(
 
     def send(delivery: Delivery) -> None:
         # Claimed one at a time: when a delivery is sent, it is the only one in flight.
-        in_flight = store.connection.execute(
-            "SELECT count(*) FROM deliveries WHERE status = 'dispatched'"
-        ).fetchone()[0]
+        in_flight = (
+            sql(store)
+            .execute("SELECT count(*) FROM deliveries WHERE status = 'dispatched'")
+            .fetchone()[0]
+        )
         assert in_flight == 1
         order.append(delivery.recipient)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import worker_child
+from backends import sql as raw_sql
 from factories import trigger
 from proc_worker import soak
 from worker_child import JOURNEY
@@ -57,7 +58,7 @@ def _until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> An
 
 
 def _count(store: Store, sql: str) -> int:
-    return int(store.connection.execute(sql).fetchone()[0])
+    return int(raw_sql(store).execute(sql).fetchone()[0])
 
 
 def test_killed_workers_leave_no_delivery_behind_and_none_is_held_twice(tmp_path: Path) -> None:
@@ -165,9 +166,11 @@ def test_killed_workers_leave_no_delivery_behind_and_none_is_held_twice(tmp_path
             assert after["start"] >= held_until, (before, after)
 
     with Store(path) as store:
-        deliveries = store.connection.execute(
-            "SELECT id, tenant_id, status, channel FROM deliveries"
-        ).fetchall()
+        deliveries = (
+            raw_sql(store)
+            .execute("SELECT id, tenant_id, status, channel FROM deliveries")
+            .fetchall()
+        )
         assert len(deliveries) == 2 * journeys
         assert {d["id"] for d in deliveries} == set(by_delivery)  # every one was sent
         assert Counter(d["status"] for d in deliveries) == {"succeeded": 2 * journeys}
@@ -181,9 +184,11 @@ def test_killed_workers_leave_no_delivery_behind_and_none_is_held_twice(tmp_path
             assert statuses[index + 1][1] in ("succeeded", "failed"), statuses
             again = sends[(held["id"], held["attempt"] + 1)]
             assert again["pid"] not in victims and again["start"] >= held["lease"]
-        runs = store.connection.execute(
-            "SELECT state, terminal_reason, count(*) FROM workflow_runs GROUP BY 1, 2"
-        ).fetchall()
+        runs = (
+            raw_sql(store)
+            .execute("SELECT state, terminal_reason, count(*) FROM workflow_runs GROUP BY 1, 2")
+            .fetchall()
+        )
         assert [tuple(r) for r in runs] == [("completed", "workflow_completed", journeys)]
         assert store.verify() == []
         retried = _count(

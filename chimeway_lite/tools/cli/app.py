@@ -26,6 +26,7 @@ from typing import IO, Any
 import attrs
 import click
 
+from ...backends.locations import is_postgres
 from ...core.clock import Clock
 from ...core.errors import ChimewayError
 from ...store import Store
@@ -144,7 +145,11 @@ def open_store(
 
 
 def require_store_file(settings: Settings) -> None:
-    """Refuse a ``--db`` path where no file exists (a typo must not create a new store)."""
+    """Refuse a ``--db`` path where no file exists (a typo must not create a new store). A
+    ``postgresql://`` URL names a database the server has already (its schema is made on
+    first open)."""
+    if is_postgres(settings.db):
+        return
     if not os.path.isfile(settings.db):
         what = "is a directory" if os.path.isdir(settings.db) else "does not exist"
         raise CliError(

@@ -77,7 +77,11 @@ def open_read_only(
     it — by the inspector or by mistake — can write (a write raises StorageError)."""
     store = Store(path, clock=clock, busy_timeout=busy_timeout)
     try:
-        store.connection.execute("PRAGMA query_only = ON")
+        query_only = getattr(store.backend, "query_only", None)
+        if callable(query_only):  # PostgreSQL: every unit a READ ONLY transaction
+            query_only()
+        else:
+            store.connection.execute("PRAGMA query_only = ON")
     except BaseException:
         store.close()
         raise
