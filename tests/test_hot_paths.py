@@ -174,6 +174,7 @@ def _statements(store: Store) -> list[str]:
     return seen
 
 
+@pytest.mark.sqlite_only
 def test_a_known_declaration_inserts_its_notification_without_reading_the_key_first(
     store: Store,
 ) -> None:
