@@ -259,3 +259,44 @@ def test_the_lever_script_builds_a_store_and_measures_one_variant(tmp_path: Path
     figures = json.loads(measured.stdout)
     assert set(figures) == {"trigger", "journeys"}
     assert all(v > 0 for v in figures.values())
+
+
+def test_the_lever_script_measures_every_write_path_on_both_sides_and_counts_statements(
+    tmp_path: Path,
+) -> None:
+    root = str(BENCHMARKS.parent)
+    script = str(BENCHMARKS / "ab.py")
+    built = subprocess.run(
+        [sys.executable, script, root, "build", str(tmp_path), "200"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    for side in ("all", "raw"):
+        measured = subprocess.run(
+            [sys.executable, script, root, "run", str(tmp_path), "40", side],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert measured.returncode == 0, measured.stderr
+        figures = json.loads(measured.stdout)
+        assert set(figures) == {"trigger", "outcome", "journeys", "batches"}, side
+        assert all(v > 0 for v in figures.values()), side
+    counted = subprocess.run(
+        [sys.executable, script, root, "count"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert counted.returncode == 0, counted.stderr
+    statements = json.loads(counted.stdout)
+    # BEGIN, notification (no idempotency read first: the declaration is known), the
+    # definition's key, run, sequence, the two trace rows in one statement, delivery, COMMIT.
+    assert statements["trigger"] == 8
+    assert statements["record_outcome"] > statements["trigger"]
+    assert statements["journey in batches of 100"] < statements["journey"]

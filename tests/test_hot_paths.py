@@ -166,3 +166,51 @@ def test_a_context_that_keeps_the_other_rules_is_never_too_big_so_it_is_not_enco
     assert host_rules.context_problems({**worst, "note": "x"}) == [
         "context keys outside the catalogue: note"
     ]
+
+
+def _statements(store: Store) -> list[str]:
+    seen: list[str] = []
+    store.connection.set_trace_callback(lambda sql: seen.append(" ".join(sql.split())))
+    return seen
+
+
+@pytest.mark.sqlite_only
+def test_a_known_declaration_inserts_its_notification_without_reading_the_key_first(
+    store: Store,
+) -> None:
+    workflow = escalation_workflow()
+    trigger(store, workflow=workflow, key="k1")
+    seen = _statements(store)
+    trigger(store, workflow=workflow, key="k2", recipient="bob")
+    assert not [s for s in seen if s.startswith("SELECT") and "FROM notifications" in s]
+    assert seen[1].startswith("INSERT INTO notifications")
+    # A new declaration object is validated and registered (or found) first, as before.
+    seen.clear()
+    trigger(store, workflow=escalation_workflow(), key="k3", recipient="eve")
+    assert seen[1].startswith("SELECT") and "FROM notifications" in seen[1]
+
+
+@pytest.mark.parametrize("conflicting", [False, True], ids=["same", "conflicting"])
+def test_a_duplicate_of_a_known_declaration_is_the_first_result_and_writes_nothing(
+    store: Store, clock: FakeClock, conflicting: bool
+) -> None:
+    workflow = escalation_workflow()
+    first = trigger(store, workflow=workflow, key="k1", notification_key="welcome")
+    trigger(store, workflow=workflow, key="k2", notification_key="welcome")
+    before = table_dump(store)
+    clock.advance(60)
+    other = Workflow(workflow.key, workflow.version, [Step("only", 1, "email")])
+    again = trigger(
+        store,
+        workflow=other if conflicting else workflow,
+        key="k1",
+        notification_key="renamed",
+        data={"ignored": True},
+    )
+    assert again.duplicate
+    assert (again.notification, again.run, again.deliveries) == (
+        first.notification,
+        first.run,
+        first.deliveries,
+    )
+    assert table_dump(store) == before

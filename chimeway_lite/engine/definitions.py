@@ -259,6 +259,21 @@ class Definitions:
         assert definition is not None
         return definition
 
+    def registered_id(self, workflow: object) -> str | None:
+        """The id of the definition ``workflow`` declares, when that is known without a
+        statement: the very Workflow object validated before (:func:`declare`), its key and
+        version in the index with identical steps. None otherwise (:meth:`ensure_id` finds
+        out, or raises)."""
+        if not isinstance(workflow, Workflow):
+            return None
+        hit = _declared.get(id(workflow))
+        if hit is None or hit[0] is not workflow:
+            return None
+        known = self.index.identity(hit[1].key, hit[1].version)
+        if known is None or known[1] != hit[2]:
+            return None
+        return known[0]
+
     def ensure_id(
         self, notification_key: object, workflow: Workflow | Mapping[str, Any], now: datetime
     ) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ..core.arguments import optional_key, require_data, require_id
@@ -37,6 +38,27 @@ def trigger(
     data = require_data(data, "data")
     correlation_key = optional_key(correlation_key, "correlation_key")
     timezone = require_timezone(timezone)
+    if not isinstance(workflow, WorkflowDefinition):
+        known = work.definitions.registered_id(workflow)
+        if known is not None:
+            # The definition is known and identical: insert at once, the key's uniqueness
+            # telling a duplicate apart, rather than read the key first (one statement less
+            # for every new notification; a duplicate reads the first one after the insert).
+            notification = _notification(
+                known,
+                work.now,
+                tenant_id,
+                recipient,
+                notification_key,
+                idempotency_key,
+                data,
+                correlation_key,
+                timezone,
+            )
+            if not work.unit.insert_notification(notification):
+                return _taken(work, tenant_id, idempotency_key)
+            work.unit.set_notification_key(known, notification_key, notification.inserted_at)
+            return _start(work, notification)
     found = work.unit.notification_by_key(tenant_id, idempotency_key)
     if found is not None:
         return duplicate(work, found)
@@ -50,7 +72,36 @@ def trigger(
         definition_id = definition.id
     else:
         definition_id = work.definitions.ensure_id(notification_key, workflow, now)
-    notification = Notification(
+    notification = _notification(
+        definition_id,
+        now,
+        tenant_id,
+        recipient,
+        notification_key,
+        idempotency_key,
+        data,
+        correlation_key,
+        timezone,
+    )
+    if not work.unit.insert_notification(notification):
+        # Another unit took the key since we looked (a backend without a global write
+        # lock): its result is the first one.
+        return _taken(work, tenant_id, idempotency_key)
+    return _start(work, notification)
+
+
+def _notification(
+    definition_id: str,
+    now: datetime,
+    tenant_id: str,
+    recipient: str,
+    notification_key: str,
+    idempotency_key: str,
+    data: dict[str, Any],
+    correlation_key: str | None,
+    timezone: str | None,
+) -> Notification:
+    return Notification(
         id=new_id(),
         tenant_id=tenant_id,
         recipient=recipient,
@@ -62,19 +113,27 @@ def trigger(
         correlation_key=correlation_key,
         timezone=timezone,
     )
-    if not work.unit.insert_notification(notification):
-        # Another unit took the key since we looked (a backend without a global write
-        # lock): its result is the first one.
-        taken = work.unit.notification_by_key(tenant_id, idempotency_key)
-        assert taken is not None
-        return duplicate(work, taken)
+
+
+def _taken(work: Work, tenant_id: str, idempotency_key: str) -> TriggerResult:
+    """The first result of a key whose insert found it taken."""
+    taken = work.unit.notification_by_key(tenant_id, idempotency_key)
+    assert taken is not None
+    return duplicate(work, taken)
+
+
+def _start(work: Work, notification: Notification) -> TriggerResult:
+    """Start the run of a notification inserted just now, and plan its first delivery."""
+    now = notification.inserted_at
+    definition_id = notification.workflow_definition_id
+    assert definition_id is not None
     # The notification was inserted just now, in this tenant: it has no run yet, so the
     # checks of create_initial_run would only cost a read.
     work.remember(notification)
     decision = decide.start(
         work.definitions.journey(definition_id),
         run_id=new_id(),
-        tenant_id=tenant_id,
+        tenant_id=notification.tenant_id,
         notification_id=notification.id,
         now=now,
     )

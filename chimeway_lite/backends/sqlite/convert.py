@@ -245,8 +245,9 @@ def from_row(cls: type[T], row: Mapping[str, Any]) -> T:
         raise damaged(cls, row, exc) from None
 
 
-# Field types whose column value is the field value: a reader passes them through.
-_AS_STORED = (str, int, str | None, int | None)
+#: Field types whose column value is the field value: a reader (and a writer) passes them
+#: through.
+AS_STORED = (str, int, str | None, int | None)
 _readers: dict[type[Any], Callable[[Sequence[Any]], Any]] = {}
 
 
@@ -255,7 +256,7 @@ def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
     steps = tuple(
         (i, _converter.get_structure_hook(f.type), f.type)
         for i, f in enumerate(fields)
-        if f.type not in _AS_STORED
+        if f.type not in AS_STORED
     )
 
     positional = sum(1 for f in fields if not f.kw_only)
@@ -319,6 +320,13 @@ def columns(cls: type[Any], alias: str = "", *, stop: str | None = None) -> str:
     if stop is not None:
         names = names[: names.index(stop)]
     return ", ".join(prefix + name for name in names)
+
+
+def unstructure_hook(field_type: Any) -> Callable[[Any], Any]:
+    """The rule that turns a field value of ``field_type`` into its column value (what
+    :func:`to_row` applies to it)."""
+    hook: Callable[[Any], Any] = _converter.get_unstructure_hook(field_type)
+    return hook
 
 
 def to_row(record: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ...core.errors import ConstraintFailed, UnitClosed
 from .connection import translate
+from .inserts import Insert
 
 _log = logging.getLogger("chimeway_lite.sql")
 _TRACE = bool(os.environ.get("CHIMEWAY_TRACE_SQL"))
@@ -79,6 +80,11 @@ class Executor:
             self.execute(sql, rows[0])
         elif rows:
             self.executemany(sql, rows)
+
+    def insert_records(self, insert: Insert, records: Sequence[Any]) -> None:
+        """Insert records in order, several rows to a statement (:class:`~.inserts.Insert`)."""
+        for sql, params in insert.statements(records):
+            self.execute(sql, params)
 
     def one(self, sql: str, params: Params = ()) -> Any:
         """The first row of a query, or None."""

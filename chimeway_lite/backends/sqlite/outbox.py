@@ -10,8 +10,8 @@ from ...core.records import Delivery, DeliveryEvent, Notification, Signal
 from ...core.timestamps import from_text, to_text
 from . import convert
 from .executor import Executor
+from .inserts import Insert
 
-_NOTIFICATION_FIELDS = convert.field_names(Notification)
 _NOTIFICATION_BY_KEY = f"""
 SELECT {convert.columns(Notification)} FROM notifications
  WHERE tenant_id = :tenant_id AND idempotency_key = :key
@@ -20,14 +20,10 @@ _NOTIFICATION_OWNER = """
 SELECT tenant_id, (SELECT count(*) FROM workflow_runs WHERE notification_id = :id)
   FROM notifications WHERE id = :id
 """
-_INSERT_NOTIFICATION = (
-    f"INSERT INTO notifications ({', '.join(_NOTIFICATION_FIELDS)}) "
-    f"VALUES ({', '.join(':' + c for c in _NOTIFICATION_FIELDS)})"
-)
+_INSERT_NOTIFICATION = Insert("notifications", Notification)
 
 # A delivery's columns; its data and config are not columns: they are read from its
 # notification and its step (_FILLED), for the reads that hand deliveries to workers.
-_DELIVERY_FIELDS = convert.field_names(Delivery, exclude=("data", "config"))
 _DELIVERY_COLUMNS = convert.columns(Delivery, stop="data")
 _FILLED = (
     "(SELECT n.data FROM notifications AS n WHERE n.id = deliveries.notification_id), "
@@ -35,10 +31,7 @@ _FILLED = (
 )
 _SELECT_DELIVERY = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
 _SELECT_FILLED = f"SELECT {_DELIVERY_COLUMNS}, {_FILLED} FROM deliveries"
-_INSERT_DELIVERY = (
-    f"INSERT INTO deliveries ({', '.join(_DELIVERY_FIELDS)}) "
-    f"VALUES ({', '.join(':' + c for c in _DELIVERY_FIELDS)})"
-)
+_INSERT_DELIVERY = Insert("deliveries", Delivery, exclude=("data", "config"))
 _DELIVERY = _SELECT_DELIVERY + " WHERE id = :id"
 _DELIVERY_IN_TENANT = _SELECT_DELIVERY + " WHERE id = :id AND tenant_id = :tenant_id"
 # The latest delivery of (run, step): deliveries_by_run_step, newest rowid first.
@@ -109,11 +102,7 @@ SELECT min(k) FROM (
        AND lease_expires_at GLOB {convert.WELL_FORMED_TIME})
 """
 _NOTIFICATION = f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id"
-_EVENT_FIELDS = convert.field_names(DeliveryEvent, exclude=("seq",))
-_INSERT_EVENT = (
-    f"INSERT INTO delivery_events ({', '.join(_EVENT_FIELDS)}) "
-    f"VALUES ({', '.join(':' + c for c in _EVENT_FIELDS)})"
-)
+_INSERT_EVENT = Insert("delivery_events", DeliveryEvent, exclude=("seq",))
 _EVENTS = (
     f"SELECT {convert.columns(DeliveryEvent)} FROM delivery_events"
     " WHERE delivery_id = :id ORDER BY seq"
@@ -154,7 +143,7 @@ class OutboxQueries(Executor):
     def insert_notification(self, notification: Notification) -> bool:
         """Insert a notification; False when (tenant, idempotency key) is taken."""
         try:
-            self.execute(_INSERT_NOTIFICATION, convert.to_row(notification))
+            self.insert_records(_INSERT_NOTIFICATION, (notification,))
         except ConstraintFailed:
             return False
         return True
@@ -166,7 +155,7 @@ class OutboxQueries(Executor):
 
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries."""
-        self.insert(_INSERT_DELIVERY, [convert.to_row(d) for d in deliveries])
+        self.insert_records(_INSERT_DELIVERY, deliveries)
 
     def delivery(
         self, delivery_id: str, *, tenant_id: str | None = None, lock: bool = False
@@ -187,7 +176,7 @@ class OutboxQueries(Executor):
 
     def append_delivery_events(self, events: Sequence[DeliveryEvent]) -> None:
         """Append rows to the attempt history."""
-        self.insert(_INSERT_EVENT, [convert.to_row(e, exclude=("seq",)) for e in events])
+        self.insert_records(_INSERT_EVENT, events)
 
     def pending_deliveries(self, run_id: str) -> list[Delivery]:
         """The run's pending deliveries (a cancel cancels them)."""

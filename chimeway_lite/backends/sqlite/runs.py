@@ -12,16 +12,14 @@ from ...core.text import canonical_json
 from ...core.timestamps import from_text, to_text
 from . import convert
 from .executor import Executor
+from .inserts import Insert
 
 _RUN_FIELDS = convert.field_names(WorkflowRun)
 _SELECT_RUN = f"SELECT {convert.columns(WorkflowRun)} FROM workflow_runs"
 _RUN_BY_ID = _SELECT_RUN + " WHERE id = :id"
 _RUN_BY_ID_IN_TENANT = _SELECT_RUN + " WHERE id = :id AND tenant_id = :tenant_id"
 _RUN_OF_NOTIFICATION = _SELECT_RUN + " WHERE notification_id = :id"
-_INSERT_RUN = (
-    f"INSERT INTO workflow_runs ({', '.join(_RUN_FIELDS)}) "
-    f"VALUES ({', '.join(':' + c for c in _RUN_FIELDS)})"
-)
+_INSERT_RUN = Insert("workflow_runs", WorkflowRun)
 # Fields a host may rewrite with update_run: identity and ownership stay fixed.
 _WRITABLE = tuple(
     f for f in _RUN_FIELDS if f not in ("id", "tenant_id", "notification_id", "started_at")
@@ -140,14 +138,7 @@ SELECT r.id, r.current_step_id, s.channel FROM workflow_runs AS r
 
 _SEQUENCE = "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
 _MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
-_INSERT_TRANSITION = """
-INSERT INTO workflow_transitions
-    (seq, id, workflow_run_id, workflow_step_id, delivery_id, from_state, to_state, reason,
-     context, inserted_at)
-VALUES
-    (:seq, :id, :workflow_run_id, :workflow_step_id, :delivery_id, :from_state, :to_state,
-     :reason, :context, :inserted_at)
-"""
+_INSERT_TRANSITION = Insert("workflow_transitions", WorkflowTransition)
 _SELECT_TRANSITION = f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions"
 _TRANSITIONS = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq LIMIT :limit"
 
@@ -186,7 +177,7 @@ class RunQueries(Executor):
 
     def insert_run(self, run: WorkflowRun) -> None:
         """Insert a new run."""
-        self.execute(_INSERT_RUN, convert.to_row(run))
+        self.insert_records(_INSERT_RUN, (run,))
 
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
         """Write each (before, after) pair's changed columns.
@@ -344,7 +335,7 @@ class RunQueries(Executor):
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
-        self.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
+        self.insert_records(_INSERT_TRANSITION, transitions)
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
