@@ -60,7 +60,7 @@ class Served:
         box: list[str] = []
         reader = threading.Thread(target=lambda: box.append(self.process.stdout.readline()))  # type: ignore[union-attr]
         reader.start()
-        reader.join(timeout=20)
+        reader.join(timeout=60)
         if not box or not box[0]:
             self.process.kill()
             raise AssertionError(f"no announcement; stderr: {self.process.communicate()[1]}")
@@ -68,7 +68,7 @@ class Served:
 
     def stop(self, signum: int) -> tuple[int, str, str]:
         self.process.send_signal(signum)
-        out, err = self.process.communicate(timeout=20)
+        out, err = self.process.communicate(timeout=60)
         return self.process.returncode, out, err
 
 
