@@ -321,7 +321,7 @@ def test_tick_watch_sleeps_until_the_next_due_time_and_stops_on_ctrl_c(
 ) -> None:
     sleeps: list[float] = []
 
-    def sleep(seconds: float) -> None:
+    def sleep(seconds: float, listener: object = None) -> None:
         sleeps.append(seconds)
         if len(sleeps) == 2:
             raise KeyboardInterrupt
@@ -342,7 +342,7 @@ def test_tick_watch_backs_off_when_a_run_stays_due(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(sweep, "_sleep", sleeps.append)
+    monkeypatch.setattr(sweep, "_sleep", lambda seconds, listener=None: sleeps.append(seconds))
     monkeypatch.setattr(Store, "next_due_at", lambda self: START)  # always overdue
 
     lines = ok("--db", db, "--json", "tick", "--watch", "--cycles", "6", "--max-sleep", "10").stdout

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from chimeway_lite import (
     StorageError,
     Store,
     StoreBusy,
+    Worker,
 )
 from chimeway_lite.backends.locations import redacted
 from chimeway_lite.backends.postgres import runs
@@ -345,3 +347,150 @@ def test_every_command_takes_a_postgresql_url(dsn: str) -> None:
     assert "ok" in run("verify").output
     assert "workflow_runs" in run("tables").output
     run("tick")
+
+
+# -- waking on LISTEN/NOTIFY --------------------------------------------------------------------
+
+#: How long a test lets a wake take. The sleeps it would otherwise end are 60 s: a wake that
+#: did not come fails the test; one that came late on a loaded machine does not.
+WAKE_WITHIN = 20.0
+
+_TRIGGER_ELSEWHERE = """
+import sys
+from chimeway_lite import Step, Store, Workflow
+with Store(sys.argv[1]) as store:
+    store.trigger(tenant_id="acme", notification_key="welcome", recipient="bob",
+                  workflow=Workflow("email_only", 1, [Step("email", 1, "email")]),
+                  idempotency_key="from-another-process")
+"""
+
+
+def _listener_pid(listener: Any) -> int:
+    pid: int = listener._conn.info.backend_pid
+    return pid
+
+
+def test_a_listener_wakes_on_a_commit_of_work_in_its_schema_only(dsn: str) -> None:
+    other = pg_server.fresh_database(backends.postgres_dsn() or "")
+    try:
+        with Store(dsn) as store, Store(other) as neighbour:
+            listener = store.backend.listener()
+            try:
+                trigger(neighbour, recipient="ada")  # another store in the same database
+                assert listener.wait(0.3) is False
+                run_id = trigger(store, recipient="cy").run.id
+                assert listener.wait(0.3) is True  # (that trigger's own wake, used up)
+                store.explain("acme", run_id)
+                store.verify()
+                assert listener.wait(0.3) is False  # reads notify nobody
+                with pytest.raises(RuntimeError), store.transaction() as tx:
+                    trigger(tx, recipient="ada")
+                    raise RuntimeError("rolled back")
+                assert listener.wait(0.3) is False  # nor does a unit that rolled back
+                started = time.monotonic()
+                trigger(store, recipient="ada")
+                assert listener.wait(60) is True
+                assert time.monotonic() - started < WAKE_WITHIN
+            finally:
+                listener.close()
+    finally:
+        backends.close_sql(other)
+        pg_server.drop_fresh_database(other)
+
+
+def test_an_interrupt_ends_the_wait_at_once_from_another_thread(dsn: str) -> None:
+    with Store(dsn) as store:
+        listener = store.backend.listener()
+        try:
+            timer = threading.Timer(0.05, listener.interrupt)
+            timer.start()
+            started = time.monotonic()
+            assert listener.wait(60) is True
+            assert time.monotonic() - started < WAKE_WITHIN
+            assert listener.wait(0.05) is False  # the interrupt was used up
+        finally:
+            listener.close()
+        listener.close()  # twice is fine
+        with pytest.raises(ChimewayError, match="closed"):
+            listener.wait(0.01)
+
+
+def test_a_lost_listening_connection_sleeps_then_listens_again(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store(dsn) as store:
+        listener = store.backend.listener()
+        try:
+            _execute(dsn, "SELECT pg_terminate_backend(%s)", [_listener_pid(listener)])
+            started = time.monotonic()
+            with caplog.at_level("WARNING", logger="chimeway_lite.postgres"):
+                assert listener.wait(0.5) is False  # no error: the rest of the wait is a sleep
+            assert time.monotonic() - started >= 0.45
+            assert "was lost" in caplog.text
+            assert listener.wait(0) is False  # connects and listens again
+            trigger(store, recipient="ada")
+            assert listener.wait(60) is True
+        finally:
+            listener.close()
+
+
+def test_a_sleeping_worker_sends_at_once_what_another_process_triggers(dsn: str) -> None:
+    sent: list[Any] = []
+    passes: list[Any] = []
+    first_pass = threading.Event()
+
+    def on_pass(handled: Any, pause: float | None) -> None:
+        passes.append((handled, pause))
+        first_pass.set()
+
+    with Store(dsn) as store:
+        worker = Worker(store, {"email": sent.append}, max_sleep=60)
+        thread = threading.Thread(target=lambda: worker.run(on_pass=on_pass))
+        thread.start()
+        try:
+            assert first_pass.wait(WAKE_WITHIN)
+            time.sleep(0.3)
+            assert len(passes) == 1  # nothing to do and nobody wrote: it sleeps (60 s)
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-c", _TRIGGER_ELSEWHERE, dsn], check=True, timeout=60)
+            while not sent and time.monotonic() - started < WAKE_WITHIN:
+                time.sleep(0.02)
+            assert [d.recipient for d in sent] == ["bob"]
+        finally:
+            worker.stop()
+            thread.join(WAKE_WITHIN)
+        assert not thread.is_alive()
+        (delivery,) = store.list_deliveries("acme", sent[0].workflow_run_id)
+        assert delivery.status == "succeeded"
+
+
+def test_tick_watch_wakes_when_another_process_routes_a_signal(dsn: str) -> None:
+    with Store(dsn) as store:
+        run_id = trigger(store, recipient="ada").run.id
+        (in_app,) = store.claim_deliveries(channel="in_app")
+        store.record_outcome(in_app.id, "succeeded")  # now it waits 2 h for notification_read
+    script = Path(sys.executable).with_name("chimeway-lite")
+    assert script.is_file(), "install the package (pip install -e .) to get the console script"
+    watch = subprocess.Popen(
+        [str(script), "--db", dsn, "tick", "--watch", "--cycles", "2", "--max-sleep", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        first = [watch.stdout.readline(), watch.stdout.readline()]
+        assert "sleeping" in "".join(first), first  # the first sweep moved nothing
+        started = time.monotonic()
+        with Store(dsn) as store:
+            store.route_signal(Signal("acme", "notification_read", actor_id="ada"))
+        out, err = watch.communicate(timeout=WAKE_WITHIN)
+        assert time.monotonic() - started < WAKE_WITHIN
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 0, err
+    assert "1 run progressed" in out
+    with Store(dsn) as store:
+        assert store.explain("acme", run_id).state == "completed"

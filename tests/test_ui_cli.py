@@ -42,6 +42,12 @@ def db(tmp_path: Path) -> str:
     return path
 
 
+def _interruptible() -> None:
+    # A shell starts a background job with SIGINT ignored, and a child inherits that; Python
+    # then installs no KeyboardInterrupt handler. Give the server Ctrl-C as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Served:
     """A ``chimeway-lite ui`` process: its announcement and its output once stopped."""
 
@@ -53,6 +59,7 @@ class Served:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            preexec_fn=_interruptible,
         )
         self.first_line = self._first_line()
 

@@ -55,6 +55,7 @@ from ..core.records import (
     WorkflowStep,
     WorkflowTransition,
 )
+from .wakeups import WorkListener
 
 R = TypeVar("R")
 
@@ -486,6 +487,12 @@ class Backend(Protocol):
         """A unit of work: a write transaction (serialised with every other writer of the
         runs it locks) or a read snapshot. Committed when the block ends, rolled back when
         it raises."""
+        ...
+
+    def listener(self) -> WorkListener:
+        """A new :class:`~chimeway_lite.backends.wakeups.WorkListener` for this store: what
+        a worker sleeps on between passes (SQLite: a plain sleep; PostgreSQL: woken by the
+        commits of other connections that create or reschedule work). The caller closes it."""
         ...
 
     def close(self) -> None:

@@ -43,8 +43,12 @@ After a pass, :meth:`Worker.run` sleeps until the earliest of ``store.next_due_a
 next due run), ``store.next_claimable_at(channel=...)`` of each of its channels (the next
 retry, lease expiry or new delivery) and ``max_sleep`` — not at all after a full batch. If
 work is due at once after a pass that handled nothing (a run the due sweep cannot move, say),
-it backs off (1 s, 2 s, 4 s … up to ``max_sleep``) rather than spin. The sleep is an
-``Event.wait``: :meth:`Worker.stop` from another thread ends it at once.
+it backs off (1 s, 2 s, 4 s … up to ``max_sleep``) rather than spin. It sleeps on the
+backend's listener (:mod:`chimeway_lite.backends.wakeups`): :meth:`Worker.stop` from another
+thread ends the sleep at once, and on PostgreSQL so does a commit of new work by any other
+process or host (``LISTEN``/``NOTIFY``), so a trigger there is sent at once rather than after
+``max_sleep``. On SQLite work that other processes create is found at the latest after
+``max_sleep``.
 
 Logging goes to the ``chimeway_lite.worker`` logger and names deliveries by id, channel and
 attempt only: never a recipient, data, config or an exception's text.
@@ -63,6 +67,7 @@ from typing import Any
 
 import attrs
 
+from ..backends.wakeups import WorkListener
 from ..core.arguments import MAX_LIMIT, require_seconds
 from ..core.errors import (
     ConstraintFailed,
@@ -233,7 +238,7 @@ class Worker:
         self.batch_size: int = min(_positive(batch_size, "batch_size", whole=True), MAX_LIMIT)
         self.max_sleep: float = float(_positive(max_sleep, "max_sleep", whole=False))
         self._stop_requested = False
-        self._wake = threading.Event()
+        self._listener: WorkListener | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.store!r}, channels={list(self.channels)!r})"
@@ -373,7 +378,13 @@ class Worker:
         returns. ``on_pass(handled, pause)`` is called after every pass with what it did
         and the pause that follows (None: run returns now).
         """
-        sleep = self._wake.wait if wait is None else wait
+        listener: WorkListener | None = None
+        if wait is None:
+            listener = self.store.backend.listener()
+            sleep: Callable[[float], object] = listener.wait
+        else:
+            sleep = wait
+        self._listener = listener
         total = Handled()
         backoff = MIN_BACKOFF
         restore = self._handle_signals()
@@ -404,16 +415,23 @@ class Worker:
                     break
                 sleep(pause)
         finally:
+            self._listener = None
+            if listener is not None:
+                listener.close()
             restore()
             self._stop_requested = False
-            self._wake.clear()
         return total
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the delivery in hand; it wakes a sleeping run at
         once. Called when no run is going, the next :meth:`run` returns at once."""
         self._stop_requested = True
-        self._wake.set()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener.interrupt()
 
     def _stopping(self) -> bool:
         return self._stop_requested
@@ -441,9 +459,10 @@ class Worker:
             if self._stop_requested:
                 raise KeyboardInterrupt  # asked twice: do not wait for the delivery in hand
             self._stop_requested = True
-            # Event.set() takes the lock that Event.wait holds for a moment on this very
-            # thread: set it from another thread, or the handler could deadlock.
-            threading.Thread(target=self._wake.set, name="chimeway-worker-stop").start()
+            # SQLite's listener is an Event: Event.set() takes the lock that Event.wait holds
+            # for a moment on this very thread, so set it from another thread, or the handler
+            # could deadlock.
+            threading.Thread(target=self._interrupt, name="chimeway-worker-stop").start()
 
         previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
 

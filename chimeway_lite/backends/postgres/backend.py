@@ -35,6 +35,7 @@ from ...core.errors import ChimewayError, StorageError, StoreBusy
 from ..locations import redacted
 from . import connection
 from .executor import Retry
+from .listener import COMMIT_AND_NOTIFY, NotifyListener
 from .unit import PostgresUnit
 from .upkeep import ERASED_TABLES
 
@@ -136,6 +137,13 @@ class PostgresBackend:
                 with suppress(psycopg.Error):
                     conn.close()
 
+    def listener(self) -> NotifyListener:
+        """A listener on a connection of its own (outside the pool), woken by the commits
+        of other connections that create or reschedule work in this store's schema."""
+        if os.getpid() != self._pid:
+            raise ChimewayError("this Store was opened in another process: open a new one here")
+        return NotifyListener(self._connect, self.location)
+
     # -- units of work ------------------------------------------------------------------------
 
     def run(self, work: Callable[[PostgresUnit], R], *, write: bool) -> R:
@@ -176,7 +184,7 @@ class PostgresBackend:
                     _rollback(conn)
                     raise
                 try:
-                    unit.execute("COMMIT")
+                    unit.execute(COMMIT_AND_NOTIFY if unit.wakes else "COMMIT")
                 except BaseException:
                     _rollback(conn)
                     raise

@@ -69,6 +69,9 @@ class Executor:
         self.write = write
         self.closed = False
         self.vacuum_requested = False
+        # set by an effect that creates or reschedules work: the commit then notifies the
+        # listeners (listener.COMMIT_AND_NOTIFY)
+        self.wakes = False
         self.cursors = 0
         # the trace numbers this unit reserved and has not used yet (RunQueries.next_seqs)
         self.seq_next = self.seq_end = 0
@@ -77,6 +80,11 @@ class Executor:
         """Ask for the erased tables to be vacuumed once this unit commits (see
         docs/SECURITY.md for what that does and does not guarantee)."""
         self.vacuum_requested = True
+
+    def work_changed(self) -> None:
+        """Wake the store's listeners when this unit commits (a run or a delivery was
+        written: new work, or a new due time)."""
+        self.wakes = True
 
     def close(self) -> None:
         """End this unit: every later statement raises :class:`UnitClosed`."""

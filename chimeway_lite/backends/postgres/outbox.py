@@ -160,6 +160,7 @@ class OutboxQueries(Executor):
 
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries (in order: their seq is the planning order)."""
+        self.work_changed()
         for delivery in deliveries:
             self.execute(_INSERT_DELIVERY, convert.to_row(delivery))
 
@@ -174,6 +175,7 @@ class OutboxQueries(Executor):
 
     def update_delivery(self, before: Delivery, after: Delivery) -> None:
         """Write the delivery's changed columns."""
+        self.work_changed()
         columns = convert.changed_columns(before, after, exclude=("data", "config"))
         if columns:
             self.execute(_update_delivery_sql(tuple(columns)), {**columns, "where_id": before.id})

@@ -218,11 +218,13 @@ class RunQueries(Executor):
 
     def insert_run(self, run: WorkflowRun) -> None:
         """Insert a new run."""
+        self.work_changed()
         self.execute(_INSERT_RUN, convert.to_row(run))
 
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
         """Write each (before, after) pair's changed columns; runs given the same new values
         take one UPDATE for all of them."""
+        self.work_changed()
         groups: dict[tuple[tuple[str, ...], tuple[Any, ...]], list[str]] = {}
         for before, after in changes:
             columns = convert.changed_columns(before, after)
@@ -239,6 +241,7 @@ class RunQueries(Executor):
 
     def write_run(self, run: WorkflowRun) -> None:
         """Write every updatable field of the run; a refused value is InvalidArgument."""
+        self.work_changed()
         try:
             self.execute(_WRITE_RUN, convert.to_row(run))
         except ConstraintFailed as exc:

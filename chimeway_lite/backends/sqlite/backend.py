@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 from ...core.errors import ChimewayError, StorageError, StoreBusy
+from ..wakeups import Sleeper
 from . import connection
 from .executor import Executor
 from .gate import WriteGate
@@ -63,6 +64,11 @@ class SqliteBackend:
         if os.getpid() != self._pid:
             raise ChimewayError("this Store was opened in another process: open a new one here")
         return self._conn
+
+    def listener(self) -> Sleeper:
+        """A plain sleep: SQLite cannot tell one process that another committed, so a
+        worker wakes at the next due time it computed, or after its ``max_sleep``."""
+        return Sleeper()
 
     def close(self) -> None:
         """Close the connection; closing twice is fine."""

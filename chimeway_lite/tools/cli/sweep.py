@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ...backends.wakeups import WorkListener
 from ...core.errors import InvalidArgument, StoreBusy
 from ...core.records import Progress, ProgressKind, Signal
 from ...core.text import duration_text, shown
@@ -25,9 +26,14 @@ from .app import Settings, command, echo, emit_json, open_store, time_text
 MIN_SLEEP = 1.0
 
 
-def _sleep(seconds: float) -> None:
+def _sleep(seconds: float, listener: WorkListener | None = None) -> None:
     # One indirection, so that tests replace the pause of `tick --watch` without real time.
-    time.sleep(seconds)
+    # On the store's listener, a commit of new work by another process ends it early
+    # (PostgreSQL: LISTEN/NOTIFY; SQLite's listener only sleeps).
+    if listener is None:
+        time.sleep(seconds)
+    else:
+        listener.wait(seconds)
 
 
 # -- signals and the due sweep -----------------------------------------------------------------
@@ -251,6 +257,21 @@ def tick(
 
 
 def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | None) -> None:
+    listener = store.backend.listener()
+    try:
+        _watch_on(store, settings, listener, max_sleep=max_sleep, cycles=cycles)
+    finally:
+        listener.close()
+
+
+def _watch_on(
+    store: Store,
+    settings: Settings,
+    listener: WorkListener,
+    *,
+    max_sleep: float,
+    cycles: int | None,
+) -> None:
     backoff = MIN_SLEEP
     done = 0
     while True:
@@ -274,4 +295,4 @@ def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | 
             target = "nothing waiting" if next_due is None else f"next due {time_text(next_due)}"
             length = f"{pause:.3g} s" if pause < 60 else duration_text(pause)
             echo(f"  {target}; sleeping {length}")
-        _sleep(pause)
+        _sleep(pause, listener)
