@@ -1,6 +1,7 @@
 """AsyncStore (CONTRACT §17): every Store method as ``async def`` with the same signature,
 units of work of your own with ``async with``, and an event loop that never stalls — not
-even while another process holds the write lock."""
+even while another process holds the write lock. The scenarios run on both backends; the
+stall tests hold SQLite's write lock."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import sql
 from factories import START, escalation_workflow, fresh_key
 
 from chimeway_lite import (
@@ -99,11 +101,11 @@ def test_the_constructor_takes_the_stores_arguments() -> None:
     assert _parameters(AsyncStore) == _parameters(Store)
 
 
-def test_a_journey_through_the_async_store(db_path: str) -> None:
+def test_a_journey_through_the_async_store(location: str) -> None:
     clock = FakeClock(START)
 
     async def journey() -> tuple[str, list[str]]:
-        async with AsyncStore(db_path, clock=clock) as store:
+        async with AsyncStore(location, clock=clock) as store:
             bob = await atrigger(store, "bob")
             ada = await atrigger(store, "ada")
             for delivery in await store.claim_deliveries(10):
@@ -122,15 +124,15 @@ def test_a_journey_through_the_async_store(db_path: str) -> None:
     state, reasons = run(journey())
     assert state == "completed"
     assert reasons[-1] == "workflow_completed"
-    with Store(db_path) as sync:  # what the async store wrote, the sync one reads
+    with Store(location) as sync:  # what the async store wrote, the sync one reads
         assert sync.verify() == []
-        rows = sync.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
+        rows = sql(sync).execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
         assert rows == 2
 
 
-def test_errors_come_through_await(db_path: str) -> None:
+def test_errors_come_through_await(location: str) -> None:
     async def ask() -> None:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             await store.explain("acme", "01a23425-1106-7000-ab78-bb1c9bf89059")
 
     with pytest.raises(RunNotFound):
@@ -149,9 +151,9 @@ def test_bad_arguments_raise_at_once_and_an_unusable_file_on_open(tmp_path: Path
         run(open_missing())
 
 
-def test_close_twice_and_calls_after_close(db_path: str) -> None:
+def test_close_twice_and_calls_after_close(location: str) -> None:
     async def scenario() -> None:
-        store = AsyncStore(db_path)
+        store = AsyncStore(location)
         await atrigger(store)
         await store.close()
         await store.close()
@@ -161,14 +163,14 @@ def test_close_twice_and_calls_after_close(db_path: str) -> None:
     run(scenario())
 
 
-def test_hooks_run_on_the_worker_thread_after_commit(db_path: str) -> None:
+def test_hooks_run_on_the_worker_thread_after_commit(location: str) -> None:
     heard: list[tuple[str, str]] = []
 
     def hook(event: StoreEvent) -> None:
         heard.append((event.reason, threading.current_thread().name))
 
     async def scenario() -> None:
-        async with AsyncStore(db_path, on_event=hook) as store:
+        async with AsyncStore(location, on_event=hook) as store:
             await atrigger(store)
 
     run(scenario())
@@ -179,9 +181,9 @@ def test_hooks_run_on_the_worker_thread_after_commit(db_path: str) -> None:
 # -- units of your own ----------------------------------------------------------------------
 
 
-def test_a_transaction_commits_or_rolls_back_as_a_unit(db_path: str) -> None:
+def test_a_transaction_commits_or_rolls_back_as_a_unit(location: str) -> None:
     async def scenario() -> tuple[int, int]:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             async with store.transaction() as tx:
                 kept = await atrigger(tx, "ada")
                 await tx.append_transition(kept.run.id, "active", "host_note")
@@ -194,17 +196,17 @@ def test_a_transaction_commits_or_rolls_back_as_a_unit(db_path: str) -> None:
                 await tx.now()
             trace = await store.list_traces("acme", kept.run.id)
             rows = await store.call(
-                lambda s: s.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()
+                lambda s: sql(s).execute("SELECT count(*) FROM workflow_runs").fetchone()
             )
             return len(trace), rows[0]
 
     assert run(scenario()) == (3, 1)
 
 
-def test_other_tasks_wait_for_an_open_transaction_and_never_join_it(db_path: str) -> None:
+def test_other_tasks_wait_for_an_open_transaction_and_never_join_it(location: str) -> None:
     async def scenario() -> list[str]:
         order: list[str] = []
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             opened = asyncio.Event()
 
             async def owner() -> None:
@@ -225,7 +227,7 @@ def test_other_tasks_wait_for_an_open_transaction_and_never_join_it(db_path: str
             runs = await store.call(
                 lambda s: [
                     r[0]
-                    for r in s.connection.execute(
+                    for r in sql(s).execute(
                         "SELECT recipient FROM notifications ORDER BY recipient"
                     )
                 ]
@@ -235,23 +237,23 @@ def test_other_tasks_wait_for_an_open_transaction_and_never_join_it(db_path: str
     assert run(scenario()) == ["owner rolls back", "other wrote", "bob"]
 
 
-def test_a_task_started_inside_the_block_is_part_of_it(db_path: str) -> None:
+def test_a_task_started_inside_the_block_is_part_of_it(location: str) -> None:
     async def scenario() -> int:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             with pytest.raises(RuntimeError):
                 async with store.transaction():
                     await asyncio.create_task(atrigger(store, "ada"))
                     raise RuntimeError("rolled back")
             return await store.call(
-                lambda s: s.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
+                lambda s: sql(s).execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
             )
 
     assert run(scenario()) == 0
 
 
-def test_a_nested_transaction_is_a_savepoint(db_path: str) -> None:
+def test_a_nested_transaction_is_a_savepoint(location: str) -> None:
     async def scenario() -> list[str]:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             async with store.transaction():
                 await atrigger(store, "ada")
                 with pytest.raises(RuntimeError):
@@ -259,17 +261,15 @@ def test_a_nested_transaction_is_a_savepoint(db_path: str) -> None:
                         await atrigger(inner, "bob")
                         raise RuntimeError("only the inner block")
             return await store.call(
-                lambda s: [
-                    r[0] for r in s.connection.execute("SELECT recipient FROM notifications")
-                ]
+                lambda s: [r[0] for r in sql(s).execute("SELECT recipient FROM notifications")]
             )
 
     assert run(scenario()) == ["ada"]
 
 
-def test_cancelling_a_task_inside_its_transaction_rolls_it_back(db_path: str) -> None:
+def test_cancelling_a_task_inside_its_transaction_rolls_it_back(location: str) -> None:
     async def scenario() -> int:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             inside = asyncio.Event()
 
             async def owner() -> None:
@@ -285,15 +285,15 @@ def test_cancelling_a_task_inside_its_transaction_rolls_it_back(db_path: str) ->
                 await task
             await atrigger(store, "bob")  # the store is free again
             return await store.call(
-                lambda s: s.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
+                lambda s: sql(s).execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
             )
 
     assert run(scenario()) == 1
 
 
-def test_close_waits_for_an_open_transaction_and_is_refused_inside_it(db_path: str) -> None:
+def test_close_waits_for_an_open_transaction_and_is_refused_inside_it(location: str) -> None:
     async def scenario() -> int:
-        store = AsyncStore(db_path)
+        store = AsyncStore(location)
         inside = asyncio.Event()
 
         async def owner() -> None:
@@ -308,15 +308,15 @@ def test_close_waits_for_an_open_transaction_and_is_refused_inside_it(db_path: s
         await inside.wait()
         await store.close()  # waits for the block to commit
         await task
-        with Store(db_path) as sync:
-            return sync.connection.execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
+        with Store(location) as sync:
+            return sql(sync).execute("SELECT count(*) FROM workflow_runs").fetchone()[0]
 
     assert run(scenario()) == 1
 
 
-def test_a_snapshot_is_read_only_and_consistent(db_path: str) -> None:
+def test_a_snapshot_is_read_only_and_consistent(location: str) -> None:
     async def scenario() -> None:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             started = await atrigger(store)
             async with store.snapshot() as view:
                 assert (await view.get_run(started.run.id)).state == "active"
@@ -327,7 +327,7 @@ def test_a_snapshot_is_read_only_and_consistent(db_path: str) -> None:
     run(scenario())
 
 
-def test_call_runs_sync_logic_with_the_store_on_the_worker(db_path: str) -> None:
+def test_call_runs_sync_logic_with_the_store_on_the_worker(location: str) -> None:
     def two_in_one_unit(store: Store, who: str) -> tuple[str, str]:
         with store.transaction() as tx:
             first = tx.trigger(
@@ -348,7 +348,7 @@ def test_call_runs_sync_logic_with_the_store_on_the_worker(db_path: str) -> None
         return first.run.id, threading.current_thread().name
 
     async def scenario() -> tuple[str, str]:
-        async with AsyncStore(db_path) as store:
+        async with AsyncStore(location) as store:
             return await store.call(two_in_one_unit, "ada")
 
     _, thread = run(scenario())

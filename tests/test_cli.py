@@ -1,5 +1,5 @@
 """The command line: every command's output in text and JSON, and its errors (a message on
-stderr, a non-zero exit code, never a traceback)."""
+stderr, a non-zero exit code, never a traceback), on both backends."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ def as_json(result: Result) -> Any:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """A store with acme/ada waiting (due 11:30), acme/bob active and globex/cy waiting."""
-    path = str(tmp_path / "runs.db")
+def db(location: str) -> str:
+    """A store with acme/ada waiting (due 11:30), acme/bob active and globex/cy waiting, on
+    the test's backend (a file, or a PostgreSQL URL)."""
+    path = location
     clock = FakeClock(START)
     with Store(path, clock=clock) as store:
         for tenant, user in (("acme", "ada"), ("acme", "bob"), ("globex", "cy")):
@@ -509,7 +510,11 @@ def test_errors_in_json(db: str) -> None:
         "error": "RunNotFound",
         "message": "workflow run 'nope' not found",
     }
-    missing = run("--db", db + ".missing", "runs", "--json")
+
+
+def test_a_missing_store_file_in_json(tmp_path: Path) -> None:
+    missing = run("--db", str(tmp_path / "runs.db.missing"), "runs", "--json")
+    assert missing.exit_code == 1
     assert json.loads(missing.stderr)["error"] == "StoreNotFound"
 
 

@@ -44,9 +44,10 @@ def _fresh_senders(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """In-app deliveries for acme/ada and acme/bob, an email for globex/cy (system clock)."""
-    path = str(tmp_path / "work.db")
+def db(location: str) -> str:
+    """In-app deliveries for acme/ada and acme/bob, an email for globex/cy (system clock), on
+    the test's backend."""
+    path = location
     with Store(path) as store:
         trigger(store, tenant="acme", recipient="ada", key="k-ada")
         trigger(store, tenant="acme", recipient="bob", key="k-bob")
