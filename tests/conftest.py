@@ -124,6 +124,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", names, scope="function")
 
 
+@pytest.fixture(scope="module", params=backends.available())
+def module_backend(request: pytest.FixtureRequest) -> str:
+    """The backend of a module-scoped fixture that builds one store for many tests (each
+    test then runs once per backend, as with ``backend``)."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
 def new_location(backend: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
     """Makes fresh places for stores on the test's backend (files, or new schemas)."""
@@ -167,6 +175,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "backend" in callspec.params:
             _backend_of[item.nodeid] = callspec.params["backend"]
+        elif callspec is not None and "module_backend" in callspec.params:
+            _backend_of[item.nodeid] = callspec.params["module_backend"]
         elif Path(str(item.fspath)).name.startswith("test_postgres"):
             _backend_of[item.nodeid] = backends.POSTGRES
 

@@ -2,7 +2,8 @@
 secrets that never show, the read-only store, the tenant scope and the Host check.
 
 The server runs in a thread on an ephemeral port of 127.0.0.1, over the store of
-``inspected.build`` (read it for who is where). The browser test is ``test_ui_browser``.
+``inspected.build`` (read it for who is where), on each backend. The browser test is
+``test_ui_browser``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import attrs
+import backends
 import pytest
 from factories import trigger, waiting
 from hypothesis import given
 from hypothesis import strategies as st
 from inspected import HOSTILE, HOSTILE_TENANT, SECRETS, SLASHED_TENANT, Inspected, build
+from strategies import table_dump
 
 from chimeway_lite import FakeClock, StorageError, Store, StoreBusy
 from chimeway_lite.tools.ui import (
@@ -85,7 +88,7 @@ class Site:
     store: Store
     port: int
     data: Inspected
-    path: Path
+    path: str
 
     def get(self, path: str, **options: Any) -> Answer:
         return request(self.port, path, **options)
@@ -103,14 +106,19 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    path = tmp_path_factory.mktemp("ui") / "chimeway.db"
+def site(module_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The inspector over the store of ``inspected.build``, on each backend in turn."""
+    path = backends.new_location(module_backend, tmp_path_factory.mktemp("ui"))
     data = build(path)
-    with (
-        open_read_only(path, clock=FakeClock(data.now)) as store,
-        serving(make_server(store, "127.0.0.1", 0, quiet=True)) as port,
-    ):
-        yield Site(store, port, data, path)
+    try:
+        with (
+            open_read_only(path, clock=FakeClock(data.now)) as store,
+            serving(make_server(store, "127.0.0.1", 0, quiet=True)) as port,
+        ):
+            yield Site(store, port, data, path)
+    finally:
+        backends.close_sql(path)
+        backends.drop_location(path)
 
 
 # -- the runs ----------------------------------------------------------------------------------
@@ -572,13 +580,9 @@ def test_control_characters_in_a_name_cannot_break_the_page() -> None:
 # -- read-only and scoped ------------------------------------------------------------------------
 
 
-def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(path)
-    try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {n: conn.execute(f'SELECT * FROM "{n}" ORDER BY rowid').fetchall() for n in names}
-    finally:
-        conn.close()
+def _dump(path: str) -> dict[str, list[tuple[Any, ...]]]:
+    with Store(path) as store:
+        return table_dump(store)
 
 
 def test_the_inspector_writes_nothing_and_its_store_cannot_write(site: Site) -> None:

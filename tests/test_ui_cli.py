@@ -1,10 +1,10 @@
 """``chimeway-lite ui``: a real process serving the inspector, stopped by a signal; and the
-command's errors (no store, a port in use, bad options), never a traceback."""
+command's errors (no store, a port in use, bad options), never a traceback; on both
+backends."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -34,8 +34,9 @@ def run(*args: str) -> Result:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    path = str(tmp_path / "chimeway.db")
+def db(location: str) -> str:
+    """acme/ada and globex/cy waiting, on the test's backend."""
+    path = location
     with Store(path) as store:
         waiting(store, tenant="acme", recipient="ada")
         waiting(store, tenant="globex", recipient="cy")
@@ -220,4 +221,5 @@ def test_listening_beyond_loopback_warns(db: str, monkeypatch: pytest.MonkeyPatc
     assert made == [("192.0.2.1", 9000)]
     assert "warning: listening on 192.0.2.1: anyone who can reach this machine" in result.stderr
     assert result.stderr.splitlines()[-1] == "stopped"
-    assert os.path.exists(db)
+    with Store(db) as store:  # untouched
+        assert len(sql(store).execute("SELECT id FROM workflow_runs").fetchall()) == 2
