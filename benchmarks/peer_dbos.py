@@ -14,6 +14,10 @@ chimeway_lite); prints one JSON line. DBOS runs with its defaults, as a user wou
 Each is measured twice: with DBOS's own SQLite settings (rollback journal, synchronous
 FULL: an fsync per commit) and with chimeway_lite's (WAL, synchronous NORMAL), through a
 ``system_database_engine`` that sets what DBOS's own engine sets plus those two pragmas.
+
+With ``--postgres URL`` (one URL per run, comma-separated: each run on a database of its
+own) it measures DBOS on PostgreSQL instead, its home backend, with its defaults; there
+``recv`` is woken by LISTEN/NOTIFY (``benchmarks/dbos_postgres.py`` runs it).
 """
 
 from __future__ import annotations
@@ -119,8 +123,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--starts", type=int, default=500)
     parser.add_argument("--signals", type=int, default=10)
+    parser.add_argument("--postgres", default=None, help="database URLs, one per run")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    if args.postgres:
+        return _on_postgres(args.postgres.split(","), args.starts, args.signals)
     folder = Path(tempfile.mkdtemp(prefix="dbos-peer-", dir=args.dir))
     results: dict[str, Any] = {"version": version("dbos")}
     for rep in range(args.runs):
@@ -142,6 +149,27 @@ def main() -> int:
             results.setdefault(f"starts_per_s_{mode}", []).append(rate)
             results.setdefault(f"resume_ms_{mode}", []).append(resume)
     shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(results))
+    return 0
+
+
+def _on_postgres(urls: list[str], starts: int, signals: int) -> int:
+    """One run per database URL, DBOS's defaults; print JSON."""
+    results: dict[str, Any] = {"version": version("dbos")}
+    for url in urls:
+        config: dict[str, Any] = {
+            "name": "chimeway-peer",
+            "system_database_url": url,
+            "log_level": "WARNING",
+        }
+        DBOS(config=config)  # type: ignore[arg-type]
+        DBOS.launch()
+        try:
+            rate, resume = measure(starts, signals)
+        finally:
+            DBOS.destroy()
+        results.setdefault("starts_per_s_postgres", []).append(rate)
+        results.setdefault("resume_ms_postgres", []).append(resume)
     print(json.dumps(results))
     return 0
 

@@ -287,6 +287,55 @@ def test_the_postgres_benchmark_runs_in_smoke_mode() -> None:
             line.split("|")[1].strip().isdigit()] == ["1", "4", "8"]  # fmt: skip
 
 
+@pytest.mark.slow
+def test_the_wakeups_benchmark_runs_in_smoke_mode() -> None:
+    server = backends.postgres_dsn()
+    assert server is not None
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "wakeups.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        env={**os.environ, "CHIMEWAY_BENCH_POSTGRES": server},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if line[:2] == "| "]
+    assert rows == [
+        "backend",
+        "---",
+        "SQLite (sleeps)",
+        "PostgreSQL (NOTIFY)",
+        "commit of a write unit",
+        "---",
+        "COMMIT",
+        "SELECT pg_notify(…); COMMIT (shipped)",
+    ]
+
+
+@pytest.mark.slow
+def test_the_dbos_on_postgres_benchmark_runs_our_side_in_smoke_mode() -> None:
+    server = backends.postgres_dsn()
+    assert server is not None
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "dbos_postgres.py"
+    env = {**os.environ, "CHIMEWAY_BENCH_POSTGRES": server}
+    env.pop("CHIMEWAY_BENCH_PEER_PYTHON", None)
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:3] for line in done.stdout.splitlines() if line[:2] == "| "]
+    assert [r[0].strip() for r in rows[2:]] == ["starts/s", "signal → finished, ms"]
+    assert all(float(r[1].replace(",", "")) > 0 for r in rows[2:])
+    assert "DBOS: not measured" in done.stdout
+
+
 def test_a_unit_the_server_ended_runs_again_and_only_its_last_attempt_counts(
     dsn: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
