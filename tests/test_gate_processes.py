@@ -1,8 +1,9 @@
 """The two concurrency promises of the step options (CONTRACT §14), with real processes: any
 number of processes triggering the same recipient at once never open two digest batches for
 one group — nor overfill one of ``max_items`` — and never both pass a throttle of
-``limit=1``. (SQLite serialises the deciding units with its write lock; a backend without
-one must lock the group: see ``backends/base.py``.)"""
+``limit=1``, on both backends. (SQLite serialises the deciding units with its write lock;
+PostgreSQL locks the group: see ``backends/base.py``. Without that lock the digest race of
+``max_items`` overfills a batch there.)"""
 
 from __future__ import annotations
 
@@ -25,20 +26,20 @@ def _count(store: Store, sql: str) -> int:
     return int(raw_sql(store).execute(sql).fetchone()[0])
 
 
-def _race(db_path: str, which: str) -> list[list[tuple[str, str, int]]]:
+def _race(location: str, which: str) -> list[list[tuple[str, str, int]]]:
     """Every process triggers ``EACH`` journeys of ``GATED[which]`` for the same recipient,
     all processes at the same moment for each one."""
     rounds = proc_worker.SPAWN.Barrier(PROCESSES)
-    return run_processes(proc_worker.trigger_gated, [(db_path, which, EACH, rounds)] * PROCESSES)
+    return run_processes(proc_worker.trigger_gated, [(location, which, EACH, rounds)] * PROCESSES)
 
 
-def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(db_path: str) -> None:
-    results = _race(db_path, "digest")
+def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(location: str) -> None:
+    results = _race(location, "digest")
     made = [run for result in results for run in result]
     total = PROCESSES * EACH
     assert Counter(reason for _, reason, _ in made) == {"waiting_for_digest": total}
     assert all(planned == 0 for _, _, planned in made)
-    with Store(db_path) as store:
+    with Store(location) as store:
         assert _count(store, "SELECT count(*) FROM digest_batches") == 1
         assert _count(store, "SELECT count(*) FROM digest_members") == total
         # every round was a race of all the processes: its runs joined one after another
@@ -67,11 +68,11 @@ def test_processes_triggering_one_recipient_at_once_share_one_digest_batch(db_pa
         assert store.verify() == []
 
 
-def test_processes_filling_digest_batches_at_once_fill_each_exactly(db_path: str) -> None:
-    results = _race(db_path, "digest_of_5")
+def test_processes_filling_digest_batches_at_once_fill_each_exactly(location: str) -> None:
+    results = _race(location, "digest_of_5")
     total = PROCESSES * EACH
     assert sum(len(r) for r in results) == total
-    with Store(db_path) as store:
+    with Store(location) as store:
         sizes = [
             r[0]
             for r in raw_sql(store).execute(
@@ -91,15 +92,15 @@ def test_processes_filling_digest_batches_at_once_fill_each_exactly(db_path: str
 
 
 def test_processes_triggering_one_recipient_at_once_pass_a_throttle_of_one_once(
-    db_path: str,
+    location: str,
 ) -> None:
-    results = _race(db_path, "throttle")
+    results = _race(location, "throttle")
     made = [run for result in results for run in result]
     assert Counter((reason, planned) for _, reason, planned in made) == {
         ("workflow_started", 1): 1,
         ("workflow_throttled", 0): PROCESSES * EACH - 1,
     }
-    with Store(db_path) as store:
+    with Store(location) as store:
         assert _count(store, "SELECT count(*) FROM deliveries") == 1
         assert _count(store, "SELECT count(*) FROM step_activations") == 1
         assert store.verify() == []
