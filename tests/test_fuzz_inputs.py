@@ -82,10 +82,11 @@ class Known:
 
 
 @pytest.fixture
-def fuzzed(tmp_path: Any) -> Iterator[tuple[Store, Known]]:
-    """A store with runs in several states, and what is known about them."""
+def fuzzed(location: str) -> Iterator[tuple[Store, Known]]:
+    """A store with runs in several states, and what is known about them (on the test's
+    backend)."""
     clock = FakeClock(START)
-    with Store(str(tmp_path / "fuzz.db"), clock=clock) as store:
+    with Store(location, clock=clock) as store:
         results = [
             trigger(store, tenant=tenant, key=f"k{i}")
             for i, tenant in enumerate(["acme", "acme", "globex", "acme"])
