@@ -4,7 +4,7 @@ Arguments are drawn from arbitrary JSON-like values, odd Python objects, naive a
 offset datetimes, enum members, over-long and NUL-bearing strings — mixed with real ids of
 the store so that calls get past the first check. Every call must either succeed or raise
 one of the documented :class:`ChimewayError` leaves; a call that raised must have written
-nothing; and ``verify()`` must stay empty afterwards.
+nothing; and ``verify()`` must stay empty afterwards. On both backends.
 """
 
 from __future__ import annotations
