@@ -299,7 +299,7 @@ def test_tick_watch_survives_a_busy_store(db_path: str, monkeypatch: pytest.Monk
         return real(self, **kwargs)
 
     monkeypatch.setattr(Store, "progress_due_runs", flaky)
-    monkeypatch.setattr(cli.sweep, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(cli.sweep, "_sleep", lambda seconds, listener=None: None)
     result = run_cli("--db", db_path, "tick", "--watch", "--cycles", "2")
     assert result.exit_code == 0, result.output
     assert "busy" in result.stderr and len(calls) == 3
