@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import pg_server
-from factories import escalation_workflow
+from dbos_postgres import starts
 
 from chimeway_lite import Delivery, Step, Store, Worker, Workflow
 from chimeway_lite.backends.postgres import backend as postgres_backend
@@ -98,26 +98,8 @@ def trigger_rate(server: str, count: int, *, notify: bool) -> float:
     """Triggers per second on a fresh schema, with the shipped commit or a plain one."""
     postgres_backend.COMMIT_AND_NOTIFY = COMMIT_AND_NOTIFY if notify else "COMMIT"
     dsn = pg_server.fresh_database(server)
-    workflow = escalation_workflow()
     try:
-        with Store(dsn) as store:
-            store.trigger(  # registers the definition, outside the timing
-                tenant_id="bench",
-                notification_key="n",
-                recipient="warm",
-                workflow=workflow,
-                idempotency_key="warm",
-            )
-            started = time.perf_counter()
-            for i in range(count):
-                store.trigger(
-                    tenant_id="bench",
-                    notification_key="n",
-                    recipient=f"r{i}",
-                    workflow=workflow,
-                    idempotency_key=f"k{i}",
-                )
-            return count / (time.perf_counter() - started)
+        return starts(dsn, count)
     finally:
         postgres_backend.COMMIT_AND_NOTIFY = COMMIT_AND_NOTIFY
         pg_server.drop_fresh_database(dsn)

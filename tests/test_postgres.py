@@ -266,21 +266,28 @@ def test_forget_deletes_the_rows_and_vacuums_their_tables(dsn: str, clock: FakeC
         assert {"notifications", "workflow_runs", "signal_marks", "deliveries"} <= vacuumed
 
 
-@pytest.mark.slow
-def test_the_postgres_benchmark_runs_in_smoke_mode() -> None:
+def _smoke(script_name: str) -> list[str]:
+    """Run ``benchmarks/SCRIPT --smoke`` on the tests' server (no DBOS peer); its stdout lines."""
     server = backends.postgres_dsn()
     assert server is not None
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "postgres.py"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / script_name
+    env = {**os.environ, "CHIMEWAY_BENCH_POSTGRES": server}
+    env.pop("CHIMEWAY_BENCH_PEER_PYTHON", None)
     done = subprocess.run(
         [sys.executable, str(script), "--smoke"],
-        env={**os.environ, "CHIMEWAY_BENCH_POSTGRES": server},
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
+    return done.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_the_postgres_benchmark_runs_in_smoke_mode() -> None:
+    lines = _smoke("postgres.py")
     assert any(line.startswith("| triggers/s |") for line in lines)
     assert any(line.startswith("| journeys/s |") for line in lines)
     assert [line.split("|")[1].strip() for line in lines if line.startswith("| ") and
@@ -289,19 +296,8 @@ def test_the_postgres_benchmark_runs_in_smoke_mode() -> None:
 
 @pytest.mark.slow
 def test_the_wakeups_benchmark_runs_in_smoke_mode() -> None:
-    server = backends.postgres_dsn()
-    assert server is not None
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "wakeups.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--smoke"],
-        env={**os.environ, "CHIMEWAY_BENCH_POSTGRES": server},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if line[:2] == "| "]
+    lines = _smoke("wakeups.py")
+    rows = [line.split("|")[1].strip() for line in lines if line[:2] == "| "]
     assert rows == [
         "backend",
         "---",
@@ -316,24 +312,11 @@ def test_the_wakeups_benchmark_runs_in_smoke_mode() -> None:
 
 @pytest.mark.slow
 def test_the_dbos_on_postgres_benchmark_runs_our_side_in_smoke_mode() -> None:
-    server = backends.postgres_dsn()
-    assert server is not None
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "dbos_postgres.py"
-    env = {**os.environ, "CHIMEWAY_BENCH_POSTGRES": server}
-    env.pop("CHIMEWAY_BENCH_PEER_PYTHON", None)
-    done = subprocess.run(
-        [sys.executable, str(script), "--smoke"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line.split("|")[1:3] for line in done.stdout.splitlines() if line[:2] == "| "]
+    lines = _smoke("dbos_postgres.py")
+    rows = [line.split("|")[1:3] for line in lines if line[:2] == "| "]
     assert [r[0].strip() for r in rows[2:]] == ["starts/s", "signal → finished, ms"]
     assert all(float(r[1].replace(",", "")) > 0 for r in rows[2:])
-    assert "DBOS: not measured" in done.stdout
+    assert "DBOS: not measured" in "\n".join(lines)
 
 
 def test_a_unit_the_server_ended_runs_again_and_only_its_last_attempt_counts(
