@@ -289,7 +289,7 @@ def _signals_once_sending(delays: list[float], signum: int = signal.SIGTERM) -> 
 def test_the_loop_stops_cleanly_on_a_signal(db: str, signum: int) -> None:
     previous = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
     started = time.monotonic()
-    with _signals_once_sending([0.1], signum):
+    with _signals_once_sending([0.5], signum):
         result = run("--db", db, "work", "--senders", "work_senders:SENDERS", "--max-sleep", "0.02")
 
     assert result.exit_code == 0, result.output
@@ -305,7 +305,7 @@ def test_the_loop_stops_cleanly_on_a_signal(db: str, signum: int) -> None:
 
 
 def test_the_loop_in_json_lines(db: str) -> None:
-    with _signals_once_sending([0.1]):
+    with _signals_once_sending([0.5]):
         result = run(
             "--db", db, "--json", "work", "--senders", "work_senders:SENDERS", "--max-sleep", "0.02"
         )
@@ -319,7 +319,7 @@ def test_the_loop_in_json_lines(db: str) -> None:
 
 def test_a_second_signal_abandons_a_hanging_sender_with_exit_130(db: str) -> None:
     previous = signal.getsignal(signal.SIGTERM)
-    with _signals_once_sending([0.05, 0.1]):
+    with _signals_once_sending([0.3, 0.6]):
         result = run("--db", db, "work", "--senders", "work_senders:HANGING", "--channel", "email")
     assert result.exit_code == 130
     assert result.stderr == "interrupted: the delivery in hand is left to its lease\n"
