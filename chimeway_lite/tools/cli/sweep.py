@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import signal as signals
-import time
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,14 +26,11 @@ from .app import Settings, command, echo, emit_json, open_store, time_text
 MIN_SLEEP = 1.0
 
 
-def _sleep(seconds: float, listener: WorkListener | None = None) -> None:
+def _sleep(seconds: float, listener: WorkListener) -> None:
     # One indirection, so that tests replace the pause of `tick --watch` without real time.
     # On the store's listener, a commit of new work by another process ends it early
     # (PostgreSQL: LISTEN/NOTIFY; SQLite's listener only sleeps).
-    if listener is None:
-        time.sleep(seconds)
-    else:
-        listener.wait(seconds)
+    listener.wait(seconds)
 
 
 # -- signals and the due sweep -----------------------------------------------------------------
@@ -257,11 +254,8 @@ def tick(
 
 
 def _watch(store: Store, settings: Settings, *, max_sleep: float, cycles: int | None) -> None:
-    listener = store.backend.listener()
-    try:
+    with closing(store.backend.listener()) as listener:
         _watch_on(store, settings, listener, max_sleep=max_sleep, cycles=cycles)
-    finally:
-        listener.close()
 
 
 def _watch_on(
@@ -281,7 +275,7 @@ def _watch_on(
             # Another process held the lock for longer than busy_timeout: a moment's
             # contention, not a reason to stop watching.
             echo(f"warning: {exc}; sweeping again in {backoff:.3g} s", err=True)
-            _sleep(backoff)
+            _sleep(backoff, listener)
             backoff = min(backoff * 2, max_sleep)
             continue
         done += 1
