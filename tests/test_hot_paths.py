@@ -2,22 +2,29 @@
 
 Each test pins one shortcut to the behaviour it must keep: the validated-declaration cache
 still sees a config changed in place, the changed-columns UPDATE leaves the row the full
-UPDATE would have left, the recipient-first signal query keeps tenants apart, ids stay
-uuid4, and the one-entry timestamp-text cache never hands one instant another's text.
+UPDATE would have left, the recipient-first signal query keeps tenants apart, ids are
+time-ordered uuids, the one-entry timestamp-text cache never hands one instant another's
+text, and verify's shortcuts (issue 16: the compact-JSON scanner, the generated row readers,
+the instant check of a time key) read and judge what the long way did.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from backends import sql
 from factories import escalation_workflow, trigger
-from strategies import table_dump
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import json_values, table_dump
 
 from chimeway_lite import (
+    DamagedRow,
     DefinitionConflict,
     DeliveryStatus,
     FakeClock,
@@ -214,3 +221,69 @@ def test_a_duplicate_of_a_known_declaration_is_the_first_result_and_writes_nothi
         first.deliveries,
     )
     assert table_dump(store) == before
+
+
+# -- verify's shortcuts: the compact-JSON scanner, the generated readers, the instant check ----
+
+
+@given(
+    json_values,
+    st.sampled_from(["", " ", "\n", "\t "]),
+    st.sampled_from(["", " ", "\n", "x", "}", "[1]"]),
+)
+def test_compact_json_reads_as_json_loads_reads_it(value: Any, before: str, after: str) -> None:
+    text = before + json.dumps(value, separators=(",", ":")) + after
+    try:
+        expected: Any = ("value", json.loads(text))
+    except ValueError as exc:
+        expected = ("error", type(exc))
+    try:
+        found: Any = ("value", convert._loads_text(text))
+    except ValueError as exc:
+        found = ("error", type(exc))
+    assert repr(found) == repr(expected)  # repr: NaN is not equal to itself
+
+
+def test_a_generated_reader_reads_a_full_row_and_a_short_one_as_the_fields_say() -> None:
+    at = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    run = WorkflowRun(
+        "r", "t", "n", "d", "s", RunState.WAITING, "x", {"k": 1}, at, at, at, ("read",), None
+    )
+    row = tuple(convert.to_row(run).values())
+    assert convert.from_values(WorkflowRun, row) == run
+    # a row that stops short leaves the last fields at their defaults, as before
+    names = convert.field_names(WorkflowRun)
+    defaults = [f for f in attrs.fields(WorkflowRun) if f.default is not attrs.NOTHING]
+    short = row[: len(names) - len(defaults)]
+    assert convert.from_values(WorkflowRun, short) == attrs.evolve(
+        run, **{f.name: f.default for f in defaults}
+    )
+    # a damaged value of the optional time still names the row
+    damaged = (*row[:10], "yesterday", *row[11:])
+    with pytest.raises(DamagedRow) as caught:
+        convert.from_values(WorkflowRun, damaged)
+    assert caught.value.row_id == "r"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2026-01-05T09:30:00.000000+00:00", None),
+        ("2026-01-05T09:30:00+02:00", None),
+        ("2026-01-05T09:30:00", "is an instant without an offset"),
+        ("yesterday", "is not an instant (ISO-8601 text with an offset)"),
+        ("2026-01-05T09:30:00\x00+00:00", "contains NUL"),
+        ("2026-01-05T09:30:00.000000+00:00é", "is not an instant (ISO-8601 text with an offset)"),
+        (12, None),
+    ],
+    ids=["stored", "offset", "naive", "text", "nul", "non-ascii", "int"],
+)
+def test_a_time_key_is_checked_as_an_instant_on_the_short_path_and_the_long(
+    value: Any, problem: str | None
+) -> None:
+    from chimeway_lite.machine import host_rules
+
+    for key in sorted(host_rules.TIME_KEYS):
+        assert host_rules.context_problems({key: value}) == (
+            [] if problem is None else [f"context {key} {problem}"]
+        )

@@ -79,7 +79,7 @@ from ..machine.host_rules import context_problems
 from ..machine.journey import Journey
 from ..machine.kinds import digest, gate_named, wait_targets
 from ..machine.kinds.retry import Retry
-from ..machine.table import MOVES, terminal_reason
+from ..machine.table import MOVES
 from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
 from .work import Work
 
@@ -126,6 +126,9 @@ _STEP, _SUSPENDED, _PENDING, _TERMINAL = (
 )
 _KIND, _TARGET, _RESUMED = "wait_kind", "wait_target", "resumed_by"
 _HOST_FIELDS = frozenset({_STEP, _SUSPENDED, _PENDING, _TERMINAL, _KIND, _TARGET, _RESUMED})
+# What every engine row sets (the cursor is the step's own business: _cursor).
+_ENGINE_SETS = _HOST_FIELDS - {_STEP}
+_TERMINAL_STATES = frozenset(state for state in RunState if state.is_terminal)
 
 
 def verify(
@@ -380,37 +383,32 @@ class _Fold:
 
     def _engine(self, row: WorkflowTransition) -> None:
         move = MOVES[row.reason]
-        if self.state is not None and self.state.is_terminal:
-            self.report(f"an engine row after the run became {self.state.value}", row)
-        from_states = move.sources(row.context)
-        sources = "/".join(_name(s) for s in from_states)
-        if row.from_state not in from_states or row.to_state is not move.to_state:
+        state = self.state
+        if state in _TERMINAL_STATES:
+            self.report(f"an engine row after the run became {_name(state)}", row)
+        variant = move.variant(row.context)
+        from_states = move.from_states if variant.from_states is None else variant.from_states
+        to_state = move.to_state
+        if row.from_state not in from_states or row.to_state is not to_state:
             self.report(
                 f"records {_name(row.from_state)} -> {row.to_state.value}; the reason means "
-                f"{sources} -> {move.to_state.value}",
+                f"{_names(from_states)} -> {to_state.value}",
                 row,
             )
-        if self.state not in from_states:
-            self.report(f"starts from {sources} but the run was {_name(self.state)}", row)
-        self.state = move.to_state
+        if state not in from_states:
+            self.report(f"starts from {_names(from_states)} but the run was {_name(state)}", row)
+        self.state = to_state
         self._cursor(row, move.on_current_step, move.enters_step)
-        if move.to_state is RunState.WAITING:
+        values = self.values
+        if to_state is RunState.WAITING:
             self._wait(row)
         else:
-            for field, empty in (
-                (_SUSPENDED, None),
-                (_PENDING, ()),
-                (_KIND, None),
-                (_TARGET, None),
-            ):
-                self._set(field, empty)
-        resumed = row.context.get("event_name") if row.reason == SIGNAL_RECEIVED else None
-        self._set(_RESUMED, resumed)
-        finished = move.to_state.is_terminal
-        self._set(
-            _TERMINAL,
-            terminal_reason(row.reason, row.context) if finished else None,
-        )
+            values[_SUSPENDED] = values[_KIND] = values[_TARGET] = None
+            values[_PENDING] = ()
+        values[_RESUMED] = row.context.get("event_name") if row.reason == SIGNAL_RECEIVED else None
+        values[_TERMINAL] = variant.terminal_reason if to_state in _TERMINAL_STATES else None
+        if self.host_owned:
+            self.host_owned -= _ENGINE_SETS
 
     def _cursor(self, row: WorkflowTransition, on_current_step: bool, enters: bool) -> None:
         if row.reason == STEP_ACTIVATED or enters:
@@ -520,6 +518,10 @@ def _opens_step(row: WorkflowTransition) -> bool:
 
 def _name(state: RunState | None) -> str:
     return "(none)" if state is None else state.value
+
+
+def _names(states: Iterable[RunState | None]) -> str:
+    return "/".join(_name(s) for s in states)
 
 
 def _show(value: Any) -> str:

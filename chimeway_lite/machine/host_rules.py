@@ -60,13 +60,16 @@ def context_problems(context: Any) -> list[str]:
         unknown = sorted(str(k)[:40] for k in context if k not in CONTEXT_KEYS)
         problems.append(f"context keys outside the catalogue: {', '.join(unknown)}")
     for key, value in context.items():
-        # The common case first, cheaply: short ASCII text of a plain key, or None.
-        if value is None or (
+        # The common cases first, cheaply: None, or short ASCII text of a plain key, or
+        # of a time key when it is an instant with an offset.
+        if value is None:
+            continue
+        if (
             type(value) is str
             and len(value) <= MAX_CONTEXT_TEXT
-            and key not in _TYPED_KEYS
             and value.isascii()
             and "\x00" not in value
+            and (key not in _TYPED_KEYS or (key in TIME_KEYS and _is_instant(value)))
         ):
             continue
         if key in CONTEXT_KEYS:
@@ -80,6 +83,13 @@ def context_problems(context: Any) -> list[str]:
     ):
         problems.append(f"the context holds more than {MAX_CONTEXT_BYTES} bytes as JSON")
     return problems
+
+
+def _is_instant(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).utcoffset() is not None
+    except ValueError:
+        return False
 
 
 def _value_problem(key: str, value: Any) -> str | None:

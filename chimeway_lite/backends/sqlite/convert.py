@@ -32,6 +32,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
+from json.scanner import make_scanner
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
@@ -47,6 +48,21 @@ _converter = cattrs.Converter(detailed_validation=False)
 
 _loads = json.loads
 _fromisoformat = datetime.fromisoformat
+# json.loads is this scanner behind two wrappers and two whitespace matches; stored JSON
+# is compact, so the scanner alone reads it (any other text goes to json.loads).
+# (typeshed types make_scanner's argument as itself; the C scanner takes a decoder)
+_scan_once = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _loads_text(text: str) -> Any:
+    """``json.loads(text)``, faster for compact JSON (as the store writes it)."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:  # leading whitespace, or not JSON: json.loads decides
+        return _loads(text)
+    if end != len(text):  # trailing whitespace or data
+        return _loads(text)
+    return value
 
 
 class _Shape(ValueError):
@@ -55,7 +71,7 @@ class _Shape(ValueError):
 
 def _load_dict(value: Any, _: Any = None) -> dict[str, Any]:
     if isinstance(value, (str, bytes)):
-        value = _loads(value)
+        value = _loads_text(value) if type(value) is str else _loads(value)
         if type(value) is dict:
             return value  # freshly parsed: no copy needed
     if value is None:
@@ -68,7 +84,7 @@ def _load_dict(value: Any, _: Any = None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=256)
 def _str_tuple_of_text(text: str) -> tuple[str, ...]:
     # A tuple is immutable, so one parse serves every run waiting for the same signals.
-    return _str_tuple(_loads(text))
+    return _str_tuple(_loads_text(text))
 
 
 def _str_tuple(loaded: Any) -> tuple[str, ...]:
@@ -252,29 +268,54 @@ _readers: dict[type[Any], Callable[[Sequence[Any]], Any]] = {}
 
 
 def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
+    """The function that reads a row of :func:`columns` ``(cls)`` into a record.
+
+    For a row of every column it is generated once per record type, as attrs generates
+    ``__init__``: one expression per field (the column value itself, its hook, or for
+    ``X | None`` ``None`` or the hook of ``X``), so a row costs one call per converted value
+    and the record's constructor, with no loop, copy or keyword dict. A row that stops
+    short of the last fields (they take their defaults) goes the general way."""
     fields = attrs.fields(attrs.resolve_types(cls))
+    positional = sum(1 for f in fields if not f.kw_only)
+    if any(not f.kw_only for f in fields[positional:]):
+        raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
+    named = tuple(f.name for f in fields[positional:])
     steps = tuple(
         (i, _converter.get_structure_hook(f.type), f.type)
         for i, f in enumerate(fields)
         if f.type not in AS_STORED
     )
 
-    positional = sum(1 for f in fields if not f.kw_only)
-    named = tuple(f.name for f in fields[positional:])
-    if any(not f.kw_only for f in fields[positional:]):
-        raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
-
-    def read(row: Sequence[Any]) -> Any:
-        # A row may stop short of the last fields, which then take their defaults.
+    def short(row: Sequence[Any]) -> Any:
         values = list(row)
         count = len(values)
         for i, hook, field_type in steps:
             if i < count:
                 values[i] = hook(values[i], field_type)
-        if named:
-            return cls(*values[:positional], **dict(zip(named, values[positional:], strict=False)))
-        return cls(*values)
+        return cls(*values[:positional], **dict(zip(named, values[positional:], strict=False)))
 
+    scope: dict[str, Any] = {"cls": cls, "short": short, "width": len(fields)}
+    arguments = []
+    for i, f in enumerate(fields):
+        value = f"row[{i}]"
+        if f.type not in AS_STORED:
+            arm = _optional_arm(f.type)
+            hook_type = f.type if arm is None else arm
+            scope[f"h{i}"] = _converter.get_structure_hook(hook_type)
+            scope[f"t{i}"] = hook_type
+            if arm is None:
+                value = f"h{i}(row[{i}], t{i})"
+            else:
+                value = f"(None if row[{i}] is None else h{i}(row[{i}], t{i}))"
+        arguments.append(value if i < positional else f"{f.name}={value}")
+    source = (
+        "def read(row):\n"
+        "    if len(row) != width:\n"
+        "        return short(row)\n"
+        f"    return cls({', '.join(arguments)})\n"
+    )
+    exec(compile(source, f"<chimeway_lite reader of {cls.__name__}>", "exec"), scope)
+    read: Callable[[Sequence[Any]], Any] = scope["read"]
     return read
 
 
