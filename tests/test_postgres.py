@@ -99,6 +99,74 @@ def test_a_version_table_of_another_application_is_refused(dsn: str) -> None:
         Store(dsn)
 
 
+VIEWS = {"runs_overview", "deliveries_overview", "trace_overview"}
+_VERSION_ONE = Path(__file__).parent / "data" / "pg_schema_v1.sql"
+
+
+def _views(dsn: str) -> set[str]:
+    rows = _execute(dsn, "SELECT viewname FROM pg_views WHERE schemaname = current_schema()")
+    return {r[0] for r in rows}
+
+
+def _version_one_schema(dsn: str) -> None:
+    """A schema as the first PostgreSQL landing made it (version 1: no views), plus a view
+    of the host's own."""
+    from chimeway_lite.backends.postgres.connection import _statements
+
+    with psycopg.connect(dsn) as conn:  # one transaction
+        for statement in _statements(_VERSION_ONE.read_text(encoding="utf-8")):
+            conn.execute(statement.encode())
+        conn.execute(
+            "INSERT INTO chimeway_lite_schema (application, version) VALUES ('chimeway_lite', 1)"
+        )
+        conn.execute("CREATE VIEW host_report AS SELECT count(*) AS runs FROM workflow_runs")
+
+
+def test_a_new_schema_has_the_views(dsn: str) -> None:
+    Store(dsn).close()
+    assert _views(dsn) == VIEWS
+
+
+def test_a_version_one_schema_gains_the_views_and_keeps_the_hosts(
+    dsn: str, clock: FakeClock
+) -> None:
+    _version_one_schema(dsn)
+    assert _views(dsn) == {"host_report"}
+    with Store(dsn, clock=clock) as store:
+        assert _execute(dsn, "SELECT version FROM chimeway_lite_schema") == [(SCHEMA_VERSION,)]
+        assert SCHEMA_VERSION == 2
+        assert _views(dsn) == VIEWS | {"host_report"}
+        run = trigger(store, recipient="ada").run
+        assert _execute(dsn, "SELECT run_id, recipient, state FROM runs_overview") == [
+            (run.id, "ada", "active")
+        ]
+        assert _execute(dsn, "SELECT runs FROM host_report") == [(1,)]
+        assert store.verify() == []
+    Store(dsn).close()  # opening again changes nothing
+    assert _execute(dsn, "SELECT version FROM chimeway_lite_schema") == [(SCHEMA_VERSION,)]
+
+
+def test_an_upgrade_that_fails_leaves_the_schema_at_version_one(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chimeway_lite.backends.postgres import connection
+
+    _version_one_schema(dsn)
+    broken = connection.schema_sql() + "\nCREATE VIEW broken_view AS SELECT nothing FROM nowhere;\n"
+    monkeypatch.setattr(connection, "schema_sql", lambda: broken)
+    with pytest.raises(SchemaMismatch, match='relation "nowhere" does not exist'):
+        Store(dsn)
+    assert _execute(dsn, "SELECT version FROM chimeway_lite_schema") == [(1,)]
+    assert _views(dsn) == {"host_report"}
+
+
+def test_an_unknown_older_schema_version_is_refused(dsn: str) -> None:
+    Store(dsn).close()
+    _execute(dsn, "UPDATE chimeway_lite_schema SET version = 0")
+    with pytest.raises(SchemaMismatch, match="unknown chimeway_lite schema version 0"):
+        Store(dsn)
+
+
 @pytest.mark.slow
 def test_processes_create_a_brand_new_schema_at_the_same_moment(dsn: str) -> None:
     run_ids = run_processes(proc_worker.open_new_and_trigger, [(dsn,)] * 6)

@@ -1,5 +1,6 @@
-"""The views for people (schema.sql: runs_overview, deliveries_overview, trace_overview), their
-upgrade into older files, and docs/datasette-metadata.json naming only what exists."""
+"""The views for people (runs_overview, deliveries_overview, trace_overview) on both backends,
+their upgrade into older SQLite files (PostgreSQL's upgrade: test_postgres.py), and
+docs/datasette-metadata.json naming only what exists."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from backends import is_postgres
 from backends import sql as raw_sql
 from factories import trigger, waiting
 
 from chimeway_lite import FakeClock, Retry, Signal, Step, Store, Workflow
 from chimeway_lite.backends.sqlite.connection import SCHEMA_VERSION, schema_statements
 from chimeway_lite.machine import decide
-
-# The views are SQLite's, for sqlite-utils and datasette: the PostgreSQL schema has none.
-pytestmark = pytest.mark.sqlite_only
 
 DATA = Path(__file__).parent / "data"
 METADATA = Path(__file__).parent.parent / "docs" / "datasette-metadata.json"
@@ -51,8 +50,20 @@ def _rows(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in raw_sql(store).execute(sql, params)]
 
 
-def _columns(conn: sqlite3.Connection, name: str) -> list[str]:
+def _columns(conn: Any, name: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({name})")]
+
+
+def _store_columns(store: Store, name: str) -> list[str]:
+    """A table's or view's columns in order, on either backend."""
+    if not is_postgres(store):
+        return _columns(raw_sql(store), name)
+    rows = raw_sql(store).execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        (name,),
+    )
+    return [r[0] for r in rows]
 
 
 @pytest.fixture
@@ -76,11 +87,20 @@ def journeys(store: Store, clock: FakeClock) -> dict[str, str]:
     return runs
 
 
+@pytest.mark.sqlite_only
 def test_a_new_store_has_the_views(store: Store) -> None:
     rows = raw_sql(store).execute("SELECT name FROM sqlite_master WHERE type='view'")
     names = {r[0] for r in rows}
     assert names == VIEWS
     assert set(sqlite_utils.Database(raw_sql(store)).view_names()) == VIEWS
+
+
+def test_the_views_have_the_same_columns_on_both_backends(store: Store, tmp_path: Path) -> None:
+    """On PostgreSQL the views are the SQLite schema's, column for column (on SQLite this
+    compares a store with a new file's schema: the views of every new file are the same)."""
+    with Store(tmp_path / "reference.db") as reference:
+        for view in VIEWS:
+            assert _store_columns(store, view) == _columns(reference.connection, view), view
 
 
 def test_runs_overview_names_the_recipient_workflow_and_step(
@@ -172,7 +192,8 @@ def test_no_view_shows_data_payload_or_config(store: Store, clock: FakeClock) ->
     store.record_outcome(result.deliveries[0].id, "succeeded")
 
     for view in VIEWS:
-        columns = _columns(raw_sql(store), view)
+        columns = _store_columns(store, view)
+        assert columns, view
         assert not {"data", "payload", "config"} & set(columns), view
         text = repr(_rows(store, f"SELECT * FROM {view}"))
         for secret in (marker, "c0nfig-value", "pay1oad-value"):
@@ -196,6 +217,7 @@ def _version_two_store(path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_version_two_file_gains_the_views_and_keeps_the_hosts(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -223,6 +245,7 @@ def test_a_version_two_file_gains_the_views_and_keeps_the_hosts(
         assert store.verify() == []
 
 
+@pytest.mark.sqlite_only
 def test_an_upgrade_that_fails_leaves_the_file_at_version_two(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,6 +268,7 @@ def test_an_upgrade_that_fails_leaves_the_file_at_version_two(
 # -- datasette's metadata ------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_the_datasette_metadata_names_only_real_tables_views_and_columns(store: Store) -> None:
     metadata = json.loads(METADATA.read_text(encoding="utf-8"))
     conn = raw_sql(store)
@@ -274,6 +298,7 @@ def test_the_datasette_metadata_names_only_real_tables_views_and_columns(store: 
         assert tables[parent].get("label_column"), parent
 
 
+@pytest.mark.sqlite_only
 def test_the_label_columns_are_what_foreign_keys_point_at(store: Store) -> None:
     metadata = json.loads(METADATA.read_text(encoding="utf-8"))
     tables = metadata["databases"]["chimeway"]["tables"]

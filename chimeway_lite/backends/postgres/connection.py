@@ -15,7 +15,11 @@ from psycopg import errors as pg_errors
 from ...core.errors import ChimewayError, ConstraintFailed, SchemaMismatch, StorageError, StoreBusy
 
 #: The version of ``schema.sql`` beside this module; recorded in ``chimeway_lite_schema``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: What takes a schema of version N to N + 1, besides making the views afresh from
+#: ``schema.sql`` (which every upgrade does last). Version 2 adds the views for people
+#: (``runs_overview``, ``deliveries_overview``, ``trace_overview``) and nothing else.
+UPGRADES: dict[int, str] = {1: ""}
 #: The application name recorded beside the version: a table of that name holding another
 #: name is some other program's.
 APPLICATION = "chimeway_lite"
@@ -105,8 +109,9 @@ def _stamp(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str | None, li
     return ("chimeway_lite_schema" if "chimeway_lite_schema" in found else None), found
 
 
-def _check(conn: psycopg.Connection[tuple[object, ...]], location: str) -> bool:
-    """True when the schema is ours and current; False when it has none of our tables."""
+def _version(conn: psycopg.Connection[tuple[object, ...]], location: str) -> int | None:
+    """The schema's version (current or older), or None when it has none of our tables;
+    :class:`SchemaMismatch` for a foreign, newer or unknown one."""
     table, found = _stamp(conn)
     if table is None:
         if found:
@@ -115,7 +120,7 @@ def _check(conn: psycopg.Connection[tuple[object, ...]], location: str) -> bool:
                 f"not a chimeway_lite store: table {sorted(found)[0]} exists without "
                 "chimeway_lite_schema",
             )
-        return False
+        return None
     rows = conn.execute("SELECT application, version FROM chimeway_lite_schema").fetchall()
     versions = {str(r[0]): r[1] for r in rows}
     if APPLICATION not in versions:
@@ -131,23 +136,37 @@ def _check(conn: psycopg.Connection[tuple[object, ...]], location: str) -> bool:
             f"it was written by a newer chimeway_lite (PostgreSQL schema version {version}; "
             f"this version knows {SCHEMA_VERSION}); upgrade chimeway_lite",
         )
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in UPGRADES:
         raise SchemaMismatch(location, f"unknown chimeway_lite schema version {version}")
-    return True
+    return version
+
+
+def view_statements() -> list[str]:
+    """The ``CREATE VIEW`` statements of ``schema.sql``, as ``CREATE OR REPLACE VIEW``."""
+    return [
+        "CREATE OR REPLACE VIEW" + statement[len("CREATE VIEW") :]
+        for statement in _statements(schema_sql())
+        if statement.startswith("CREATE VIEW")
+    ]
 
 
 def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], location: str) -> None:
-    """Create the schema if the first schema of the search_path has none, else check it is
-    ours and current. Creation is one transaction under an advisory lock named after the
-    schema, so processes opening a new database at once create it once."""
+    """Create the schema if the first schema of the search_path has none, upgrade it if it
+    is older, else check it is ours and current. Creation and upgrade are one transaction
+    under an advisory lock named after the schema, so processes opening a database at once
+    make or upgrade it once, and an upgrade that fails leaves the schema as it was."""
     with conn.transaction():
-        if _check(conn, location):
+        if _version(conn, location) == SCHEMA_VERSION:
             return
         conn.execute(
             "SELECT pg_advisory_xact_lock("
             "hashtextextended('chimeway_lite:' || current_schema(), 0))"
         )
-        if _check(conn, location):  # another process made it while we waited
+        version = _version(conn, location)  # another process may have acted while we waited
+        if version == SCHEMA_VERSION:
+            return
+        if version is not None:
+            _upgrade(conn, version)
             return
         if conn.execute("SELECT current_schema()").fetchone() in (None, (None,)):
             raise StorageError(location, "the search_path names no schema to create the store in")
@@ -157,6 +176,19 @@ def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], location: str) -
             "INSERT INTO chimeway_lite_schema (application, version) VALUES (%s, %s)",
             [APPLICATION, SCHEMA_VERSION],
         )
+
+
+def _upgrade(conn: psycopg.Connection[tuple[object, ...]], version: int) -> None:
+    """Take a schema of ``version`` to the current one, inside the caller's transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        for statement in _statements(UPGRADES[step]):
+            conn.execute(statement.encode())
+    for statement in view_statements():
+        conn.execute(statement.encode())
+    conn.execute(
+        "UPDATE chimeway_lite_schema SET version = %s WHERE application = %s",
+        [SCHEMA_VERSION, APPLICATION],
+    )
 
 
 def connect(dsn: str, location: str, busy_timeout: float) -> psycopg.Connection[tuple[object, ...]]:

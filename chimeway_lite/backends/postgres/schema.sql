@@ -1,4 +1,4 @@
--- chimeway_lite schema for PostgreSQL, version 1.
+-- chimeway_lite schema for PostgreSQL, version 2 (version 1 had no views).
 --
 -- The same tables, columns (in the same order) and names as the SQLite schema (schema.sql at
 -- the project's top), in PostgreSQL's own types: instants are timestamptz, JSON is jsonb,
@@ -7,7 +7,8 @@
 --
 -- The store creates it on first open inside one transaction that holds an advisory lock
 -- (chimeway_lite/backends/postgres/connection.py), in the first schema of the search_path,
--- and records its version in chimeway_lite_schema; a newer or foreign schema is refused.
+-- and records its version in chimeway_lite_schema; a newer or foreign schema is refused, an
+-- older one is upgraded in one transaction (connection.py: UPGRADES).
 
 CREATE TABLE chimeway_lite_schema (
     application text COLLATE "C" PRIMARY KEY NOT NULL,
@@ -275,3 +276,80 @@ CREATE TABLE erasures (
     erased_at   timestamptz NOT NULL,
     seq         bigint GENERATED ALWAYS AS IDENTITY UNIQUE
 );
+
+-- Views for people (version 2): the SQLite schema's views, column for column, for psql and
+-- any SQL client. No payload or trigger data in any of them; the store itself never reads
+-- them. Every open that upgrades the schema makes them afresh from here (CREATE OR REPLACE).
+
+-- One row per run: whose it is, which journey, where it stands and when it is due next
+-- (due_at is chimeway_lite.machine.decide.due_at: a waiting run's suspended_until, a run a
+-- signal resumed at once; a test checks the two agree).
+CREATE VIEW runs_overview AS
+SELECT r.tenant_id,
+       r.id AS run_id,
+       n.recipient,
+       n.notification_key,
+       d.workflow_key AS workflow_name,
+       d.workflow_version,
+       s.step_order,
+       s.step_key,
+       s.channel,
+       r.state,
+       r.status_reason,
+       r.terminal_reason,
+       CASE WHEN r.state = 'waiting' THEN r.suspended_until
+            WHEN r.state = 'active' AND r.resumed_by IS NOT NULL THEN r.last_transition_at
+       END AS due_at,
+       r.pending_signals,
+       r.started_at,
+       r.last_transition_at AS updated_at,
+       n.correlation_key,
+       r.notification_id
+  FROM workflow_runs AS r
+  JOIN notifications AS n ON n.id = r.notification_id
+  JOIN workflow_definitions AS d ON d.id = r.workflow_definition_id
+  JOIN workflow_steps AS s ON s.id = r.current_step_id;
+
+-- One row per delivery: whom, which step, where it stands in the outbox and when a claim
+-- can take it (claimable_at: a pending one's retry time, else when it was planned; a
+-- dispatched one's lease end; none once final).
+CREATE VIEW deliveries_overview AS
+SELECT tenant_id,
+       id AS delivery_id,
+       workflow_run_id AS run_id,
+       recipient,
+       notification_key,
+       step_key,
+       channel,
+       status,
+       suppression_reason,
+       attempt,
+       max_attempts,
+       available_at,
+       lease_expires_at,
+       CASE status WHEN 'pending' THEN coalesce(available_at, inserted_at)
+                   WHEN 'dispatched' THEN lease_expires_at END AS claimable_at,
+       digest_size,
+       inserted_at AS planned_at,
+       updated_at
+  FROM deliveries;
+
+-- The trace with its run's tenant and recipient, step keys instead of step ids, and each
+-- row's number within its run (1, 2, 3 … where seq counts across the whole store).
+CREATE VIEW trace_overview AS
+SELECT r.tenant_id,
+       t.workflow_run_id AS run_id,
+       n.recipient,
+       row_number() OVER (PARTITION BY t.workflow_run_id ORDER BY t.seq) AS row_in_run,
+       t.seq,
+       t.inserted_at AS at,
+       t.from_state,
+       t.to_state,
+       t.reason,
+       s.step_key,
+       t.delivery_id,
+       t.context
+  FROM workflow_transitions AS t
+  JOIN workflow_runs AS r ON r.id = t.workflow_run_id
+  JOIN notifications AS n ON n.id = r.notification_id
+  LEFT JOIN workflow_steps AS s ON s.id = t.workflow_step_id;
