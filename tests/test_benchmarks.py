@@ -300,3 +300,30 @@ def test_the_lever_script_measures_every_write_path_on_both_sides_and_counts_sta
     assert statements["trigger"] == 8
     assert statements["record_outcome"] > statements["trigger"]
     assert statements["journey in batches of 100"] < statements["journey"]
+
+
+def test_the_scale_script_measures_explain_fan_out_and_verify_on_two_sizes() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scale.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    names = [row.split(" | ")[0].lstrip("| ") for row in rows]
+    assert names == [
+        "operation",
+        "explain p50, chimeway_lite",
+        "explain p50, raw sqlite3",
+        "route_signal resuming 20 runs, chimeway_lite",
+        "route_signal resuming 20 runs, raw sqlite3",
+        "verify",
+        "verify(quick=True)",
+        "verify()",
+    ]
+    for row in rows[1:5]:
+        small, big, ratio = (cell.strip() for cell in row.split("|")[3:6])
+        assert float(small.replace(",", "")) > 0 and float(big.replace(",", "")) > 0
+        assert ratio.startswith("**")
