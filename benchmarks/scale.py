@@ -11,7 +11,8 @@ Both stores are built by ``bulk.build`` (finished journeys and runs waiting for 
 over 100 tenants) and hold exactly ``--small`` and ``--big`` runs, of which ``2 * reps *
 --fanout`` wait for ``notification_read`` in tenants of their own (``bulk.build_waiting``): one
 tenant per side and repetition, so each fan-out resumes runs no signal has touched. The
-fan-outs move those runs from waiting to active; the run count stays.
+fan-outs move those runs from waiting to active (the run count stays), so they run on copies
+of the built stores, and ``--keep`` can measure the same stores again.
 
 Each repetition, on each store in turn: ``explain`` of 400 runs picked at random (the same
 runs for both sides, which take turns call by call; p50), then ``route_signal`` for one
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -146,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 build(str(path) + ".part", size, groups)
                 os.replace(str(path) + ".part", path)
+                Path(str(path) + ".part-lock").unlink(missing_ok=True)
                 print(f"built {_label(size)} runs in {time.perf_counter() - started:.0f} s")
-            paths[size] = str(path)
+            # measured on a copy: the fan-outs resume the built store's waiting tenants
+            measured = folder / f"measured-{size}.db"
+            shutil.copyfile(path, measured)
+            paths[size] = str(measured)
         for path in paths.values():
             _warm(path)
         explains: dict[tuple[int, str], list[float]] = {}
@@ -189,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = [verify_seconds(path, quick) for path in paths.values()]
                 name = "verify(quick=True)" if quick else "verify()"
                 print(f"| {name} | " + " | ".join(f"{s:.1f}" for s in seconds) + " |")
+        for path in paths.values():
+            for suffix in ("", "-wal", "-shm", "-lock"):
+                Path(path + suffix).unlink(missing_ok=True)
     return 0
 
 
