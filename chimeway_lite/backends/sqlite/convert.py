@@ -268,33 +268,34 @@ _readers: dict[type[Any], Callable[[Sequence[Any]], Any]] = {}
 
 
 def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
-    """The function that reads a row of :func:`columns` ``(cls)`` into a record.
+    """The function that reads a row of :func:`columns` ``(cls)`` into a record (a row may
+    stop short of the last fields, which then take their defaults).
 
-    For a row of every column it is generated once per record type, as attrs generates
-    ``__init__``: one expression per field (the column value itself, its hook, or for
-    ``X | None`` ``None`` or the hook of ``X``), so a row costs one call per converted value
-    and the record's constructor, with no loop, copy or keyword dict. A row that stops
-    short of the last fields (they take their defaults) goes the general way."""
+    For each row width it meets, it generates a reader once, as attrs generates
+    ``__init__``: one expression per column (the value itself, its hook, or for ``X | None``
+    ``None`` or the hook of ``X``), so a row costs one call per converted value and the
+    record's constructor, with no loop, copy or keyword dict."""
     fields = attrs.fields(attrs.resolve_types(cls))
     positional = sum(1 for f in fields if not f.kw_only)
     if any(not f.kw_only for f in fields[positional:]):
         raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
-    named = tuple(f.name for f in fields[positional:])
-    steps = tuple(
-        (i, _converter.get_structure_hook(f.type), f.type)
-        for i, f in enumerate(fields)
-        if f.type not in AS_STORED
-    )
+    by_width: dict[int, Callable[[Sequence[Any]], Any]] = {}
 
-    def short(row: Sequence[Any]) -> Any:
-        values = list(row)
-        count = len(values)
-        for i, hook, field_type in steps:
-            if i < count:
-                values[i] = hook(values[i], field_type)
-        return cls(*values[:positional], **dict(zip(named, values[positional:], strict=False)))
+    def read(row: Sequence[Any]) -> Any:
+        width = len(row)
+        found = by_width.get(width)
+        if found is None:
+            found = by_width[width] = _generated(cls, fields[:width], positional)
+        return found(row)
 
-    scope: dict[str, Any] = {"cls": cls, "short": short, "width": len(fields)}
+    return read
+
+
+def _generated(
+    cls: type[Any], fields: Sequence[attrs.Attribute[Any]], positional: int
+) -> Callable[[Sequence[Any]], Any]:
+    """A reader of rows of exactly these leading fields of ``cls`` (see :func:`_reader`)."""
+    scope: dict[str, Any] = {"cls": cls}
     arguments = []
     for i, f in enumerate(fields):
         value = f"row[{i}]"
@@ -308,13 +309,9 @@ def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
             else:
                 value = f"(None if row[{i}] is None else h{i}(row[{i}], t{i}))"
         arguments.append(value if i < positional else f"{f.name}={value}")
-    source = (
-        "def read(row):\n"
-        "    if len(row) != width:\n"
-        "        return short(row)\n"
-        f"    return cls({', '.join(arguments)})\n"
-    )
-    exec(compile(source, f"<chimeway_lite reader of {cls.__name__}>", "exec"), scope)
+    source = f"def read(row):\n    return cls({', '.join(arguments)})\n"
+    name = f"<chimeway_lite reader of {cls.__name__}, {len(fields)} columns>"
+    exec(compile(source, name, "exec"), scope)
     read: Callable[[Sequence[Any]], Any] = scope["read"]
     return read
 
