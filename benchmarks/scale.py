@@ -37,7 +37,7 @@ from pathlib import Path
 import bulk
 import engine_side
 from raw_side import RawStore
-from run import _sample_runs, _warm
+from run import _explains, _warm
 from shapes import T0, after
 
 from chimeway_lite import Store
@@ -54,23 +54,6 @@ def build(path: str, runs: int, groups: dict[str, int]) -> None:
 def groups_of(reps: int, fanout: int) -> dict[str, int]:
     """The fan-out tenants: one per side and repetition."""
     return {f"fanout-{side}-{rep}": fanout for rep in range(reps) for side in ("engine", "raw")}
-
-
-def explain_p50(path: str, seed: int) -> tuple[float, float]:
-    """p50 of explain (µs) on EXPLAINS random runs: chimeway_lite, raw sqlite3."""
-    runs = _sample_runs(path, EXPLAINS, seed)
-    store, _ = engine_side.open_store(path, T0)
-    raw = RawStore(path)
-    times: dict[str, list[float]] = {"engine": [], "raw": []}
-    with store:
-        for i, (run_id, tenant_id) in enumerate(runs):
-            sides = [("engine", store.explain), ("raw", raw.explain)]
-            for side, call in sides if i % 2 else reversed(sides):
-                started = time.perf_counter()
-                call(tenant_id, run_id)
-                times[side].append(time.perf_counter() - started)
-    raw.close()
-    return statistics.median(times["engine"]) * 1e6, statistics.median(times["raw"]) * 1e6
 
 
 def fanout_rate(path: str, rep: int, expected: int) -> tuple[float, float]:
@@ -160,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         fanouts: dict[tuple[int, str], list[float]] = {}
         for rep in range(args.reps):
             for size, path in paths.items():
-                e, r = explain_p50(path, rep)
+                e, r = _explains(path, EXPLAINS, rep)
                 explains.setdefault((size, "engine"), []).append(e)
                 explains.setdefault((size, "raw"), []).append(r)
                 e, r = fanout_rate(path, rep, args.fanout)
@@ -170,24 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{args.reps} repetitions; ratio = the {big} store's figure ÷ the {small} one's\n")
         print(f"| operation | unit | {small} runs | {big} runs | ratio (each repetition) |")
         print("|---|---|---:|---:|---:|")
-        for side, name in (("engine", "chimeway_lite"), ("raw", "raw sqlite3")):
-            print(
-                _row(
-                    f"explain p50, {name}",
-                    "µs",
-                    explains[(args.small, side)],
-                    explains[(args.big, side)],
-                )
-            )
-        for side, name in (("engine", "chimeway_lite"), ("raw", "raw sqlite3")):
-            print(
-                _row(
-                    f"route_signal resuming {args.fanout} runs, {name}",
-                    "runs/s",
-                    fanouts[(args.small, side)],
-                    fanouts[(args.big, side)],
-                )
-            )
+        measured = (
+            ("explain p50", "µs", explains),
+            (f"route_signal resuming {args.fanout} runs", "runs/s", fanouts),
+        )
+        for what, unit, figures in measured:
+            for side, name in (("engine", "chimeway_lite"), ("raw", "raw sqlite3")):
+                small_figures, big_figures = figures[(args.small, side)], figures[(args.big, side)]
+                print(_row(f"{what}, {name}", unit, small_figures, big_figures))
         if not args.no_verify:
             print("\n| verify | " + " | ".join(f"{_label(s)} runs, s" for s in paths) + " |")
             print("|---|" + "---:|" * len(paths))
