@@ -410,6 +410,70 @@ def test_a_unit_the_server_ended_runs_again_and_only_its_last_attempt_counts(
         assert store.verify() == []
 
 
+def test_a_real_deadlock_ends_one_unit_which_runs_again_and_both_commit(
+    dsn: str, clock: FakeClock
+) -> None:
+    """Two units lock two runs in opposite orders: the server's deadlock detector ends one
+    of them (SQLSTATE 40P01), the backend runs that unit again, and both commit."""
+    with Store(dsn, clock=clock) as store:
+        ada, bob = (trigger(store, recipient=r).run.id for r in ("ada", "bob"))
+        deadlocks_before = _deadlocks(dsn)
+        both_hold_one = threading.Barrier(2, timeout=30)
+        attempts = {"ada-bob": 0, "bob-ada": 0}
+
+        def locking(first: str, second: str, name: str) -> Any:
+            def work(unit: PostgresUnit) -> int:
+                attempts[name] += 1
+                lock = "SELECT id FROM workflow_runs WHERE id = %s FOR UPDATE"
+                unit.execute(lock, [first])
+                if attempts[name] == 1:
+                    both_hold_one.wait()  # each holds its first run: the cycle is made
+                unit.execute(lock, [second])
+                unit.execute(
+                    "UPDATE workflow_runs SET status_reason = %s WHERE id = %s", [name, first]
+                )
+                return attempts[name]
+
+            return work
+
+        results: dict[str, Any] = {}
+
+        def run(first: str, second: str, name: str) -> None:
+            try:
+                results[name] = store.backend.run(locking(first, second, name), write=True)
+            except BaseException as exc:  # the assertion below shows it
+                results[name] = exc
+
+        threads = [
+            threading.Thread(target=run, args=(ada, bob, "ada-bob")),
+            threading.Thread(target=run, args=(bob, ada, "bob-ada")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(results.values()) == [1, 2], results  # one ran again, once
+        assert _deadlocks(dsn, deadlocks_before + 1) == deadlocks_before + 1
+        reasons = dict(_execute(dsn, "SELECT id, status_reason FROM workflow_runs"))
+        assert (reasons[ada], reasons[bob]) == ("ada-bob", "bob-ada")
+
+
+def _deadlocks(dsn: str, at_least: int = 0) -> int:
+    """Deadlocks the server detected in this database so far, from its statistics, which a
+    backend reports up to a second late: read again until they reach ``at_least`` (or ten
+    seconds have passed)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+        found = int(row[0]) if row else 0
+        if found >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def test_a_retry_inside_a_callers_transaction_is_its_store_busy(
     dsn: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
