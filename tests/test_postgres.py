@@ -1,5 +1,6 @@
-"""What only the PostgreSQL backend has (CONTRACT §15): its schema's version and creation by
-processes at once, its error mapping (no psycopg exception leaves the store, lock waits
+"""What only the PostgreSQL backend has (CONTRACT §15): its schema's version, its views and
+its upgrade from version 1, creation by processes at once, a real deadlock run again, its
+error mapping (no psycopg exception leaves the store, lock waits
 bounded by busy_timeout, a lost connection replaced), the DSN's password never shown, the
 clear error without psycopg, threads sharing one Store, and the hot queries on their
 indexes. Collected only when a PostgreSQL server can be had (see ``backends``)."""
