@@ -6,7 +6,7 @@ in different time zones."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import backends
@@ -70,8 +70,15 @@ class StoreAgainstModel(RuleBasedStateMachine):
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _adopt(self, run_id: str, expected: Expected, progress: Progress | None) -> None:
-        """Check one progression against the model and adopt the ids it planned."""
+    def _adopt(
+        self,
+        run_id: str,
+        expected: Expected,
+        progress: Progress | None,
+        now: datetime | None = None,
+    ) -> None:
+        """Check one progression against the model and adopt the ids it planned, as planned
+        at ``now`` (the call's own time: the clock's, unless the call was given one)."""
         assert progress is not None
         event_(f"{expected.kind}: {expected.reason}")
         assert (progress.kind.value, progress.reason) == (expected.kind, expected.reason), run_id
@@ -87,8 +94,9 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert step is not None and delivery.workflow_step_id == step.id
         assert delivery.status is DeliveryStatus.PENDING
         assert delivery.digest_size == expected.digest_size
+        planned_at = self.clock.now() if now is None else now
         self.model.plan(
-            run_id, expected.planned_step, delivery.id, self.clock.now(), expected.digest_size
+            run_id, expected.planned_step, delivery.id, planned_at, expected.digest_size
         )
 
     def _adopt_moved(self, moved: Moved) -> None:
@@ -198,7 +206,7 @@ class StoreAgainstModel(RuleBasedStateMachine):
         changed = self.model.sweep(now)
         assert [p.run.id for p in swept] == [run_id for run_id, _ in changed]
         for (run_id, e), progress in zip(changed, swept, strict=True):
-            self._adopt(run_id, e, progress)
+            self._adopt(run_id, e, progress, now)  # planned at the sweep's time, not the clock's
 
     @precondition(lambda self: bool(self.model.runs))
     @rule(pick=st.integers(0, 10**6))
