@@ -37,7 +37,7 @@ from pathlib import Path
 import bulk
 import engine_side
 from raw_side import RawStore
-from run import _explains, _warm
+from run import _explains, _label, _warm
 from shapes import T0, after
 
 from chimeway_lite import Store
@@ -87,14 +87,6 @@ def verify_seconds(path: str, quick: bool) -> float:
     if found:
         raise SystemExit(f"verify found problems in {path}: {found[:3]}")
     return elapsed
-
-
-def _label(count: int) -> str:
-    if count >= 1_000_000 and count % 1_000_000 == 0:
-        return f"{count // 1_000_000} M"
-    if count >= 1000 and count % 1000 == 0:
-        return f"{count // 1000} K"
-    return f"{count:,}"
 
 
 def _row(name: str, unit: str, small: list[float], big: list[float]) -> str:
