@@ -387,11 +387,54 @@ def test_verify_finds_a_run_row_that_disagrees_with_its_trace(db: str) -> None:
     assert any(ada in line for line in result.stdout.splitlines()[1:])
 
 
+def test_verify_narrows_to_a_tenant_and_to_runs_changed_since_a_time(db: str) -> None:
+    cy = run_id(db, "globex", "cy")
+    with Store(db) as store:  # globex's run disagrees with its trace; acme's are healthy
+        sql(store).execute("UPDATE workflow_runs SET state = 'active' WHERE id = ?", (cy,))
+
+    assert run("--db", db, "verify").exit_code == 3
+    assert ok("--db", db, "verify", "--tenant", "acme").stdout.startswith("ok: no problems")
+    narrowed = run("--db", db, "--json", "verify", "--tenant", "globex")
+    assert narrowed.exit_code == 3
+    assert any(cy in problem for problem in as_json(narrowed)["problems"])
+    # every run was last changed at START: since a minute later, none is in scope
+    later = (START + timedelta(minutes=1)).isoformat()
+    assert ok("--db", db, "verify", "--since", later).stdout.startswith("ok: no problems")
+    assert run("--db", db, "verify", "--since", START.isoformat()).exit_code == 3
+    naive = START.replace(tzinfo=None).isoformat()  # no offset: UTC
+    assert run("--db", db, "verify", "--since", naive, "--tenant", "globex").exit_code == 3
+
+
+def test_verify_quick_skips_the_integrity_check_and_bad_options_are_usage_errors(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[dict[str, Any]] = []
+    real = Store.verify
+
+    def recorded(self: Store, **options: Any) -> list[str]:
+        asked.append(options)
+        return real(self, **options)
+
+    monkeypatch.setattr(Store, "verify", recorded)
+    ok("--db", db, "verify", "--quick")
+    ok("--db", db, "verify")
+    assert asked == [
+        {"tenant_id": None, "since": None, "quick": True},
+        {"tenant_id": None, "since": None, "quick": False},
+    ]
+    bad_time = run("--db", db, "verify", "--since", "yesterday")
+    assert bad_time.exit_code == 2
+    assert "--since" in bad_time.output and "not an ISO-8601 time" in bad_time.output
+    blank = run("--db", db, "verify", "--tenant", " ")
+    assert blank.exit_code == 2 and "--tenant" in blank.output
+    assert len(asked) == 3  # the blank tenant reached the store, which refused it
+
+
 def test_verify_reports_problems_with_exit_code_3(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         Store,
         "verify",
-        lambda self: ["run r1: trace ends waiting, row says active", "orphan delivery d9"],
+        lambda self, **_: ["run r1: trace ends waiting, row says active", "orphan delivery d9"],
     )
 
     result = run("--db", db, "verify")

@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import attrs
@@ -28,7 +28,9 @@ import click
 
 from ...backends.locations import is_postgres
 from ...core.clock import Clock
-from ...core.errors import ChimewayError
+from ...core.errors import ChimewayError, InvalidArgument
+from ...core.text import shown
+from ...core.timestamps import require_utc
 from ...store import Store
 from .. import listing
 
@@ -158,6 +160,26 @@ def require_store_file(settings: Settings) -> None:
             as_json=settings.as_json,
             kind="StoreNotFound",
         )
+
+
+def parse_instant(value: str | None, option: str) -> datetime | None:
+    """An option's ISO-8601 time (one without an offset is UTC), or None when not given; a
+    usage error naming the option for anything else."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{shown(value)} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
+            param_hint=option,
+        ) from None
+    try:
+        return require_utc(
+            parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed, option.lstrip("-")
+        )
+    except InvalidArgument as exc:
+        raise click.BadParameter(f"{shown(value)} {exc.problem}", param_hint=option) from None
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import json
 import signal as signals
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 
 from ...backends.wakeups import WorkListener
-from ...core.errors import InvalidArgument, StoreBusy
+from ...core.errors import StoreBusy
 from ...core.records import Progress, ProgressKind, Signal
-from ...core.text import duration_text, shown
-from ...core.timestamps import require_utc
+from ...core.text import duration_text
 from ...engine.explanation import why_of
 from ...engine.operations import Reader
 from ...store import Store
 from .. import listing
-from .app import Settings, command, echo, emit_json, open_store, time_text
+from .app import Settings, command, echo, emit_json, open_store, parse_instant, time_text
 
 #: The shortest pause of ``tick --watch`` when a run stays due after a sweep (it backs off,
 #: doubling up to ``--max-sleep``), so that a run the sweep cannot move is no busy loop.
@@ -123,22 +122,6 @@ def cancel_command(
         echo(f"  {run.id}")
 
 
-def _parse_now(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{shown(value)} is not an ISO-8601 time such as 2026-01-05T11:30:00+00:00",
-            param_hint="--now",
-        ) from None
-    try:
-        return require_utc(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed, "now")
-    except InvalidArgument as exc:
-        raise click.BadParameter(f"{shown(value)} {exc.problem}", param_hint="--now") from None
-
-
 def _progress_row(view: Reader, progress: Progress) -> dict[str, Any]:
     """What one progression of the sweep did, whose run it was, and why (the sentence of
     its move in the machine's table)."""
@@ -237,7 +220,7 @@ def tick(
     settings: Settings, watch: bool, now_text: str | None, max_sleep: float, cycles: int | None
 ) -> None:
     """Progress every run that is due (waits that elapsed, runs a signal resumed)."""
-    now = _parse_now(now_text)
+    now = parse_instant(now_text, "--now")
     if watch and now is not None:
         raise click.UsageError("--now cannot be combined with --watch")
     with open_store(settings) as store:
