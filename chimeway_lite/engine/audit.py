@@ -79,7 +79,7 @@ from ..machine.host_rules import context_problems
 from ..machine.journey import Journey
 from ..machine.kinds import digest, gate_named, wait_targets
 from ..machine.kinds.retry import Retry
-from ..machine.table import MOVES
+from ..machine.table import MOVES, terminal_reason
 from ..machine.vocabulary import SIGNAL_RECEIVED, STEP_ACTIVATED, WORKFLOW_STARTED
 from .work import Work
 
@@ -386,8 +386,7 @@ class _Fold:
         state = self.state
         if state in _TERMINAL_STATES:
             self.report(f"an engine row after the run became {_name(state)}", row)
-        variant = move.variant(row.context)
-        from_states = move.from_states if variant.from_states is None else variant.from_states
+        from_states = move.sources(row.context)
         to_state = move.to_state
         if row.from_state not in from_states or row.to_state is not to_state:
             self.report(
@@ -406,7 +405,9 @@ class _Fold:
             values[_SUSPENDED] = values[_KIND] = values[_TARGET] = None
             values[_PENDING] = ()
         values[_RESUMED] = row.context.get("event_name") if row.reason == SIGNAL_RECEIVED else None
-        values[_TERMINAL] = variant.terminal_reason if to_state in _TERMINAL_STATES else None
+        values[_TERMINAL] = (
+            terminal_reason(row.reason, row.context) if to_state in _TERMINAL_STATES else None
+        )
         if self.host_owned:
             self.host_owned -= _ENGINE_SETS
 

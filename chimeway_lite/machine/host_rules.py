@@ -69,7 +69,7 @@ def context_problems(context: Any) -> list[str]:
             and len(value) <= MAX_CONTEXT_TEXT
             and value.isascii()
             and "\x00" not in value
-            and (key not in _TYPED_KEYS or (key in TIME_KEYS and _is_instant(value)))
+            and (key not in _TYPED_KEYS or (key in TIME_KEYS and _instant_problem(value) is None))
         ):
             continue
         if key in CONTEXT_KEYS:
@@ -85,11 +85,13 @@ def context_problems(context: Any) -> list[str]:
     return problems
 
 
-def _is_instant(text: str) -> bool:
+def _instant_problem(text: str) -> str | None:
+    """What keeps ``text`` from being an instant with an offset, or None."""
     try:
-        return datetime.fromisoformat(text).utcoffset() is not None
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        return False
+        return "is not an instant (ISO-8601 text with an offset)"
+    return "is an instant without an offset" if parsed.utcoffset() is None else None
 
 
 def _value_problem(key: str, value: Any) -> str | None:
@@ -110,12 +112,9 @@ def _value_problem(key: str, value: Any) -> str | None:
     except UnicodeEncodeError:
         return "is not valid Unicode text"
     if key in TIME_KEYS:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return "is not an instant (ISO-8601 text with an offset)"
-        if parsed.utcoffset() is None:
-            return "is an instant without an offset"
+        problem = _instant_problem(value)
+        if problem is not None:
+            return problem
     if key in CODE_KEYS and _REASON_CODE.fullmatch(value) is None:
         return "is not a reason code"
     return None
