@@ -152,3 +152,46 @@ def test_errors_survive_pickling_with_their_item(store: Store) -> None:
         store.trigger_many([_request(0, tenant_id="")])
     copy = pickle.loads(pickle.dumps(caught.value))
     assert copy.item == 0 and str(copy) == str(caught.value)
+
+
+def _statements(store: Store) -> list[str]:
+    seen: list[str] = []
+    store.connection.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_batch_reads_the_trace_counter_and_sets_the_key_once(tmp_path: Any) -> None:
+    """A unit holds the write lock, so it numbers its trace rows on from one read of the
+    counter and sets a definition's notification key once: a batch of 5 costs one of each."""
+    with Store(str(tmp_path / "s.db"), clock=FakeClock(START)) as store:
+        store.trigger(**_request(0))
+        seen = _statements(store)
+        results = store.trigger_many([_request(i) for i in range(1, 6)])
+        store.connection.set_trace_callback(None)
+        assert sum("FROM sqlite_sequence" in s for s in seen) == 1
+        assert sum("UPDATE workflow_definitions" in s for s in seen) == 1
+        seqs = [t.seq for r in results for t in store.list_traces("acme", r.run.id)]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert store.verify() == []
+
+
+def test_a_rolled_back_savepoint_makes_the_unit_read_the_counter_and_key_again(
+    tmp_path: Any,
+) -> None:
+    """What a nested transaction wrote and rolled back is forgotten: the next trace rows
+    follow the last kept one, and the notification key it had set is set again."""
+    with Store(str(tmp_path / "s.db"), clock=FakeClock(START)) as store:
+        store.trigger(**_request(0))
+        with store.transaction() as tx:
+            kept = tx.trigger(**_request(1))
+            with pytest.raises(RuntimeError), store.transaction() as inner:
+                inner.trigger(**_request(2, notification_key="other"))
+                raise RuntimeError
+            after = tx.trigger(**_request(3, notification_key="other"))
+        last_kept = store.list_traces("acme", kept.run.id)[-1].seq
+        assert store.list_traces("acme", after.run.id)[0].seq == last_kept + 1
+        (key,) = store.connection.execute(
+            "SELECT notification_key FROM workflow_definitions"
+        ).fetchone()
+        assert key == "other"
+        assert store.verify() == []

@@ -98,8 +98,13 @@ class DefinitionQueries(Executor):
     def set_notification_key(
         self, definition_id: str, notification_key: str, now: datetime
     ) -> None:
-        """Set a definition's notification_key (and updated_at) if it differs."""
+        """Set a definition's notification_key (and updated_at) if it differs; once per
+        unit for the same pair (we hold the write lock: no one else can change it)."""
+        pair = (definition_id, notification_key)
+        if pair in self.keys_set:
+            return
         self.execute(
             _SET_NOTIFICATION_KEY,
             {"key": notification_key, "now": to_text(now), "id": definition_id},
         )
+        self.keys_set.add(pair)

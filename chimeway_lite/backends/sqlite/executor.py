@@ -37,6 +37,17 @@ class Executor:
         self.busy_timeout = busy_timeout
         self.closed = False
         self.checkpoint_requested = False
+        # What this unit knows because it holds the write lock and wrote it itself: the
+        # next trace number, and the (definition, notification key) pairs it has set. A
+        # savepoint that rolls back forgets both (:meth:`forget_writes`).
+        self.seq_next: int | None = None
+        self.keys_set: set[tuple[str, str]] = set()
+
+    def forget_writes(self) -> None:
+        """Forget what this unit remembered of its own writes (a savepoint rolled them
+        back), so the next call reads the store again."""
+        self.seq_next = None
+        self.keys_set.clear()
 
     def erase_after_commit(self) -> None:
         """Ask for the WAL to be checkpointed and truncated once this unit commits (after

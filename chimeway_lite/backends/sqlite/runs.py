@@ -320,17 +320,21 @@ class RunQueries(Executor):
     # -- the trace ----------------------------------------------------------------------------
 
     def next_seqs(self, count: int) -> list[int]:
-        """``count`` fresh sequence numbers. We hold the write lock; sqlite_sequence
-        remembers pruned numbers and follows savepoint rollbacks, so it is read afresh
-        each time rather than cached."""
-        row = self.one(_SEQUENCE)
-        first = (row[0] if row else 0) + 1
+        """``count`` fresh sequence numbers. We hold the write lock, so the counter is read
+        once per unit (sqlite_sequence remembers pruned numbers and follows savepoint
+        rollbacks: it is read afresh in every unit, and after a savepoint rolled back) and
+        the unit counts on from there."""
+        first = self.seq_next
+        if first is None:
+            row = self.one(_SEQUENCE)
+            first = (row[0] if row else 0) + 1
         if not isinstance(first, int) or first + count - 1 > _MAX_SEQ:
             raise StorageError(
                 self.path,
                 "the trace sequence is exhausted (or its counter damaged): no row can be "
                 "appended; see verify()",
             )
+        self.seq_next = first + count
         return list(range(first, first + count))
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:

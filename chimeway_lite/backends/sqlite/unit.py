@@ -27,6 +27,7 @@ class SqliteUnit(DefinitionQueries, RunQueries, OutboxQueries, GateQueries, Upke
         except BaseException:
             # A failed statement may have ended the transaction already; never mask the
             # first error.
+            self.forget_writes()
             with suppress(ChimewayError):
                 self.execute("ROLLBACK TO chimeway_unit")
                 self.execute("RELEASE chimeway_unit")
