@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
+from . import verify_processes
 from .backends import open_backend
 from .backends.base import Backend, Unit
 from .core.arguments import require_limit, require_location
@@ -56,7 +57,7 @@ from .core.records import Progress, ProgressKind
 from .core.text import shown
 from .core.timestamps import require_utc
 from .engine.definitions import DefinitionIndex
-from .engine.operations import Engine, Reader
+from .engine.operations import Engine, Reader, verify_arguments
 from .engine.work import report_skipped
 from .hooks import tracing
 from .hooks.dispatch import EventHook, Hooks
@@ -125,6 +126,20 @@ def _write(method: Callable[Concatenate[Engine, P], R]) -> _Operation[P, R]:
 
 def _read(method: Callable[Concatenate[Reader, P], R]) -> _Operation[P, R]:
     return _Operation(method, write=False)
+
+
+#: Store.verify with workers=1: one unit of work, as every other read.
+_VERIFY = _read(Reader.verify)
+
+
+def _workers(workers: object) -> int:
+    if not isinstance(workers, int) or isinstance(workers, bool):
+        raise InvalidArgument("workers", f"must be an int, got {type(workers).__name__}")
+    if not 1 <= workers <= verify_processes.MOST_WORKERS:
+        raise InvalidArgument(
+            "workers", f"must be from 1 to {verify_processes.MOST_WORKERS}, got {workers}"
+        )
+    return workers
 
 
 def check_arguments(
@@ -385,7 +400,43 @@ class Store:
 
     # -- integrity and lifecycle ---------------------------------------------------------------
 
-    verify = _read(Reader.verify)
+    _verify_store = _read(Reader._verify_store)
+    _verify_shares = _read(Reader._verify_shares)
+    _verify_share = _read(Reader._verify_share)
+
+    def verify(
+        self,
+        *,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        quick: bool = False,
+        workers: int = 1,
+    ) -> list[str]:
+        """Problems found in the store (each run's trace against its row, evidence, tenancy,
+        the database's own checks); empty when healthy. Writes nothing.
+
+        ``tenant_id`` and ``since`` narrow the per-run checks (traces, deliveries and their
+        history) to that tenant's runs and to runs changed since then; ``quick`` skips the
+        database's page-by-page ``integrity_check``, the longest part on a large store.
+        ``workers`` above 1 checks the runs and deliveries in that many worker processes,
+        each reading its share of the store in a snapshot of its own, while this one runs
+        the store-wide checks (:mod:`chimeway_lite.verify_processes`); the problems are
+        the same, in the same order. Not inside a transaction, nor on ``:memory:``."""
+        count = _workers(workers)
+        if count == 1 or getattr(self._local, "engine", None) is not None:
+            if count > 1:
+                raise InvalidArgument(
+                    "workers", "a transaction is one snapshot: verify in it with workers=1"
+                )
+            return _VERIFY(self, tenant_id=tenant_id, since=since, quick=quick)
+        if self.path == ":memory:":
+            raise InvalidArgument("workers", "other processes cannot open a :memory: store")
+        tenant, moment, quick = verify_arguments(tenant_id, since, quick)
+        with tracing.span("verify", system=self._system, write=False):
+            return verify_processes.verify(
+                self, tenant_id=tenant, since=moment, quick=quick, workers=count
+            )
+
     _prune_chunk = _write(Engine._prune_chunk)
 
     def prune(self, before: datetime, *, tenant_id: str | None = None) -> int:

@@ -403,6 +403,10 @@ def test_verify_narrows_to_a_tenant_and_to_runs_changed_since_a_time(db: str) ->
     assert run("--db", db, "verify", "--since", START.isoformat()).exit_code == 3
     naive = START.replace(tzinfo=None).isoformat()  # no offset: UTC
     assert run("--db", db, "verify", "--since", naive, "--tenant", "globex").exit_code == 3
+    # in worker processes: the same findings
+    shared = run("--db", db, "--json", "verify", "--workers", "3")
+    assert shared.exit_code == 3
+    assert as_json(shared)["problems"] == as_json(run("--db", db, "--json", "verify"))["problems"]
 
 
 def test_verify_quick_skips_the_integrity_check_and_bad_options_are_usage_errors(
@@ -418,16 +422,20 @@ def test_verify_quick_skips_the_integrity_check_and_bad_options_are_usage_errors
     monkeypatch.setattr(Store, "verify", recorded)
     ok("--db", db, "verify", "--quick")
     ok("--db", db, "verify")
+    ok("--db", db, "verify", "--workers", "2")
     assert asked == [
-        {"tenant_id": None, "since": None, "quick": True},
-        {"tenant_id": None, "since": None, "quick": False},
+        {"tenant_id": None, "since": None, "quick": True, "workers": 1},
+        {"tenant_id": None, "since": None, "quick": False, "workers": 1},
+        {"tenant_id": None, "since": None, "quick": False, "workers": 2},
     ]
+    no_workers = run("--db", db, "verify", "--workers", "0")
+    assert no_workers.exit_code == 2 and "--workers" in no_workers.output
     bad_time = run("--db", db, "verify", "--since", "yesterday")
     assert bad_time.exit_code == 2
     assert "--since" in bad_time.output and "not an ISO-8601 time" in bad_time.output
     blank = run("--db", db, "verify", "--tenant", " ")
     assert blank.exit_code == 2 and "--tenant" in blank.output
-    assert len(asked) == 3  # the blank tenant reached the store, which refused it
+    assert len(asked) == 4  # the blank tenant reached the store, which refused it
 
 
 def test_verify_reports_problems_with_exit_code_3(db: str, monkeypatch: pytest.MonkeyPatch) -> None:

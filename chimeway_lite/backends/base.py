@@ -59,6 +59,12 @@ from .wakeups import WorkListener
 
 R = TypeVar("R")
 
+#: A share of a table's rows by id, for verify's parts: (after, upto), the ids above
+#: ``after`` and up to ``upto``; a bound that is None leaves that end open.
+IdRange = tuple[str | None, str | None]
+#: Every id.
+EVERY_ID: IdRange = (None, None)
+
 
 @attrs.frozen
 class RunTrace:
@@ -421,17 +427,31 @@ class Unit(Protocol):
         ...
 
     def run_traces(
-        self, tenant_id: str | None = None, since: datetime | None = None
+        self,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        ids: IdRange = EVERY_ID,
     ) -> Iterator[RunTrace]:
         """Every run with its trace, by run id, one at a time; only the runs of
-        ``tenant_id`` and those changed since ``since``, when given."""
+        ``tenant_id``, those changed since ``since`` and those with an id in ``ids``,
+        when given."""
         ...
 
     def delivery_histories(
-        self, tenant_id: str | None = None, since: datetime | None = None
+        self,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        ids: IdRange = EVERY_ID,
     ) -> Iterator[DeliveryHistory]:
         """Every delivery with its attempt history, by delivery id, one at a time; only
-        those of the runs :meth:`run_traces` would read, when scoped."""
+        those of the runs :meth:`run_traces` would read, when scoped, and those with an id
+        in ``ids``."""
+        ...
+
+    def id_cuts(self, table: str, parts: int) -> list[str]:
+        """Ids that cut the rows of ``table`` (``"runs"`` or ``"deliveries"``), in id
+        order, into ``parts`` shares of nearly equal size: each the last id of its share,
+        increasing; fewer when the table has fewer rows than ``parts``."""
         ...
 
     def run_rows(

@@ -57,12 +57,14 @@ and are not compared.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from ..backends.base import EVERY_ID, IdRange
 from ..core.errors import ChimewayError, DamagedRow
 from ..core.records import (
     Delivery,
@@ -131,6 +133,14 @@ _ENGINE_SETS = _HOST_FIELDS - {_STEP}
 _TERMINAL_STATES = frozenset(state for state in RunState if state.is_terminal)
 
 
+#: Where a part of verify reads: its share of the runs and its share of the deliveries.
+Share = tuple[IdRange, IdRange]
+#: The whole store.
+WHOLE: Share = (EVERY_ID, EVERY_ID)
+# No id at all (a part with no rows of a table: there were fewer rows than parts).
+_NO_ID: IdRange = ("", "")
+
+
 def verify(
     work: Work,
     *,
@@ -141,10 +151,17 @@ def verify(
     """The problems found in the store; empty when healthy (see the module docstring).
 
     A part of the store that cannot be read at all is reported as a problem too, and the
-    remaining checks still run.
+    remaining checks still run. :func:`store_checks` and :func:`share_checks` of
+    :data:`WHOLE`, in that order.
     """
+    traces, histories = share_checks(work, tenant_id=tenant_id, since=since, share=WHOLE)
+    return store_checks(work, quick=quick) + traces + histories
+
+
+def store_checks(work: Work, *, quick: bool = False) -> list[str]:
+    """The checks of the store as a whole: the database's own (``integrity_check`` unless
+    ``quick``), evidence and tenancy, rows that do not read back, and the definitions."""
     unit = work.unit
-    problems: list[str] = []
 
     def findings() -> list[str]:
         found = unit.evidence_findings(
@@ -155,26 +172,79 @@ def verify(
         )
         return [FINDINGS[name].format(*values) for name, values in found]
 
-    policies: dict[str, Retry] = {}
-    checks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
-        ("integrity_check", lambda: unit.storage_problems(quick)),
-        ("evidence and tenancy", findings),
-        (
+    return (
+        _checked("integrity_check", lambda: unit.storage_problems(quick))
+        + _checked("evidence and tenancy", findings)
+        + _checked(
             "the rows",
             lambda: [f"{d.table} row {d.row_id}: {d.problem}" for d in unit.damaged_rows()],
-        ),
-        ("the definitions", lambda: _definition_checks(work)),
-        ("the traces", lambda: _trace_checks(work, policies, tenant_id, since)),
-        ("the deliveries", lambda: _delivery_checks(work, policies, tenant_id, since)),
+        )
+        + _checked("the definitions", lambda: _definition_checks(work))
     )
-    for name, check in checks:
-        try:
-            problems += check()
-        except ChimewayError as exc:
-            problems.append(f"{name}: the store cannot be read: {exc}")
-        except _UNREADABLE as exc:
-            problems.append(f"{name}: the store cannot be read ({type(exc).__name__})")
-    return problems
+
+
+def share_checks(
+    work: Work,
+    *,
+    tenant_id: str | None = None,
+    since: datetime | None = None,
+    share: Share = WHOLE,
+) -> tuple[list[str], list[str]]:
+    """The checks of each run and each delivery in ``share`` (and in the scope of
+    ``tenant_id`` and ``since``): the problems of the traces, in run id order, and those of
+    the deliveries, in delivery id order. Shares read in separate units may see different
+    snapshots; each run with its trace, and each delivery with its history, is read whole
+    in one."""
+    runs, histories = share
+    policies = _policies(work)
+    return (
+        _checked("the traces", lambda: _trace_checks(work, tenant_id, since, runs)),
+        _checked(
+            "the deliveries",
+            lambda: _delivery_checks(work, policies, tenant_id, since, histories),
+        ),
+    )
+
+
+def shares(work: Work, parts: int) -> list[Share]:
+    """The store cut into at most ``parts`` shares of nearly equal size, runs and
+    deliveries each by id: together they cover every row once."""
+    runs = _ranges(work.unit.id_cuts("runs", parts))
+    deliveries = _ranges(work.unit.id_cuts("deliveries", parts))
+    return list(itertools.zip_longest(runs, deliveries, fillvalue=_NO_ID))
+
+
+def _ranges(cuts: list[str]) -> list[IdRange]:
+    bounds: list[str | None] = [None, *cuts, None]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def _checked(name: str, check: Callable[[], list[str]]) -> list[str]:
+    """What ``check`` found, or why it could not read the store."""
+    try:
+        return check()
+    except ChimewayError as exc:
+        return [f"{name}: the store cannot be read: {exc}"]
+    except _UNREADABLE as exc:
+        return [f"{name}: the store cannot be read ({type(exc).__name__})"]
+
+
+def _policies(work: Work) -> dict[str, Retry]:
+    """The retry policy of every step that has one, by step id, from every definition that
+    reads (one that does not is reported by the definitions' check)."""
+    policies: dict[str, Retry] = {}
+    try:
+        definition_ids = work.unit.definition_ids()
+    except (ChimewayError, *_UNREADABLE):
+        return policies  # the definitions' check says why
+    for definition_id in definition_ids:
+        journey = _journey_of(work, definition_id)
+        if isinstance(journey, str):
+            continue
+        for step_id, options in journey.options.items():
+            if isinstance(options.get("retry"), Retry):
+                policies[step_id] = options["retry"]
+    return policies
 
 
 def _definition_checks(work: Work) -> list[str]:
@@ -206,10 +276,10 @@ def _journey_of(work: Work, definition_id: str) -> Journey | str:
 
 
 def _trace_checks(
-    work: Work, policies: dict[str, Retry], tenant_id: str | None, since: datetime | None
+    work: Work, tenant_id: str | None, since: datetime | None, ids: IdRange
 ) -> list[str]:
     problems: list[str] = []
-    for found in work.unit.run_traces(tenant_id, since):
+    for found in work.unit.run_traces(tenant_id, since, ids):
         trace = []
         for seq, row in found.transitions:
             if isinstance(row, Exception):
@@ -222,24 +292,23 @@ def _trace_checks(
         if not found.transitions:
             problems.append(f"run {found.run_id}: has no trace")
             continue
-        journey = _journey(work, found.run)
-        if not isinstance(journey, str):
-            for step_id, options in journey.options.items():
-                if isinstance(options.get("retry"), Retry):
-                    policies[step_id] = options["retry"]
-        problems += _Fold(found.run, journey).check(trace)
+        problems += _Fold(found.run, _journey(work, found.run)).check(trace)
     return problems
 
 
 def _delivery_checks(
-    work: Work, policies: Mapping[str, Retry], tenant_id: str | None, since: datetime | None
+    work: Work,
+    policies: Mapping[str, Retry],
+    tenant_id: str | None,
+    since: datetime | None,
+    ids: IdRange,
 ) -> list[str]:
     """Each delivery against its attempt history (CONTRACT §12): a lease exactly while
     dispatched, a cancel only for a known reason, no more claims than attempts, no more
     attempts than its step's retry policy allows, and nothing after its final outcome —
     whose status it keeps."""
     problems: list[str] = []
-    for found in work.unit.delivery_histories(tenant_id, since):
+    for found in work.unit.delivery_histories(tenant_id, since, ids):
         events = []
         for seq, event in found.events:
             if isinstance(event, Exception):

@@ -49,6 +49,16 @@ from .definitions import DefinitionIndex
 from .work import Work
 
 
+def verify_arguments(
+    tenant_id: object, since: object, quick: object
+) -> tuple[str | None, datetime | None, bool]:
+    """:meth:`Reader.verify`'s arguments, checked (InvalidArgument otherwise)."""
+    if not isinstance(quick, bool):
+        raise InvalidArgument("quick", f"must be True or False, got {type(quick).__name__}")
+    moment = None if since is None else require_utc(since, "since")
+    return optional_id(tenant_id, "tenant_id"), moment, quick
+
+
 class Reader:
     """The reading operations of one unit of work (a read snapshot, or any unit)."""
 
@@ -175,14 +185,22 @@ class Reader:
         ``tenant_id`` and ``since`` narrow the per-run checks (traces, deliveries and their
         history) to that tenant's runs and to runs changed since then; ``quick`` skips the
         database's page-by-page ``integrity_check``, the longest part on a large store."""
-        if not isinstance(quick, bool):
-            raise InvalidArgument("quick", f"must be True or False, got {type(quick).__name__}")
-        return audit.verify(
-            self._work,
-            tenant_id=optional_id(tenant_id, "tenant_id"),
-            since=None if since is None else require_utc(since, "since"),
-            quick=quick,
-        )
+        tenant, moment, quick = verify_arguments(tenant_id, since, quick)
+        return audit.verify(self._work, tenant_id=tenant, since=moment, quick=quick)
+
+    def _verify_store(self, quick: bool) -> list[str]:
+        """The store-wide half of :meth:`verify` (``Store.verify(workers=)``'s own part)."""
+        return audit.store_checks(self._work, quick=quick)
+
+    def _verify_shares(self, parts: int) -> list[audit.Share]:
+        """The store cut into at most ``parts`` shares for ``Store.verify(workers=)``."""
+        return audit.shares(self._work, parts)
+
+    def _verify_share(
+        self, tenant_id: str | None, since: datetime | None, share: audit.Share
+    ) -> tuple[list[str], list[str]]:
+        """The per-run half of :meth:`verify` on one share: (traces, deliveries)."""
+        return audit.share_checks(self._work, tenant_id=tenant_id, since=since, share=share)
 
     def list_erasures(self, tenant_id: str | None = None) -> list[Erasure]:
         """The tombstones :meth:`Engine.forget` left, oldest first: of one tenant, or of all."""

@@ -23,7 +23,7 @@ from ...core.records import (
 )
 from ...core.text import canonical_json
 from ...core.timestamps import to_text
-from ..base import DeliveryHistory, RunTrace
+from ..base import EVERY_ID, DeliveryHistory, IdRange, RunTrace
 from . import convert
 from .executor import Executor
 
@@ -301,29 +301,53 @@ _IN_SCOPE = (
 _SCOPED_RUNS = (
     f"SELECT {convert.columns(WorkflowRun)} FROM workflow_runs "
     "WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) "
-    "AND (:since IS NULL OR last_transition_at >= :since) ORDER BY id"
+    "AND (:since IS NULL OR last_transition_at >= :since)",
+    "id",
+    "id",
 )
 _SCOPED_TRANSITIONS = (
     f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions "
-    f"WHERE (:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}) "
-    "ORDER BY workflow_run_id, seq"
+    f"WHERE ((:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}))",
+    "workflow_run_id",
+    "workflow_run_id, seq",
 )
 _SCOPED_DELIVERIES = (
     f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "
-    f"WHERE (:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}) "
-    "ORDER BY id"
+    f"WHERE ((:tenant_id IS NULL AND :since IS NULL) OR workflow_run_id IN ({_IN_SCOPE}))",
+    "id",
+    "id",
 )
 _EVENT_COLUMNS = convert.columns(DeliveryEvent)
 _SCOPED_EVENTS = (
     f"SELECT {_EVENT_COLUMNS} FROM delivery_events "
-    "WHERE (:tenant_id IS NULL AND :since IS NULL) OR delivery_id IN "
-    f"(SELECT id FROM deliveries WHERE workflow_run_id IN ({_IN_SCOPE})) "
-    "ORDER BY delivery_id, seq"
+    "WHERE ((:tenant_id IS NULL AND :since IS NULL) OR delivery_id IN "
+    f"(SELECT id FROM deliveries WHERE workflow_run_id IN ({_IN_SCOPE})))",
+    "delivery_id",
+    "delivery_id, seq",
 )
+#: The tables whose rows id_cuts shares out, by the name the engine uses.
+_CUT_TABLES = {"runs": "workflow_runs", "deliveries": "deliveries"}
 
 
-def _scope(tenant_id: str | None, since: datetime | None) -> dict[str, Any]:
-    return {"tenant_id": tenant_id, "since": None if since is None else to_text(since)}
+def _scan(query: tuple[str, str, str], ids: IdRange) -> str:
+    """A scan of verify's in id order, narrowed to the ids above ``after`` and up to
+    ``upto`` (each bound left out when None), on the column the scan's index starts with."""
+    select, column, order = query
+    after, upto = ids
+    if after is not None:
+        select += f" AND {column} > :after"
+    if upto is not None:
+        select += f" AND {column} <= :upto"
+    return f"{select} ORDER BY {order}"
+
+
+def _scope(tenant_id: str | None, since: datetime | None, ids: IdRange) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "since": None if since is None else to_text(since),
+        "after": ids[0],
+        "upto": ids[1],
+    }
 
 
 def _read_values(cls: type[Any], row: Any) -> Any:
@@ -465,28 +489,54 @@ class UpkeepQueries(Executor):
                 yield name, tuple(row)
 
     def run_traces(
-        self, tenant_id: str | None = None, since: datetime | None = None
+        self,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        ids: IdRange = EVERY_ID,
     ) -> Iterator[RunTrace]:
-        """Every run (of ``tenant_id``, changed since ``since``, when given) with its trace,
-        one run and its trace in memory at a time."""
-        scope = _scope(tenant_id, since)
-        runs = self.execute(_SCOPED_RUNS, scope)
-        rows = self.execute(_SCOPED_TRANSITIONS, scope)
+        """Every run (of ``tenant_id``, changed since ``since``, with an id in ``ids``, when
+        given) with its trace, one run and its trace in memory at a time."""
+        scope = _scope(tenant_id, since, ids)
+        runs = self.execute(_scan(_SCOPED_RUNS, ids), scope)
+        rows = self.execute(_scan(_SCOPED_TRANSITIONS, ids), scope)
         for run_id, run_row, children in _with_children(runs, rows, 2):
             trace = tuple((r[1], _read_values(WorkflowTransition, r)) for r in children)
             yield RunTrace(run_id, _read_values(WorkflowRun, run_row), trace)
 
     def delivery_histories(
-        self, tenant_id: str | None = None, since: datetime | None = None
+        self,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        ids: IdRange = EVERY_ID,
     ) -> Iterator[DeliveryHistory]:
-        """Every delivery (of ``tenant_id``'s runs changed since ``since``, when given) with
-        its attempt history, one at a time."""
-        scope = _scope(tenant_id, since)
-        rows = self.execute(_SCOPED_DELIVERIES, scope)
-        events = self.execute(_SCOPED_EVENTS, scope)
+        """Every delivery (of ``tenant_id``'s runs changed since ``since``, with an id in
+        ``ids``, when given) with its attempt history, one at a time."""
+        scope = _scope(tenant_id, since, ids)
+        rows = self.execute(_scan(_SCOPED_DELIVERIES, ids), scope)
+        events = self.execute(_scan(_SCOPED_EVENTS, ids), scope)
         for delivery_id, row, children in _with_children(rows, events, 0):
             history = tuple((r[-1], _read_values(DeliveryEvent, r)) for r in children)
             yield DeliveryHistory(delivery_id, _read_values(Delivery, row), history)
+
+    def id_cuts(self, table: str, parts: int) -> list[str]:
+        """Ids that cut ``table``'s rows (``runs`` or ``deliveries``), in id order, into
+        ``parts`` shares of nearly equal size: each cut is the last id of its share;
+        fewer cuts when there are fewer rows than parts."""
+        name = _CUT_TABLES[table]
+        (count,) = self.one(f"SELECT count(*) FROM {name}")
+        cuts: list[str] = []
+        for part in range(1, parts):
+            offset = count * part // parts - 1
+            row = (
+                None
+                if offset < 0
+                else self.one(
+                    f"SELECT id FROM {name} ORDER BY id LIMIT 1 OFFSET :offset", {"offset": offset}
+                )
+            )
+            if row is not None and (not cuts or str(row[0]) > cuts[-1]):
+                cuts.append(str(row[0]))
+        return cuts
 
     # -- listings -------------------------------------------------------------------------------
 
