@@ -5,6 +5,7 @@ big one (issue 16: "fan-out at 1 M vs 10 K; explain stays flat; verify at 1 M â‰
     python benchmarks/scale.py --big 100000          # 10 K and 100 K
     python benchmarks/scale.py --keep DIR            # build the stores once, reuse them
     python benchmarks/scale.py --no-verify           # skip verify (minutes at 1 M)
+    python benchmarks/scale.py --verify-workers 1,2,4  # verify in 1, 2, 4 processes
     python benchmarks/scale.py --smoke               # tiny stores, one repetition (the test)
 
 Both stores are built by ``bulk.build`` (finished journeys and runs waiting for their two hours,
@@ -20,7 +21,8 @@ tenant, resuming its ``--fanout`` runs (chimeway_lite, and raw sqlite3 doing the
 on the other tenant, ``raw_side.RawStore``). The ratio of each repetition is the big store's
 figure over the small one's; the table shows medians and each repetition's ratio. The OS page
 cache is warmed by reading both files first. Then ``verify(quick=True)`` and ``verify()`` once
-on each store (after the fan-outs; chimeway_lite only: raw sqlite3 has nothing to compare).
+on each store for each count of ``--verify-workers`` (``Store.verify(workers=N)``; after the
+fan-outs; chimeway_lite only: raw sqlite3 has nothing to compare).
 """
 
 from __future__ import annotations
@@ -78,11 +80,11 @@ def fanout_rate(path: str, rep: int, expected: int) -> tuple[float, float]:
     return rates["engine"], rates["raw"]
 
 
-def verify_seconds(path: str, quick: bool) -> float:
+def verify_seconds(path: str, quick: bool, workers: int = 1) -> float:
     """How long Store.verify takes on the store (and that it finds nothing)."""
     with Store(path) as store:
         started = time.perf_counter()
-        found = store.verify(quick=quick)
+        found = store.verify(quick=quick, workers=workers)
         elapsed = time.perf_counter() - started
     if found:
         raise SystemExit(f"verify found problems in {path}: {found[:3]}")
@@ -108,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout", type=int, default=500, help="runs one signal resumes")
     parser.add_argument("--keep", type=Path, help="a folder to build the stores in, or reuse")
     parser.add_argument("--no-verify", action="store_true")
+    parser.add_argument(
+        "--verify-workers",
+        default="1,2",
+        help="comma-separated worker counts for verify (Store.verify(workers=N))",
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -157,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             print("\n| verify | " + " | ".join(f"{_label(s)} runs, s" for s in paths) + " |")
             print("|---|" + "---:|" * len(paths))
             for quick in (True, False):
-                seconds = [verify_seconds(path, quick) for path in paths.values()]
-                name = "verify(quick=True)" if quick else "verify()"
-                print(f"| {name} | " + " | ".join(f"{s:.1f}" for s in seconds) + " |")
+                for workers in [int(n) for n in args.verify_workers.split(",")]:
+                    seconds = [verify_seconds(path, quick, workers) for path in paths.values()]
+                    name = "verify(quick=True" if quick else "verify("
+                    name += f"{', ' if quick else ''}workers={workers})" if workers > 1 else ")"
+                    print(f"| {name} | " + " | ".join(f"{s:.1f}" for s in seconds) + " |")
         for path in paths.values():
             for suffix in ("", "-wal", "-shm", "-lock"):
                 Path(path + suffix).unlink(missing_ok=True)

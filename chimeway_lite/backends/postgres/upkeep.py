@@ -353,11 +353,11 @@ def _scope(tenant_id: str | None, since: datetime | None, ids: IdRange) -> dict[
     }
 
 
-def _read_values(cls: type[Any], row: Any) -> Any:
-    try:
-        return convert.from_values(cls, row)
-    except Exception as exc:  # a row a host rewrote by hand: verify reports it
-        return exc
+# verify's readers: each row as its record, or the error that kept it from being read.
+_READ_RUN = convert.reading(WorkflowRun)
+_READ_TRANSITION = convert.reading(WorkflowTransition)
+_READ_DELIVERY = convert.reading(Delivery)
+_READ_EVENT = convert.reading(DeliveryEvent)
 
 
 def _with_children(
@@ -483,8 +483,8 @@ class UpkeepQueries(Executor):
         runs = self.stream(_scan(_SCOPED_RUNS, ids), scope)
         rows = self.stream(_scan(_SCOPED_TRANSITIONS, ids), scope)
         for run_id, run_row, children in _with_children(runs, rows, 2):
-            trace = tuple((r[1], _read_values(WorkflowTransition, r)) for r in children)
-            yield RunTrace(run_id, _read_values(WorkflowRun, run_row), trace)
+            trace = tuple([(r[1], _READ_TRANSITION(r)) for r in children])
+            yield RunTrace(run_id, _READ_RUN(run_row), trace)
 
     def delivery_histories(
         self,
@@ -498,8 +498,8 @@ class UpkeepQueries(Executor):
         rows = self.stream(_scan(_SCOPED_DELIVERIES, ids), scope)
         events = self.stream(_scan(_SCOPED_EVENTS, ids), scope)
         for delivery_id, row, children in _with_children(rows, events, 0):
-            history = tuple((r[-1], _read_values(DeliveryEvent, r)) for r in children)
-            yield DeliveryHistory(delivery_id, _read_values(Delivery, row), history)
+            history = tuple([(r[-1], _READ_EVENT(r)) for r in children])
+            yield DeliveryHistory(delivery_id, _READ_DELIVERY(row), history)
 
     def id_cuts(self, table: str, parts: int) -> list[str]:
         """Ids that cut ``table``'s rows (``runs`` or ``deliveries``), in id order, into

@@ -275,10 +275,7 @@ def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
     ``__init__``: one expression per column (the value itself, its hook, or for ``X | None``
     ``None`` or the hook of ``X``), so a row costs one call per converted value and the
     record's constructor, with no loop, copy or keyword dict."""
-    fields = attrs.fields(attrs.resolve_types(cls))
-    positional = sum(1 for f in fields if not f.kw_only)
-    if any(not f.kw_only for f in fields[positional:]):
-        raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
+    fields, positional = _layout(cls)
     by_width: dict[int, Callable[[Sequence[Any]], Any]] = {}
 
     def read(row: Sequence[Any]) -> Any:
@@ -289,6 +286,39 @@ def _reader(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
         return found(row)
 
     return read
+
+
+def reading(cls: type[T]) -> Callable[[Sequence[Any]], T | Exception]:
+    """A function from a row of :func:`columns` ``(cls)`` to its record, or to the error that
+    kept it from being read (a :class:`DamagedRow` for a damaged value), for the scans of
+    ``verify()``, which report a bad row and go on. It calls the generated reader of the
+    row's width itself: a scan of every row of the store pays one call per row less than
+    through :func:`from_values`, and no ``try`` of its own."""
+    fields, positional = _layout(cls)
+    by_width: dict[int, Callable[[Sequence[Any]], Any]] = {}
+
+    def read(row: Sequence[Any]) -> T | Exception:
+        found = by_width.get(len(row))
+        if found is None:
+            found = by_width[len(row)] = _generated(cls, fields[: len(row)], positional)
+        try:
+            record: T = found(row)
+        except _DAMAGE as exc:
+            return damaged(cls, row, exc)
+        except Exception as exc:  # a row a host rewrote by hand: verify reports it
+            return exc
+        return record
+
+    return read
+
+
+def _layout(cls: type[Any]) -> tuple[tuple[attrs.Attribute[Any], ...], int]:
+    """A record type's fields and how many of them come first as positional ones."""
+    fields = attrs.fields(attrs.resolve_types(cls))
+    positional = sum(1 for f in fields if not f.kw_only)
+    if any(not f.kw_only for f in fields[positional:]):
+        raise TypeError(f"{cls.__name__}: keyword-only fields must come last")
+    return tuple(fields), positional
 
 
 def _generated(
