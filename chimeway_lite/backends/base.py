@@ -448,10 +448,13 @@ class Unit(Protocol):
         in ``ids``."""
         ...
 
-    def id_cuts(self, table: str, parts: int) -> list[str]:
-        """Ids that cut the rows of ``table`` (``"runs"`` or ``"deliveries"``), in id
-        order, into ``parts`` shares of nearly equal size: each the last id of its share,
-        increasing; fewer when the table has fewer rows than ``parts``."""
+    def row_count(self, table: str) -> int:
+        """How many rows ``table`` (``"runs"`` or ``"deliveries"``) holds."""
+        ...
+
+    def id_at(self, table: str, offset: int) -> str | None:
+        """The id of the row of ``table`` at ``offset`` (from 0) in id order, or None past
+        the end (verify's shares are cut there)."""
         ...
 
     def run_rows(

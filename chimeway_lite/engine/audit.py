@@ -209,12 +209,21 @@ def share_checks(
 def shares(work: Work, parts: int) -> list[Share]:
     """The store cut into at most ``parts`` shares of nearly equal size, runs and
     deliveries each by id: together they cover every row once."""
-    runs = _ranges(work.unit.id_cuts("runs", parts))
-    deliveries = _ranges(work.unit.id_cuts("deliveries", parts))
+    runs = _ranges(work, "runs", parts)
+    deliveries = _ranges(work, "deliveries", parts)
     return list(itertools.zip_longest(runs, deliveries, fillvalue=_NO_ID))
 
 
-def _ranges(cuts: list[str]) -> list[IdRange]:
+def _ranges(work: Work, table: str, parts: int) -> list[IdRange]:
+    """``table``'s rows in id order cut into at most ``parts`` ranges of nearly equal size:
+    each cut is the last id of its share (fewer shares when there are fewer rows)."""
+    count = work.unit.row_count(table)
+    cuts: list[str] = []
+    for part in range(1, parts):
+        offset = count * part // parts - 1
+        cut = None if offset < 0 else work.unit.id_at(table, offset)
+        if cut is not None and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
     bounds: list[str | None] = [None, *cuts, None]
     return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 

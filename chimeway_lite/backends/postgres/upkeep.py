@@ -3,8 +3,7 @@ runs it."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from ...core.records import (
     WorkflowTransition,
 )
 from ...core.timestamps import to_text
+from .. import scans
 from ..base import EVERY_ID, DeliveryHistory, IdRange, RunTrace
 from ..sqlite import convert
 from .executor import Executor, sql
@@ -323,7 +323,7 @@ _SCOPED_EVENTS = (
     "delivery_id",
     "delivery_id, seq",
 )
-#: The tables whose rows id_cuts shares out, by the name the engine uses.
+#: The tables verify's shares cut, by the name the engine uses (row_count, id_at).
 _CUT_TABLES = {"runs": "workflow_runs", "deliveries": "deliveries"}
 _scans: dict[tuple[str, bool, bool], str] = {}
 
@@ -342,41 +342,6 @@ def _scan(query: tuple[str, str, str], ids: IdRange) -> str:
             select += f" AND {column} <= :upto"
         found = _scans[key] = sql(f"{select} ORDER BY {order}")
     return found
-
-
-def _scope(tenant_id: str | None, since: datetime | None, ids: IdRange) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "since": None if since is None else to_text(since),
-        "after": ids[0],
-        "upto": ids[1],
-    }
-
-
-# verify's readers: each row as its record, or the error that kept it from being read.
-_READ_RUN = convert.reading(WorkflowRun)
-_READ_TRANSITION = convert.reading(WorkflowTransition)
-_READ_DELIVERY = convert.reading(Delivery)
-_READ_EVENT = convert.reading(DeliveryEvent)
-
-
-def _with_children(
-    parents: Iterable[Any], children: Iterable[Any], key: int
-) -> Iterator[tuple[str, Any, list[Any]]]:
-    """(id, parent row, its child rows) for parents ordered by id (their first column) and
-    children ordered by the column at ``key``: a merge of two ordered scans, one parent
-    and its children in memory at a time."""
-    groups = itertools.groupby(children, key=lambda r: str(r[key]))
-    pending = next(groups, None)
-    for parent in parents:
-        parent_id = str(parent[0])
-        while pending is not None and pending[0] < parent_id:
-            pending = next(groups, None)
-        found: list[Any] = []
-        if pending is not None and pending[0] == parent_id:
-            found = list(pending[1])
-            pending = next(groups, None)
-        yield parent_id, parent, found
 
 
 class UpkeepQueries(Executor):
@@ -479,12 +444,11 @@ class UpkeepQueries(Executor):
         """Every run (of ``tenant_id``, changed since ``since``, with an id in ``ids``, when
         given) with its trace, one run and its trace in memory at a time (two server-side
         cursors)."""
-        scope = _scope(tenant_id, since, ids)
-        runs = self.stream(_scan(_SCOPED_RUNS, ids), scope)
-        rows = self.stream(_scan(_SCOPED_TRANSITIONS, ids), scope)
-        for run_id, run_row, children in _with_children(runs, rows, 2):
-            trace = tuple([(r[1], _READ_TRANSITION(r)) for r in children])
-            yield RunTrace(run_id, _READ_RUN(run_row), trace)
+        scope = scans.scope(tenant_id, since, ids)
+        return scans.run_traces(
+            self.stream(_scan(_SCOPED_RUNS, ids), scope),
+            self.stream(_scan(_SCOPED_TRANSITIONS, ids), scope),
+        )
 
     def delivery_histories(
         self,
@@ -494,33 +458,23 @@ class UpkeepQueries(Executor):
     ) -> Iterator[DeliveryHistory]:
         """Every delivery (of ``tenant_id``'s runs changed since ``since``, with an id in
         ``ids``, when given) with its attempt history, one at a time."""
-        scope = _scope(tenant_id, since, ids)
-        rows = self.stream(_scan(_SCOPED_DELIVERIES, ids), scope)
-        events = self.stream(_scan(_SCOPED_EVENTS, ids), scope)
-        for delivery_id, row, children in _with_children(rows, events, 0):
-            history = tuple([(r[-1], _READ_EVENT(r)) for r in children])
-            yield DeliveryHistory(delivery_id, _READ_DELIVERY(row), history)
+        scope = scans.scope(tenant_id, since, ids)
+        return scans.delivery_histories(
+            self.stream(_scan(_SCOPED_DELIVERIES, ids), scope),
+            self.stream(_scan(_SCOPED_EVENTS, ids), scope),
+        )
 
-    def id_cuts(self, table: str, parts: int) -> list[str]:
-        """Ids that cut ``table``'s rows (``runs`` or ``deliveries``), in id order, into
-        ``parts`` shares of nearly equal size: each cut is the last id of its share;
-        fewer cuts when there are fewer rows than parts."""
-        name = _CUT_TABLES[table]
-        (count,) = self.one(f"SELECT count(*) FROM {name}")
-        cuts: list[str] = []
-        for part in range(1, parts):
-            offset = count * part // parts - 1
-            row = (
-                None
-                if offset < 0
-                else self.one(
-                    sql(f"SELECT id FROM {name} ORDER BY id LIMIT 1 OFFSET :offset"),
-                    {"offset": offset},
-                )
-            )
-            if row is not None and (not cuts or str(row[0]) > cuts[-1]):
-                cuts.append(str(row[0]))
-        return cuts
+    def row_count(self, table: str) -> int:
+        """How many rows ``table`` (``runs`` or ``deliveries``) holds."""
+        return int(self.one(f"SELECT count(*) FROM {_CUT_TABLES[table]}")[0])
+
+    def id_at(self, table: str, offset: int) -> str | None:
+        """The id of ``table``'s row at ``offset`` (from 0) in id order, or None."""
+        row = self.one(
+            sql(f"SELECT id FROM {_CUT_TABLES[table]} ORDER BY id LIMIT 1 OFFSET :offset"),
+            {"offset": offset},
+        )
+        return None if row is None else str(row[0])
 
     # -- listings -------------------------------------------------------------------------------
 
