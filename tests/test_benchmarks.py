@@ -321,7 +321,9 @@ def test_the_scale_script_measures_explain_fan_out_and_verify_on_two_sizes() -> 
         "route_signal resuming 20 runs, raw sqlite3",
         "verify",
         "verify(quick=True)",
+        "verify(quick=True, workers=2)",
         "verify()",
+        "verify(workers=2)",
     ]
     for row in rows[1:5]:
         small, big, ratio = (cell.strip() for cell in row.split("|")[3:6])
