@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from backends import sql
@@ -186,3 +187,63 @@ def test_the_async_store_verifies_with_workers(location: str) -> None:
             return await store.verify(workers=2)
 
     assert asyncio.run(asyncio.wait_for(check(), timeout=60)) == []
+
+
+_WRITER = """
+import sys, os
+sys.path[:0] = sys.argv[3:]
+from factories import trigger
+from chimeway_lite import Store
+location, stop = sys.argv[1], sys.argv[2]
+with Store(location) as store:
+    i = 0
+    while not os.path.exists(stop):
+        started = trigger(store, key=f"w{i}", recipient=f"w{i}")
+        if i % 2:
+            store.record_outcome(started.deliveries[0].id, "succeeded")
+        for delivery in store.claim_deliveries(5):
+            store.record_outcome(delivery.id, "cancelled", "bounced")
+        i += 1
+        if i <= 20:  # then no more: nobody reads the pipe while verify runs
+            print(i, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_shares_read_while_another_process_writes_find_nothing(
+    location: str, tmp_path: Any
+) -> None:
+    """Each share reads in a snapshot of its own while a writer process goes on: a run with
+    its trace, and a delivery with its history, is read whole in one, so a healthy store
+    verifies clean however the shares' snapshots differ."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    Store(location).close()  # the schema, before two processes race to create it
+    stop = tmp_path / "stop"
+    here = str(Path(__file__).parent)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, location, str(stop), here],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])},
+    )
+    try:
+        assert writer.stdout is not None
+        for _ in range(20):  # the writer is under way
+            writer.stdout.readline()
+        with Store(location) as store:
+            for workers in (3, 2, 4):
+                assert store.verify(workers=workers, quick=True) == []
+            stop.touch()
+            assert writer.wait(timeout=60) == 0
+            final = store.verify()
+            assert final == [] and store.verify(workers=3) == final
+            (count,) = sql(store).execute("SELECT count(*) FROM workflow_runs").fetchone()
+            assert count >= 20
+    finally:
+        stop.touch()
+        if writer.poll() is None:
+            writer.kill()
+        writer.wait()
