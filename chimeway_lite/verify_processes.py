@@ -111,7 +111,9 @@ def _answer(process: subprocess.Popen[bytes], index: int, count: int) -> tuple[l
         traces, deliveries = answer["traces"], answer["deliveries"]
     except (ValueError, TypeError, KeyError):
         raise ChimewayError(f"{where} answered something that is not its report") from None
-    if not all(isinstance(p, str) for p in [*traces, *deliveries]):
+    if not (isinstance(traces, list) and isinstance(deliveries, list)) or not all(
+        isinstance(p, str) for p in [*traces, *deliveries]
+    ):
         raise ChimewayError(f"{where} answered something that is not its report")
     return traces, deliveries
 

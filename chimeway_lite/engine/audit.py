@@ -154,8 +154,9 @@ def verify(
     remaining checks still run. :func:`store_checks` and :func:`share_checks` of
     :data:`WHOLE`, in that order.
     """
+    found = store_checks(work, quick=quick)
     traces, histories = share_checks(work, tenant_id=tenant_id, since=since, share=WHOLE)
-    return store_checks(work, quick=quick) + traces + histories
+    return found + traces + histories
 
 
 def store_checks(work: Work, *, quick: bool = False) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ... import verify_processes
 from ...core.errors import InvalidArgument
 from .. import timeline
 from .app import (
@@ -36,7 +37,7 @@ from .app import (
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, verify_processes.MOST_WORKERS),
     default=1,
     show_default=True,
     help="Check the runs and deliveries in this many processes (one per CPU is a good start).",
