@@ -151,7 +151,7 @@ def run_once(side: int, processes: int, writes: int, python_us: float, directory
             os.unlink(path + suffix)
     if made != writes:
         raise RuntimeError(f"{SIDES[side][0]}, {processes} writers: {made} rows of {writes}")
-    return writes / (max(end for _, end in spans) - min(start for start, _ in spans))
+    return float(writes / (max(end for _, end in spans) - min(start for start, _ in spans)))
 
 
 def main(argv: list[str] | None = None) -> int:
