@@ -329,3 +329,33 @@ def test_the_scale_script_measures_explain_fan_out_and_verify_on_two_sizes() -> 
         small, big, ratio = (cell.strip() for cell in row.split("|")[3:6])
         assert float(small.replace(",", "")) > 0 and float(big.replace(",", "")) > 0
         assert ratio.startswith("**")
+
+
+def test_the_lock_scope_study_runs_every_side_with_real_writers_and_counts_their_rows() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "lock_scope.py"),
+            "--processes",
+            "2",
+            "--writes",
+            "30",
+            "--python",
+            "10",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| writers | raw sqlite3 (/s) | raw + gate (/s)")
+    assert len(rows) == 2 and rows[1].startswith("| 2 | ")
+    cells = [cell.strip() for cell in rows[1].split("|")[2:-1]]
+    assert len(cells) == 6  # five sides and the ratio
+    for cell in cells[:5]:
+        assert float(cell.split(" ")[0].replace(",", "")) > 0
+    assert float(cells[5]) > 0
