@@ -26,14 +26,14 @@ import argparse
 import fcntl
 import multiprocessing
 import os
-import queue
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import traceback
 from typing import Any
+
+from children import count_notifications_and_remove, gather
 
 SPAWN = multiprocessing.get_context("spawn")
 #: The writers compared: (name, takes the gate, where the extra Python runs).
@@ -119,36 +119,8 @@ def run_once(side: int, processes: int, writes: int, python_us: float, directory
         )
         for i in range(processes)
     ]
-    for child in children:
-        child.start()
-    spans, errors = [], []
-    try:
-        for _ in children:
-            index, status, value = out.get(timeout=600)
-            if status == "ok":
-                spans.append(value)
-            else:
-                errors.append(f"writer {index}:\n{value}")
-    except queue.Empty:
-        errors.append("the writers did not finish within 600 s")
-    finally:
-        for child in children:
-            child.join(timeout=10)
-            if child.is_alive():
-                child.kill()
-                child.join()
-    if errors:
-        raise RuntimeError("\n".join(errors))
-    conn = sqlite3.connect(path)
-    try:
-        made = conn.execute(
-            "SELECT count(*) FROM notifications WHERE recipient NOT LIKE 'warm-%'"
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    for suffix in ("", "-wal", "-shm", "-lock"):
-        if os.path.exists(path + suffix):
-            os.unlink(path + suffix)
+    spans = list(gather(children, out, 600.0, "writer").values())
+    made = count_notifications_and_remove(path)
     if made != writes:
         raise RuntimeError(f"{SIDES[side][0]}, {processes} writers: {made} rows of {writes}")
     return float(writes / (max(end for _, end in spans) - min(start for start, _ in spans)))

@@ -15,12 +15,13 @@ every delivery was recorded exactly once.
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from children import gather
 
 SPAWN = multiprocessing.get_context("spawn")
 # Generous: four writers on two CPUs queue for the write lock, and a timeout would only
@@ -116,28 +117,7 @@ def run_workers(
         )
         for i in range(processes)
     ]
-    for child in children:
-        child.start()
-    results: dict[int, tuple[float, float, int]] = {}
-    errors = []
-    try:
-        for _ in children:
-            index, status, value = out.get(timeout=timeout)
-            if status == "ok":
-                results[index] = value
-            else:
-                errors.append(f"worker {index}:\n{value}")
-                barrier.abort()  # release the others if they still wait
-    except queue.Empty:
-        errors.append(f"the workers did not finish within {timeout:.0f} s")
-    finally:
-        for child in children:
-            child.join(timeout=10)
-            if child.is_alive():
-                child.kill()
-                child.join()
-    if errors:
-        raise RuntimeError("\n".join(errors))
+    results: dict[int, tuple[float, float, int]] = gather(children, out, timeout, "worker", barrier)
     starts = [start for start, _, _ in results.values()]
     ends = [end for _, end, _ in results.values()]
     done = tuple(results[i][2] for i in range(processes))

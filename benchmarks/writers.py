@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import queue
 import sqlite3
 import statistics
 import sys
@@ -35,6 +34,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
+
+from children import count_notifications_and_remove, gather
 
 SPAWN = multiprocessing.get_context("spawn")
 SIDES = ("engine", "raw")
@@ -205,37 +206,8 @@ def run_once(
         SPAWN.Process(target=_writer, args=(side, path, i, shares[i], barrier, out), daemon=True)
         for i in range(processes)
     ]
-    for child in children:
-        child.start()
-    results: dict[int, tuple[Any, ...]] = {}
-    errors: list[str] = []
-    try:
-        for _ in children:
-            index, status, value = out.get(timeout=timeout)
-            if status == "ok":
-                results[index] = value
-            else:
-                errors.append(f"writer {index}:\n{value}")
-    except queue.Empty:
-        errors.append(f"the writers did not finish within {timeout:.0f} s")
-    finally:
-        for child in children:
-            child.join(timeout=10)
-            if child.is_alive():
-                child.kill()
-                child.join()
-    if errors:
-        raise RuntimeError("\n".join(errors))
-    conn = sqlite3.connect(path)
-    try:
-        made = conn.execute(
-            "SELECT count(*) FROM notifications WHERE recipient NOT LIKE 'warm-%'"
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    for suffix in ("", "-wal", "-shm", "-lock"):
-        if os.path.exists(path + suffix):
-            os.unlink(path + suffix)
+    results: dict[int, tuple[Any, ...]] = gather(children, out, timeout, "writer")
+    made = count_notifications_and_remove(path)
     if made != writes:
         raise RuntimeError(f"{side}, {processes} writers: {made} runs stored, {writes} made")
     values = list(results.values())

@@ -303,13 +303,7 @@ def test_the_lever_script_measures_every_write_path_on_both_sides_and_counts_sta
 
 
 def test_the_scale_script_measures_explain_fan_out_and_verify_on_two_sizes() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "scale.py"), "--smoke"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _script("scale.py", "--smoke")
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     names = [row.split(" | ")[0].lstrip("| ") for row in rows]
@@ -332,23 +326,8 @@ def test_the_scale_script_measures_explain_fan_out_and_verify_on_two_sizes() -> 
 
 
 def test_the_lock_scope_study_runs_every_side_with_real_writers_and_counts_their_rows() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "lock_scope.py"),
-            "--processes",
-            "2",
-            "--writes",
-            "30",
-            "--python",
-            "10",
-            "--repeat",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = _script(
+        "lock_scope.py", "--processes", "2", "--writes", "30", "--python", "10", "--repeat", "1"
     )
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
@@ -359,3 +338,14 @@ def test_the_lock_scope_study_runs_every_side_with_real_writers_and_counts_their
     for cell in cells[:5]:
         assert float(cell.split(" ")[0].replace(",", "")) > 0
     assert float(cells[5]) > 0
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the benchmark script ``name`` with ``args`` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
