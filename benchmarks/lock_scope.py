@@ -36,13 +36,15 @@ from typing import Any
 from children import count_notifications_and_remove, gather
 
 SPAWN = multiprocessing.get_context("spawn")
-#: The writers compared: (name, takes the gate, where the extra Python runs).
+#: The writers compared: (name, the lock taken around each transaction besides SQLite's own —
+#: none, the writer gate, or a blocking ``flock`` of the caller's — and where the extra
+#: Python runs).
 SIDES = (
-    ("raw sqlite3", False, None),
-    ("raw + gate", True, None),
+    ("raw sqlite3", "none", None),
+    ("raw + gate", "gate", None),
     ("raw + blocking flock, no timeout", "flock", None),
-    ("gate, Python inside the lock", True, "inside"),
-    ("gate, Python outside the lock", True, "outside"),
+    ("gate, Python inside the lock", "gate", "inside"),
+    ("gate, Python outside the lock", "gate", "outside"),
 )
 
 
@@ -62,10 +64,10 @@ def _writer(
 
         from chimeway_lite.backends.sqlite.gate import WriteGate
 
-        _, gated, where = SIDES[side]
+        _, lock, where = SIDES[side]
         raw = RawStore(path)
-        gate = WriteGate(path + "-lock") if gated is True else None
-        lock_fd = os.open(path + "-lock", os.O_RDONLY | os.O_CREAT) if gated == "flock" else None
+        gate = WriteGate(path + "-lock") if lock == "gate" else None
+        lock_fd = os.open(path + "-lock", os.O_RDONLY | os.O_CREAT) if lock == "flock" else None
         begin, commit = raw._begin, raw._commit
 
         def gated_begin() -> None:
