@@ -47,11 +47,21 @@ ROWS = {
     "journeys-batch-growth",
     "verify-600",
     "verify-quick-600",
+    "verify-workers-600",
+    "verify-quick-workers-600",
     "prune-600",
     "prune-wal-600",
 }
 # rows of chimeway_lite alone (no raw sqlite3 side)
-ENGINE_ONLY = {"rss-base", "verify-600", "verify-quick-600", "prune-600", "prune-wal-600"}
+ENGINE_ONLY = {
+    "rss-base",
+    "verify-600",
+    "verify-quick-600",
+    "verify-workers-600",
+    "verify-quick-workers-600",
+    "prune-600",
+    "prune-wal-600",
+}
 
 
 @pytest.fixture
