@@ -167,11 +167,12 @@ class RawStore:
         *,
         registered_at: datetime = T0,
         timeout: float = 5.0,
+        statements: list[str] | None = None,
     ) -> None:
         self.conn = connect_raw(path, timeout)
         self.workflow = workflow
         if not self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            self._create()
+            self._create(schema_statements() if statements is None else statements)
         row = self.conn.execute(
             "SELECT id FROM workflow_definitions WHERE workflow_key = ? AND workflow_version = ?",
             (workflow.key, workflow.version),
@@ -197,9 +198,10 @@ class RawStore:
         """Close the connection."""
         self.conn.close()
 
-    def _create(self) -> None:
+    def _create(self, statements: list[str]) -> None:
+        """The schema (``schema.sql``'s statements, or a variant a study passes in)."""
         self.conn.execute("BEGIN IMMEDIATE")
-        for statement in schema_statements():
+        for statement in statements:
             self.conn.execute(statement)
         self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
         self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -64,20 +65,27 @@ ENGINE_ONLY = {
 }
 
 
-@pytest.fixture
-def run_module() -> Iterator[ModuleType]:
-    """benchmarks/run.py imported as a module (it imports its siblings by name); the
+@contextmanager
+def _benchmark_module(name: str) -> Iterator[ModuleType]:
+    """benchmarks/``name``.py imported as a module (it imports its siblings by name); the
     benchmark modules leave sys.modules again afterwards."""
     before = set(sys.modules)
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        yield importlib.import_module("run")
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
-        for name in set(sys.modules) - before:
-            module = sys.modules[name]
+        for imported in set(sys.modules) - before:
+            module = sys.modules[imported]
             if str(getattr(module, "__file__", "")).startswith(str(BENCHMARKS)):
-                del sys.modules[name]
+                del sys.modules[imported]
+
+
+@pytest.fixture
+def run_module() -> Iterator[ModuleType]:
+    """benchmarks/run.py imported as a module."""
+    with _benchmark_module("run") as module:
+        yield module
 
 
 @pytest.mark.slow
@@ -180,12 +188,8 @@ def test_a_value_difference_is_a_problem_and_ids_compare_by_version_and_order(
 @pytest.fixture
 def indexes_module() -> Iterator[ModuleType]:
     """benchmarks/indexes.py imported as a module."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("indexes")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-        sys.modules.pop("indexes", None)
+    with _benchmark_module("indexes") as module:
+        yield module
 
 
 def _store_file(tmp_path: Path) -> sqlite3.Connection:
@@ -348,6 +352,38 @@ def test_the_lock_scope_study_runs_every_side_with_real_writers_and_counts_their
     for cell in cells[:5]:
         assert float(cell.split(" ")[0].replace(",", "")) > 0
     assert float(cells[5]) > 0
+
+
+def test_the_page_layout_study_measures_both_sides_and_each_layout_is_what_it_says(
+    tmp_path: Path,
+) -> None:
+    done = _script("page_layout.py", "--smoke")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| layout | side | triggers/s | journeys/s | WAL KiB per trigger")
+    cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[1:]]
+    assert [(c[0], c[1]) for c in cells] == [
+        ("1024 B pages", "raw sqlite3"),
+        ("1024 B pages", "chimeway_lite"),
+        ("4096 B pages", "raw sqlite3"),
+        ("4096 B pages", "chimeway_lite"),
+        ("4096 B pages, WITHOUT ROWID", "raw sqlite3"),
+    ]
+    for c in cells:
+        assert float(c[2].split(" ")[0].replace(",", "")) > 0
+        assert float(c[3].split(" ")[0].replace(",", "")) > 0
+        assert (c[4] != "") is (c[1] == "raw sqlite3")
+    # a commit appends whole pages: a quarter of the page size writes fewer bytes
+    assert float(cells[0][4]) < float(cells[2][4])
+    with _benchmark_module("page_layout") as layout:
+        conn = sqlite3.connect(tmp_path / "variant.db")
+        for statement in layout.without_rowid():
+            conn.execute(statement)
+        for table in layout.UUID_TABLES:
+            with pytest.raises(sqlite3.OperationalError, match="rowid"):
+                conn.execute(f"SELECT rowid FROM {table}")
+        conn.execute("SELECT rowid FROM workflow_transitions")
+        conn.close()
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
