@@ -21,6 +21,16 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
+# rows of chimeway_lite alone (no raw sqlite3 side)
+ENGINE_ONLY = {
+    "rss-base",
+    "verify-600",
+    "verify-quick-600",
+    "verify-workers-600",
+    "verify-quick-workers-600",
+    "prune-600",
+    "prune-wal-600",
+}
 ROWS = {
     "trigger",
     "resume-p50",
@@ -37,7 +47,6 @@ ROWS = {
     "explain-600",
     "explain-growth",
     "rss",
-    "rss-base",
     "journeys-batch",
     "trigger-batch",
     "trigger-600",
@@ -46,22 +55,7 @@ ROWS = {
     "trigger-growth",
     "journeys-growth",
     "journeys-batch-growth",
-    "verify-600",
-    "verify-quick-600",
-    "verify-workers-600",
-    "verify-quick-workers-600",
-    "prune-600",
-    "prune-wal-600",
-}
-# rows of chimeway_lite alone (no raw sqlite3 side)
-ENGINE_ONLY = {
-    "rss-base",
-    "verify-600",
-    "verify-quick-600",
-    "verify-workers-600",
-    "verify-quick-workers-600",
-    "prune-600",
-    "prune-wal-600",
+    *ENGINE_ONLY,
 }
 
 
