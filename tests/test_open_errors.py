@@ -85,6 +85,19 @@ def test_an_empty_file_becomes_a_store(db_path: str) -> None:
         assert store.upsert_definition("n", JOURNEY).workflow_key == "escalation"
 
 
+def test_an_empty_file_of_another_page_size_becomes_a_store_that_keeps_it(db_path: str) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA page_size = 1024")
+    conn.execute("VACUUM")  # an empty database, its header written with that page size
+    conn.close()
+    with Store(db_path) as store:
+        assert sql(store).execute("PRAGMA page_size").fetchone()[0] == 1024
+        store.upsert_definition("n", JOURNEY)
+    with Store(db_path) as store:
+        assert sql(store).execute("PRAGMA page_size").fetchone()[0] == 1024
+        assert store.verify() == []
+
+
 def test_a_newer_schema_version_is_refused_with_both_versions(db_path: str) -> None:
     Store(db_path).close()
     _raw(db_path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
