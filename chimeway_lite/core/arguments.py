@@ -3,11 +3,12 @@ with the parameter's name, before anything is read or written."""
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import InvalidArgument, InvalidSignal
 from .records import Signal
@@ -125,7 +126,61 @@ MAX_JSON_DEPTH = 32
 
 def _plain_json_problem(value: object) -> str | None:
     """What keeps ``value`` from being plain JSON (types and depth, never the values), or
-    None. Iterative, so no depth of nesting can overflow the stack."""
+    None: :func:`_surely_plain_json` when it can tell, else :func:`_json_problem`, which
+    names the problem."""
+    return None if _surely_plain_json(value) else _json_problem(value)
+
+
+# Types whose values need no rule of their own (text is checked all at once, below).
+_LEAVES = frozenset({str, int, bool, type(None)})
+_TEXT = frozenset({str})
+
+
+def _surely_plain_json(value: object) -> bool:
+    """True when ``value`` is plain JSON of the commonest shapes: dicts with text keys,
+    lists and tuples, of text, ints, bools, None and finite floats — the exact types, not
+    subclasses — at most :data:`MAX_JSON_DEPTH` levels deep, all text valid Unicode. False
+    whenever it is not sure (:func:`_json_problem` then decides, and says why).
+
+    It is :func:`_json_problem` at C speed for the usual payload: the types of a
+    container's values are gathered with one ``set(map(type, …))``, and every key and text
+    value is checked in one encode of their concatenation (a lone surrogate never pairs
+    with another across strings: Python's UTF-8 codec refuses each one). A 30 KB payload
+    took 1.1 ms to check one value at a time."""
+    texts: list[str] = []
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth >= MAX_JSON_DEPTH:
+            return False
+        if type(item) is dict:
+            if not set(map(type, item)) <= _TEXT:
+                return False
+            texts.extend(item)
+            children: Any = item.values()
+        elif type(item) is list or type(item) is tuple:
+            children = item
+        else:
+            return False
+        kinds = set(map(type, children))
+        if str in kinds:
+            texts.extend(children if len(kinds) == 1 else [c for c in children if type(c) is str])
+        if not kinds <= _LEAVES:
+            for child in children:
+                kind = type(child)
+                if kind is dict or kind is list or kind is tuple:
+                    stack.append((child, depth + 1))
+                elif kind is float:
+                    if not math.isfinite(child):
+                        return False
+                elif kind not in _LEAVES:
+                    return False
+    return is_unicode("".join(texts))
+
+
+def _json_problem(value: object) -> str | None:
+    """What keeps ``value`` from being plain JSON (types and depth, never the values), or
+    None, one value at a time. Iterative, so no depth of nesting can overflow the stack."""
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -163,7 +218,8 @@ def require_data(value: object, name: str) -> dict[str, object]:
     if problem is not None:
         raise InvalidArgument(name, problem)
     try:
-        size = len(canonical_json(value).encode("utf-8"))
+        text = canonical_json(value)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except (TypeError, ValueError, OverflowError):  # an int too long to write, say
         raise InvalidArgument(name, "must hold plain JSON values only") from None
     if size > MAX_DATA_BYTES:
