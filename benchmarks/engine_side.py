@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from shapes import (
     EVENT,
@@ -24,7 +25,12 @@ def open_store(path: str, now: datetime) -> tuple[Store, MovableClock]:
 
 
 def trigger(
-    store: Store, tenant_id: str, recipient: str, key: str, workflow: Workflow = WORKFLOW
+    store: Store,
+    tenant_id: str,
+    recipient: str,
+    key: str,
+    workflow: Workflow = WORKFLOW,
+    data: dict[str, Any] | None = None,
 ) -> str:
     """One trigger with the declaration object (as a host passes it on every call)."""
     result = store.trigger(
@@ -33,6 +39,7 @@ def trigger(
         recipient=recipient,
         workflow=workflow,
         idempotency_key=key,
+        data=data,
     )
     return result.run.id
 

@@ -56,7 +56,7 @@ _id = new_id
 
 _INSERT_NOTIFICATION = (
     "INSERT INTO notifications (id, tenant_id, recipient, notification_key, idempotency_key, "
-    "workflow_definition_id, inserted_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')"
+    "workflow_definition_id, inserted_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_RUN = (
     "INSERT INTO workflow_runs (id, tenant_id, notification_id, workflow_definition_id, "
@@ -271,9 +271,13 @@ class RawStore:
         self._batched = False
         self.conn.execute("COMMIT")
 
-    def trigger(self, tenant_id: str, recipient: str, key: str, now: datetime) -> str:
-        """Notification + run + 2 transitions + the first delivery; returns the run id."""
+    def trigger(
+        self, tenant_id: str, recipient: str, key: str, now: datetime, data: Any = None
+    ) -> str:
+        """Notification + run + 2 transitions + the first delivery; returns the run id.
+        ``data`` is written as canonical JSON, serialised here as a host would."""
         at = text(now)
+        data_text = "{}" if not data else _dumps(data)
         notification_id, run_id = _id(), _id()
         step_id, step_key, channel, max_attempts = self.first
         conn = self.conn
@@ -289,6 +293,7 @@ class RawStore:
                     key,
                     self.definition_id,
                     at,
+                    data_text,
                 ),
             )
             conn.execute(

@@ -380,6 +380,18 @@ def test_the_page_layout_study_measures_both_sides_and_each_layout_is_what_it_sa
         conn.close()
 
 
+def test_the_payload_study_measures_each_size_on_both_sides() -> None:
+    done = _script("payloads.py", "--triggers", "20", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| data as JSON | chimeway_lite triggers/s | raw sqlite3")
+    sizes = [int(row.split("|")[1].strip().removesuffix(" B").replace(",", "")) for row in rows[1:]]
+    assert sizes[0] < 10 and 900 < sizes[1] < 1100 and 29_000 < sizes[3] < 31_000
+    for row in rows[1:]:
+        cells = [cell.strip() for cell in row.split("|")[2:-1]]
+        assert all(float(cell.split(" ")[0].replace(",", "")) > 0 for cell in cells)
+
+
 def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the benchmark script ``name`` with ``args`` in a fresh interpreter."""
     return subprocess.run(
