@@ -197,6 +197,26 @@ def test_a_known_declaration_inserts_its_notification_without_reading_the_key_fi
     assert seen[1].startswith("SELECT") and "FROM notifications" in seen[1]
 
 
+@pytest.mark.sqlite_only
+def test_an_outcome_that_waits_checks_early_signals_without_reading_the_data(
+    store: Store,
+) -> None:
+    workflow = escalation_workflow()
+    first = trigger(store, workflow=workflow, key="k1", data={"big": ["x" * 100] * 300})
+    # a read by another recipient of the same tenant, before the outcome: not this run's
+    store.route_signal(Signal("acme", "notification_read", actor_id="someone-else"))
+    seen = _statements(store)
+    store.record_outcome(first.deliveries[0].id, DeliveryStatus.SUCCEEDED)
+    reads = [s for s in seen if s.startswith("SELECT") and "FROM notifications" in s]
+    assert reads and all(s.startswith("SELECT recipient, correlation_key FROM") for s in reads)
+    assert store.get_run(first.run.id).state is RunState.WAITING  # the other actor's read
+    # ... and the run's own recipient's read, routed before the outcome, is found the same way
+    second = trigger(store, workflow=workflow, key="k2", recipient="bob", data={"n": 1})
+    store.route_signal(Signal("acme", "notification_read", actor_id="bob"))
+    store.record_outcome(second.deliveries[0].id, DeliveryStatus.SUCCEEDED)
+    assert store.get_run(second.run.id).state is not RunState.WAITING
+
+
 @pytest.mark.parametrize("conflicting", [False, True], ids=["same", "conflicting"])
 def test_a_duplicate_of_a_known_declaration_is_the_first_result_and_writes_nothing(
     store: Store, clock: FakeClock, conflicting: bool

@@ -242,6 +242,10 @@ class Unit(Protocol):
         """A notification by id, or None."""
         ...
 
+    def notification_address(self, notification_id: str) -> tuple[str, str | None] | None:
+        """A notification's recipient and correlation key, without its data, or None."""
+        ...
+
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries."""
         ...

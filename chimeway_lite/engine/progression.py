@@ -78,13 +78,9 @@ def _early_signal(
     events = decide.wait_signals(run, journey)
     if not events:
         return None
-    notification = work.notification(run.notification_id)
+    recipient, correlation_key = work.address(run.notification_id)
     return work.unit.earliest_mark(
-        run.tenant_id,
-        events,
-        run.entered_step_at or run.started_at,
-        notification.recipient,
-        notification.correlation_key,
+        run.tenant_id, events, run.entered_step_at or run.started_at, recipient, correlation_key
     )
 
 

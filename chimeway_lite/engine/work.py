@@ -53,7 +53,7 @@ def report_skipped(operation: str, row_id: str | None, error: BaseException) -> 
 class Work:
     """The context every engine operation runs in (see the module docstring)."""
 
-    __slots__ = ("_notifications", "_now", "clock", "definitions", "unit")
+    __slots__ = ("_addresses", "_notifications", "_now", "clock", "definitions", "unit")
 
     def __init__(self, unit: Unit, clock: Clock, index: DefinitionIndex) -> None:
         self.unit = unit
@@ -61,6 +61,7 @@ class Work:
         self.definitions = Definitions(unit, index)
         self._now: datetime | None = None
         self._notifications: dict[str, Notification] = {}
+        self._addresses: dict[str, tuple[str, str | None]] = {}
 
     def notification(self, notification_id: str) -> Notification:
         """A run's notification (read once per unit of work; a notification never changes
@@ -72,6 +73,21 @@ class Work:
                 raise ConstraintFailed("the store", f"notification {notification_id} is missing")
             self._notifications[notification_id] = found
         return found
+
+    def address(self, notification_id: str) -> tuple[str, str | None]:
+        """A run's recipient and correlation key: from its notification when this unit has
+        it already, else read without the notification's data (which may be tens of KB a
+        signal check has no use for), once per unit."""
+        found = self._notifications.get(notification_id)
+        if found is not None:
+            return found.recipient, found.correlation_key
+        address = self._addresses.get(notification_id)
+        if address is None:
+            address = self.unit.notification_address(notification_id)
+            if address is None:
+                raise ConstraintFailed("the store", f"notification {notification_id} is missing")
+            self._addresses[notification_id] = address
+        return address
 
     def remember(self, notification: Notification) -> None:
         """Keep a notification this unit inserted, so that it is not read back."""

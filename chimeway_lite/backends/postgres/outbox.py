@@ -105,6 +105,7 @@ SELECT least(
       ORDER BY lease_expires_at LIMIT 1))
 """)
 _NOTIFICATION = sql(f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id")
+_ADDRESS = sql("SELECT recipient, correlation_key FROM notifications WHERE id = :id")
 _EVENT_FIELDS = convert.field_names(DeliveryEvent, exclude=("seq",))
 _INSERT_EVENT = sql(
     f"INSERT INTO delivery_events ({', '.join(_EVENT_FIELDS)}) "
@@ -157,6 +158,11 @@ class OutboxQueries(Executor):
         """A notification by id, or None."""
         row = self.one(_NOTIFICATION, {"id": notification_id})
         return None if row is None else convert.from_values(Notification, row)
+
+    def notification_address(self, notification_id: str) -> tuple[str, str | None] | None:
+        """A notification's recipient and correlation key, without its data, or None."""
+        row = self.one(_ADDRESS, {"id": notification_id})
+        return None if row is None else (row[0], row[1])
 
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries (in order: their seq is the planning order)."""

@@ -102,6 +102,7 @@ SELECT min(k) FROM (
        AND lease_expires_at GLOB {convert.WELL_FORMED_TIME})
 """
 _NOTIFICATION = f"SELECT {convert.columns(Notification)} FROM notifications WHERE id = :id"
+_ADDRESS = "SELECT recipient, correlation_key FROM notifications WHERE id = :id"
 _INSERT_EVENT = Insert("delivery_events", DeliveryEvent, exclude=("seq",))
 _EVENTS = (
     f"SELECT {convert.columns(DeliveryEvent)} FROM delivery_events"
@@ -152,6 +153,11 @@ class OutboxQueries(Executor):
         """A notification by id, or None."""
         row = self.one(_NOTIFICATION, {"id": notification_id})
         return None if row is None else convert.from_values(Notification, row)
+
+    def notification_address(self, notification_id: str) -> tuple[str, str | None] | None:
+        """A notification's recipient and correlation key, without its data, or None."""
+        row = self.one(_ADDRESS, {"id": notification_id})
+        return None if row is None else (row[0], row[1])
 
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert planned deliveries."""
