@@ -1,11 +1,16 @@
-"""What a trigger's data costs: triggers per second by payload size, against raw sqlite3.
+"""What a notification's data costs: triggers, and claims with their outcomes, per second by
+payload size, against raw sqlite3.
 
 A host's data is checked (plain JSON, valid Unicode, at most 32 levels, at most 64 KiB as
 canonical JSON) and written as canonical JSON in the notification row; raw sqlite3 writes
 the same rows and serialises the same data the same way (``json.dumps`` with sorted keys,
 compact separators), without checking it. The payload is a small record with a list of
-short strings, of about 0, 1, 10 and 30 KB as JSON. The sizes and the sides take turns for
-``--rounds`` rounds; the table gives medians and each round's figure.
+short strings, of about 0, 1, 10 and 30 KB as JSON. Then every delivery those triggers
+planned is claimed, 100 per claim, and its outcome recorded, one unit each: the outcome
+leaves the run waiting, so the engine checks for a read that came early
+(:func:`engine_side.succeed_all`; raw sqlite3's :meth:`~raw_side.RawStore.succeed_all`
+neither reads the data with its claim nor looks for early signals). The sizes and the sides
+take turns for ``--rounds`` rounds; the table gives medians and each round's figure.
 
     python benchmarks/payloads.py                  # 1,000 triggers per size and round, 3 rounds
     python benchmarks/payloads.py --triggers 3000 --rounds 5
@@ -40,10 +45,17 @@ def payload(size: int) -> dict[str, Any]:
     return {"user": {"name": "Ada", "plan": "pro"}, "items": items}
 
 
-def measure(triggers: int, rounds: int, where: str) -> dict[int, dict[str, list[float]]]:
-    """Triggers per second per payload size and side, one figure per round."""
-    figures: dict[int, dict[str, list[float]]] = {
-        size: {"chimeway_lite": [], "raw sqlite3": []} for size in SIZES
+#: What is measured, by column of the table.
+MEASURES = ("trigger", "outcome")
+SIDES = ("chimeway_lite", "raw sqlite3")
+
+Figures = dict[tuple[int, str, str], list[float]]
+
+
+def measure(triggers: int, rounds: int, where: str) -> Figures:
+    """Operations per second per payload size, measure and side, one figure per round."""
+    figures: Figures = {
+        (size, what, side): [] for size in SIZES for what in MEASURES for side in SIDES
     }
     store, _ = engine_side.open_store(os.path.join(where, "engine.db"), T0)
     raw = RawStore(os.path.join(where, "raw.db"))
@@ -55,11 +67,19 @@ def measure(triggers: int, rounds: int, where: str) -> dict[int, dict[str, list[
                 started = time.perf_counter()
                 for i in range(first, first + triggers):
                     engine_side.trigger(store, "tenant-data", f"user-{i}", f"data-{i}", data=data)
-                figures[size]["chimeway_lite"].append(triggers / (time.perf_counter() - started))
+                figures[size, "trigger", SIDES[0]].append(triggers / _since(started))
                 started = time.perf_counter()
                 for i in range(first, first + triggers):
                     raw.trigger("tenant-data", f"user-{i}", f"data-{i}", T0, data=data)
-                figures[size]["raw sqlite3"].append(triggers / (time.perf_counter() - started))
+                figures[size, "trigger", SIDES[1]].append(triggers / _since(started))
+                started = time.perf_counter()
+                done = engine_side.succeed_all(store, 100)
+                figures[size, "outcome", SIDES[0]].append(done / _since(started))
+                started = time.perf_counter()
+                raw_done = raw.succeed_all(100, T0)
+                figures[size, "outcome", SIDES[1]].append(raw_done / _since(started))
+                if done != triggers or raw_done != triggers:
+                    raise SystemExit(f"outcomes recorded: {done} and {raw_done} of {triggers}")
                 first += triggers
     finally:
         store.close()
@@ -71,21 +91,28 @@ def measure(triggers: int, rounds: int, where: str) -> dict[int, dict[str, list[
     return figures
 
 
-def table(figures: dict[int, dict[str, list[float]]]) -> str:
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def table(figures: Figures) -> str:
     """The Markdown table of the figures."""
 
     def show(values: list[float]) -> str:
         return f"{statistics.median(values):,.0f} ({', '.join(f'{v:,.0f}' for v in values)})"
 
     lines = [
-        "| data as JSON | chimeway_lite triggers/s | raw sqlite3 triggers/s | speed vs raw |",
-        "|---:|---:|---:|---:|",
+        "| data as JSON | chimeway_lite triggers/s | raw sqlite3 triggers/s | speed vs raw "
+        "| chimeway_lite outcomes/s | raw sqlite3 outcomes/s | speed vs raw |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size, sides in figures.items():
-        engine, raw = sides["chimeway_lite"], sides["raw sqlite3"]
-        ratio = statistics.median(e / r for e, r in zip(engine, raw, strict=True))
-        measured = len(canonical_json(payload(size)).encode("utf-8"))
-        lines.append(f"| {measured:,} B | {show(engine)} | {show(raw)} | {ratio:.2f} |")
+    for size in SIZES:
+        cells = [f"{len(canonical_json(payload(size)).encode('utf-8')):,} B"]
+        for what in MEASURES:
+            engine, raw = figures[size, what, SIDES[0]], figures[size, what, SIDES[1]]
+            ratio = statistics.median(e / r for e, r in zip(engine, raw, strict=True))
+            cells += [show(engine), show(raw), f"{ratio:.2f}"]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -99,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         figures = measure(args.triggers, args.rounds, where)
     finally:
         shutil.rmtree(where, ignore_errors=True)
-    print(f"{args.triggers:,} triggers per size, side and round; {args.rounds} rounds\n")
+    print(
+        f"{args.triggers:,} triggers, then claims and outcomes, per size, side and round; "
+        f"{args.rounds} rounds\n"
+    )
     print(table(figures))
     return 0
 
