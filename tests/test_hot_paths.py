@@ -36,6 +36,7 @@ from chimeway_lite import (
     WorkflowRun,
 )
 from chimeway_lite.backends.sqlite import convert
+from chimeway_lite.core import text
 
 
 def _stored_run(store: Store, run_id: str) -> dict[str, Any]:
@@ -195,6 +196,26 @@ def test_a_known_declaration_inserts_its_notification_without_reading_the_key_fi
     seen.clear()
     trigger(store, workflow=escalation_workflow(), key="k3", recipient="eve")
     assert seen[1].startswith("SELECT") and "FROM notifications" in seen[1]
+
+
+def test_a_triggers_data_is_made_json_once_and_stored_as_that_json(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = {"user": {"name": "Ada", "é": [1, 2.5, None]}, "items": ["x" * 50] * 40}
+    encoded: list[bool] = []
+    real = text._encode
+
+    def counting(value: Any) -> str:
+        encoded.append(value is data)
+        return real(value)
+
+    monkeypatch.setattr(text, "_encode", counting)
+    first = trigger(store, key="k1", data=data)
+    assert encoded.count(True) == 1  # the 64 KiB rule's text is the row's text
+    monkeypatch.undo()
+    again = trigger(store, key="k1", data={"other": 1})
+    assert again.duplicate and again.notification == first.notification
+    assert again.notification.data == data  # read back from the row
 
 
 @pytest.mark.sqlite_only

@@ -138,9 +138,10 @@ class Unit(Protocol):
         """(tenant_id, has a run) of a notification, or None when there is none."""
         ...
 
-    def insert_notification(self, notification: Notification) -> bool:
+    def insert_notification(self, notification: Notification, data_text: str | None = None) -> bool:
         """Insert a notification; False (nothing written) when its (tenant, idempotency key)
-        is taken already."""
+        is taken already. ``data_text``, when given, is the canonical JSON of its data that
+        the caller made already (trigger measures the data's size on it)."""
         ...
 
     def run(

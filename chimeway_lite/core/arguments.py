@@ -210,8 +210,14 @@ def _json_problem(value: object) -> str | None:
 def require_data(value: object, name: str) -> dict[str, object]:
     """A dict of plain JSON values of at most 64 KiB as canonical JSON (UTF-8), or
     InvalidArgument — whose message names what is wrong but never shows the value."""
+    return checked_data(value, name)[0]
+
+
+def checked_data(value: object, name: str) -> tuple[dict[str, object], str]:
+    """:func:`require_data`, with the canonical JSON text it measured (the text a store
+    writes for the data, so that it is not made twice)."""
     if value is None:
-        return {}
+        return {}, "{}"
     if not isinstance(value, dict):
         raise InvalidArgument(name, f"must be a dict, got {type(value).__name__}")
     problem = _plain_json_problem(value)
@@ -226,7 +232,7 @@ def require_data(value: object, name: str) -> dict[str, object]:
         raise InvalidArgument(
             name, f"is {size} bytes as canonical JSON; at most {MAX_DATA_BYTES} are allowed"
         )
-    return value
+    return value, text
 
 
 def optional_key(value: object, name: str) -> str | None:

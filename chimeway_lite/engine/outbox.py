@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..core.arguments import optional_key, require_data, require_id
+from ..core.arguments import checked_data, optional_key, require_id
 from ..core.errors import InvalidArgument, InvalidWorkflow
 from ..core.ids import new_id
 from ..core.records import Delivery, Notification, TriggerResult, WorkflowDefinition
@@ -35,7 +35,7 @@ def trigger(
     recipient = require_id(recipient, "recipient")
     idempotency_key = require_id(idempotency_key, "idempotency_key")
     notification_key = require_id(notification_key, "notification_key")
-    data = require_data(data, "data")
+    data, data_text = checked_data(data, "data")
     correlation_key = optional_key(correlation_key, "correlation_key")
     timezone = require_timezone(timezone)
     if not isinstance(workflow, WorkflowDefinition):
@@ -55,7 +55,7 @@ def trigger(
                 correlation_key,
                 timezone,
             )
-            if not work.unit.insert_notification(notification):
+            if not work.unit.insert_notification(notification, data_text):
                 return _taken(work, tenant_id, idempotency_key)
             work.unit.set_notification_key(known, notification_key, notification.inserted_at)
             return _start(work, notification)
@@ -83,7 +83,7 @@ def trigger(
         correlation_key,
         timezone,
     )
-    if not work.unit.insert_notification(notification):
+    if not work.unit.insert_notification(notification, data_text):
         # Another unit took the key since we looked (a backend without a global write
         # lock): its result is the first one.
         return _taken(work, tenant_id, idempotency_key)

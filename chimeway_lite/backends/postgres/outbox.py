@@ -14,9 +14,13 @@ from ...core.errors import DamagedRow
 from ...core.records import Delivery, DeliveryEvent, Notification, Signal
 from ...core.timestamps import to_text
 from ..sqlite import convert
+from ..sqlite.inserts import values_of
 from .executor import Executor, sql
 
 _NOTIFICATION_FIELDS = convert.field_names(Notification)
+# Every column but the data, for a notification whose data's JSON the caller made already.
+_BUT_DATA = convert.field_names(Notification, exclude=("data",))
+_values_but_data = values_of(Notification, _BUT_DATA)
 _NOTIFICATION_BY_KEY = sql(f"""
 SELECT {convert.columns(Notification)} FROM notifications
  WHERE tenant_id = :tenant_id AND idempotency_key = :key
@@ -33,6 +37,8 @@ _INSERT_NOTIFICATION = sql(
 )
 
 _DELIVERY_FIELDS = convert.field_names(Delivery, exclude=("data", "config"))
+# A delivery's column values only: its data and config (not columns) are not serialised.
+_delivery_values = values_of(Delivery, _DELIVERY_FIELDS)
 _DELIVERY_COLUMNS = convert.columns(Delivery, stop="data")
 _D_COLUMNS = convert.columns(Delivery, "d", stop="data")
 _FILLED = (
@@ -150,9 +156,14 @@ class OutboxQueries(Executor):
         row = self.one(_NOTIFICATION_OWNER, {"id": notification_id})
         return None if row is None else (row[0], bool(row[1]))
 
-    def insert_notification(self, notification: Notification) -> bool:
-        """Insert a notification; False when (tenant, idempotency key) is taken."""
-        return self.rowcount(_INSERT_NOTIFICATION, convert.to_row(notification)) == 1
+    def insert_notification(self, notification: Notification, data_text: str | None = None) -> bool:
+        """Insert a notification; False when (tenant, idempotency key) is taken.
+        ``data_text`` is its data's canonical JSON when the caller made it already."""
+        if data_text is None:
+            return self.rowcount(_INSERT_NOTIFICATION, convert.to_row(notification)) == 1
+        row = dict(zip(_BUT_DATA, _values_but_data(notification), strict=True))
+        row["data"] = data_text
+        return self.rowcount(_INSERT_NOTIFICATION, row) == 1
 
     def notification(self, notification_id: str) -> Notification | None:
         """A notification by id, or None."""
@@ -168,7 +179,8 @@ class OutboxQueries(Executor):
         """Insert planned deliveries (in order: their seq is the planning order)."""
         self.work_changed()
         for delivery in deliveries:
-            self.execute(_INSERT_DELIVERY, convert.to_row(delivery))
+            row = dict(zip(_DELIVERY_FIELDS, _delivery_values(delivery), strict=True))
+            self.execute(_INSERT_DELIVERY, row)
 
     def delivery(
         self, delivery_id: str, *, tenant_id: str | None = None, lock: bool = False

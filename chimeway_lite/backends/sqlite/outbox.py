@@ -10,7 +10,7 @@ from ...core.records import Delivery, DeliveryEvent, Notification, Signal
 from ...core.timestamps import from_text, to_text
 from . import convert
 from .executor import Executor
-from .inserts import Insert
+from .inserts import Insert, values_of
 
 _NOTIFICATION_BY_KEY = f"""
 SELECT {convert.columns(Notification)} FROM notifications
@@ -21,6 +21,13 @@ SELECT tenant_id, (SELECT count(*) FROM workflow_runs WHERE notification_id = :i
   FROM notifications WHERE id = :id
 """
 _INSERT_NOTIFICATION = Insert("notifications", Notification)
+# The same row with its data's canonical JSON as the caller made it (not made twice).
+_BUT_DATA = convert.field_names(Notification, exclude=("data",))
+_INSERT_NOTIFICATION_TEXT = (
+    f"INSERT INTO notifications ({', '.join(_BUT_DATA)}, data) "
+    f"VALUES ({', '.join('?' * (len(_BUT_DATA) + 1))})"
+)
+_values_but_data = values_of(Notification, _BUT_DATA)
 
 # A delivery's columns; its data and config are not columns: they are read from its
 # notification and its step (_FILLED), for the reads that hand deliveries to workers.
@@ -141,10 +148,16 @@ class OutboxQueries(Executor):
         row = self.one(_NOTIFICATION_OWNER, {"id": notification_id})
         return None if row is None else (row[0], bool(row[1]))
 
-    def insert_notification(self, notification: Notification) -> bool:
-        """Insert a notification; False when (tenant, idempotency key) is taken."""
+    def insert_notification(self, notification: Notification, data_text: str | None = None) -> bool:
+        """Insert a notification; False when (tenant, idempotency key) is taken.
+        ``data_text`` is its data's canonical JSON when the caller made it already."""
         try:
-            self.insert_records(_INSERT_NOTIFICATION, (notification,))
+            if data_text is None:
+                self.insert_records(_INSERT_NOTIFICATION, (notification,))
+            else:
+                self.execute(
+                    _INSERT_NOTIFICATION_TEXT, [*_values_but_data(notification), data_text]
+                )
         except ConstraintFailed:
             return False
         return True
