@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 
 import engine_side
 from raw_side import RawStore
-from shapes import T0, count_rows
+from shapes import T0, count_rows, median_and_rounds
 
 from chimeway_lite.backends.sqlite.connection import schema_statements
 
@@ -205,9 +204,6 @@ def measure(
 def table(figures: dict[tuple[str, str], Figures]) -> str:
     """The Markdown table of the figures."""
 
-    def show(values: list[float]) -> str:
-        return f"{statistics.median(values):,.0f} ({', '.join(f'{v:,.0f}' for v in values)})"
-
     lines = [
         "| layout | side | triggers/s | journeys/s | WAL KiB per trigger | WAL KiB per "
         "journey | file MiB |",
@@ -219,10 +215,9 @@ def table(figures: dict[tuple[str, str], Figures]) -> str:
             if side == "raw sqlite3"
             else ("", "")
         )
-        lines.append(
-            f"| {name} | {side} | {show(f.triggers)} | {show(f.journeys)} | {wal[0]} | "
-            f"{wal[1]} | {f.file_mib:.1f} |"
-        )
+        cells = [name, side, median_and_rounds(f.triggers), median_and_rounds(f.journeys)]
+        cells += [*wal, f"{f.file_mib:.1f}"]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

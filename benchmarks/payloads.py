@@ -29,7 +29,7 @@ from typing import Any
 
 import engine_side
 from raw_side import RawStore
-from shapes import T0, count_rows
+from shapes import T0, count_rows, median_and_rounds
 
 from chimeway_lite.core.text import canonical_json
 
@@ -98,9 +98,6 @@ def _since(started: float) -> float:
 def table(figures: Figures) -> str:
     """The Markdown table of the figures."""
 
-    def show(values: list[float]) -> str:
-        return f"{statistics.median(values):,.0f} ({', '.join(f'{v:,.0f}' for v in values)})"
-
     lines = [
         "| data as JSON | chimeway_lite triggers/s | raw sqlite3 triggers/s | speed vs raw "
         "| chimeway_lite outcomes/s | raw sqlite3 outcomes/s | speed vs raw |",
@@ -111,7 +108,7 @@ def table(figures: Figures) -> str:
         for what in MEASURES:
             engine, raw = figures[size, what, SIDES[0]], figures[size, what, SIDES[1]]
             ratio = statistics.median(e / r for e, r in zip(engine, raw, strict=True))
-            cells += [show(engine), show(raw), f"{ratio:.2f}"]
+            cells += [median_and_rounds(engine), median_and_rounds(raw), f"{ratio:.2f}"]
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -153,3 +154,8 @@ def checkpoint(path: str) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def median_and_rounds(values: list[float]) -> str:
+    """A table cell: the median, then each round's figure."""
+    return f"{statistics.median(values):,.0f} ({', '.join(f'{v:,.0f}' for v in values)})"

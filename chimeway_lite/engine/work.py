@@ -10,7 +10,7 @@ arguments, gathers the facts a decision needs through ``work.unit`` (the storage
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ from . import gates
 from .definitions import DefinitionIndex, Definitions
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 log = logging.getLogger("chimeway_lite")
 
@@ -48,6 +49,18 @@ def report_skipped(operation: str, row_id: str | None, error: BaseException) -> 
     the error's own text (which names the row and never a payload), never a traceback."""
     problem = str(error) if isinstance(error, ChimewayError) else type(error).__name__
     log.warning("%s skipped %s: %s", operation, row_id or "a row", problem)
+
+
+def _read_once(cache: dict[str, V], read: Callable[[str], V | None], notification_id: str) -> V:
+    """What ``read`` gives for a notification, read once per unit (``cache``); its run's
+    foreign key guarantees the notification exists, so a missing one is a damaged store."""
+    found = cache.get(notification_id)
+    if found is None:
+        found = read(notification_id)
+        if found is None:
+            raise ConstraintFailed("the store", f"notification {notification_id} is missing")
+        cache[notification_id] = found
+    return found
 
 
 class Work:
@@ -66,13 +79,7 @@ class Work:
     def notification(self, notification_id: str) -> Notification:
         """A run's notification (read once per unit of work; a notification never changes
         once triggered). Its foreign key guarantees it exists."""
-        found = self._notifications.get(notification_id)
-        if found is None:
-            found = self.unit.notification(notification_id)
-            if found is None:
-                raise ConstraintFailed("the store", f"notification {notification_id} is missing")
-            self._notifications[notification_id] = found
-        return found
+        return _read_once(self._notifications, self.unit.notification, notification_id)
 
     def address(self, notification_id: str) -> tuple[str, str | None]:
         """A run's recipient and correlation key: from its notification when this unit has
@@ -81,13 +88,7 @@ class Work:
         found = self._notifications.get(notification_id)
         if found is not None:
             return found.recipient, found.correlation_key
-        address = self._addresses.get(notification_id)
-        if address is None:
-            address = self.unit.notification_address(notification_id)
-            if address is None:
-                raise ConstraintFailed("the store", f"notification {notification_id} is missing")
-            self._addresses[notification_id] = address
-        return address
+        return _read_once(self._addresses, self.unit.notification_address, notification_id)
 
     def remember(self, notification: Notification) -> None:
         """Keep a notification this unit inserted, so that it is not read back."""
