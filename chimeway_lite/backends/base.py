@@ -138,10 +138,10 @@ class Unit(Protocol):
         """(tenant_id, has a run) of a notification, or None when there is none."""
         ...
 
-    def insert_notification(self, notification: Notification, data_text: str | None = None) -> bool:
+    def insert_notification(self, notification: Notification, data_text: str) -> bool:
         """Insert a notification; False (nothing written) when its (tenant, idempotency key)
-        is taken already. ``data_text``, when given, is the canonical JSON of its data that
-        the caller made already (trigger measures the data's size on it)."""
+        is taken already. ``data_text`` is the canonical JSON of its data, written as it is
+        (trigger made it to measure the data's size: it is not made twice)."""
         ...
 
     def run(

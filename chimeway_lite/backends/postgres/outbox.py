@@ -18,7 +18,7 @@ from ..sqlite.inserts import values_of
 from .executor import Executor, sql
 
 _NOTIFICATION_FIELDS = convert.field_names(Notification)
-# Every column but the data, for a notification whose data's JSON the caller made already.
+# Every column but the data, whose canonical JSON the caller made already.
 _BUT_DATA = convert.field_names(Notification, exclude=("data",))
 _values_but_data = values_of(Notification, _BUT_DATA)
 _NOTIFICATION_BY_KEY = sql(f"""
@@ -156,11 +156,9 @@ class OutboxQueries(Executor):
         row = self.one(_NOTIFICATION_OWNER, {"id": notification_id})
         return None if row is None else (row[0], bool(row[1]))
 
-    def insert_notification(self, notification: Notification, data_text: str | None = None) -> bool:
-        """Insert a notification; False when (tenant, idempotency key) is taken.
-        ``data_text`` is its data's canonical JSON when the caller made it already."""
-        if data_text is None:
-            return self.rowcount(_INSERT_NOTIFICATION, convert.to_row(notification)) == 1
+    def insert_notification(self, notification: Notification, data_text: str) -> bool:
+        """Insert a notification with ``data_text``, its data's canonical JSON; False when
+        (tenant, idempotency key) is taken."""
         row = dict(zip(_BUT_DATA, _values_but_data(notification), strict=True))
         row["data"] = data_text
         return self.rowcount(_INSERT_NOTIFICATION, row) == 1

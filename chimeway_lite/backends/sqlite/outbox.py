@@ -20,10 +20,9 @@ _NOTIFICATION_OWNER = """
 SELECT tenant_id, (SELECT count(*) FROM workflow_runs WHERE notification_id = :id)
   FROM notifications WHERE id = :id
 """
-_INSERT_NOTIFICATION = Insert("notifications", Notification)
-# The same row with its data's canonical JSON as the caller made it (not made twice).
+# A notification's row, its data's canonical JSON as the caller made it (not made twice).
 _BUT_DATA = convert.field_names(Notification, exclude=("data",))
-_INSERT_NOTIFICATION_TEXT = (
+_INSERT_NOTIFICATION = (
     f"INSERT INTO notifications ({', '.join(_BUT_DATA)}, data) "
     f"VALUES ({', '.join('?' * (len(_BUT_DATA) + 1))})"
 )
@@ -148,16 +147,11 @@ class OutboxQueries(Executor):
         row = self.one(_NOTIFICATION_OWNER, {"id": notification_id})
         return None if row is None else (row[0], bool(row[1]))
 
-    def insert_notification(self, notification: Notification, data_text: str | None = None) -> bool:
-        """Insert a notification; False when (tenant, idempotency key) is taken.
-        ``data_text`` is its data's canonical JSON when the caller made it already."""
+    def insert_notification(self, notification: Notification, data_text: str) -> bool:
+        """Insert a notification with ``data_text``, its data's canonical JSON; False when
+        (tenant, idempotency key) is taken."""
         try:
-            if data_text is None:
-                self.insert_records(_INSERT_NOTIFICATION, (notification,))
-            else:
-                self.execute(
-                    _INSERT_NOTIFICATION_TEXT, [*_values_but_data(notification), data_text]
-                )
+            self.execute(_INSERT_NOTIFICATION, [*_values_but_data(notification), data_text])
         except ConstraintFailed:
             return False
         return True
