@@ -1,7 +1,7 @@
 """Profile one chimeway_lite hot path with cProfile and print where the time goes.
 
     python benchmarks/profile_hot.py
-        {trigger,journey,retry,outcomes,resume,fanout,sweep,explain} [-n N]
+        {trigger,journey,batch,retry,outcomes,resume,fanout,sweep,explain} [-n N]
         [--sort tottime|cumulative] [--limit 30] [--dir DIR]
 
 The workloads are those of run.py (same journeys, same store shapes); ``outcomes`` is one
@@ -27,7 +27,7 @@ from shapes import RETRY_WORKFLOW, T0, WORKFLOW, after
 
 from chimeway_lite import FakeClock, Store
 
-KINDS = ("trigger", "journey", "retry", "outcomes", "resume", "fanout", "sweep", "explain")
+KINDS = ("trigger", "journey", "batch", "retry", "outcomes", "resume", "fanout", "sweep", "explain")
 
 
 def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
@@ -78,6 +78,8 @@ def main() -> int:
                 engine_side.trigger(store, "tenant-0", f"user-{i}", f"key-{i}")
         elif args.kind == "journey":
             engine_side.journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
+        elif args.kind == "batch":
+            engine_side.batched_journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
         elif args.kind == "retry":
             engine_side.retry_journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
         elif args.kind == "outcomes":
