@@ -82,6 +82,48 @@ def test_an_uncontended_acquire_starts_no_thread(lock: str) -> None:
     gate.close()
 
 
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_uncontended_acquires_reuse_one_description_and_release_it(lock: str) -> None:
+    before = _open_descriptors()
+    gate = WriteGate(lock)
+    for _ in range(50):
+        assert gate.acquire(5)
+        assert not _lock_is_free(lock)  # held: another process cannot take it
+        gate.release()
+        assert _open_descriptors() == before + 1  # one description, kept open
+    assert _lock_is_free(lock)  # the release unlocked it without closing it
+    gate.close()
+    assert _open_descriptors() == before  # closed with the gate
+    assert gate.acquire(5)  # and usable again afterwards
+    gate.release()
+    gate.close()
+    assert _open_descriptors() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_shares_its_parents_kept_description(lock: str) -> None:
+    gate = WriteGate(lock)
+    assert gate.acquire(5)  # the parent holds the lock on its kept description
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited description would lock at once, its own cannot
+        code = 1
+        try:
+            code = 0 if not gate.acquire(0) else 3
+            gate.close()  # must not unlock the parent's description
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not _lock_is_free(lock)  # still the parent's
+    gate.release()
+    assert _lock_is_free(lock)
+    gate.close()
+
+
 def test_contended_acquires_share_one_waiting_thread(lock: str) -> None:
     holder, gate = WriteGate(lock), WriteGate(lock)
     seen = []

@@ -16,6 +16,13 @@ up (timeout, ``KeyboardInterrupt``, any exception) is abandoned: if the thread h
 already, the caller releases it. The lock belongs to the open file description, so it is
 released when the process dies, even by SIGKILL.
 
+An uncontended acquire (the common case) takes the lock on a description the gate keeps
+open, and a release unlocks it (``LOCK_UN``) rather than closing it: one system call each
+way instead of open, fstat, flock and close (about 5 µs of every write unit). A contended
+acquire opens a description of its own for the waiting thread, as above. A process forked
+from this one never touches the kept description (its lock would be the parent's: an unlock
+there would release the parent's lock); it opens its own.
+
 The lock file is opened read-only (enough for ``flock``), so a store shared by several
 users works once the file exists; a lock file that cannot be opened or locked at all raises
 :class:`~chimeway_lite.errors.StorageError`. Writers that do not use the gate (the sqlite3
@@ -120,6 +127,25 @@ class _Waiter:
                 wait.done.set()
 
 
+class _Kept:
+    """The open description of a gate's uncontended acquires, and the process that opened
+    it."""
+
+    __slots__ = ("fd", "pid")
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.pid = 0
+
+    def close(self) -> None:
+        """Close it — only in the process that opened it: a forked child merely forgets the
+        descriptor it inherited (an unlock there would release its parent's lock; the
+        descriptor closes on exec or exit)."""
+        fd, self.fd = self.fd, None
+        if fd is not None and self.pid == os.getpid():
+            os.close(fd)
+
+
 class WriteGate:
     """An exclusive, fair, process-crash-safe lock on ``<database>-lock``."""
 
@@ -128,6 +154,10 @@ class WriteGate:
         self._held: int | None = None
         self._waiter: _Waiter | None = None
         self._started = threading.Lock()
+        # The description uncontended acquires lock and releases unlock, closed with the
+        # gate (or when it is collected).
+        self._kept = _Kept()
+        weakref.finalize(self, self._kept.close)
 
     def _open(self) -> int:
         # Read-only is enough for flock, so a lock file another user created (0644) still
@@ -159,24 +189,32 @@ class WriteGate:
         """
         if fcntl is None:
             return True
-        fd = self._open()
+        fd = self._kept_description()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pass
         except OSError as exc:
-            os.close(fd)
+            self._drop_kept()
             raise StorageError(self.path, f"cannot lock the writer lock file: {exc}") from exc
-        except BaseException:
-            os.close(fd)
-            raise
         else:
             self._held = fd
             return True
         if timeout <= 0:
-            os.close(fd)
             return False
-        return self._wait(fd, timeout)
+        return self._wait(self._open(), timeout)
+
+    def _kept_description(self) -> int:
+        """The description uncontended acquires use, opened on first use (and again in a
+        forked child, which must leave its parent's alone)."""
+        kept = self._kept
+        if kept.fd is None or kept.pid != os.getpid():
+            kept.fd, kept.pid = self._open(), os.getpid()
+        return kept.fd
+
+    def _drop_kept(self) -> None:
+        """Close the kept description (see :meth:`_Kept.close`)."""
+        self._kept.close()
 
     def _waiting_thread(self) -> _Waiter:
         with self._started:
@@ -218,13 +256,21 @@ class WriteGate:
     def release(self) -> None:
         """Release the lock if this gate holds it."""
         fd, self._held = self._held, None
-        if fd is not None:
-            os.close(fd)
+        if fd is None:
+            return
+        if fd == self._kept.fd and self._kept.pid == os.getpid():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError:  # pragma: no cover - unlocking a description we hold
+                self._drop_kept()  # closing it releases the lock
+        else:
+            os.close(fd)  # a waiting thread's description: closing it releases the lock
 
     def close(self) -> None:
         """Release the lock if held and end the waiting thread (once any ``flock`` it is
         blocked in returns); the gate can still be used afterwards (it starts a new one)."""
         self.release()
+        self._drop_kept()
         with self._started:
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
