@@ -43,14 +43,19 @@ _clock = time.perf_counter
 _spent = [0.0, 0]  # seconds inside execute/executemany, statements run
 
 
+def _time(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, its time and one statement added to :data:`_spent`."""
+    start = _clock()
+    try:
+        return call(*args)
+    finally:
+        _spent[0] += _clock() - start
+        _spent[1] += 1
+
+
 def _timed(method: Callable[..., Any]) -> Callable[..., Any]:
     def run(self: Any, sql: str, params: Any = ()) -> Any:
-        start = _clock()
-        try:
-            return method(self, sql, params)
-        finally:
-            _spent[0] += _clock() - start
-            _spent[1] += 1
+        return _time(method, self, sql, params)
 
     return run
 
@@ -65,20 +70,10 @@ class _TimedConnection:
         return getattr(self._conn, name)
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        start = _clock()
-        try:
-            return self._conn.execute(sql, params)
-        finally:
-            _spent[0] += _clock() - start
-            _spent[1] += 1
+        return _time(self._conn.execute, sql, params)
 
     def executemany(self, sql: str, rows: Any) -> Any:
-        start = _clock()
-        try:
-            return self._conn.executemany(sql, rows)
-        finally:
-            _spent[0] += _clock() - start
-            _spent[1] += 1
+        return _time(self._conn.executemany, sql, rows)
 
 
 def _engine(workload: str, path: str, count: int) -> float:

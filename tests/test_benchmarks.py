@@ -392,6 +392,26 @@ def test_the_payload_study_measures_each_size_on_both_sides() -> None:
         assert all(float(cell.split(" ")[0].replace(",", "")) > 0 for cell in cells)
 
 
+def test_the_time_split_times_sql_and_python_of_each_workload_on_both_sides() -> None:
+    done = _script("time_split.py", "-n", "40", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| workload | side | total | SQL | Python | statements |")
+    seen = set()
+    for row in rows[1:]:
+        workload, side, total, sql, python, statements, allowed = (
+            cell.strip() for cell in row.split("|")[1:-1]
+        )
+        seen.add((workload, side))
+        total_us, sql_us, python_us = (float(v.replace(",", "")) for v in (total, sql, python))
+        assert 0 < sql_us < total_us and python_us > 0
+        assert abs(total_us - sql_us - python_us) <= 1.5  # each rounded on its own
+        assert float(statements) >= 6  # a trigger is a transaction of several statements
+        assert (allowed != "") == (side == "chimeway_lite")
+    workloads = ("trigger", "journeys", "batches")
+    assert seen == {(w, s) for w in workloads for s in ("chimeway_lite", "raw")}
+
+
 def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the benchmark script ``name`` with ``args`` in a fresh interpreter."""
     return subprocess.run(
