@@ -70,6 +70,26 @@ def test_any_offset_is_stored_as_the_same_instant_in_utc(instant: datetime) -> N
     assert ts.from_text(text) == instant
 
 
+@given(st.lists(st.tuples(aware_datetimes, st.booleans()), min_size=1, max_size=12))
+def test_the_text_of_each_instant_written_is_its_own_whatever_came_before(
+    steps: list[tuple[datetime, bool]],
+) -> None:
+    # The writer remembers the last two instants' texts (by identity, then by equality:
+    # equal instants of other objects or other offsets share the UTC text). A sequence of
+    # new, repeated and equal-but-other instants each gets exactly its own text.
+    write = convert.unstructure_hook(datetime)
+    seen: list[datetime] = []
+    for instant, again in steps:
+        if again and seen:
+            earlier = seen[len(seen) // 2]
+            instant = earlier + timedelta(0)  # an equal instant, another object
+            if instant.tzinfo is UTC:
+                instant = instant.astimezone(timezone(timedelta(hours=3)))  # another offset
+        seen.append(instant)
+        assert write(instant) == ts.to_text(instant)
+        assert write(instant) == ts.to_text(instant)  # and again, from the memory
+
+
 def test_extreme_years_keep_the_width() -> None:
     first = datetime(1, 1, 1, tzinfo=UTC)
     last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)

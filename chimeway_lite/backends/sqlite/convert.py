@@ -118,19 +118,28 @@ def _load_datetime(value: Any, _: Any = None) -> datetime:
     return parsed.astimezone(UTC)
 
 
-# The last instant written and its text: a unit of work stamps every row it writes with
-# the same ``now`` object, so most calls are this one (datetimes are immutable).
+# The last two instants written and their texts: a unit of work stamps every row it writes
+# with the same ``now`` object, and a claim writes each delivery's lease beside it (the same
+# instant, read back from each row: equal, not the same object). Equal instants have one
+# text (the UTC form), so a hit by equality is as good as by identity.
 _last_text: tuple[datetime | None, str] = (None, "")
+_prior_text: tuple[datetime | None, str] = (None, "")
 
 
 def _datetime_text(value: datetime) -> str:
-    global _last_text
+    global _last_text, _prior_text
     last = _last_text
     if value is last[0]:
         return last[1]
+    prior = _prior_text
+    if value == prior[0]:
+        _prior_text, _last_text = last, prior
+        return prior[1]
+    if value == last[0]:
+        return last[1]
     # to_text's astimezone is only needed for other offsets; the text is the same.
     text = value.isoformat(timespec="microseconds") if value.tzinfo is UTC else to_text(value)
-    _last_text = (value, text)
+    _prior_text, _last_text = last, (value, text)
     return text
 
 
