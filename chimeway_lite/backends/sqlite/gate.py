@@ -195,7 +195,7 @@ class WriteGate:
         except BlockingIOError:
             pass
         except OSError as exc:
-            self._drop_kept()
+            self._kept.close()
             raise StorageError(self.path, f"cannot lock the writer lock file: {exc}") from exc
         else:
             self._held = fd
@@ -211,10 +211,6 @@ class WriteGate:
         if kept.fd is None or kept.pid != os.getpid():
             kept.fd, kept.pid = self._open(), os.getpid()
         return kept.fd
-
-    def _drop_kept(self) -> None:
-        """Close the kept description (see :meth:`_Kept.close`)."""
-        self._kept.close()
 
     def _waiting_thread(self) -> _Waiter:
         with self._started:
@@ -262,7 +258,7 @@ class WriteGate:
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError:  # pragma: no cover - unlocking a description we hold
-                self._drop_kept()  # closing it releases the lock
+                self._kept.close()  # closing it releases the lock
         else:
             os.close(fd)  # a waiting thread's description: closing it releases the lock
 
@@ -270,7 +266,7 @@ class WriteGate:
         """Release the lock if held and end the waiting thread (once any ``flock`` it is
         blocked in returns); the gate can still be used afterwards (it starts a new one)."""
         self.release()
-        self._drop_kept()
+        self._kept.close()
         with self._started:
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
