@@ -2,13 +2,14 @@
 
     python benchmarks/profile_hot.py
         {trigger,journey,batch,retry,outcomes,resume,fanout,sweep,explain} [-n N]
-        [--sort tottime|cumulative] [--limit 30] [--dir DIR]
+        [--sort tottime|cumulative] [--limit 30] [--dir DIR] [--bare]
 
 The workloads are those of run.py (same journeys, same store shapes); ``outcomes`` is one
 worker's loop of the workers benchmark (claim 100, record each succeeded, over N pending
 deliveries), in this process. The setup is not profiled.
 ``{method 'execute' of 'sqlite3.Connection'}`` and ``executemany`` are SQLite's own work
-(statements and COMMIT); the rest is Python on top of it.
+(statements and COMMIT); the rest is Python on top of it. ``--bare`` runs the workload
+without cProfile, for a sampling profiler outside the process (``layers.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,31 @@ def _setup(kind: str, path: str, n: int) -> tuple[Store, object]:
     return store, clock
 
 
+def measured(kind: str, store: Store, clock: object, n: int, runs: list[tuple[str, str]]) -> None:
+    """The workload itself (what is profiled; ``layers.py`` keeps the samples under it)."""
+    if kind == "trigger":
+        for i in range(n):
+            engine_side.trigger(store, "tenant-0", f"user-{i}", f"key-{i}")
+    elif kind == "journey":
+        engine_side.journeys(store, clock, n, T0, 100)  # type: ignore[arg-type]
+    elif kind == "batch":
+        engine_side.batched_journeys(store, clock, n, T0, 100)  # type: ignore[arg-type]
+    elif kind == "retry":
+        engine_side.retry_journeys(store, clock, n, T0, 100)  # type: ignore[arg-type]
+    elif kind == "outcomes":
+        engine_side.succeed_all(store, 100)
+    elif kind == "resume":
+        for i in range(n):
+            engine_side.route(store, "tenant-signal", f"tenant-signal-user-{i}")
+    elif kind == "fanout":
+        engine_side.route(store, "tenant-fanout", None)
+    elif kind == "sweep":
+        store.progress_due_runs(now=T0)
+    else:
+        for run_id, tenant_id in runs:
+            store.explain(tenant_id, run_id)
+
+
 def main() -> int:
     """Run one workload under cProfile and print the top of the profile."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -61,6 +87,9 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--dir", type=Path)
+    parser.add_argument(
+        "--bare", action="store_true", help="run the workload without cProfile (for py-spy)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="chimeway-profile-", dir=args.dir))
     store, clock = _setup(args.kind, str(work / "profile.db"), args.n)
@@ -70,30 +99,14 @@ def main() -> int:
         runs = conn.execute(
             "SELECT id, tenant_id FROM workflow_runs ORDER BY random() LIMIT ?", (args.n,)
         ).fetchall()
+    if args.bare:  # for a sampling profiler outside the process (layers.py)
+        with store:
+            measured(args.kind, store, clock, args.n, runs)
+        return 0
     profile = cProfile.Profile()
     with store:
         profile.enable()
-        if args.kind == "trigger":
-            for i in range(args.n):
-                engine_side.trigger(store, "tenant-0", f"user-{i}", f"key-{i}")
-        elif args.kind == "journey":
-            engine_side.journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
-        elif args.kind == "batch":
-            engine_side.batched_journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
-        elif args.kind == "retry":
-            engine_side.retry_journeys(store, clock, args.n, T0, 100)  # type: ignore[arg-type]
-        elif args.kind == "outcomes":
-            engine_side.succeed_all(store, 100)
-        elif args.kind == "resume":
-            for i in range(args.n):
-                engine_side.route(store, "tenant-signal", f"tenant-signal-user-{i}")
-        elif args.kind == "fanout":
-            engine_side.route(store, "tenant-fanout", None)
-        elif args.kind == "sweep":
-            store.progress_due_runs(now=T0)
-        else:
-            for run_id, tenant_id in runs:
-                store.explain(tenant_id, run_id)
+        measured(args.kind, store, clock, args.n, runs)
         profile.disable()
     stats = pstats.Stats(profile, stream=sys.stdout)
     stats.strip_dirs().sort_stats(args.sort).print_stats(args.limit)

@@ -421,3 +421,67 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
+
+
+def _line_of(path: Path, text: str) -> int:
+    """The number of the first line of ``path`` that holds ``text``."""
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} is not in {path.name}")
+
+
+def test_the_layer_table_counts_innermost_frames_under_the_workload_only(tmp_path: Path) -> None:
+    package = BENCHMARKS.parent / "chimeway_lite"
+    execute = _line_of(package / "backends/sqlite/executor.py", "return self.conn.execute(")
+    engine = package / "engine/deliveries.py"
+    engine_line = _line_of(engine, "deliveries.check_report(")  # a Python call, not C
+    under = "<module> (profile_hot.py:1);main (profile_hot.py:2);measured (profile_hot.py:3)"
+    raw = tmp_path / "work.txt"
+    raw.write_text(
+        "\n".join(
+            [
+                # the setup: not under measured, not counted
+                "<module> (profile_hot.py:1);_setup (profile_hot.py:9);"
+                f"Executor.execute (chimeway_lite/backends/sqlite/executor.py:{execute}) 50",
+                f"{under};Executor.execute (chimeway_lite/backends/sqlite/executor.py:{execute}) 6",
+                f"{under};record_outcome (chimeway_lite/engine/deliveries.py:{engine_line}) 2",
+                f"{under};__init__ (<attrs generated methods chimeway_lite.core.records.Run>:3) 1",
+                f"{under};JSONEncoder.iterencode (json/encoder.py:258) 1",
+            ]
+        )
+        + "\n"
+    )
+    done = _script("layers.py", "--from", str(raw))
+    assert done.returncode == 0, done.stderr
+    rows = {
+        cells[0]: cells[1]
+        for line in done.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| layer")
+        for cells in [[c.strip() for c in line.split("|")[1:-1]]]
+    }
+    assert rows == {
+        "SQLite": "60.0 %",
+        "engine": "20.0 %",
+        "records (attrs, enums)": "10.0 %",
+        "JSON": "10.0 %",
+        "samples": "10",
+    }
+
+
+def test_the_layer_table_refuses_samples_that_never_ran_the_workload(tmp_path: Path) -> None:
+    raw = tmp_path / "setup.txt"
+    raw.write_text("<module> (profile_hot.py:1);_setup (profile_hot.py:9) 12\n")
+    done = _script("layers.py", "--from", str(raw))
+    assert done.returncode == 1
+    assert "no sample passed through profile_hot.measured" in done.stderr
+
+
+def test_the_bare_profile_runs_the_workload_without_cprofile(tmp_path: Path) -> None:
+    done = _script("profile_hot.py", "journey", "-n", "20", "--bare", "--dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # no profile printed
+    (store,) = tmp_path.glob("chimeway-profile-*/profile.db")
+    with sqlite3.connect(store) as conn:
+        completed = conn.execute("SELECT count(*) FROM workflow_runs WHERE state = 'completed'")
+        assert completed.fetchone() == (20,)
