@@ -9,8 +9,17 @@ samples under ``profile_hot.measured`` count: the setup is left out. A frame who
 line calls into sqlite3 (``execute``, ``executemany``, a fetch) is SQLite's, one that calls
 ``json`` (``dumps``, ``loads``, the scanner) is JSON's, whatever module holds it: py-spy
 sees Python frames only, so the C a line calls is counted on that line. The rest go by the
-file: see :data:`LAYERS`. The answer to "what would a leaner hot path save" is the share of
-the layers it would remove; SQLite's share is what no Python change can take away.
+file: see :data:`LAYERS`.
+
+Sampling leans toward lines that make system calls. Checked against timers in the process,
+in the same hour: SQLite came out at 62-64 / 44-46 / 71-72 % of journey / batch / trigger
+(two runs) where ``time_split.py`` measures 59 / 42 / 69 %, and ``new_id``'s ``os.urandom``
+line at 10-12 % of a trigger where a timer around ``new_id`` measured 4.8 %. ``py-spy
+--nonblocking`` (it drops the samples it cannot read while Python runs) leans further: SQLite
+68-79 %. So a layer of a few per cent is a few per cent, not a figure to the decimal; for SQL
+against Python use ``time_split.py``.
+What a leaner hot path would save is the share of the layers it removes; SQLite's share is
+what no change to the Python can take away.
 """
 
 from __future__ import annotations
