@@ -161,7 +161,12 @@ def main() -> int:
     columns: dict[str, collections.Counter[str]] = {}
     if args.files:
         for file in args.files:
-            columns[file.stem] = tally(file.read_text().splitlines())
+            try:
+                text = file.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"cannot read the samples in {file}: {type(exc).__name__}", file=sys.stderr)
+                return 2
+            columns[file.stem] = tally(text.splitlines())
     else:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(py_spy).exists():

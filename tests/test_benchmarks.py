@@ -485,3 +485,13 @@ def test_the_bare_profile_runs_the_workload_without_cprofile(tmp_path: Path) -> 
     with sqlite3.connect(store) as conn:
         completed = conn.execute("SELECT count(*) FROM workflow_runs WHERE state = 'completed'")
         assert completed.fetchone() == (20,)
+
+
+def test_the_layer_table_names_a_sample_file_it_cannot_read(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    for file in (tmp_path / "missing.txt", binary):
+        done = _script("layers.py", "--from", str(file))
+        assert done.returncode == 2
+        assert f"cannot read the samples in {file}" in done.stderr
+        assert "Traceback" not in done.stderr
