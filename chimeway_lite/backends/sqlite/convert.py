@@ -143,7 +143,7 @@ def _datetime_text(value: datetime) -> str:
     return text
 
 
-def _optional_arm(cls: Any) -> Any:
+def optional_arm(cls: Any) -> Any:
     """``X`` of ``X | None`` (one arm besides None), else None."""
     if get_origin(cls) not in (Union, type(int | None)):
         return None
@@ -152,13 +152,13 @@ def _optional_arm(cls: Any) -> Any:
 
 
 def _optional_structure(cls: Any) -> Callable[[Any, Any], Any]:
-    arm = _optional_arm(cls)
+    arm = optional_arm(cls)
     inner = _converter.get_structure_hook(arm)
     return lambda value, _: None if value is None else inner(value, arm)
 
 
 def _optional_unstructure(cls: Any) -> Callable[[Any], Any]:
-    inner = _converter.get_unstructure_hook(_optional_arm(cls))
+    inner = _converter.get_unstructure_hook(optional_arm(cls))
     return lambda value: None if value is None else inner(value)
 
 
@@ -191,10 +191,10 @@ _converter.register_unstructure_hook_func(
     lambda t: t == _STR_TUPLE, lambda v: canonical_json(list(v))
 )
 _converter.register_structure_hook_factory(
-    lambda t: _optional_arm(t) is not None, _optional_structure
+    lambda t: optional_arm(t) is not None, _optional_structure
 )
 _converter.register_unstructure_hook_factory(
-    lambda t: _optional_arm(t) is not None, _optional_unstructure
+    lambda t: optional_arm(t) is not None, _optional_unstructure
 )
 
 
@@ -339,7 +339,7 @@ def _generated(
     for i, f in enumerate(fields):
         value = f"row[{i}]"
         if f.type not in AS_STORED:
-            arm = _optional_arm(f.type)
+            arm = optional_arm(f.type)
             hook_type = f.type if arm is None else arm
             scope[f"h{i}"] = _converter.get_structure_hook(hook_type)
             scope[f"t{i}"] = hook_type
