@@ -46,6 +46,7 @@ from ..core.records import (
     DigestBatch,
     Erasure,
     Notification,
+    RunState,
     Signal,
     SignalMark,
     StepActivation,
@@ -64,6 +65,33 @@ R = TypeVar("R")
 IdRange = tuple[str | None, str | None]
 #: Every id.
 EVERY_ID: IdRange = (None, None)
+
+#: One trace row of a run a unit opens (:meth:`Unit.open_run`), without a record: (id, seq,
+#: workflow_step_id, delivery_id, from_state, to_state, reason, context); its run and its
+#: time are the call's.
+TraceRow = tuple[str, int, str | None, str | None, RunState | None, RunState, str, dict[str, Any]]
+
+
+def trace_records(
+    run_id: str, trace: Sequence[TraceRow], now: datetime
+) -> list[WorkflowTransition]:
+    """The trace records of :class:`TraceRow` tuples of the run ``run_id``, stamped ``now``
+    (for a backend whose :meth:`Unit.open_run` appends them as records)."""
+    return [
+        WorkflowTransition(
+            id=row_id,
+            seq=seq,
+            workflow_run_id=run_id,
+            workflow_step_id=step_id,
+            delivery_id=delivery_id,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            context=context,
+            inserted_at=now,
+        )
+        for row_id, seq, step_id, delivery_id, from_state, to_state, reason, context in trace
+    ]
 
 
 @attrs.frozen
@@ -156,6 +184,18 @@ class Unit(Protocol):
 
     def insert_run(self, run: WorkflowRun) -> None:
         """Insert a new run."""
+        ...
+
+    def open_run(
+        self,
+        run: WorkflowRun,
+        trace: Sequence[TraceRow],
+        deliveries: Sequence[Delivery],
+        now: datetime,
+    ) -> None:
+        """Insert a new run, its first trace rows (stamped ``now``) and its planned
+        deliveries: the rows of :meth:`insert_run`, :meth:`append_transitions` and
+        :meth:`insert_deliveries`, in one call (a trigger's, on its hot path)."""
         ...
 
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:

@@ -130,13 +130,18 @@ def _start(work: Work, notification: Notification) -> TriggerResult:
     # The notification was inserted just now, in this tenant: it has no run yet, so the
     # checks of create_initial_run would only cost a read.
     work.remember(notification)
+    journey = work.definitions.journey(definition_id)
     decision = decide.start(
-        work.definitions.journey(definition_id),
+        journey,
         run_id=new_id(),
         tenant_id=notification.tenant_id,
         notification_id=notification.id,
         now=now,
     )
+    if decide.entering(decision, journey) is None:
+        # No gate on the first step: nothing can hold the run back, nothing is counted.
+        run, deliveries = work.open_run(decision, now, notification)
+        return TriggerResult(notification, run, tuple(deliveries), False)
     started = work.carry_out(None, admit(work, decision, now), now, notification=notification)
     return TriggerResult(notification, started[0].run, started[0].deliveries, False)
 

@@ -142,11 +142,56 @@ class Work:
         if not decision.deliveries:
             return run, transitions, []
         self._count_activations(run, decision, now)
+        deliveries = self._planned(run, decision, now, notification)
+        self.unit.insert_deliveries(deliveries)
+        return run, transitions, deliveries
+
+    def open_run(
+        self, decision: Decision, now: datetime, notification: Notification
+    ) -> tuple[WorkflowRun, list[Delivery]]:
+        """:meth:`apply` of a decision that opens the run of ``notification`` and moves
+        nothing else: no other run, no digest batch, no gate on the step it activates (a
+        trigger whose first step has no throttle, window or digest). The same rows, in one
+        call of the backend (:meth:`~chimeway_lite.backends.base.Unit.open_run`), the
+        trace rows made straight from the decision's plans, without records. Returns the
+        run and its planned deliveries."""
+        assert not decision.also and decision.batch is None
+        run = decision.run
+        plans = decision.transitions
+        trace = [
+            (
+                new_id(),
+                seq,
+                plan.workflow_step_id,
+                plan.delivery_id,
+                plan.from_state,
+                plan.to_state,
+                plan.reason,
+                plan.context,
+            )
+            for seq, plan in zip(self.unit.next_seqs(len(plans)), plans, strict=True)
+        ]
+        deliveries = self._planned(run, decision, now, notification)
+        self.unit.open_run(run, trace, deliveries, now)
+        return run, deliveries
+
+    def _planned(
+        self,
+        run: WorkflowRun,
+        decision: Decision,
+        now: datetime,
+        notification: Notification | None,
+    ) -> list[Delivery]:
+        """The deliveries ``decision`` plans for ``run``, each with whom to send what: the
+        recipient, keys and data of the run's notification (``notification`` when the
+        caller holds it, else read once) and its step's key and config."""
+        if not decision.deliveries:
+            return []
         if notification is None:
             notification = self.notification(run.notification_id)
         journey = self.definitions.journey(run.workflow_definition_id)
         steps = journey.steps_by_id
-        deliveries = [
+        return [
             Delivery(
                 id=new_id(),
                 tenant_id=run.tenant_id,
@@ -168,8 +213,6 @@ class Work:
             )
             for plan in decision.deliveries
         ]
-        self.unit.insert_deliveries(deliveries)
-        return run, transitions, deliveries
 
     def _count_activations(self, run: WorkflowRun, decision: Decision, now: datetime) -> None:
         """Record each ``step_activated`` row of a throttled step: what throttles count

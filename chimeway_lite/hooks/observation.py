@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from ..backends.base import Unit
+from ..backends.base import TraceRow, Unit, trace_records
 from ..core.errors import DamagedRow
 from ..core.records import (
     Delivery,
@@ -126,6 +127,19 @@ class ObservedUnit:
         """Insert a run (remembered)."""
         self._remember_run(run)
         self._unit.insert_run(run)
+
+    def open_run(
+        self,
+        run: WorkflowRun,
+        trace: Sequence[TraceRow],
+        deliveries: Sequence[Delivery],
+        now: datetime,
+    ) -> None:
+        """Open a run (remembered), its trace rows observed as :meth:`append_transitions`
+        observes them."""
+        self.insert_run(run)
+        self.append_transitions(trace_records(run.id, trace, now))
+        self._unit.insert_deliveries(deliveries)
 
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
         """Update runs (remembered)."""

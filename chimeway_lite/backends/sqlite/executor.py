@@ -94,6 +94,9 @@ class Executor:
 
     def insert_records(self, insert: Insert, records: Sequence[Any]) -> None:
         """Insert records in order, several rows to a statement (:class:`~.inserts.Insert`)."""
+        if len(records) == 1:
+            self.execute(insert.one, insert.values(records[0]))
+            return
         for sql, params in insert.statements(records):
             self.execute(sql, params)
 

@@ -10,6 +10,7 @@ from ...core.errors import ConstraintFailed, DamagedRow, InvalidArgument, Storag
 from ...core.records import SignalMark, StepLinkage, WorkflowRun, WorkflowTransition
 from ...core.text import canonical_json
 from ...core.timestamps import from_text, to_text
+from ..base import TraceRow, trace_records
 from . import convert
 from .executor import Executor
 from .inserts import Insert
@@ -141,6 +142,19 @@ _MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
 _INSERT_TRANSITION = Insert("workflow_transitions", WorkflowTransition)
 _SELECT_TRANSITION = f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions"
 _TRANSITIONS = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq LIMIT :limit"
+# The first trace rows of a run a unit opens (open_run), their values made by hand from
+# TraceRow tuples: no record in between. A run opens with a handful of rows (a trigger: 2);
+# more go through append_transitions.
+_TRACE_ROWS = 8
+_TRACE_HEAD = (
+    "INSERT INTO workflow_transitions (id, seq, workflow_run_id, workflow_step_id, "
+    "delivery_id, from_state, to_state, reason, context, inserted_at) VALUES "
+)
+_TRACE_SQL = {
+    count: _TRACE_HEAD + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+    for count in range(1, _TRACE_ROWS + 1)
+}
+_time_text = convert.unstructure_hook(datetime)
 
 _UPDATE_SQL: dict[tuple[tuple[str, ...], bool], str] = {}
 
@@ -340,6 +354,32 @@ class RunQueries(Executor):
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
         self.insert_records(_INSERT_TRANSITION, transitions)
+
+    def append_trace(self, run_id: str, trace: Sequence[TraceRow], now: datetime) -> None:
+        """Append the first trace rows of the run ``run_id`` (:class:`TraceRow` tuples,
+        stamped ``now``): the rows :meth:`append_transitions` would write for their
+        records."""
+        if not trace:
+            return
+        if len(trace) > _TRACE_ROWS:
+            self.append_transitions(trace_records(run_id, trace, now))
+            return
+        at = _time_text(now)
+        params: list[Any] = []
+        for row_id, seq, step_id, delivery_id, from_state, to_state, reason, context in trace:
+            params += (
+                row_id,
+                seq,
+                run_id,
+                step_id,
+                delivery_id,
+                None if from_state is None else from_state.value,
+                to_state.value,
+                reason,
+                canonical_json(context),
+                at,
+            )
+        self.execute(_TRACE_SQL[len(trace)], params)
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""
