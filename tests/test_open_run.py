@@ -52,9 +52,7 @@ def counted_ids() -> Iterator[None]:
             module.new_id = ids.new_id  # type: ignore[attr-defined]
 
 
-def _general(
-    self: Work, decision: Any, now: datetime, notification: Any
-) -> tuple[Any, list[Any]]:
+def _general(self: Work, decision: Any, now: datetime, notification: Any) -> tuple[Any, list[Any]]:
     """open_run the long way: what a trigger did before it had a shortcut."""
     progress = self.carry_out(None, decision, now, notification=notification)
     return progress[0].run, list(progress[0].deliveries)
@@ -85,9 +83,7 @@ def _run(
         if general:
             patch.setattr(Work, "open_run", _general)
         store = make(clock=clock, on_event=events.append)
-        requests = [
-            dict(r, notification_key="welcome", workflow=workflow) for r in REQUESTS
-        ]
+        requests = [dict(r, notification_key="welcome", workflow=workflow) for r in REQUESTS]
         if batch:
             results = store.trigger_many(requests)
         else:
@@ -143,7 +139,9 @@ def test_the_shortcut_is_taken_only_when_the_first_step_has_no_gate(
     plain = Workflow("plain", 1, [Step("email", 1, "email")])
     gated = Workflow("gated", 1, [Step("email", 1, "email", throttle=Throttle(1, 600))])
     second_gated = Workflow(
-        "later", 1, [Step("in_app", 1, "in_app"), Step("email", 2, "email", throttle=Throttle(1, 60))]
+        "later",
+        1,
+        [Step("in_app", 1, "in_app"), Step("email", 2, "email", throttle=Throttle(1, 60))],
     )
     for key, workflow in (("p", plain), ("g", gated), ("l", second_gated)):
         store.trigger(
