@@ -1,10 +1,14 @@
-"""A trigger whose first step has no gate opens its run in one backend call, its trace rows
-made without records (``Work.open_run``, issue 16): it must write exactly what the general
-path (``Work.carry_out``) writes, and return and report the same.
+"""Two shortcuts of the write paths (issue 16) change nothing a caller can see.
 
-The two paths are run side by side on two new stores of the test's backend, with the same
-clock and the same ids (a counter stands in for ``new_id`` in every module that makes ids),
-so that every row, every result and every hook event can be compared as they are.
+* A trigger whose first step has no gate opens its run without going through
+  ``Work.carry_out`` (``Work.open_run``): it must write exactly what the general path
+  writes, and return and report the same. The two are run side by side on two new stores of
+  the test's backend, with the same clock and the same ids (a counter stands in for
+  ``new_id`` in every module that makes ids), so that every row, every result and every hook
+  event can be compared as they are.
+* The engine's trace rows are written from tuples, without records
+  (``Unit.append_trace``): the rows must be those ``append_transitions`` writes for the
+  records of the same rows.
 """
 
 from __future__ import annotations
@@ -20,9 +24,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from journeys import workflows
-from strategies import table_dump
+from strategies import contexts, table_dump, timestamps
 
-from chimeway_lite import FakeClock, Step, Store, StoreEvent, Throttle, TriggerResult, Workflow
+from chimeway_lite import (
+    FakeClock,
+    RunState,
+    Step,
+    Store,
+    StoreEvent,
+    Throttle,
+    TriggerResult,
+    Workflow,
+)
+from chimeway_lite.backends.base import TraceRow, trace_records
 from chimeway_lite.core import ids
 from chimeway_lite.engine.work import Work
 
@@ -152,3 +166,72 @@ def test_the_shortcut_is_taken_only_when_the_first_step_has_no_gate(
             idempotency_key=key,
         )
     assert opened == ["p", "l"]
+
+
+_states = st.sampled_from(list(RunState))
+_trace = st.lists(
+    st.tuples(
+        st.sampled_from([None, "step"]),
+        st.sampled_from([None, "delivery"]),
+        st.none() | _states,
+        _states,
+        st.sampled_from(["workflow_started", "step_activated", "waiting_for_signal", "é✓"]),
+        # (PostgreSQL's jsonb holds no NUL, and no context the machine writes has one)
+        contexts.filter(lambda c: all("\x00" not in v for v in c.values())),
+    ),
+    min_size=1,
+    max_size=10,  # past the 8 rows one hand-made statement takes
+)
+
+
+def _append(store: Store, rows: list[Any], now: datetime, *, as_tuples: bool) -> list[Any]:
+    """Trigger one run, then append ``rows`` to its trace in one unit, as tuples or as
+    records; the trace rows of the store afterwards."""
+    with counted_ids():
+        result = store.trigger(
+            tenant_id="acme",
+            notification_key="welcome",
+            recipient="alice",
+            workflow=Workflow("w", 1, [Step("email", 1, "email")]),
+            idempotency_key="k",
+        )
+    run_id = result.run.id
+    step_id = result.run.current_step_id
+    delivery_id = result.deliveries[0].id
+    with store.backend.unit(write=True) as unit:
+        seqs = unit.next_seqs(len(rows))
+        trace: list[TraceRow] = [
+            (
+                f"00000000-0000-7000-9000-{i:012x}",
+                seq,
+                step_id if step else None,
+                delivery_id if delivery else None,
+                from_state,
+                to_state,
+                reason,
+                context,
+            )
+            for i, (seq, (step, delivery, from_state, to_state, reason, context)) in enumerate(
+                zip(seqs, rows, strict=True)
+            )
+        ]
+        if as_tuples:
+            unit.append_trace(run_id, trace, now)
+        else:
+            unit.append_transitions(trace_records(run_id, trace, now))
+    return table_dump(store)["workflow_transitions"]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=_trace, now=timestamps)
+def test_trace_rows_written_from_tuples_are_the_rows_of_their_records(
+    new_store: Callable[..., Store], rows: list[Any], now: datetime
+) -> None:
+    as_tuples = _append(new_store(), rows, now, as_tuples=True)
+    as_records = _append(new_store(), rows, now, as_tuples=False)
+    assert as_tuples == as_records
+    assert len(as_tuples) == 2 + len(rows)

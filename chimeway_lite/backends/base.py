@@ -66,9 +66,8 @@ IdRange = tuple[str | None, str | None]
 #: Every id.
 EVERY_ID: IdRange = (None, None)
 
-#: One trace row of a run a unit opens (:meth:`Unit.open_run`), without a record: (id, seq,
-#: workflow_step_id, delivery_id, from_state, to_state, reason, context); its run and its
-#: time are the call's.
+#: One trace row without a record (:meth:`Unit.append_trace`): (id, seq, workflow_step_id,
+#: delivery_id, from_state, to_state, reason, context); its run and its time are the call's.
 TraceRow = tuple[str, int, str | None, str | None, RunState | None, RunState, str, dict[str, Any]]
 
 
@@ -76,7 +75,7 @@ def trace_records(
     run_id: str, trace: Sequence[TraceRow], now: datetime
 ) -> list[WorkflowTransition]:
     """The trace records of :class:`TraceRow` tuples of the run ``run_id``, stamped ``now``
-    (for a backend whose :meth:`Unit.open_run` appends them as records)."""
+    (for a backend whose :meth:`Unit.append_trace` appends them as records)."""
     return [
         WorkflowTransition(
             id=row_id,
@@ -186,18 +185,6 @@ class Unit(Protocol):
         """Insert a new run."""
         ...
 
-    def open_run(
-        self,
-        run: WorkflowRun,
-        trace: Sequence[TraceRow],
-        deliveries: Sequence[Delivery],
-        now: datetime,
-    ) -> None:
-        """Insert a new run, its first trace rows (stamped ``now``) and its planned
-        deliveries: the rows of :meth:`insert_run`, :meth:`append_transitions` and
-        :meth:`insert_deliveries`, in one call (a trigger's, on its hot path)."""
-        ...
-
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
         """Write each (before, after) pair's changed fields."""
         ...
@@ -271,6 +258,13 @@ class Unit(Protocol):
 
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows (they are never changed afterwards)."""
+        ...
+
+    def append_trace(self, run_id: str, trace: Sequence[TraceRow], now: datetime) -> None:
+        """Append trace rows of the run ``run_id``, stamped ``now``, given as
+        :data:`TraceRow` tuples: the rows :meth:`append_transitions` writes for their
+        records (the engine's own decisions take this way: no record is made for a row
+        nothing reads back)."""
         ...
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:

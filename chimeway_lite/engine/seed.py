@@ -194,7 +194,7 @@ def create_initial_run(
         notification_id=notification_id,
         now=now,
     )
-    run, _, _ = work.apply(None, attrs.evolve(decision, deliveries=()), now)
+    run, _ = work.apply(None, attrs.evolve(decision, deliveries=()), now)
     return run
 
 

@@ -95,7 +95,7 @@ def cancel(
         decision = decide.cancel(found, journey, None if anchor is None else anchor.id, now=now)
         if decision.is_noop:
             continue
-        after, _, _ = work.apply(found, decision, now)
+        after, _ = work.apply(found, decision, now)
         if found.wait_kind == digest.NAME:
             work.unit.leave_batch(found.id, now)  # CONTRACT §14.2: it leaves its batch
         for pending in work.unit.pending_deliveries(found.id):

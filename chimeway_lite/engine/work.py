@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..backends.base import Unit
+from ..backends.base import TraceRow, Unit
 from ..core.clock import Clock
 from ..core.errors import ChimewayError, ConstraintFailed, DamagedRow
 from ..core.ids import new_id
@@ -127,38 +127,45 @@ class Work:
         now: datetime,
         *,
         notification: Notification | None = None,
-    ) -> tuple[WorkflowRun, list[WorkflowTransition], list[Delivery]]:
+    ) -> tuple[WorkflowRun, list[Delivery]]:
         """Carry out a decision: the run row (inserted when ``before`` is None), its trace
-        rows in order, its planned deliveries. A delivery carries whom to send what: the
-        recipient, keys and data of the run's notification (``notification`` when the
-        caller holds it, else read once) and its step's key and config."""
+        rows in order, its planned deliveries (returned with the run). A delivery carries
+        whom to send what: the recipient, keys and data of the run's notification
+        (``notification`` when the caller holds it, else read once) and its step's key and
+        config."""
         run = decision.run
         if before is None:
             self.unit.insert_run(run)
         else:
             self.unit.update_runs([(before, run)])
-        transitions = self.trace_rows([(run.id, plan) for plan in decision.transitions], now)
-        self.unit.append_transitions(transitions)
+        self.unit.append_trace(run.id, self._trace(decision.transitions), now)
         if not decision.deliveries:
-            return run, transitions, []
+            return run, []
         self._count_activations(run, decision, now)
         deliveries = self._planned(run, decision, now, notification)
         self.unit.insert_deliveries(deliveries)
-        return run, transitions, deliveries
+        return run, deliveries
 
     def open_run(
         self, decision: Decision, now: datetime, notification: Notification
     ) -> tuple[WorkflowRun, list[Delivery]]:
         """:meth:`apply` of a decision that opens the run of ``notification`` and moves
         nothing else: no other run, no digest batch, no gate on the step it activates (a
-        trigger whose first step has no throttle, window or digest). The same rows, in one
-        call of the backend (:meth:`~chimeway_lite.backends.base.Unit.open_run`), the
-        trace rows made straight from the decision's plans, without records. Returns the
-        run and its planned deliveries."""
+        trigger whose first step has no throttle, window or digest, which need
+        :meth:`carry_out`). Returns the run and its planned deliveries."""
         assert not decision.also and decision.batch is None
         run = decision.run
-        plans = decision.transitions
-        trace = [
+        self.unit.insert_run(run)
+        self.unit.append_trace(run.id, self._trace(decision.transitions), now)
+        deliveries = self._planned(run, decision, now, notification)
+        self.unit.insert_deliveries(deliveries)
+        return run, deliveries
+
+    def _trace(self, plans: Sequence[TransitionPlan]) -> list[TraceRow]:
+        """The trace rows of a decision's plans, numbered in order, each with a new id."""
+        if not plans:
+            return []
+        return [
             (
                 new_id(),
                 seq,
@@ -171,9 +178,6 @@ class Work:
             )
             for seq, plan in zip(self.unit.next_seqs(len(plans)), plans, strict=True)
         ]
-        deliveries = self._planned(run, decision, now, notification)
-        self.unit.open_run(run, trace, deliveries, now)
-        return run, deliveries
 
     def _planned(
         self,
@@ -250,11 +254,11 @@ class Work:
         holds (``also``: the rest of a digest batch it closes) and its digest batch — opened,
         joined (and closed at once when the join fills it), or closed with its one delivery.
         Returns what each run it changed became, the decision's own run first."""
-        run, _, deliveries = self.apply(before, decision, now, notification=notification)
+        run, deliveries = self.apply(before, decision, now, notification=notification)
         results = {run.id: Progress(decision.kind, run, decision.reason, tuple(deliveries))}
         planned = list(deliveries)
         for other_before, other in decision.also:
-            changed, _, theirs = self.apply(other_before, other, now)
+            changed, theirs = self.apply(other_before, other, now)
             results[changed.id] = Progress(other.kind, changed, other.reason, tuple(theirs))
             planned += theirs
         plan = decision.batch

@@ -128,19 +128,6 @@ class ObservedUnit:
         self._remember_run(run)
         self._unit.insert_run(run)
 
-    def open_run(
-        self,
-        run: WorkflowRun,
-        trace: Sequence[TraceRow],
-        deliveries: Sequence[Delivery],
-        now: datetime,
-    ) -> None:
-        """Open a run (remembered), its trace rows observed as :meth:`append_transitions`
-        observes them."""
-        self.insert_run(run)
-        self.append_transitions(trace_records(run.id, trace, now))
-        self._unit.insert_deliveries(deliveries)
-
     def update_runs(self, changes: Sequence[tuple[WorkflowRun, WorkflowRun]]) -> None:
         """Update runs (remembered)."""
         for _, after in changes:
@@ -193,6 +180,11 @@ class ObservedUnit:
                     seq=row.seq,
                 )
             )
+
+    def append_trace(self, run_id: str, trace: Sequence[TraceRow], now: datetime) -> None:
+        """Append trace rows given as tuples, observed as :meth:`append_transitions`
+        observes them."""
+        self.append_transitions(trace_records(run_id, trace, now))
 
     def append_delivery_events(self, events: Sequence[DeliveryEvent]) -> None:
         """Append attempt-history rows, and record one event for each."""

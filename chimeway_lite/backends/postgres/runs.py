@@ -17,6 +17,7 @@ from typing import Any
 from ...core.errors import ConstraintFailed, DamagedRow, InvalidArgument, StorageError
 from ...core.records import SignalMark, StepLinkage, WorkflowRun, WorkflowTransition
 from ...core.timestamps import to_text
+from ..base import TraceRow, trace_records
 from ..sqlite import convert
 from .executor import Executor, sql
 
@@ -389,6 +390,11 @@ class RunQueries(Executor):
     def append_transitions(self, transitions: Sequence[WorkflowTransition]) -> None:
         """Append trace rows."""
         self.insert(_INSERT_TRANSITION, [convert.to_row(t) for t in transitions])
+
+    def append_trace(self, run_id: str, trace: Sequence[TraceRow], now: datetime) -> None:
+        """Append trace rows given as :data:`TraceRow` tuples (as records: a statement is a
+        round trip here, whatever builds its values)."""
+        self.append_transitions(trace_records(run_id, trace, now))
 
     def transitions(self, run_id: str, limit: int | None) -> list[WorkflowTransition]:
         """The run's trace rows by seq, at most ``limit``."""

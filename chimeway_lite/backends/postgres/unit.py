@@ -3,13 +3,10 @@ connection inside one transaction (:class:`~chimeway_lite.backends.base.Unit`)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
 
 from ...core.errors import ChimewayError
-from ...core.records import Delivery, WorkflowRun
-from ..base import TraceRow, trace_records
 from .definitions import DefinitionQueries
 from .gates import GateQueries
 from .outbox import OutboxQueries
@@ -34,17 +31,3 @@ class PostgresUnit(DefinitionQueries, RunQueries, OutboxQueries, GateQueries, Up
                 self.execute("RELEASE SAVEPOINT chimeway_unit")
             raise
         self.execute("RELEASE SAVEPOINT chimeway_unit")
-
-    def open_run(
-        self,
-        run: WorkflowRun,
-        trace: Sequence[TraceRow],
-        deliveries: Sequence[Delivery],
-        now: datetime,
-    ) -> None:
-        """Insert a new run, its first trace rows and its planned deliveries: the three
-        inserts, one after the other (a statement is a round trip here, whatever builds
-        its values)."""
-        self.insert_run(run)
-        self.append_transitions(trace_records(run.id, trace, now))
-        self.insert_deliveries(deliveries)

@@ -142,9 +142,9 @@ _MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
 _INSERT_TRANSITION = Insert("workflow_transitions", WorkflowTransition)
 _SELECT_TRANSITION = f"SELECT {convert.columns(WorkflowTransition)} FROM workflow_transitions"
 _TRANSITIONS = _SELECT_TRANSITION + " WHERE workflow_run_id = :id ORDER BY seq LIMIT :limit"
-# The first trace rows of a run a unit opens (open_run), their values made by hand from
-# TraceRow tuples: no record in between. A run opens with a handful of rows (a trigger: 2);
-# more go through append_transitions.
+# Trace rows from TraceRow tuples (append_trace), their values made by hand: no record in
+# between. A decision writes a handful of rows (a trigger: 2); more go through
+# append_transitions.
 _TRACE_ROWS = 8
 _TRACE_HEAD = (
     "INSERT INTO workflow_transitions (id, seq, workflow_run_id, workflow_step_id, "
@@ -356,9 +356,8 @@ class RunQueries(Executor):
         self.insert_records(_INSERT_TRANSITION, transitions)
 
     def append_trace(self, run_id: str, trace: Sequence[TraceRow], now: datetime) -> None:
-        """Append the first trace rows of the run ``run_id`` (:class:`TraceRow` tuples,
-        stamped ``now``): the rows :meth:`append_transitions` would write for their
-        records."""
+        """Append trace rows of the run ``run_id`` (:data:`TraceRow` tuples, stamped
+        ``now``): the rows :meth:`append_transitions` would write for their records."""
         if not trace:
             return
         if len(trace) > _TRACE_ROWS:

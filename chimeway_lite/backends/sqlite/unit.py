@@ -3,13 +3,10 @@ connection inside one transaction (:class:`~chimeway_lite.backends.base.Unit`)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
 
 from ...core.errors import ChimewayError
-from ...core.records import Delivery, WorkflowRun
-from ..base import TraceRow
 from .definitions import DefinitionQueries
 from .gates import GateQueries
 from .outbox import OutboxQueries
@@ -36,16 +33,3 @@ class SqliteUnit(DefinitionQueries, RunQueries, OutboxQueries, GateQueries, Upke
                 self.execute("RELEASE chimeway_unit")
             raise
         self.execute("RELEASE chimeway_unit")
-
-    def open_run(
-        self,
-        run: WorkflowRun,
-        trace: Sequence[TraceRow],
-        deliveries: Sequence[Delivery],
-        now: datetime,
-    ) -> None:
-        """Insert a new run, its first trace rows and its planned deliveries (a trigger's
-        three inserts after the notification's; the trace rows without records)."""
-        self.insert_run(run)
-        self.append_trace(run.id, trace, now)
-        self.insert_deliveries(deliveries)
