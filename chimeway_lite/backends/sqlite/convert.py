@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import json
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -414,34 +413,56 @@ def to_row(record: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     return row
 
 
-_Columns = tuple[Callable[[Any], tuple[Any, ...]], tuple[tuple[str, Callable[[Any], Any]], ...]]
-_column_hooks: dict[type[Any], _Columns] = {}
+def value_rule(field_type: Any, value: str, scope: dict[str, Any], name: str) -> str:
+    """The Python expression that turns the expression ``value`` (a field of
+    ``field_type``) into its column value, for generated writers: the value itself, its rule
+    (a hook bound in ``scope`` as ``name``; a str enum's ``.value`` inline), or for ``X |
+    None`` ``None`` or the rule of ``X``."""
+    if field_type in AS_STORED:
+        return value
+    arm = optional_arm(field_type)
+    inner = field_type if arm is None else arm
+    if isinstance(inner, type) and issubclass(inner, StrEnum):
+        rule = f"{value}.value"  # the enum's rule, without a call
+    else:
+        scope[name] = unstructure_hook(inner)
+        rule = f"{name}({value})"
+    return rule if arm is None else f"(None if {value} is None else {rule})"
 
 
-def _hooks(cls: type[Any]) -> _Columns:
-    found = _column_hooks.get(cls)
-    if found is None:
-        fields = attrs.fields(attrs.resolve_types(cls))
-        found = (
-            operator.attrgetter(*(f.name for f in fields)),  # every value in one C call
-            tuple((f.name, _converter.get_unstructure_hook(f.type)) for f in fields),
-        )
-        _column_hooks[cls] = found
-    return found
+_changes: dict[tuple[type[Any], tuple[str, ...]], Callable[[Any, Any], dict[str, Any]]] = {}
 
 
 def changed_columns(before: T, after: T, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The column values of ``after`` that differ from ``before`` (two records of one type).
+    """The column values of ``after`` that differ from ``before`` (two records of one type),
+    in field order, without the fields ``exclude``.
 
     A field holding the very same object is unchanged without a comparison, which is what
     ``attrs.evolve`` leaves; only changed fields are converted, so an unchanged JSON column
-    is not serialised again.
+    is not serialised again. The comparison is generated once per (type, ``exclude``), one
+    test per field, as the readers are.
     """
-    values, hooks = _hooks(type(after))
-    changes = {}
-    for (name, hook), new, old in zip(hooks, values(after), values(before), strict=True):
-        if new is not old and new != old and name not in exclude:
-            changes[name] = hook(new)
+    changes = _changes.get((type(after), exclude))
+    if changes is None:
+        changes = _changes[type(after), exclude] = _generated_changes(type(after), exclude)
+    return changes(before, after)
+
+
+def _generated_changes(
+    cls: type[Any], exclude: tuple[str, ...]
+) -> Callable[[Any, Any], dict[str, Any]]:
+    scope: dict[str, Any] = {}
+    lines = ["def changes(b, a):", "    found = {}"]
+    for i, f in enumerate(attrs.fields(attrs.resolve_types(cls))):
+        if f.name in exclude:
+            continue
+        new, old = f"a.{f.name}", f"b.{f.name}"
+        lines.append(f"    if {new} is not {old} and {new} != {old}:")
+        lines.append(f"        found[{f.name!r}] = {value_rule(f.type, new, scope, f'h{i}')}")
+    lines.append("    return found")
+    label = f"<chimeway_lite changes of {cls.__name__}>"
+    exec(compile("\n".join(lines) + "\n", label, "exec"), scope)
+    changes: Callable[[Any, Any], dict[str, Any]] = scope["changes"]
     return changes
 
 

@@ -16,7 +16,6 @@ connection's statement cache, whatever the counts.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from typing import Any
 
 import attrs
@@ -94,20 +93,10 @@ def values_of(cls: type[Any], names: Sequence[str]) -> Callable[[Any], list[Any]
     if len(names) < 2:
         raise ValueError("a record insert has two columns or more")
     scope: dict[str, Any] = {}
-    items = []
-    for i, name in enumerate(names):
-        field_type = fields[name].type
-        value = f"r.{name}"
-        if field_type not in convert.AS_STORED:
-            arm = convert.optional_arm(field_type)
-            inner = field_type if arm is None else arm
-            if isinstance(inner, type) and issubclass(inner, StrEnum):
-                rule = f"r.{name}.value"  # the enum's rule, without a call
-            else:
-                scope[f"h{i}"] = convert.unstructure_hook(inner)
-                rule = f"h{i}(r.{name})"
-            value = rule if arm is None else f"(None if r.{name} is None else {rule})"
-        items.append(value)
+    items = [
+        convert.value_rule(fields[name].type, f"r.{name}", scope, f"h{i}")
+        for i, name in enumerate(names)
+    ]
     source = f"def values(r):\n    return [{', '.join(items)}]\n"
     label = f"<chimeway_lite writer of {cls.__name__}, {len(names)} columns>"
     exec(compile(source, label, "exec"), scope)
