@@ -74,7 +74,7 @@ TraceRow = tuple[str, int, str | None, str | None, RunState | None, RunState, st
 def trace_records(
     run_id: str, trace: Sequence[TraceRow], now: datetime
 ) -> list[WorkflowTransition]:
-    """The trace records of :class:`TraceRow` tuples of the run ``run_id``, stamped ``now``
+    """The trace records of :data:`TraceRow` tuples of the run ``run_id``, stamped ``now``
     (for a backend whose :meth:`Unit.append_trace` appends them as records)."""
     return [
         WorkflowTransition(

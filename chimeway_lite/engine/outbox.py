@@ -12,6 +12,8 @@ from ..core.ids import new_id
 from ..core.records import Delivery, Notification, TriggerResult, WorkflowDefinition
 from ..declarations import Workflow
 from ..machine import decide
+from ..machine.decision import Decision
+from ..machine.journey import Journey
 from .gates import admit, require_timezone
 from .work import Work
 
@@ -138,12 +140,19 @@ def _start(work: Work, notification: Notification) -> TriggerResult:
         notification_id=notification.id,
         now=now,
     )
-    if decide.entering(decision, journey) is None:
-        # No gate on the first step: nothing can hold the run back, nothing is counted.
-        run, deliveries = work.open_run(decision, now, notification)
+    if ungated(decision, journey):
+        run, deliveries = work.apply(None, decision, now, notification=notification)
         return TriggerResult(notification, run, tuple(deliveries), False)
     started = work.carry_out(None, admit(work, decision, now), now, notification=notification)
     return TriggerResult(notification, started[0].run, started[0].deliveries, False)
+
+
+def ungated(decision: Decision, journey: Journey) -> bool:
+    """True when the step a start activates has no gate (throttle, window, digest): then
+    nothing can hold the run back or count it, and the decision moves no other run and no
+    digest batch, so it is written as it is (``Work.apply``), without ``gates.admit`` and
+    ``Work.carry_out``."""
+    return decide.entering(decision, journey) is None
 
 
 def duplicate(work: Work, notification: Notification) -> TriggerResult:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..backends.base import TraceRow, Unit
+from ..backends.base import TraceRow, Unit, trace_records
 from ..core.clock import Clock
 from ..core.errors import ChimewayError, ConstraintFailed, DamagedRow
 from ..core.ids import new_id
@@ -142,21 +142,6 @@ class Work:
         if not decision.deliveries:
             return run, []
         self._count_activations(run, decision, now)
-        deliveries = self._planned(run, decision, now, notification)
-        self.unit.insert_deliveries(deliveries)
-        return run, deliveries
-
-    def open_run(
-        self, decision: Decision, now: datetime, notification: Notification
-    ) -> tuple[WorkflowRun, list[Delivery]]:
-        """:meth:`apply` of a decision that opens the run of ``notification`` and moves
-        nothing else: no other run, no digest batch, no gate on the step it activates (a
-        trigger whose first step has no throttle, window or digest, which need
-        :meth:`carry_out`). Returns the run and its planned deliveries."""
-        assert not decision.also and decision.batch is None
-        run = decision.run
-        self.unit.insert_run(run)
-        self.unit.append_trace(run.id, self._trace(decision.transitions), now)
         deliveries = self._planned(run, decision, now, notification)
         self.unit.insert_deliveries(deliveries)
         return run, deliveries
@@ -322,24 +307,13 @@ class Work:
     def trace_rows(
         self, plans: Sequence[tuple[str, TransitionPlan]], now: datetime
     ) -> list[WorkflowTransition]:
-        """The trace rows of (run id, plan) pairs, numbered in order, stamped ``now``."""
-        if not plans:
-            return []
-        seqs = self.unit.next_seqs(len(plans))
+        """The trace records of (run id, plan) pairs, numbered in order, stamped ``now``
+        (for callers that hand the rows on: :meth:`_trace`'s rows, as records)."""
+        rows = self._trace([plan for _, plan in plans])
         return [
-            WorkflowTransition(
-                id=new_id(),
-                seq=seq,
-                workflow_run_id=run_id,
-                workflow_step_id=plan.workflow_step_id,
-                delivery_id=plan.delivery_id,
-                from_state=plan.from_state,
-                to_state=plan.to_state,
-                reason=plan.reason,
-                context=plan.context,
-                inserted_at=now,
-            )
-            for seq, (run_id, plan) in zip(seqs, plans, strict=True)
+            record
+            for (run_id, _), row in zip(plans, rows, strict=True)
+            for record in trace_records(run_id, [row], now)
         ]
 
 

@@ -45,19 +45,16 @@ def _chunks(count: int) -> list[int]:
 class Insert:
     """The INSERT of one record type into one table (see the module docstring)."""
 
-    __slots__ = ("_head", "_row", "_sql", "columns", "one")
+    __slots__ = ("_head", "_sql", "columns", "one", "values")
 
     def __init__(self, table: str, cls: type[Any], *, exclude: tuple[str, ...] = ()) -> None:
         self.columns = convert.field_names(cls, exclude=exclude)
-        self._row = values_of(cls, self.columns)
+        #: The column values of one record, in :attr:`columns` order.
+        self.values = values_of(cls, self.columns)
         self._head = f"INSERT INTO {table} ({', '.join(self.columns)}) VALUES "
         self._sql: dict[int, str] = {}
         #: The statement inserting one row (the most common count, kept at hand).
         self.one = self.sql(1)
-
-    def values(self, record: Any) -> list[Any]:
-        """The column values of one record, in :attr:`columns` order."""
-        return self._row(record)
 
     def sql(self, rows: int) -> str:
         """The statement inserting ``rows`` rows."""
@@ -69,7 +66,7 @@ class Insert:
 
     def statements(self, records: Sequence[Any]) -> list[tuple[str, list[Any]]]:
         """(statement, parameters) pairs that insert ``records`` in order."""
-        row = self._row
+        row = self.values
         done = 0
         found = []
         for size in _chunks(len(records)):

@@ -1,7 +1,7 @@
 """Two shortcuts of the write paths (issue 16) change nothing a caller can see.
 
-* A trigger whose first step has no gate opens its run without going through
-  ``Work.carry_out`` (``Work.open_run``): it must write exactly what the general path
+* A trigger whose first step has no gate writes its decision with ``Work.apply``, without
+  ``gates.admit`` and ``Work.carry_out``: it must write exactly what the general path
   writes, and return and report the same. The two are run side by side on two new stores of
   the test's backend, with the same clock and the same ids (a counter stands in for
   ``new_id`` in every module that makes ids), so that every row, every result and every hook
@@ -38,6 +38,7 @@ from chimeway_lite import (
 )
 from chimeway_lite.backends.base import TraceRow, trace_records
 from chimeway_lite.core import ids
+from chimeway_lite.engine import outbox
 from chimeway_lite.engine.work import Work
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -66,12 +67,6 @@ def counted_ids() -> Iterator[None]:
             module.new_id = ids.new_id  # type: ignore[attr-defined]
 
 
-def _general(self: Work, decision: Any, now: datetime, notification: Any) -> tuple[Any, list[Any]]:
-    """open_run the long way: what a trigger did before it had a shortcut."""
-    progress = self.carry_out(None, decision, now, notification=notification)
-    return progress[0].run, list(progress[0].deliveries)
-
-
 REQUESTS: list[dict[str, Any]] = [
     {"tenant_id": "acme", "recipient": "alice", "idempotency_key": "k1"},
     {
@@ -95,7 +90,8 @@ def _run(
     clock = FakeClock(T0)
     with counted_ids(), pytest.MonkeyPatch.context() as patch:
         if general:
-            patch.setattr(Work, "open_run", _general)
+            # what a trigger did before it had the shortcut: gates.admit, then carry_out
+            patch.setattr(outbox, "ungated", lambda decision, journey: False)
         store = make(clock=clock, on_event=events.append)
         requests = [dict(r, notification_key="welcome", workflow=workflow) for r in REQUESTS]
         if batch:
@@ -142,14 +138,14 @@ def test_the_shortcut_is_taken_only_when_the_first_step_has_no_gate(
 ) -> None:
     """A throttle, window or digest on the first step takes the general path (its gates
     may hold the run back, and a throttle counts the run it lets through)."""
-    opened: list[str] = []
-    real = Work.open_run
+    carried: list[str] = []
+    real = Work.carry_out
 
-    def spy(self: Work, decision: Any, now: datetime, notification: Any) -> Any:
-        opened.append(notification.idempotency_key)
-        return real(self, decision, now, notification)
+    def spy(self: Work, before: Any, decision: Any, now: datetime, **kwargs: Any) -> Any:
+        carried.append(kwargs["notification"].idempotency_key)
+        return real(self, before, decision, now, **kwargs)
 
-    monkeypatch.setattr(Work, "open_run", spy)
+    monkeypatch.setattr(Work, "carry_out", spy)
     plain = Workflow("plain", 1, [Step("email", 1, "email")])
     gated = Workflow("gated", 1, [Step("email", 1, "email", throttle=Throttle(1, 600))])
     second_gated = Workflow(
@@ -165,7 +161,7 @@ def test_the_shortcut_is_taken_only_when_the_first_step_has_no_gate(
             workflow=workflow,
             idempotency_key=key,
         )
-    assert opened == ["p", "l"]
+    assert carried == ["g"]
 
 
 _states = st.sampled_from(list(RunState))
