@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,26 @@ def lock(tmp_path: Path) -> Iterator[str]:
         assert not thread.is_alive(), "a gate's waiting thread outlived its gate"
 
 
+def _until(condition: Callable[[], bool], what: str, within: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``within`` seconds
+    (a test that waits on a race must never hang the suite)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not so within {within} s")
+        threading.Event().wait(0.005)
+
+
+def _waits_at(gate: WriteGate) -> int:
+    """The waits at ``gate``'s waiting thread that nobody has given up on."""
+    return 0 if gate._waiter is None else gate._waiter.live_waits()
+
+
 def _release_later(gate: WriteGate, waiter: WriteGate) -> threading.Thread:
-    """Release ``gate`` once ``waiter`` is blocked waiting for it (its thread exists)."""
+    """Release ``gate`` once ``waiter`` is waiting for it (a live wait at its thread)."""
 
     def release() -> None:
-        while waiter._waiter is None or not waiter._waiter.waiting_for_one():
-            threading.Event().wait(0.005)
+        _until(lambda: _waits_at(waiter) > 0, "the second gate waits for the lock")
         gate.release()
 
     thread = threading.Thread(target=release)
@@ -174,8 +189,8 @@ def test_a_wait_given_up_before_its_turn_never_takes_the_lock(lock: str) -> None
     assert gate._waiter is not None
     waiter = gate._waiter
     holder.release()
-    while waiter.queue:  # the thread reaches the second wait and drops it
-        threading.Event().wait(0.005)
+    # the thread reaches the second wait and drops it
+    _until(lambda: not waiter.queue, "the waiting thread drops the wait given up on")
     assert holder.acquire(30)  # the lock came back: neither abandoned wait kept it
     holder.release()
     gate.close()
@@ -267,8 +282,11 @@ def test_a_writer_waiting_at_the_gate_gets_it_when_the_holder_is_killed(db_path:
             writer.start()
             gate = store.backend._gate
             assert gate is not None
-            while gate._waiter is None or not gate._waiter.waiting_for_one():
-                threading.Event().wait(0.005)
+            # The refused write's wait is abandoned but its flock is still blocked: only the
+            # writer's own wait counts (waiting for "the thread serves one wait, none
+            # queued" raced: it held for the abandoned wait before the writer queued, and
+            # never again once the writer queued behind it, until the holder died).
+            _until(lambda: _waits_at(gate) == 1, "the writer waits at the gate")
         finally:
             kill(holder)  # SIGKILL: the kernel drops its flock, the waiting thread gets it
         writer.join(120)

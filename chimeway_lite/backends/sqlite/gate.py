@@ -83,11 +83,12 @@ class _Waiter:
             self.queue.append(wait)
             self.wake.notify()
 
-    def waiting_for_one(self) -> bool:
-        """True while the thread takes the lock for one wait (blocked in ``flock``, or about
-        to be) and no other wait is queued."""
+    def live_waits(self) -> int:
+        """How many waits nobody has given up on are queued or being served (the thread
+        blocked in ``flock`` for one, or about to be); abandoned ones are not counted."""
         with self.guard:
-            return self.current is not None and not self.queue
+            waits = [*self.queue, *([self.current] if self.current is not None else [])]
+            return sum(not wait.abandoned for wait in waits)
 
     def stop(self) -> None:
         """End the thread once it is idle (after the ``flock`` it may be blocked in);
