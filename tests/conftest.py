@@ -8,6 +8,9 @@ is marked ``sqlite_only`` and runs on SQLite alone.
 Profiles: ``fast`` (default, what CI runs) and ``thorough`` (``HYPOTHESIS_PROFILE=thorough``).
 Tests marked ``slow`` (real processes, SIGKILL, benchmarks, long hypothesis runs) are left out
 by ``pytest -m "not slow"``, the fast inner loop; a plain ``pytest`` runs everything.
+
+Hangs: ``hang_guard`` (a plugin this file loads) ends a session whose test runs past a limit,
+printing every thread's stack.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hypothesis import HealthCheck, settings
 
 from chimeway_lite import FakeClock, Store, Workflow
 
+pytest_plugins = ["hang_guard"]
 __all__ = ["START", "escalation_workflow"]  # re-exported: ``from conftest import START``
 
 settings.register_profile(
