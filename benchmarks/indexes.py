@@ -157,8 +157,14 @@ USES: tuple[Use, ...] = (
     ),
     Use(
         "signal_marks_by_event",
+        "runs._EARLIEST_MARK_OF_ONE",
+        "a wait's early signal (a wait on one event)",
+        runs._EARLIEST_MARK_OF_ONE,
+    ),
+    Use(
+        "signal_marks_by_event",
         "runs._EARLIEST_MARK",
-        "a wait's early signal",
+        "a wait's early signal (a wait on several events)",
         runs._EARLIEST_MARK,
     ),
     Use(

@@ -94,6 +94,23 @@ SELECT seq, tenant_id, event_name, actor_id, correlation_key, routed_at FROM (
        AND (correlation_key IS NULL OR correlation_key = :correlation_key))
  ORDER BY routed_at, seq LIMIT 1
 """
+# The same for a wait on one event (the common case): the event bound as it is, so no JSON
+# is parsed and each probe reads its index range in routed_at order (no sort): about half
+# the cost of the form above (benchmarks/README.md, "Part of the direct hot path"; both
+# forms are checked against the contract in tests/test_mark_query.py).
+_EARLIEST_MARK_OF_ONE = """
+SELECT seq, tenant_id, event_name, actor_id, correlation_key, routed_at FROM (
+    SELECT * FROM signal_marks
+     WHERE tenant_id = :tenant_id AND event_name = :event
+       AND actor_id = :recipient AND routed_at >= :since
+       AND (correlation_key IS NULL OR correlation_key = :correlation_key)
+    UNION ALL
+    SELECT * FROM signal_marks
+     WHERE tenant_id = :tenant_id AND event_name = :event
+       AND actor_id IS NULL AND routed_at >= :since
+       AND (correlation_key IS NULL OR correlation_key = :correlation_key))
+ ORDER BY routed_at, seq LIMIT 1
+"""
 _INSERT_MARK = """
 INSERT INTO signal_marks (tenant_id, event_name, actor_id, correlation_key, routed_at)
 VALUES (:tenant_id, :event_name, :actor_id, :correlation_key, :routed_at)
@@ -280,16 +297,18 @@ class RunQueries(Executor):
     ) -> SignalMark | None:
         """The earliest mark of one of ``events`` routed at or after ``since`` for the
         recipient (or no actor) and the correlation key (or none), or None."""
-        row = self.one(
-            _EARLIEST_MARK,
-            {
-                "tenant_id": tenant_id,
-                "events": canonical_json(list(events)),
-                "since": to_text(since),
-                "recipient": recipient,
-                "correlation_key": correlation_key,
-            },
-        )
+        params = {
+            "tenant_id": tenant_id,
+            "since": to_text(since),
+            "recipient": recipient,
+            "correlation_key": correlation_key,
+        }
+        if len(events) == 1:
+            params["event"] = events[0]
+            row = self.one(_EARLIEST_MARK_OF_ONE, params)
+        else:
+            params["events"] = canonical_json(list(events))
+            row = self.one(_EARLIEST_MARK, params)
         if row is None:
             return None
         return SignalMark(
