@@ -16,11 +16,20 @@ journeys in batches of 100, each on a new file, the two sides taking turns round
 The last column is what a ratio target of run.py needs: the Python per operation
 chimeway_lite may spend for ``total ≤ raw total ÷ 0.8`` with its SQL time as measured.
 Medians over the rounds; the machine is shared, so compare within one run only.
+
+``--replay`` adds a third side: every statement chimeway_lite ran in the round (its text and
+its parameters, ``BEGIN`` and ``COMMIT`` included) run again, one after the other with
+nothing between them, on a copy of the file as it was before the workload, through a plain
+connection with the store's pragmas. It writes the same rows. Its SQL time against
+chimeway_lite's own tells what the statements cost in themselves from what they cost
+amid the engine's Python (which leaves SQLite's code and pages colder in the CPU's caches).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -31,7 +40,7 @@ from typing import Any
 
 import engine_side
 from raw_side import RawStore
-from shapes import T0, WORKFLOW
+from shapes import T0, WORKFLOW, connect_raw
 
 from chimeway_lite.backends.sqlite import executor
 
@@ -41,6 +50,9 @@ TARGET = 0.8
 
 _clock = time.perf_counter
 _spent = [0.0, 0]  # seconds inside execute/executemany, statements run
+# The engine's statements of the round (text, parameters), when --replay asks for them.
+_captured: list[tuple[str, Any, bool]] | None = None
+_replayed: list[tuple[str, Any, bool]] = []  # those of the workload, for _replay
 
 
 def _time(call: Callable[..., Any], *args: Any) -> Any:
@@ -53,8 +65,12 @@ def _time(call: Callable[..., Any], *args: Any) -> Any:
         _spent[1] += 1
 
 
-def _timed(method: Callable[..., Any]) -> Callable[..., Any]:
+def _timed(method: Callable[..., Any], many: bool) -> Callable[..., Any]:
     def run(self: Any, sql: str, params: Any = ()) -> Any:
+        if _captured is not None:
+            if many:
+                params = list(params)
+            _captured.append((sql, params, many))
         return _time(method, self, sql, params)
 
     return run
@@ -80,6 +96,11 @@ def _engine(workload: str, path: str, count: int) -> float:
     store, clock = engine_side.open_store(path, T0)
     with store:
         store.upsert_definition("welcome", WORKFLOW)
+    shutil.copy(path, path + ".before")  # closed: the WAL is checkpointed into the file
+    store, clock = engine_side.open_store(path, T0)
+    with store:
+        if _captured is not None:
+            _captured.clear()
         _spent[:] = [0.0, 0]
         start = _clock()
         if workload == "trigger":
@@ -89,7 +110,10 @@ def _engine(workload: str, path: str, count: int) -> float:
             engine_side.journeys(store, clock, count, T0, BATCH)
         else:
             engine_side.batched_journeys(store, clock, count, T0, BATCH)
-        return _clock() - start
+        elapsed = _clock() - start
+        if _captured is not None:  # the workload's statements, not those of closing
+            _replayed[:] = _captured
+        return elapsed
 
 
 def _raw(workload: str, path: str, count: int) -> float:
@@ -110,6 +134,24 @@ def _raw(workload: str, path: str, count: int) -> float:
         raw.close()
 
 
+def _replay(workload: str, path: str, count: int) -> float:
+    """The statements chimeway_lite ran for this workload in this round, again, on a copy of
+    its file as it was before them; only ``execute`` is timed (as on the other sides)."""
+    shutil.copy(path.replace("-replay-", "-chimeway_lite-") + ".before", path)
+    conn = connect_raw(path)
+    conn.row_factory = sqlite3.Row  # as the store's connection
+    timed = _TimedConnection(conn)
+    try:
+        _spent[:] = [0.0, 0]
+        start = _clock()
+        for sql, params, many in _replayed:
+            cursor = timed.executemany(sql, params) if many else timed.execute(sql, params)
+            cursor.fetchall()
+        return _clock() - start
+    finally:
+        conn.close()
+
+
 def _measure(
     side: Callable[[str, str, int], float], workload: str, path: str, count: int
 ) -> tuple[float, float, float]:
@@ -126,14 +168,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default=",".join(WORKLOADS))
     parser.add_argument("--dir", type=Path)
+    parser.add_argument(
+        "--replay", action="store_true", help="replay chimeway_lite's statements alone too"
+    )
     args = parser.parse_args()
     workloads = [w for w in args.only.split(",") if w]
     if not workloads or any(w not in WORKLOADS for w in workloads):
         parser.error(f"--only takes {', '.join(WORKLOADS)}")
-    executor.Executor.execute = _timed(executor.Executor.execute)  # type: ignore[method-assign]
-    executor.Executor.executemany = _timed(executor.Executor.executemany)  # type: ignore[method-assign]
+    global _captured
+    executor.Executor.execute = _timed(executor.Executor.execute, False)  # type: ignore[method-assign]
+    executor.Executor.executemany = _timed(executor.Executor.executemany, True)  # type: ignore[method-assign]
     work = Path(tempfile.mkdtemp(prefix="chimeway-split-", dir=args.dir))
     sides: dict[str, Callable[[str, str, int], float]] = {"chimeway_lite": _engine, "raw": _raw}
+    if args.replay:
+        _captured = []
     found: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for rep in range(args.rounds):
         print(f"  round {rep + 1}/{args.rounds}", file=sys.stderr)
@@ -144,15 +192,21 @@ def main() -> int:
                 found.setdefault((workload, name), []).append(
                     _measure(side, workload, path, args.n)
                 )
+            if args.replay:  # right after the round's engine side, whichever came last
+                path = str(work / f"{workload}-replay-{rep}.db")
+                found.setdefault((workload, "replay"), []).append(
+                    _measure(_replay, workload, path, args.n)
+                )
     print(
         f"\n{args.n:,} operations per workload; medians of {args.rounds} rounds "
         "(µs per operation)\n"
     )
     print("| workload | side | total | SQL | Python | statements | Python allowed at 0.8x raw |")
     print("|---|---|---:|---:|---:|---:|---:|")
+    shown = [*sides, *(["replay"] if args.replay else [])]
     for workload in workloads:
         raw_total = statistics.median(t for t, _, _ in found[(workload, "raw")])
-        for name in sides:
+        for name in shown:
             rows = found[(workload, name)]
             total = statistics.median(t for t, _, _ in rows)
             sql = statistics.median(s for _, s, _ in rows)

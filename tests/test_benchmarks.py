@@ -412,6 +412,32 @@ def test_the_time_split_times_sql_and_python_of_each_workload_on_both_sides() ->
     assert seen == {(w, s) for w in workloads for s in ("chimeway_lite", "raw")}
 
 
+def test_the_time_split_replays_the_engines_statements_and_writes_the_same_rows(
+    tmp_path: Path,
+) -> None:
+    done = _script("time_split.py", "-n", "40", "--rounds", "1", "--replay", "--dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ")]
+    table = {(r[0].strip(), r[1].strip()): [c.strip() for c in r[2:]] for r in rows[1:]}
+    for workload in ("trigger", "journeys", "batches"):
+        engine, replay = table[(workload, "chimeway_lite")], table[(workload, "replay")]
+        assert replay[3] == engine[3]  # the same statements, every one of them
+        assert float(replay[1].replace(",", "")) > 0
+        (work,) = tmp_path.iterdir()
+        assert _rows(work / f"{workload}-replay-0.db") == _rows(
+            work / f"{workload}-chimeway_lite-0.db"
+        )
+
+
+def _rows(path: Path) -> list[str]:
+    """Every row of the file, as SQL text."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
 def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the benchmark script ``name`` with ``args`` in a fresh interpreter."""
     return subprocess.run(
