@@ -22,7 +22,8 @@ its parameters, ``BEGIN`` and ``COMMIT`` included) run again, one after the othe
 nothing between them, on a copy of the file as it was before the workload, through a plain
 connection with the store's pragmas. It writes the same rows. Its SQL time against
 chimeway_lite's own tells what the statements cost in themselves from what they cost
-amid the engine's Python (which leaves SQLite's code and pages colder in the CPU's caches).
+amid the engine's Python (most likely slower there because that Python leaves SQLite's code
+and pages colder in the CPU's caches; not established, see benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -419,11 +419,11 @@ def test_the_time_split_replays_the_engines_statements_and_writes_the_same_rows(
     assert done.returncode == 0, done.stderr
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ")]
     table = {(r[0].strip(), r[1].strip()): [c.strip() for c in r[2:]] for r in rows[1:]}
+    (work,) = tmp_path.iterdir()
     for workload in ("trigger", "journeys", "batches"):
         engine, replay = table[(workload, "chimeway_lite")], table[(workload, "replay")]
         assert replay[3] == engine[3]  # the same statements, every one of them
         assert float(replay[1].replace(",", "")) > 0
-        (work,) = tmp_path.iterdir()
         assert _rows(work / f"{workload}-replay-0.db") == _rows(
             work / f"{workload}-chimeway_lite-0.db"
         )
