@@ -521,3 +521,61 @@ def test_the_layer_table_names_a_sample_file_it_cannot_read(tmp_path: Path) -> N
         assert done.returncode == 2
         assert f"cannot read the samples in {file}" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_the_unit_cost_layers_are_empty_units_each_wrapping_the_one_before(
+    tmp_path: Path,
+) -> None:
+    # Every layer runs exactly one empty unit per call: BEGIN IMMEDIATE … COMMIT for the
+    # writes (through the store's connection from the backend up), BEGIN … COMMIT for the
+    # reads, and nothing else; the raw layers never touch the store's connection.
+    with _benchmark_module("unit_cost") as unit_cost:
+        import engine_side
+        from shapes import T0, WORKFLOW
+
+        store, _ = engine_side.open_store(str(tmp_path / "store.db"), T0)
+        store.upsert_definition("welcome", WORKFLOW)
+        units = unit_cost.layers(store, str(tmp_path))
+        assert list(units) == [
+            "raw sqlite3",
+            "raw + writer gate",
+            "backend unit",
+            "store call",
+            "store method",
+            "store.transaction()",
+            "read: raw sqlite3",
+            "read: backend unit",
+            "read: store call",
+            "read: store method",
+            "read: store.snapshot()",
+        ]
+        assert set(unit_cost.WRAPS) == set(units) - {"raw sqlite3", "read: raw sqlite3"}
+        seen: list[str] = []
+        store.connection.set_trace_callback(seen.append)
+        for name, unit in units.items():
+            seen.clear()
+            unit()
+            if name.startswith(("raw", "read: raw")):
+                assert seen == [], name
+            elif name.startswith("read:"):
+                assert seen == ["BEGIN", "COMMIT"], name
+            else:
+                assert seen == ["BEGIN IMMEDIATE", "COMMIT"], name
+        store.close()
+
+
+def test_the_unit_cost_script_prints_every_layer_with_its_increments() -> None:
+    done = _script("unit_cost.py", "-n", "50", "--rounds", "2")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| layer | µs per empty unit")
+    cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[1:]]
+    assert [c[0] for c in cells][:3] == ["raw sqlite3", "raw + writer gate", "backend unit"]
+    assert len(cells) == 11
+    for name, figure, over_raw, over_inner in cells:
+        assert float(figure.split(" ")[0]) > 0
+        if name in ("raw sqlite3", "read: raw sqlite3"):
+            assert over_raw == over_inner == ""
+        else:
+            assert over_raw[0] in "+-" and over_inner.endswith(")")
+    assert _script("unit_cost.py", "-n", "0").returncode == 2
