@@ -579,3 +579,38 @@ def test_the_unit_cost_script_prints_every_layer_with_its_increments() -> None:
         else:
             assert over_raw[0] in "+-" and over_inner.endswith(")")
     assert _script("unit_cost.py", "-n", "0").returncode == 2
+
+
+def test_the_verify_stages_go_through_every_row_and_find_a_built_store_healthy(
+    tmp_path: Path,
+) -> None:
+    done = _script("verify_stages.py", "--runs", "300", "--rounds", "1", "--keep", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| stage | s, median (range) | µs per run")
+    cells = {
+        row.split("|")[1].strip(): [cell.strip() for cell in row.split("|")[2:-1]]
+        for row in rows[1:]
+    }
+    assert list(cells) == [
+        "scan",
+        "merge",
+        "records",
+        "traces",
+        "deliveries",
+        "store checks",
+        "verify(quick=True)",
+    ]
+    (built,) = tmp_path.glob("verify-300.db")
+    conn = sqlite3.connect(built)
+    tables = ("workflow_runs", "workflow_transitions", "deliveries", "delivery_events")
+    count = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    conn.close()
+    went = {name: int(values[3].replace(",", "")) for name, values in cells.items()}
+    assert went["scan"] == sum(count.values())
+    assert went["merge"] == went["records"] == count["workflow_runs"] + count["deliveries"]
+    # healthy: no check finds a problem
+    assert went["traces"] == went["deliveries"] == went["store checks"] == 0
+    assert went["verify(quick=True)"] == 0
+    assert cells["merge"][2].startswith(("+", "-")) and cells["traces"][2] == ""
+    assert all(float(values[1]) > 0 for values in cells.values())
