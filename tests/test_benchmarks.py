@@ -39,6 +39,7 @@ ROWS = {
     "journeys",
     "retries",
     "workers-1",
+    "workers-2",
     "workers-4",
     "sweep-200",
     "sweep-600",
