@@ -56,6 +56,8 @@ ROWS = {
     "trigger-growth",
     "journeys-growth",
     "journeys-batch-growth",
+    "retries-600",
+    "retries-growth",
     *ENGINE_ONLY,
 }
 
