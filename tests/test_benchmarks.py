@@ -384,10 +384,14 @@ def test_the_page_layout_study_measures_both_sides_and_each_layout_is_what_it_sa
 
 
 def test_the_payload_study_measures_each_size_on_both_sides() -> None:
-    done = _script("payloads.py", "--triggers", "20", "--rounds", "1")
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| data as JSON | chimeway_lite triggers/s | raw sqlite3")
+    rows = _table(
+        "payloads.py",
+        "--triggers",
+        "20",
+        "--rounds",
+        "1",
+        header="| data as JSON | chimeway_lite triggers/s | raw sqlite3",
+    )
     sizes = [int(row.split("|")[1].strip().removesuffix(" B").replace(",", "")) for row in rows[1:]]
     assert sizes[0] < 10 and 900 < sizes[1] < 1100 and 29_000 < sizes[3] < 31_000
     for row in rows[1:]:
@@ -450,6 +454,16 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
+
+
+def _table(name: str, *args: str, header: str) -> list[str]:
+    """The Markdown table rows (header first, no separator) the benchmark script ``name``
+    prints when run with ``args``; it must exit 0 and its table start with ``header``."""
+    done = _script(name, *args)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows and rows[0].startswith(header), done.stdout
+    return rows
 
 
 def _line_of(path: Path, text: str) -> int:
@@ -568,10 +582,7 @@ def test_the_unit_cost_layers_are_empty_units_each_wrapping_the_one_before(
 
 
 def test_the_unit_cost_script_prints_every_layer_with_its_increments() -> None:
-    done = _script("unit_cost.py", "-n", "50", "--rounds", "2")
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| layer | µs per empty unit")
+    rows = _table("unit_cost.py", "-n", "50", "--rounds", "2", header="| layer | µs per empty unit")
     cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[1:]]
     assert [c[0] for c in cells][:3] == ["raw sqlite3", "raw + writer gate", "backend unit"]
     assert len(cells) == 11
@@ -587,10 +598,11 @@ def test_the_unit_cost_script_prints_every_layer_with_its_increments() -> None:
 def test_the_verify_stages_go_through_every_row_and_find_a_built_store_healthy(
     tmp_path: Path,
 ) -> None:
-    done = _script("verify_stages.py", "--runs", "300", "--rounds", "1", "--keep", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| stage | s, median (range) | µs per run")
+    rows = _table(
+        "verify_stages.py",
+        *("--runs", "300", "--rounds", "1", "--keep", str(tmp_path)),
+        header="| stage | s, median (range) | µs per run",
+    )
     cells = {
         row.split("|")[1].strip(): [cell.strip() for cell in row.split("|")[2:-1]]
         for row in rows[1:]
