@@ -629,3 +629,22 @@ def test_the_verify_stages_go_through_every_row_and_find_a_built_store_healthy(
     assert went["verify(quick=True)"] == 0
     assert cells["merge"][2].startswith(("+", "-")) and cells["traces"][2] == ""
     assert all(float(values[1]) > 0 for values in cells.values())
+    # the check stages count what they find: a run moved without a trace row is found
+    conn = sqlite3.connect(built)
+    with conn:
+        conn.execute(
+            "UPDATE workflow_runs SET state = 'stopped' "
+            "WHERE id = (SELECT min(id) FROM workflow_runs WHERE state = 'completed')"
+        )
+    conn.close()
+    rows = _table(
+        "verify_stages.py",
+        *("--runs", "300", "--rounds", "1", "--keep", str(tmp_path)),
+        header="| stage | s, median (range) | µs per run",
+    )
+    went = {
+        row.split("|")[1].strip(): int(row.split("|")[5].strip().replace(",", ""))
+        for row in rows[1:]
+    }
+    assert went["traces"] >= 1 and went["verify(quick=True)"] >= 1
+    assert went["deliveries"] == 0
