@@ -219,7 +219,9 @@ def build(path: str, runs: int, *, waiting_share: float = 0.1, tenants: int = 10
 
 def build_waiting(path: str, groups: dict[str, int]) -> None:
     """A store whose runs all wait for ``notification_read``: ``groups`` maps a tenant to
-    how many of its runs wait, each for its own recipient ``{tenant}-user-{n}``."""
+    how many of its runs wait, each for its own recipient ``{tenant}-user-{n}``. ``path``
+    may hold a store already (one :func:`build` made, whose tenants are others): the
+    waiting runs are added to it."""
     store, clock = engine_side.open_store(path, T0)
     with store:
         store.upsert_definition("welcome", WORKFLOW)
@@ -249,9 +251,13 @@ def build_waiting(path: str, groups: dict[str, int]) -> None:
         conn.close()
 
 
-def build_pending(path: str, count: int, *, tenants: int = 100) -> None:
+def build_pending(
+    path: str, count: int, *, tenants: int = 100, tenant_prefix: str = "tenant-"
+) -> None:
     """A store of ``count`` runs just triggered, each with its first delivery pending (the
-    in-app step, planned at T0), spread over ``tenants`` tenants: work for claimers."""
+    in-app step, planned at T0), spread over ``tenants`` tenants named ``{tenant_prefix}{n}``:
+    work for claimers. ``path`` may hold a store already (one :func:`build` made): the runs
+    are added to it, in tenants of their own so their idempotency keys are new."""
     store, clock = engine_side.open_store(path, T0)
     with store:
         store.upsert_definition("welcome", WORKFLOW)
@@ -260,7 +266,8 @@ def build_pending(path: str, count: int, *, tenants: int = 100) -> None:
     try:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN IMMEDIATE")
-        replicate(conn, pending, count - 1, first=0, tenants=tenants)  # + the template
+        # + the template
+        replicate(conn, pending, count - 1, first=0, tenants=tenants, tenant_prefix=tenant_prefix)
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

@@ -58,6 +58,17 @@ ROWS = {
     "journeys-batch-growth",
     "retries-600",
     "retries-growth",
+    "workers-1-600",
+    "workers-2-600",
+    "workers-4-600",
+    "workers-1-growth",
+    "workers-2-growth",
+    "workers-4-growth",
+    "resume-p50-600",
+    "resume-p99-600",
+    "resume-p50-growth",
+    "fanout-600",
+    "fanout-growth",
     *ENGINE_ONLY,
 }
 
@@ -180,6 +191,66 @@ def test_a_value_difference_is_a_problem_and_ids_compare_by_version_and_order(
     )
     dump = shapes.table_dump(paths[0])
     assert dump["deliveries"] == [("<v7:0>", "{}"), ("<v7:1>", '{"anchor_delivery_id":"<v7:0>"}')]
+
+
+def test_a_growth_row_divides_the_big_stores_figure_by_the_new_files(
+    run_module: ModuleType,
+) -> None:
+    report = run_module.Report()
+    run_module._growth(report, "workers-1", 600, "1 worker: /s")
+    assert report.rows == {}  # neither figure measured: no row
+    report.row("workers-1", "new", "/s", True, engine=[800.0], raw=[1600.0])
+    run_module._growth(report, "workers-1", 600, "1 worker: /s")
+    assert "workers-1-growth" not in report.rows  # the big store's figure is missing
+    report.row("workers-1-600", "big", "/s", True, engine=[600.0], raw=[1400.0])
+    run_module._growth(report, "workers-1", 600, "1 worker: /s")
+    growth = report.rows["workers-1-growth"]
+    assert (growth.engine, growth.raw) == ([0.75], [0.875])
+    assert growth.name == "1 worker: /s at 600 ÷ /s on a new file"
+
+
+def test_pending_and_waiting_runs_added_to_a_built_store_are_the_only_work_in_it(
+    tmp_path: Path,
+) -> None:
+    with _benchmark_module("bulk") as bulk:
+        shapes = sys.modules["shapes"]
+        built = str(tmp_path / "built.db")
+        bulk.build(built, 300)
+        before = shapes.count_rows(built)
+        pending = str(tmp_path / "pending.db")
+        waiting = str(tmp_path / "waiting.db")
+        for path in (pending, waiting):
+            shapes.checkpoint(built)
+            Path(path).write_bytes(Path(built).read_bytes())
+        bulk.build_pending(pending, 40, tenant_prefix="tenant-pending-")
+        bulk.build_waiting(waiting, {"tenant-signal": 25, "tenant-fanout": 15})
+        # build_pending counts its template run in, build_waiting adds it to the groups
+        for path, added in ((pending, 40), (waiting, 41)):
+            rows = shapes.count_rows(path)
+            assert rows["workflow_runs"] - before["workflow_runs"] == added
+            assert rows["notifications"] - before["notifications"] == added
+            store = sys.modules["chimeway_lite"].Store(path)
+            try:
+                assert store.verify() == []
+            finally:
+                store.close()
+        conn = sqlite3.connect(pending)
+        # every delivery a worker could claim, now or later, is one of the added runs'
+        claimable = conn.execute(
+            "SELECT tenant_id FROM deliveries WHERE status IN ('pending', 'dispatched')"
+        ).fetchall()
+        conn.close()
+        assert len(claimable) == 40
+        assert all(t.startswith("tenant-pending-") or t.startswith("tpl-") for (t,) in claimable)
+        conn = sqlite3.connect(waiting)
+        resumable = dict(
+            conn.execute(
+                "SELECT tenant_id, count(*) FROM workflow_runs WHERE state = 'waiting' "
+                "AND tenant_id IN ('tenant-signal', 'tenant-fanout') GROUP BY tenant_id"
+            ).fetchall()
+        )
+        conn.close()
+        assert resumable == {"tenant-signal": 25, "tenant-fanout": 15}
 
 
 @pytest.fixture
