@@ -719,3 +719,35 @@ def test_the_verify_stages_go_through_every_row_and_find_a_built_store_healthy(
     }
     assert went["traces"] >= 1 and went["verify(quick=True)"] >= 1
     assert went["deliveries"] == 0
+
+
+def test_the_direct_path_prints_every_side_and_writes_what_the_engine_writes() -> None:
+    rows = _table("direct_path.py", "--smoke", header="| side | triggers/s")
+    cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[1:]]
+    assert [c[0] for c in cells] == ["engine", "direct", "direct, 6 statements", "raw"]
+    for _, per_second, micros, over_raw, over_engine in cells:
+        assert float(per_second.replace(",", "")) > 0 and float(micros.replace(",", "")) > 0
+        assert float(over_raw) > 0 and float(over_engine) > 0
+    assert cells[3][3] == "1.00" and cells[0][4] == "1.00"
+
+
+@pytest.mark.parametrize(
+    ("statement", "changed"),
+    [
+        ("_DELIVERY", ("'pending'", "'dispatched'")),
+        ("_NOTIFICATION", ("recipient, notification_key", "notification_key, recipient")),
+    ],
+)
+def test_a_direct_path_that_writes_other_values_is_a_problem(
+    tmp_path: Path, statement: str, changed: tuple[str, str]
+) -> None:
+    with _benchmark_module("direct_path") as direct_path:
+        seconds, problems = direct_path.measure(str(tmp_path), 10, 1)
+        assert problems == []
+        assert all(len(values) == 1 and values[0] > 0 for values in seconds.values())
+        original = getattr(direct_path, statement)
+        assert changed[0] in original
+        setattr(direct_path, statement, original.replace(*changed))
+        _, problems = direct_path.measure(str(tmp_path), 10, 1)
+    assert [p.split(" wrote ")[0] for p in problems] == ["direct", "direct, 6 statements"]
+    assert sorted(os.listdir(tmp_path)) == []

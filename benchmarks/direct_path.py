@@ -1,0 +1,310 @@
+"""How near raw sqlite3 a direct trigger path that keeps the pure machine could come: the
+question a rewrite of the hot paths (issue 16) has to answer first.
+
+    python benchmarks/direct_path.py                 # 3,000 triggers per side, 7 rounds
+    python benchmarks/direct_path.py -n 1000 --rounds 3
+    python benchmarks/direct_path.py --smoke         # a few triggers, one round (the test)
+
+Four sides trigger the escalation journey (``shapes.WORKFLOW``), one unit of work per
+trigger, each on a new file of its own in the same directory, in alternating slices:
+
+* ``engine`` — ``Store.trigger`` with the ``Workflow`` object, as ``run.py``'s trigger row;
+* ``direct`` — a plain sqlite3 connection with the store's pragmas, and per trigger: the
+  engine's own argument checks (``core.arguments``), the machine's decision
+  (``machine.decide.start`` on the ``Journey`` of the registered definition) and the gate
+  check a start makes (``decide.entering``), then the engine's eight statements — the
+  definition-key check and the trace counter read included — with their parameters taken
+  straight from the decision. What it leaves out is the Store, the unit of work and its
+  executor, the writer gate, the ``Notification`` / ``Delivery`` records and the
+  ``TriggerResult``; the step's key and retry limit come from a table made once per journey;
+* ``direct, 6 statements`` — the same without those two statements: the trace's ``seq`` is
+  left to AUTOINCREMENT (it counts on from the same place) and the definition's key is not
+  checked. Between the two direct sides is what the two statements cost;
+* ``raw`` — ``raw_side.RawStore.trigger``: the rows alone, no checks, no decision.
+
+All four files must hold the same rows, value for value (``shapes.table_dump``, ids by
+version and order): the direct path is a faithful prototype, not a cheaper imitation. The
+table gives medians over the rounds of triggers per second, µs per trigger and the ratios.
+No figure here is a target; compare within one run (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import engine_side
+from raw_side import RawStore
+from shapes import NOTIFICATION_KEY, T0, WORKFLOW, first_difference, table_dump, text
+
+from chimeway_lite import Store
+from chimeway_lite.core.arguments import checked_data, optional_key, require_id
+from chimeway_lite.core.ids import new_id
+from chimeway_lite.core.text import canonical_json
+from chimeway_lite.engine.gates import require_timezone
+from chimeway_lite.machine import decide
+from chimeway_lite.machine.journey import Journey
+from chimeway_lite.machine.vocabulary import RunState
+
+SIDES = ("engine", "direct", "direct, 6 statements", "raw")
+
+_NOTIFICATION = (
+    "INSERT INTO notifications (id, tenant_id, recipient, notification_key, idempotency_key, "
+    "workflow_definition_id, inserted_at, correlation_key, timezone, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DEFINITION_KEY = (
+    "UPDATE workflow_definitions SET notification_key = ?, updated_at = ? "
+    "WHERE id = ? AND notification_key != ?"
+)
+_RUN = (
+    "INSERT INTO workflow_runs (id, tenant_id, notification_id, workflow_definition_id, "
+    "current_step_id, state, status_reason, status_context, started_at, last_transition_at, "
+    "suspended_until, pending_signals, terminal_reason, wait_kind, wait_target, resumed_by, "
+    "entered_step_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?)"
+)
+_SEQUENCE = "SELECT seq FROM sqlite_sequence WHERE name = 'workflow_transitions'"
+_TRANSITIONS_WITH_SEQ = (
+    "INSERT INTO workflow_transitions (id, seq, workflow_run_id, workflow_step_id, "
+    "delivery_id, from_state, to_state, reason, context, inserted_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TRANSITIONS = (
+    "INSERT INTO workflow_transitions (id, workflow_run_id, workflow_step_id, delivery_id, "
+    "from_state, to_state, reason, context, inserted_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DELIVERY = (
+    "INSERT INTO deliveries (id, tenant_id, notification_id, channel, status, "
+    "suppression_reason, workflow_run_id, workflow_step_id, inserted_at, updated_at, "
+    "recipient, notification_key, step_key, attempt, max_attempts, available_at, "
+    "lease_expires_at, digest_size) "
+    "VALUES (?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, ?)"
+)
+
+
+def _state(value: RunState | None) -> str | None:
+    return None if value is None else value.value
+
+
+class DirectStore(RawStore):
+    """Triggers written straight from the machine's decision on a plain connection (the
+    file made and the journey registered as ``RawStore`` does). ``full``: with the engine's
+    definition-key check and trace counter read."""
+
+    def __init__(self, path: str, *, full: bool) -> None:
+        super().__init__(path, WORKFLOW)
+        self.full = full
+        with Store(path) as store:  # the definition as the engine reads it, for Journey.of
+            definition = store.fetch_definition(WORKFLOW.key, WORKFLOW.version)
+        assert definition is not None and definition.id == self.definition_id
+        self.journey = Journey.of(definition)
+        # per step: (step key, retry limit), made once per journey
+        self.plan_of = {step_id: (key, limit) for step_id, key, _, limit in self.steps.values()}
+
+    def trigger_direct(
+        self, tenant_id: str, recipient: str, key: str, now: Any, data: Any = None
+    ) -> str:
+        """One trigger: the engine's checks and decision, the engine's statements."""
+        tenant_id = require_id(tenant_id, "tenant_id")
+        recipient = require_id(recipient, "recipient")
+        key = require_id(key, "idempotency_key")
+        notification_key = require_id(NOTIFICATION_KEY, "notification_key")
+        data, data_text = checked_data(data, "data")
+        correlation_key = optional_key(None, "correlation_key")
+        timezone = require_timezone(None)
+        journey = self.journey
+        notification_id = new_id()
+        decision = decide.start(
+            journey,
+            run_id=new_id(),
+            tenant_id=tenant_id,
+            notification_id=notification_id,
+            now=now,
+        )
+        if decide.entering(decision, journey) is not None:
+            raise AssertionError("the benchmark's journey has no gate")
+        run = decision.run
+        at = text(now)
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                _NOTIFICATION,
+                (
+                    notification_id,
+                    tenant_id,
+                    recipient,
+                    notification_key,
+                    key,
+                    journey.definition_id,
+                    at,
+                    correlation_key,
+                    timezone,
+                    data_text,
+                ),
+            )
+            if self.full:
+                conn.execute(
+                    _DEFINITION_KEY,
+                    (notification_key, at, journey.definition_id, notification_key),
+                )
+            conn.execute(
+                _RUN,
+                (
+                    run.id,
+                    tenant_id,
+                    notification_id,
+                    run.workflow_definition_id,
+                    run.current_step_id,
+                    run.state.value,
+                    run.status_reason,
+                    canonical_json(run.status_context),
+                    at,
+                    at,
+                    None,
+                    "[]",
+                    None,
+                    at,
+                ),
+            )
+            params: list[Any] = []
+            if self.full:
+                row = conn.execute(_SEQUENCE).fetchone()
+                seq = (row[0] if row else 0) + 1
+            for plan in decision.transitions:
+                params.append(new_id())
+                if self.full:
+                    params.append(seq)
+                    seq += 1
+                params += (
+                    run.id,
+                    plan.workflow_step_id,
+                    plan.delivery_id,
+                    _state(plan.from_state),
+                    plan.to_state.value,
+                    plan.reason,
+                    canonical_json(plan.context),
+                    at,
+                )
+            conn.execute(_TRANSITIONS_WITH_SEQ if self.full else _TRANSITIONS, params)
+            for delivery in decision.deliveries:
+                step_key, max_attempts = self.plan_of[delivery.workflow_step_id]
+                conn.execute(
+                    _DELIVERY,
+                    (
+                        new_id(),
+                        tenant_id,
+                        notification_id,
+                        delivery.channel,
+                        run.id,
+                        delivery.workflow_step_id,
+                        at,
+                        at,
+                        recipient,
+                        notification_key,
+                        step_key,
+                        max_attempts,
+                        delivery.digest_size,
+                    ),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return run.id
+
+
+def measure(folder: str, count: int, rounds: int) -> tuple[dict[str, list[float]], list[str]]:
+    """Seconds per trigger in each round for each side (``count`` triggers each), and the
+    problems: files that do not hold the same rows as the engine's."""
+    seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+    problems: list[str] = []
+    for round_ in range(rounds):
+        paths = {side: os.path.join(folder, f"{i}-{round_}.db") for i, side in enumerate(SIDES)}
+        for side, value in _round(paths, count).items():
+            seconds[side].append(value)
+        reference = table_dump(paths["engine"])
+        for side in SIDES[1:]:
+            difference = first_difference(reference, table_dump(paths[side]))
+            if difference is not None:
+                problems.append(f"{side} wrote other rows than the engine: {difference:.300}")
+        for path in paths.values():
+            for suffix in ("", "-wal", "-shm", "-lock"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+    return seconds, problems
+
+
+def _round(paths: dict[str, str], count: int) -> dict[str, float]:
+    """One round: ``count`` triggers per side in 10 slices, the sides taking turns to go
+    first; seconds per trigger of each side."""
+    store, _ = engine_side.open_store(paths["engine"], T0)
+    store.upsert_definition("welcome", WORKFLOW)
+    direct = DirectStore(paths["direct"], full=True)
+    direct6 = DirectStore(paths["direct, 6 statements"], full=False)
+    raw = RawStore(paths["raw"])
+    calls: dict[str, Callable[[str, str, str], object]] = {
+        "engine": lambda t, r, k: engine_side.trigger(store, t, r, k),
+        "direct": lambda t, r, k: direct.trigger_direct(t, r, k, T0),
+        "direct, 6 statements": lambda t, r, k: direct6.trigger_direct(t, r, k, T0),
+        "raw": lambda t, r, k: raw.trigger(t, r, k, T0),
+    }
+    totals = dict.fromkeys(SIDES, 0.0)
+    slices = 10
+    per_slice = max(1, count // slices)
+    for s in range(slices):
+        for side in SIDES[s % 4 :] + SIDES[: s % 4]:
+            call = calls[side]
+            started = time.perf_counter()
+            for i in range(s * per_slice, (s + 1) * per_slice):
+                call("tenant-direct", f"user-{i}", f"direct-{i}")
+            totals[side] += time.perf_counter() - started
+    store.close()
+    for opened in (direct, direct6, raw):
+        opened.close()
+    return {side: total / (per_slice * slices) for side, total in totals.items()}
+
+
+def table(seconds: dict[str, list[float]]) -> str:
+    """The Markdown table: per side, triggers/s, µs per trigger, speed against raw sqlite3
+    and against the engine."""
+    per = {side: statistics.median(values) for side, values in seconds.items()}
+    lines = [
+        "| side | triggers/s | µs per trigger | speed vs raw sqlite3 | speed vs engine |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for side in SIDES:
+        lines.append(
+            f"| {side} | {1 / per[side]:,.0f} | {per[side] * 1e6:,.1f} | "
+            f"{per['raw'] / per[side]:.2f} | {per['engine'] / per[side]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table; exit 1 when the sides wrote different rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=3000, help="triggers per side and round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="30 triggers, one round")
+    args = parser.parse_args(argv)
+    count, rounds = (30, 1) if args.smoke else (args.n, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="chimeway-direct-") as folder:
+        seconds, problems = measure(folder, count, rounds)
+    print(f"{count:,} triggers per side, {rounds} round(s); medians")
+    print()
+    print(table(seconds))
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
