@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import engine_side
 from shapes import T0, WORKFLOW, MovableClock, after
@@ -47,10 +47,12 @@ def _base_ms(copies: int) -> int:
     return time.time_ns() // 1_000_000 - copies - 1000
 
 
-def _template(store: Store, clock: MovableClock, number: int, *, shape: str) -> str:
-    """One run made by the engine: ``pending`` (just triggered, its first delivery not yet
-    claimed), ``waiting`` (due 2 h after T0), or ``finished`` (30 days ago)."""
-    clock.instant = T0 - timedelta(days=30) if shape == "finished" else T0
+def _template(
+    store: Store, clock: MovableClock, number: int, *, shape: str, at: datetime = T0
+) -> str:
+    """One run made by the engine: ``pending`` (triggered at ``at``, its first delivery not
+    yet claimed), ``waiting`` (due 2 h after T0), or ``finished`` (30 days ago)."""
+    clock.instant = T0 - timedelta(days=30) if shape == "finished" else at
     run_id = engine_side.trigger(store, _TENANT, _RECIPIENT % number, _KEY % number)
     if shape == "pending":
         return run_id
@@ -252,16 +254,21 @@ def build_waiting(path: str, groups: dict[str, int]) -> None:
 
 
 def build_pending(
-    path: str, count: int, *, tenants: int = 100, tenant_prefix: str = "tenant-"
+    path: str,
+    count: int,
+    *,
+    tenants: int = 100,
+    tenant_prefix: str = "tenant-",
+    at: datetime = T0,
 ) -> None:
     """A store of ``count`` runs just triggered, each with its first delivery pending (the
-    in-app step, planned at T0), spread over ``tenants`` tenants named ``{tenant_prefix}{n}``:
+    in-app step, planned at ``at``), spread over ``tenants`` tenants named ``{tenant_prefix}{n}``:
     work for claimers. ``path`` may hold a store already (one :func:`build` made): the runs
     are added to it, in tenants of their own so their idempotency keys are new."""
     store, clock = engine_side.open_store(path, T0)
     with store:
         store.upsert_definition("welcome", WORKFLOW)
-        pending = _template(store, clock, 4, shape="pending")
+        pending = _template(store, clock, 4, shape="pending", at=at)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = OFF")

@@ -47,6 +47,7 @@ from shapes import (
     count_rows,
     first_difference,
     table_dump,
+    text,
 )
 
 from chimeway_lite import FakeClock, Store
@@ -89,6 +90,8 @@ SIZES = {
     "smoke": Sizes(60, 30, 40, 100, 60, 200, 600, 10, 20, 2, 20, 1, 30, 200, True),
 }
 WORKER_PROCESSES = (1, 2, 4)  # the writer counts issue 16 names
+WORKERS_AT = after(T0, 60)  # when the workers claim the pending work of a new file
+BIG_WORKERS_AT = T0 - timedelta(hours=6)  # when the big store's pending work is planned
 
 
 def _label(count: int) -> str:
@@ -629,16 +632,27 @@ def _retries_both(
 
 
 def bench_workers(
-    report: Report, sizes: Sizes, work: Path, seed: str, rep: int, stored: int = 0
+    report: Report,
+    sizes: Sizes,
+    work: Path,
+    seed: str,
+    rep: int,
+    stored: int = 0,
+    now: datetime = WORKERS_AT,
 ) -> None:
     """Claim → send → outcome by 1, 2 and 4 worker processes on one file (workers.py), on
     two copies of one store of pending deliveries; each worker claims 100 at a time with a
     lease and records each as succeeded (its run enters its wait) until no work is left.
     ``stored``: the seed is the big store with the pending deliveries added (the rows are
-    then compared per table, not value for value)."""
-    now = after(T0, 60)
+    then compared per table, not value for value). The workers claim at ``now``."""
     count = sizes.worker_deliveries
     suffix, where = (f"-{stored}", f", {_label(stored)} runs stored") if stored else ("", "")
+    claimable = _claimable(seed, now)
+    if claimable != count:
+        report.problems.append(
+            f"workers{where}: the seed holds {claimable} deliveries to claim, not {count}"
+        )
+        return
     before = _claims_and_successes(seed)
     for processes in WORKER_PROCESSES:
         paths = {
@@ -679,6 +693,22 @@ def bench_workers(
             _remove(path)
         if stored:
             _growth(report, f"workers-{processes}", stored, f"{label}: /s")
+
+
+def _claimable(path: str, now: datetime) -> int:
+    """Deliveries a claim at ``now`` could take in the store at ``path`` (the claim's own
+    test: pending and due, or dispatched with the lease run out and an attempt left)."""
+    conn = sqlite3.connect(path)
+    try:
+        (found,) = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE (status = 'pending' AND "
+            "coalesce(available_at, inserted_at) <= :now) OR (status = 'dispatched' AND "
+            "lease_expires_at <= :now AND (max_attempts IS NULL OR attempt < max_attempts))",
+            {"now": text(now)},
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(found)
 
 
 def _claims_and_successes(path: str) -> tuple[int, int]:
@@ -1155,11 +1185,17 @@ def run(
         for side in ("engine", "raw"):
             scale[side] = str(work / f"scale-{side}.db")
             shutil.copyfile(stores[sizes.big_store], scale[side])
-        # the workers' and the signals' seeds again, added to a copy of the big store (its
-        # own tenants have no delivery to claim then, and none of them is signalled)
+        # the workers' and the signals' seeds again, added to a copy of the big store: its
+        # own tenants have no delivery to claim when the workers run (hours before T0,
+        # when a --keep store's due sweeps left none either), and none of them is signalled
         pending_big = str(work / "workers-seed-big.db")
         shutil.copyfile(stores[sizes.big_store], pending_big)
-        bulk.build_pending(pending_big, sizes.worker_deliveries, tenant_prefix="tenant-pending-")
+        bulk.build_pending(
+            pending_big,
+            sizes.worker_deliveries,
+            tenant_prefix="tenant-pending-",
+            at=BIG_WORKERS_AT,
+        )
         waiting_big = str(work / "signals-seed-big.db")
         shutil.copyfile(stores[sizes.big_store], waiting_big)
         bulk.build_waiting(waiting_big, _signal_groups(sizes))
@@ -1190,7 +1226,15 @@ def run(
             bench_rss(report, sizes, stores[sizes.big_store], sizes.big_store, rep)
         if "scale" in only:
             bench_scale(report, sizes, scale, stores[sizes.big_store], rep)
-            bench_workers(report, sizes, files, pending_big, rep, stored=sizes.big_store)
+            bench_workers(
+                report,
+                sizes,
+                files,
+                pending_big,
+                rep,
+                stored=sizes.big_store,
+                now=after(BIG_WORKERS_AT, 60),
+            )
             bench_signals(report, sizes, files, waiting_big, rep, stored=sizes.big_store)
         shutil.rmtree(files)
     if peer is not None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -222,7 +223,8 @@ def test_pending_and_waiting_runs_added_to_a_built_store_are_the_only_work_in_it
         for path in (pending, waiting):
             shapes.checkpoint(built)
             Path(path).write_bytes(Path(built).read_bytes())
-        bulk.build_pending(pending, 40, tenant_prefix="tenant-pending-")
+        planned = shapes.T0 - timedelta(hours=6)
+        bulk.build_pending(pending, 40, tenant_prefix="tenant-pending-", at=planned)
         bulk.build_waiting(waiting, {"tenant-signal": 25, "tenant-fanout": 15})
         # build_pending counts its template run in, build_waiting adds it to the groups
         for path, added in ((pending, 40), (waiting, 41)):
@@ -239,6 +241,9 @@ def test_pending_and_waiting_runs_added_to_a_built_store_are_the_only_work_in_it
         claimable = conn.execute(
             "SELECT tenant_id FROM deliveries WHERE status IN ('pending', 'dispatched')"
         ).fetchall()
+        assert conn.execute(
+            "SELECT DISTINCT inserted_at FROM deliveries WHERE status = 'pending'"
+        ).fetchall() == [(shapes.text(planned),)]
         conn.close()
         assert len(claimable) == 40
         assert all(t.startswith("tenant-pending-") or t.startswith("tpl-") for (t,) in claimable)
@@ -251,6 +256,24 @@ def test_pending_and_waiting_runs_added_to_a_built_store_are_the_only_work_in_it
         )
         conn.close()
         assert resumable == {"tenant-signal": 25, "tenant-fanout": 15}
+
+
+def test_workers_refuse_a_seed_that_holds_other_work_than_theirs(
+    run_module: ModuleType, tmp_path: Path
+) -> None:
+    bulk, shapes = sys.modules["bulk"], sys.modules["shapes"]
+    seed = str(tmp_path / "seed.db")
+    planned = shapes.T0 - timedelta(hours=6)
+    bulk.build_pending(seed, 20, at=planned)
+    assert run_module._claimable(seed, shapes.after(planned, -1)) == 0  # not due yet
+    assert run_module._claimable(seed, shapes.after(planned, 60)) == 20
+    sizes = run_module.SIZES["smoke"]
+    report = run_module.Report()
+    run_module.bench_workers(report, sizes, tmp_path, seed, 0, now=shapes.after(planned, 60))
+    assert report.problems == [
+        f"workers: the seed holds 20 deliveries to claim, not {sizes.worker_deliveries}"
+    ]
+    assert report.rows == {}  # nothing was measured
 
 
 @pytest.fixture
