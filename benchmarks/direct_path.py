@@ -26,6 +26,12 @@ All four files must hold the same rows, value for value (``shapes.table_dump``, 
 version and order): the direct path is a faithful prototype, not a cheaper imitation. The
 table gives medians over the rounds of triggers per second, µs per trigger and the ratios.
 No figure here is a target; compare within one run (benchmarks/README.md).
+
+``--machine`` adds a table of the pure parts of the trigger and of ``record_outcome`` (the
+workers' case: an in-app delivery reported succeeded, its run entering the wait), each
+timed alone with ``timeit`` on the engine's own inputs: the argument checks, the rows read
+into records, the machine's calls and the canonical JSON of what they decide. These are
+what a direct path that keeps the machine still pays, beside its statements.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from typing import Any
 
@@ -43,12 +50,20 @@ import engine_side
 from raw_side import RawStore
 from shapes import NOTIFICATION_KEY, T0, WORKFLOW, first_difference, table_dump, text
 
-from chimeway_lite import Store
-from chimeway_lite.core.arguments import checked_data, optional_key, require_id
+from chimeway_lite import Delivery, DeliveryStatus, Store, WorkflowRun
+from chimeway_lite.backends.sqlite.convert import columns, from_values
+from chimeway_lite.core.arguments import (
+    checked_data,
+    optional_id,
+    optional_key,
+    optional_reason,
+    require_enum,
+    require_id,
+)
 from chimeway_lite.core.ids import new_id
 from chimeway_lite.core.text import canonical_json
 from chimeway_lite.engine.gates import require_timezone
-from chimeway_lite.machine import decide
+from chimeway_lite.machine import decide, deliveries
 from chimeway_lite.machine.journey import Journey
 from chimeway_lite.machine.vocabulary import RunState
 
@@ -288,19 +303,123 @@ def table(seconds: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def machine_costs(folder: str, number: int, repeat: int) -> list[tuple[str, str, float]]:
+    """µs per call (median of ``repeat`` timings of ``number`` calls) of the pure parts of
+    two write paths, in this process: (path, part, µs). The record_outcome parts are the
+    workers' case, an in-app delivery reported succeeded and its run entering the wait."""
+    store, _ = engine_side.open_store(os.path.join(folder, "machine.db"), T0)
+    with store:
+        definition = store.upsert_definition("welcome", WORKFLOW)
+        journey = Journey.of(definition)
+        run_id = engine_side.trigger(store, "tenant-direct", "user-0", "direct-0")
+        (claimed,) = store.claim_deliveries(1)
+        conn = store.connection
+        delivery_row = conn.execute(
+            f"SELECT {columns(Delivery, stop='data')} FROM deliveries WHERE id = ?", (claimed.id,)
+        ).fetchone()
+        run_row = conn.execute(
+            f"SELECT {columns(WorkflowRun)} FROM workflow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+    delivery = from_values(Delivery, delivery_row)
+    run = from_values(WorkflowRun, run_row)
+    recorded = deliveries.record(delivery, DeliveryStatus.SUCCEEDED, None, None, T0)
+    assert recorded is not None
+    decision = decide.progress(run, journey, recorded.delivery, now=T0)
+    assert decision.run.state is RunState.WAITING  # the workers' case
+    started = decide.start(journey, run_id="r", tenant_id="t", notification_id="n", now=T0)
+
+    def trigger_checks() -> None:
+        require_id("tenant-direct", "tenant_id")
+        require_id("user-1", "recipient")
+        require_id("direct-1", "idempotency_key")
+        require_id(NOTIFICATION_KEY, "notification_key")
+        checked_data(None, "data")
+        optional_key(None, "correlation_key")
+        require_timezone(None)
+
+    def trigger_decision() -> None:
+        made = decide.start(journey, run_id="r", tenant_id="t", notification_id="n", now=T0)
+        decide.entering(made, journey)
+
+    def trigger_json() -> None:
+        canonical_json(started.run.status_context)
+        for plan in started.transitions:
+            canonical_json(plan.context)
+
+    def outcome_checks() -> None:
+        require_id(claimed.id, "delivery_id")
+        status = require_enum(DeliveryStatus, "succeeded", "status")
+        optional_reason(None, "suppression_reason")
+        optional_id(None, "tenant_id")
+        deliveries.check_report(status, None)
+
+    def outcome_records() -> None:
+        from_values(Delivery, delivery_row)  # the reported delivery
+        from_values(WorkflowRun, run_row)
+        from_values(Delivery, delivery_row)  # the run's anchor, read again after the update
+
+    def outcome_record() -> None:
+        deliveries.record(delivery, DeliveryStatus.SUCCEEDED, None, None, T0)
+
+    def outcome_decision() -> None:
+        decide.progress(run, journey, recorded.delivery, now=T0)
+
+    def outcome_json() -> None:
+        canonical_json(decision.run.status_context)
+        canonical_json(list(decision.run.pending_signals))
+        for plan in decision.transitions:
+            canonical_json(plan.context)
+
+    parts: list[tuple[str, str, Callable[[], None]]] = [
+        ("trigger", "argument checks", trigger_checks),
+        ("trigger", "decide.start + decide.entering", trigger_decision),
+        ("trigger", "the contexts' canonical JSON", trigger_json),
+        ("record_outcome", "argument checks", outcome_checks),
+        ("record_outcome", "3 rows read into records (delivery, run, anchor)", outcome_records),
+        ("record_outcome", "deliveries.record (the outcome)", outcome_record),
+        ("record_outcome", "decide.progress (the run enters its wait)", outcome_decision),
+        ("record_outcome", "the run's and trace's JSON", outcome_json),
+    ]
+    costs = []
+    for path, part, call in parts:
+        timings = timeit.repeat(call, number=number, repeat=repeat)
+        costs.append((path, part, statistics.median(timings) / number * 1e6))
+    return costs
+
+
+def machine_table(costs: list[tuple[str, str, float]]) -> str:
+    """The Markdown table of :func:`machine_costs`, with each path's sum."""
+    lines = ["| path | part | µs per call |", "|---|---|---:|"]
+    for path in dict.fromkeys(p for p, _, _ in costs):
+        mine = [(part, us) for p, part, us in costs if p == path]
+        lines += [f"| {path} | {part} | {us:.1f} |" for part, us in mine]
+        lines.append(f"| {path} | **sum** | **{sum(us for _, us in mine):.1f}** |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table; exit 1 when the sides wrote different rows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=3000, help="triggers per side and round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--smoke", action="store_true", help="30 triggers, one round")
+    parser.add_argument(
+        "--machine",
+        action="store_true",
+        help="also time the pure parts (checks, decisions, records, JSON) of trigger and "
+        "record_outcome",
+    )
     args = parser.parse_args(argv)
     count, rounds = (30, 1) if args.smoke else (args.n, args.rounds)
     with tempfile.TemporaryDirectory(prefix="chimeway-direct-") as folder:
         seconds, problems = measure(folder, count, rounds)
+        costs = machine_costs(folder, 100 if args.smoke else 20_000, 7) if args.machine else []
     print(f"{count:,} triggers per side, {rounds} round(s); medians")
     print()
     print(table(seconds))
+    if costs:
+        print()
+        print(machine_table(costs))
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -745,7 +745,15 @@ def test_the_verify_stages_go_through_every_row_and_find_a_built_store_healthy(
 
 
 def test_the_direct_path_prints_every_side_and_writes_what_the_engine_writes() -> None:
-    rows = _table("direct_path.py", "--smoke", header="| side | triggers/s")
+    rows = _table("direct_path.py", "--smoke", "--machine", header="| side | triggers/s")
+    machine = [r for r in rows if r.startswith(("| trigger |", "| record_outcome |"))]
+    parts = [[cell.strip() for cell in row.split("|")[1:-1]] for row in machine]
+    assert [p[0] for p in parts] == ["trigger"] * 4 + ["record_outcome"] * 6
+    for path in ("trigger", "record_outcome"):
+        mine = [float(p[2].strip("*")) for p in parts if p[0] == path]
+        assert all(us > 0 for us in mine)
+        assert mine[-1] == pytest.approx(sum(mine[:-1]), abs=0.2)  # the sum row adds up
+    rows = [r for r in rows if r not in machine and not r.startswith("| path |")]
     cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[1:]]
     assert [c[0] for c in cells] == ["engine", "direct", "direct, 6 statements", "raw"]
     for _, per_second, micros, over_raw, over_engine in cells:
