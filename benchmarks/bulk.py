@@ -273,8 +273,8 @@ def build_pending(
     try:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN IMMEDIATE")
-        # + the template
-        replicate(conn, pending, count - 1, first=0, tenants=tenants, tenant_prefix=tenant_prefix)
+        copies = count - 1  # and the template makes count
+        replicate(conn, pending, copies, first=0, tenants=tenants, tenant_prefix=tenant_prefix)
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

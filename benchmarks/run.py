@@ -646,7 +646,7 @@ def bench_workers(
     ``stored``: the seed is the big store with the pending deliveries added (the rows are
     then compared per table, not value for value). The workers claim at ``now``."""
     count = sizes.worker_deliveries
-    suffix, where = (f"-{stored}", f", {_label(stored)} runs stored") if stored else ("", "")
+    suffix, where = _stored_names(stored)
     claimable = _claimable(seed, now)
     if claimable != count:
         report.problems.append(
@@ -693,6 +693,12 @@ def bench_workers(
             _remove(path)
         if stored:
             _growth(report, f"workers-{processes}", stored, f"{label}: /s")
+
+
+def _stored_names(stored: int) -> tuple[str, str]:
+    """(row key suffix, row name suffix) of a benchmark run on a store of ``stored`` runs;
+    both empty for a new file (``stored`` 0)."""
+    return (f"-{stored}", f", {_label(stored)} runs stored") if stored else ("", "")
 
 
 def _claimable(path: str, now: datetime) -> int:
@@ -768,7 +774,7 @@ def bench_signals(
     ``stored``: the seed is the big store with the waiting runs added (the rows are then
     compared per table, not value for value)."""
     samples = sizes.signal_runs // 2
-    suffix, where = (f"-{stored}", f", {_label(stored)} runs stored") if stored else ("", "")
+    suffix, where = _stored_names(stored)
     at = after(T0, 600)
     latencies: dict[str, list[float]] = {"engine": [], "raw": []}
     resumed: dict[str, list[int]] = {"engine": [], "raw": []}

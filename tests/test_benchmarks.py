@@ -143,6 +143,10 @@ def test_smoke_run_measures_every_benchmark_and_both_sides_write_the_same_rows(
     assert "| trigger (notification + run + 2 transitions + delivery) | /s |" in table
     assert "| trigger vs one-step workflow start | /s |" in table  # the peer table
     assert "DBOS 0.0-canned" in table
+    # explain and the due sweep are held to issue 16's "stay flat (at most 1.2x)"
+    for name in ("due sweep: cost at", "explain: cost at"):
+        (line,) = [line for line in table.splitlines() if line.startswith(f"| {name}")]
+        assert "| ≤ 1.2x |" in line, line
     # The smoke run leaves nothing behind but what the test asked for.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["measured.json", "peer.json"]
 
