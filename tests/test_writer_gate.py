@@ -24,6 +24,7 @@ from factories import trigger
 from proc_worker import SPAWN, kill, run_processes
 
 from chimeway_lite import Store, StoreBusy
+from chimeway_lite.backends.sqlite import gate as gate_module
 from chimeway_lite.backends.sqlite.gate import WriteGate
 
 _TRY_LOCK = """
@@ -195,6 +196,205 @@ def test_a_wait_given_up_before_its_turn_never_takes_the_lock(lock: str) -> None
     holder.release()
     gate.close()
     holder.close()
+
+
+# -- batches: a writer back at once while others wait keeps the lock a moment ----------------
+
+
+def _contended(gate: WriteGate, lock: str) -> None:
+    """Make ``gate`` take the lock once by waiting for it (another gate held it), then let
+    it go: a wait at this gate is now recent."""
+    holder = WriteGate(lock)
+    assert holder.acquire(0)
+    releaser = _release_later(holder, gate)
+    assert gate.acquire(60)
+    releaser.join()
+    holder.close()
+    gate.release()  # (a plain release: no batch)
+
+
+@pytest.fixture
+def slow_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch limits long enough that a loaded machine cannot end a batch by the clock while
+    a test looks at it (the limits themselves are the tests' subject where they matter)."""
+    monkeypatch.setattr(gate_module, "LINGER", 30.0)
+    monkeypatch.setattr(gate_module, "BATCH_TIME", 300.0)
+
+
+def test_a_lone_writer_never_keeps_the_lock_after_a_unit(lock: str) -> None:
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    for _ in range(5):  # back to back, but no acquire of this gate ever waited
+        assert gate.acquire(5)
+        gate.release(linger=True)
+        assert probe.acquire(0)  # free at once
+        probe.release()
+    assert gate._lingerer is None  # and no timer thread was started
+    gate.close()
+    probe.close()
+
+
+def test_a_writer_back_at_once_while_others_wait_keeps_the_lock(
+    lock: str, slow_batches: None
+) -> None:
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    _contended(gate, lock)
+    assert gate.acquire(0)  # back at once: the gap since the last unit is tiny
+    gate.release(linger=True)
+    assert not probe.acquire(0)  # kept: another writer cannot take it
+    kept = gate._lingerer.fd if gate._lingerer is not None else None
+    assert kept is not None
+    for turn in (2, 3):
+        assert gate.acquire(0)  # taken back without waiting
+        assert gate._held == kept and gate._turns == turn
+        gate.release(linger=True)
+        assert not probe.acquire(0)
+    thread = gate._lingerer.thread if gate._lingerer is not None else None
+    gate.close()  # closing the gate gives a kept lock up and ends the timer thread
+    assert probe.acquire(0)
+    probe.release()
+    assert thread is not None
+    thread.join(30)
+    assert not thread.is_alive()
+    probe.close()
+
+
+def test_a_kept_lock_is_released_when_its_writer_does_not_come_back(
+    lock: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate_module, "LINGER", 2.0)
+    monkeypatch.setattr(gate_module, "BATCH_TIME", 300.0)
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    _contended(gate, lock)
+    assert gate.acquire(0)
+    gate.release(linger=True)
+    assert not probe.acquire(0)  # kept for its moment ...
+    _until(lambda: _lock_is_free(lock), "the timer thread releases the kept lock")  # ... then not
+    assert gate.acquire(0)  # and the gate takes it anew
+    gate.release()
+    gate.close()
+    probe.close()
+
+
+def test_a_batch_ends_after_its_turns(
+    lock: str, slow_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate_module, "BATCH_TURNS", 3)
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    _contended(gate, lock)
+    for _ in range(2):  # turns 1 and 2 are kept
+        assert gate.acquire(0)
+        gate.release(linger=True)
+        assert not probe.acquire(0)
+    assert gate.acquire(0)
+    gate.release(linger=True)  # the third ends the batch: released, others get their turn
+    assert probe.acquire(0)
+    probe.release()
+    gate.close()
+    probe.close()
+
+
+def test_a_batch_ends_after_its_time(
+    lock: str, slow_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate_module, "BATCH_TIME", 0.05)
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    _contended(gate, lock)
+    assert gate.acquire(0)
+    time.sleep(0.1)  # a unit longer than the batch may last
+    gate.release(linger=True)
+    assert probe.acquire(0)
+    probe.release()
+    gate.close()
+    probe.close()
+
+
+def test_a_writer_that_pauses_between_units_does_not_keep_the_lock(
+    lock: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate_module, "LINGER", 0.05)
+    monkeypatch.setattr(gate_module, "BATCH_TIME", 300.0)
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    _contended(gate, lock)
+    time.sleep(0.1)  # other work between two units: longer than LINGER
+    assert gate.acquire(0)
+    gate.release(linger=True)
+    assert probe.acquire(0)
+    probe.release()
+    gate.close()
+    probe.close()
+
+
+def test_without_a_recent_wait_no_batch(
+    lock: str, slow_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate_module, "CONTENDED_WITHIN", 0.05)
+    gate, probe = WriteGate(lock), WriteGate(lock)
+    _contended(gate, lock)
+    time.sleep(0.1)  # the wait is no longer recent
+    assert gate.acquire(0)
+    gate.release()
+    assert gate.acquire(0)  # back to back, yet nobody else has waited lately
+    gate.release(linger=True)
+    assert probe.acquire(0)
+    probe.release()
+    gate.close()
+    probe.close()
+
+
+def test_a_forked_child_never_takes_its_parents_kept_lock(lock: str, slow_batches: None) -> None:
+    gate = WriteGate(lock)
+    _contended(gate, lock)
+    assert gate.acquire(0)
+    gate.release(linger=True)  # the parent keeps the lock for its next unit
+    pid = os.fork()
+    if pid == 0:  # the child: taking the parent's kept lock would succeed at once
+        code = 1
+        try:
+            code = 0 if not gate.acquire(0) else 3
+            gate.close()  # must not release the parent's kept lock
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not _lock_is_free(lock)  # still kept for the parent
+    assert gate.acquire(0)
+    gate.release()
+    assert _lock_is_free(lock)
+    gate.close()
+
+
+def test_a_store_writing_back_to_back_after_a_wait_keeps_the_gate_between_units(
+    db_path: str, slow_batches: None
+) -> None:
+    Store(db_path).close()
+    writer, other = Store(db_path), Store(db_path)
+    gate = writer.backend._gate
+    assert gate is not None
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with other.transaction():
+            held.set()
+            _until(lambda: _waits_at(gate) > 0, "the writer waits at the gate")
+        done.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(60)
+    trigger(writer, key="waited")  # waited for the other store's unit
+    holder.join(60)
+    assert done.is_set()
+    trigger(writer, key="back-at-once")
+    probe = WriteGate(db_path + "-lock")
+    assert not probe.acquire(0)  # the gate kept the lock for the writer's next unit
+    assert not trigger(writer, key="third").duplicate  # which takes it without waiting
+    writer.close()  # and closing the store gives it up
+    assert probe.acquire(0)
+    probe.release()
+    probe.close()
+    keys = [r[0] for r in other.connection.execute("SELECT idempotency_key FROM notifications")]
+    assert sorted(keys) == ["back-at-once", "third", "waited"]
+    other.close()
 
 
 def test_an_interrupted_wait_gives_the_lock_up(lock: str) -> None:

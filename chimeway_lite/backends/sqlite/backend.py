@@ -107,7 +107,7 @@ class SqliteBackend:
             finally:
                 sql.close()
                 if write and self._gate is not None:
-                    self._gate.release()
+                    self._gate.release(linger=True)
             self._after_commit(sql)
             return result
         finally:
@@ -144,7 +144,7 @@ class SqliteBackend:
             finally:
                 sql.close()
                 if write and self._gate is not None:
-                    self._gate.release()
+                    self._gate.release(linger=True)
             self._after_commit(sql)
         finally:
             self._lock.release()
