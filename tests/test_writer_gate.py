@@ -341,6 +341,36 @@ def test_without_a_recent_wait_no_batch(
     probe.close()
 
 
+def test_a_kept_lock_outliving_its_closed_description_closes_no_other_file(
+    lock: str, tmp_path: Path, slow_batches: None
+) -> None:
+    # When a gate is collected, its kept description may be closed (which releases the
+    # lock) before its timer thread is told to stop; the thread must then leave alone the
+    # number, which the next open may have given to another file.
+    gate = WriteGate(lock)
+    _contended(gate, lock)
+    assert gate.acquire(0)
+    gate.release(linger=True)
+    lingerer = gate._lingerer
+    assert lingerer is not None and lingerer.fd == gate._kept.fd
+    number = gate._kept.fd
+    gate._kept.close()  # the collection's first finalizer
+    opened: list[int] = []
+    try:
+        while not opened or opened[-1] != number:  # until a file gets the number just freed
+            assert len(opened) < 10_000
+            opened.append(os.open(tmp_path / "another-file", os.O_RDONLY | os.O_CREAT))
+        lingerer.stop()  # the second finalizer
+        lingerer.thread.join(30)
+        assert not lingerer.thread.is_alive()
+        assert _is_open(number)  # the other file's: not closed by the thread
+    finally:
+        for fd in opened:
+            os.close(fd)
+    assert _lock_is_free(lock)
+    gate.close()
+
+
 def test_a_forked_child_never_takes_its_parents_kept_lock(lock: str, slow_batches: None) -> None:
     gate = WriteGate(lock)
     _contended(gate, lock)

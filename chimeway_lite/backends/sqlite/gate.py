@@ -160,19 +160,35 @@ class _Kept:
     """The open description of a gate's uncontended acquires, and the process that opened
     it."""
 
-    __slots__ = ("fd", "pid")
+    __slots__ = ("fd", "guard", "pid")
 
     def __init__(self) -> None:
         self.fd: int | None = None
         self.pid = 0
+        # closing and the timer thread's unlock exclude each other, so the thread never
+        # unlocks a number that closing has just freed for another file
+        self.guard = threading.Lock()
 
     def close(self) -> None:
         """Close it — only in the process that opened it: a forked child merely forgets the
         descriptor it inherited (an unlock there would release its parent's lock; the
         descriptor closes on exec or exit)."""
-        fd, self.fd = self.fd, None
-        if fd is not None and self.pid == os.getpid():
-            os.close(fd)
+        with self.guard:
+            fd, self.fd = self.fd, None
+            if fd is not None and self.pid == os.getpid():
+                os.close(fd)
+
+    def unlock(self, fd: int) -> bool:
+        """Unlock ``fd`` if it is still this process's kept description; whether it was."""
+        with self.guard:
+            if fd != self.fd or self.pid != os.getpid():
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError:  # pragma: no cover - unlocking a description we hold
+                self.fd = None
+                os.close(fd)  # closing it releases the lock
+            return True
 
 
 class _Lingerer:
@@ -183,6 +199,7 @@ class _Lingerer:
         self.guard = threading.Lock()
         self.wake = threading.Condition(self.guard)
         self.fd: int | None = None  # the description whose lock is kept, or None
+        self.is_kept = False  # whether that is the gate's kept description
         self.deadline = 0.0
         self.stopped = False
         self.pid = os.getpid()
@@ -194,6 +211,7 @@ class _Lingerer:
         """Keep ``fd``'s lock until ``deadline`` (``time.monotonic``) unless taken first."""
         with self.guard:
             self.fd, self.deadline = fd, deadline
+            self.is_kept = fd == self.kept.fd
             self.wake.notify()
 
     def take(self) -> int | None:
@@ -217,7 +235,13 @@ class _Lingerer:
                     left = self.deadline - time.monotonic()
                     if left <= 0 or self.stopped:
                         self.fd = None
-                        _unlock(self.kept, fd)
+                        if not self.is_kept:
+                            os.close(fd)  # a waiting thread's description: ours alone
+                        else:
+                            # (not at all if the gate was collected and its kept
+                            # description closed, which released the lock: the number
+                            # may be another file's by now)
+                            self.kept.unlock(fd)
                         continue
                     self.wake.wait(left)
                 elif self.stopped:
@@ -229,12 +253,7 @@ class _Lingerer:
 def _unlock(kept: _Kept, fd: int) -> None:
     """Give up the lock held on ``fd``: unlock the kept description (``kept``), close any
     other (a waiting thread's: closing it releases the lock)."""
-    if fd == kept.fd and kept.pid == os.getpid():
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        except OSError:  # pragma: no cover - unlocking a description we hold
-            kept.close()  # closing it releases the lock
-    else:
+    if not kept.unlock(fd):
         os.close(fd)
 
 
