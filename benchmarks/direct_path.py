@@ -27,6 +27,23 @@ version and order): the direct path is a faithful prototype, not a cheaper imita
 table gives medians over the rounds of triggers per second, µs per trigger and the ratios.
 No figure here is a target; compare within one run (benchmarks/README.md).
 
+``--outcomes`` measures ``record_outcome`` the same way (the workers' case: an in-app
+delivery reported succeeded, its run entering the wait). Every side starts from a copy of one
+file holding ``-n`` triggered and claimed journeys, and reports each delivery once:
+
+* ``engine`` — ``Store.record_outcome``;
+* ``direct`` — a plain connection, the engine's checks, ``deliveries.record`` and
+  ``decide.progress`` on records read with the backend's converter, and the engine's own
+  ten statements (its SQL constants): the delivery, the run, the delivery's update and event,
+  the run's anchor, the recipient's address, the early-signal mark, the run's update, the
+  trace counter and the trace row;
+* ``direct, 8 statements`` — the same with the address joined into the run's read and the
+  trace's ``seq`` left to AUTOINCREMENT;
+* ``raw`` — ``raw_side.RawStore.succeeded``: ``UPDATE … RETURNING``, the address joined,
+  no records, no machine.
+
+As for the trigger, every file must dump equal to the engine's.
+
 ``--machine`` adds a table of the pure parts of the trigger and of ``record_outcome`` (the
 workers' case: an in-app delivery reported succeeded, its run entering the wait), each
 timed alone with ``timeit`` on the engine's own inputs: the argument checks, the rows read
@@ -38,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,8 +68,10 @@ import engine_side
 from raw_side import RawStore
 from shapes import NOTIFICATION_KEY, T0, WORKFLOW, first_difference, table_dump, text
 
-from chimeway_lite import Delivery, DeliveryStatus, Store, WorkflowRun
-from chimeway_lite.backends.sqlite.convert import columns, from_values
+from chimeway_lite import Delivery, DeliveryStatus, Retry, Store, WorkflowRun
+from chimeway_lite.backends.sqlite import outbox as sqlite_outbox
+from chimeway_lite.backends.sqlite import runs as sqlite_runs
+from chimeway_lite.backends.sqlite.convert import changed_columns, columns, from_values
 from chimeway_lite.core.arguments import (
     checked_data,
     optional_id,
@@ -63,11 +83,13 @@ from chimeway_lite.core.arguments import (
 from chimeway_lite.core.ids import new_id
 from chimeway_lite.core.text import canonical_json
 from chimeway_lite.engine.gates import require_timezone
+from chimeway_lite.engine.work import not_before
 from chimeway_lite.machine import decide, deliveries
 from chimeway_lite.machine.journey import Journey
 from chimeway_lite.machine.vocabulary import RunState
 
 SIDES = ("engine", "direct", "direct, 6 statements", "raw")
+OUTCOME_SIDES = ("engine", "direct", "direct, 8 statements", "raw")
 
 _NOTIFICATION = (
     "INSERT INTO notifications (id, tenant_id, recipient, notification_key, idempotency_key, "
@@ -102,6 +124,20 @@ _DELIVERY = (
     "lease_expires_at, digest_size) "
     "VALUES (?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, ?)"
 )
+
+
+_DELIVERY_BY_ID = f"SELECT {columns(Delivery, stop='data')} FROM deliveries WHERE id = ?"
+_RUN_BY_ID = f"SELECT {columns(WorkflowRun)} FROM workflow_runs WHERE id = ?"
+_RUN_AND_ADDRESS = (
+    f"SELECT {columns(WorkflowRun, 'r')}, n.recipient, n.correlation_key "
+    "FROM workflow_runs AS r JOIN notifications AS n ON n.id = r.notification_id "
+    "WHERE r.id = ?"
+)
+_TRANSITION = (
+    "INSERT INTO workflow_transitions (id, workflow_run_id, workflow_step_id, delivery_id, "
+    "from_state, to_state, reason, context, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_RUN_FIELDS = len(columns(WorkflowRun).split(", "))
 
 
 def _state(value: RunState | None) -> str | None:
@@ -235,6 +271,109 @@ class DirectStore(RawStore):
             raise
         return run.id
 
+    def succeeded_direct(self, delivery_id: str, now: Any) -> RunState | None:
+        """One outcome, ``succeeded``: the engine's checks, records and decisions, the
+        engine's statements (``full``: ten; else the address joined and no counter read).
+        Returns the run's new state (None when nothing was recorded)."""
+        delivery_id = require_id(delivery_id, "delivery_id")
+        status = require_enum(DeliveryStatus, "succeeded", "status")
+        reason = optional_reason(None, "suppression_reason")
+        optional_id(None, "tenant_id")
+        deliveries.check_report(status, reason)
+        journey = self.journey
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            delivery = from_values(
+                Delivery, conn.execute(_DELIVERY_BY_ID, (delivery_id,)).fetchone()
+            )
+            assert delivery.workflow_run_id is not None and delivery.workflow_step_id is not None
+            if self.full:
+                run = from_values(
+                    WorkflowRun, conn.execute(_RUN_BY_ID, (delivery.workflow_run_id,)).fetchone()
+                )
+            else:
+                row = conn.execute(_RUN_AND_ADDRESS, (delivery.workflow_run_id,)).fetchone()
+                run = from_values(WorkflowRun, row[:_RUN_FIELDS])
+                address = row[_RUN_FIELDS:]
+            policy = journey.options.get(delivery.workflow_step_id, {}).get("retry")
+            recorded = deliveries.record(
+                delivery, status, reason, policy if isinstance(policy, Retry) else None, now
+            )
+            if recorded is None:
+                conn.execute("COMMIT")
+                return None
+            changed = changed_columns(delivery, recorded.delivery, exclude=("data", "config"))
+            conn.execute(
+                sqlite_outbox._update_delivery_sql(tuple(changed)),
+                {**changed, "where_id": delivery.id},
+            )
+            event = sqlite_outbox._INSERT_EVENT
+            conn.execute(event.one, event.values(recorded.event))
+            at = not_before(run, now)
+            assert run.state is RunState.ACTIVE and run.resumed_by is None  # no digest wait
+            anchor_row = conn.execute(
+                sqlite_outbox._ANCHOR, {"run_id": run.id, "step_id": run.current_step_id}
+            ).fetchone()
+            anchor = None if anchor_row is None else from_values(Delivery, anchor_row)
+            mark = None
+            if anchor is not None and decide.outcome_of(anchor.status, anchor.suppression_reason):
+                events = decide.wait_signals(run, journey)
+                if events:
+                    if self.full:
+                        address = conn.execute(
+                            sqlite_outbox._ADDRESS, {"id": run.notification_id}
+                        ).fetchone()
+                    assert len(events) == 1
+                    mark_row = conn.execute(
+                        sqlite_runs._EARLIEST_MARK_OF_ONE,
+                        {
+                            "tenant_id": run.tenant_id,
+                            "since": text(run.entered_step_at or run.started_at),
+                            "recipient": address[0],
+                            "correlation_key": address[1],
+                            "event": events[0],
+                        },
+                    ).fetchone()
+                    assert mark_row is None, "the benchmark routes no signal"
+            decision = decide.progress(run, journey, anchor, now=at, early_signal=mark)
+            if decision.is_noop:
+                conn.execute("COMMIT")
+                return run.state
+            assert decide.entering(decision, journey) is None and not decision.deliveries
+            after = decision.run
+            changed = changed_columns(run, after)
+            conn.execute(
+                sqlite_runs._update_run_sql(tuple(changed)), {**changed, "where_id": run.id}
+            )
+            stamp = text(at)
+            params: list[Any] = []
+            if self.full:
+                row = conn.execute(_SEQUENCE).fetchone()
+                seq = (row[0] if row else 0) + 1
+            for plan in decision.transitions:
+                params.append(new_id())
+                if self.full:
+                    params.append(seq)
+                    seq += 1
+                params += (
+                    run.id,
+                    plan.workflow_step_id,
+                    plan.delivery_id,
+                    _state(plan.from_state),
+                    plan.to_state.value,
+                    plan.reason,
+                    canonical_json(plan.context),
+                    stamp,
+                )
+            assert len(decision.transitions) == 1
+            conn.execute(sqlite_runs._TRACE_SQL[1] if self.full else _TRANSITION, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return after.state
+
 
 def measure(folder: str, count: int, rounds: int) -> tuple[dict[str, list[float]], list[str]]:
     """Seconds per trigger in each round for each side (``count`` triggers each), and the
@@ -287,15 +426,90 @@ def _round(paths: dict[str, str], count: int) -> dict[str, float]:
     return {side: total / (per_slice * slices) for side, total in totals.items()}
 
 
-def table(seconds: dict[str, list[float]]) -> str:
-    """The Markdown table: per side, triggers/s, µs per trigger, speed against raw sqlite3
-    and against the engine."""
+def _claimed_file(path: str, count: int) -> list[str]:
+    """A file holding ``count`` triggered journeys, their in-app deliveries claimed; the
+    claimed deliveries' ids, oldest first."""
+    store, _ = engine_side.open_store(path, T0)
+    with store:
+        store.upsert_definition("welcome", WORKFLOW)
+        for i in range(count):
+            engine_side.trigger(store, "tenant-direct", f"user-{i}", f"direct-{i}")
+        ids: list[str] = []
+        while len(ids) < count:
+            claimed = store.claim_deliveries(min(500, count - len(ids)))
+            assert claimed, "every triggered delivery is claimable at T0"
+            ids += [d.id for d in claimed]
+    return ids
+
+
+def measure_outcomes(
+    folder: str, count: int, rounds: int
+) -> tuple[dict[str, list[float]], list[str]]:
+    """Seconds per outcome in each round for each side (``count`` outcomes each, from copies
+    of one claimed file), and the problems: files that do not dump equal to the engine's."""
+    seconds: dict[str, list[float]] = {side: [] for side in OUTCOME_SIDES}
+    problems: list[str] = []
+    for round_ in range(rounds):
+        seed = os.path.join(folder, f"outcomes-seed-{round_}.db")
+        ids = _claimed_file(seed, count)
+        paths = {
+            side: os.path.join(folder, f"outcomes-{i}-{round_}.db")
+            for i, side in enumerate(OUTCOME_SIDES)
+        }
+        for path in paths.values():
+            shutil.copyfile(seed, path)
+        for side, value in _outcome_round(paths, ids).items():
+            seconds[side].append(value)
+        reference = table_dump(paths["engine"])
+        for side in OUTCOME_SIDES[1:]:
+            difference = first_difference(reference, table_dump(paths[side]))
+            if difference is not None:
+                problems.append(f"{side} wrote other rows than the engine: {difference:.300}")
+        for path in (seed, *paths.values()):
+            for suffix in ("", "-wal", "-shm", "-lock"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+    return seconds, problems
+
+
+def _outcome_round(paths: dict[str, str], ids: list[str]) -> dict[str, float]:
+    """One round of outcomes: every side reports ``ids`` in 10 slices, taking turns to go
+    first; seconds per outcome of each side."""
+    store, _ = engine_side.open_store(paths["engine"], T0)
+    direct = DirectStore(paths["direct"], full=True)
+    direct8 = DirectStore(paths["direct, 8 statements"], full=False)
+    raw = RawStore(paths["raw"])
+    calls: dict[str, Callable[[str], object]] = {
+        "engine": lambda d: store.record_outcome(d, "succeeded"),
+        "direct": lambda d: direct.succeeded_direct(d, T0),
+        "direct, 8 statements": lambda d: direct8.succeeded_direct(d, T0),
+        "raw": lambda d: raw.succeeded(d, T0),
+    }
+    totals = dict.fromkeys(OUTCOME_SIDES, 0.0)
+    slices = 10
+    per_slice = max(1, len(ids) // slices)
+    for s in range(slices):
+        for side in OUTCOME_SIDES[s % 4 :] + OUTCOME_SIDES[: s % 4]:
+            call = calls[side]
+            started = time.perf_counter()
+            for delivery_id in ids[s * per_slice : (s + 1) * per_slice]:
+                call(delivery_id)
+            totals[side] += time.perf_counter() - started
+    store.close()
+    for opened in (direct, direct8, raw):
+        opened.close()
+    return {side: total / (per_slice * slices) for side, total in totals.items()}
+
+
+def table(seconds: dict[str, list[float]], what: str = "trigger") -> str:
+    """The Markdown table: per side, calls per second, µs per call, speed against raw
+    sqlite3 and against the engine (``what``: trigger or outcome)."""
     per = {side: statistics.median(values) for side, values in seconds.items()}
     lines = [
-        "| side | triggers/s | µs per trigger | speed vs raw sqlite3 | speed vs engine |",
+        f"| side | {what}s/s | µs per {what} | speed vs raw sqlite3 | speed vs engine |",
         "|---|---:|---:|---:|---:|",
     ]
-    for side in SIDES:
+    for side in seconds:
         lines.append(
             f"| {side} | {1 / per[side]:,.0f} | {per[side] * 1e6:,.1f} | "
             f"{per['raw'] / per[side]:.2f} | {per['engine'] / per[side]:.2f} |"
@@ -409,14 +623,28 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the pure parts (checks, decisions, records, JSON) of trigger and "
         "record_outcome",
     )
+    parser.add_argument(
+        "--outcomes",
+        action="store_true",
+        help="also measure record_outcome (succeeded, the run entering its wait) per side",
+    )
     args = parser.parse_args(argv)
     count, rounds = (30, 1) if args.smoke else (args.n, args.rounds)
+    outcomes: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="chimeway-direct-") as folder:
         seconds, problems = measure(folder, count, rounds)
+        if args.outcomes:
+            outcomes, more = measure_outcomes(folder, count, rounds)
+            problems += more
         costs = machine_costs(folder, 100 if args.smoke else 20_000, 7) if args.machine else []
     print(f"{count:,} triggers per side, {rounds} round(s); medians")
     print()
     print(table(seconds))
+    if outcomes:
+        print()
+        print(f"{count:,} outcomes per side (record_outcome, succeeded), {rounds} round(s)")
+        print()
+        print(table(outcomes, "outcome"))
     if costs:
         print()
         print(machine_table(costs))
