@@ -33,14 +33,15 @@ file holding ``-n`` triggered and claimed journeys, and reports each delivery on
 
 * ``engine`` — ``Store.record_outcome``;
 * ``direct`` — a plain connection, the engine's checks, ``deliveries.record`` and
-  ``decide.progress`` on records read with the backend's converter, and the engine's own
-  ten statements (its SQL constants): the delivery, the run, the delivery's update and event,
-  the run's anchor, the recipient's address, the early-signal mark, the run's update, the
-  trace counter and the trace row;
-* ``direct, 8 statements`` — the same with the address joined into the run's read and the
+  ``decide.progress`` on records read with the backend's converter, and the engine's own 12
+  statements (its SQL constants; counted as for the trigger, ``BEGIN`` and ``COMMIT``
+  included): the delivery, the run, the delivery's update and event, the run's anchor, the
+  recipient's address, the early-signal mark, the run's update, the trace counter and the
+  trace row;
+* ``direct, 10 statements`` — the same with the address joined into the run's read and the
   trace's ``seq`` left to AUTOINCREMENT;
-* ``raw`` — ``raw_side.RawStore.succeeded``: ``UPDATE … RETURNING``, the address joined,
-  no records, no machine.
+* ``raw`` — ``raw_side.RawStore.succeeded``, 8 statements: ``UPDATE … RETURNING``, the
+  address joined, no anchor read, no records, no machine.
 
 As for the trigger, every file must dump equal to the engine's.
 
@@ -89,7 +90,7 @@ from chimeway_lite.machine.journey import Journey
 from chimeway_lite.machine.vocabulary import RunState
 
 SIDES = ("engine", "direct", "direct, 6 statements", "raw")
-OUTCOME_SIDES = ("engine", "direct", "direct, 8 statements", "raw")
+OUTCOME_SIDES = ("engine", "direct", "direct, 10 statements", "raw")
 
 _NOTIFICATION = (
     "INSERT INTO notifications (id, tenant_id, recipient, notification_key, idempotency_key, "
@@ -273,7 +274,7 @@ class DirectStore(RawStore):
 
     def succeeded_direct(self, delivery_id: str, now: Any) -> RunState | None:
         """One outcome, ``succeeded``: the engine's checks, records and decisions, the
-        engine's statements (``full``: ten; else the address joined and no counter read).
+        engine's statements (``full``: all 12; else the address joined, no counter read).
         Returns the run's new state (None when nothing was recorded)."""
         delivery_id = require_id(delivery_id, "delivery_id")
         status = require_enum(DeliveryStatus, "succeeded", "status")
@@ -477,12 +478,12 @@ def _outcome_round(paths: dict[str, str], ids: list[str]) -> dict[str, float]:
     first; seconds per outcome of each side."""
     store, _ = engine_side.open_store(paths["engine"], T0)
     direct = DirectStore(paths["direct"], full=True)
-    direct8 = DirectStore(paths["direct, 8 statements"], full=False)
+    direct8 = DirectStore(paths["direct, 10 statements"], full=False)
     raw = RawStore(paths["raw"])
     calls: dict[str, Callable[[str], object]] = {
         "engine": lambda d: store.record_outcome(d, "succeeded"),
         "direct": lambda d: direct.succeeded_direct(d, T0),
-        "direct, 8 statements": lambda d: direct8.succeeded_direct(d, T0),
+        "direct, 10 statements": lambda d: direct8.succeeded_direct(d, T0),
         "raw": lambda d: raw.succeeded(d, T0),
     }
     totals = dict.fromkeys(OUTCOME_SIDES, 0.0)

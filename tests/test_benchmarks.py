@@ -795,7 +795,7 @@ def test_the_direct_outcome_path_prints_every_side() -> None:
     start = lines.index(next(line for line in lines if line.startswith("| side | outcomes/s")))
     rows = lines[start + 2 : start + 6]
     cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows]
-    assert [c[0] for c in cells] == ["engine", "direct", "direct, 8 statements", "raw"]
+    assert [c[0] for c in cells] == ["engine", "direct", "direct, 10 statements", "raw"]
     for _, per_second, micros, over_raw, over_engine in cells:
         assert float(per_second.replace(",", "")) > 0 and float(micros.replace(",", "")) > 0
         assert float(over_raw) > 0 and float(over_engine) > 0
@@ -807,15 +807,15 @@ def test_a_direct_outcome_path_that_writes_other_values_is_a_problem(tmp_path: P
         seconds, problems = direct_path.measure_outcomes(str(tmp_path), 10, 1)
         assert problems == []
         assert all(len(values) == 1 and values[0] > 0 for values in seconds.values())
-        # the trace row of the 8-statement side with two columns swapped
+        # the trace row of the 10-statement side with two columns swapped
         original = direct_path._TRANSITION
         assert "from_state, to_state" in original
         direct_path._TRANSITION = original.replace("from_state, to_state", "to_state, from_state")
         _, problems = direct_path.measure_outcomes(str(tmp_path), 10, 1)
-        assert [p.split(" wrote ")[0] for p in problems] == ["direct, 8 statements"]
+        assert [p.split(" wrote ")[0] for p in problems] == ["direct, 10 statements"]
         direct_path._TRANSITION = original
         # both direct sides' JSON not canonical (spaces after the separators)
         direct_path.canonical_json = json.dumps
         _, problems = direct_path.measure_outcomes(str(tmp_path), 10, 1)
-    assert [p.split(" wrote ")[0] for p in problems] == ["direct", "direct, 8 statements"]
+    assert [p.split(" wrote ")[0] for p in problems] == ["direct", "direct, 10 statements"]
     assert sorted(os.listdir(tmp_path)) == []
