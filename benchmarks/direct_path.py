@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import engine_side
@@ -160,6 +160,31 @@ class DirectStore(RawStore):
         # per step: (step key, retry limit), made once per journey
         self.plan_of = {step_id: (key, limit) for step_id, key, _, limit in self.steps.values()}
 
+    def _trace_params(self, run_id: str, plans: Any, at: str) -> list[Any]:
+        """The trace rows' parameters, in the order of the engine's insert; with ``full``,
+        each with its ``seq`` counted on from the trace counter (read here), else without
+        (AUTOINCREMENT numbers them)."""
+        params: list[Any] = []
+        if self.full:
+            row = self.conn.execute(_SEQUENCE).fetchone()
+            seq = (row[0] if row else 0) + 1
+        for plan in plans:
+            params.append(new_id())
+            if self.full:
+                params.append(seq)
+                seq += 1
+            params += (
+                run_id,
+                plan.workflow_step_id,
+                plan.delivery_id,
+                _state(plan.from_state),
+                plan.to_state.value,
+                plan.reason,
+                canonical_json(plan.context),
+                at,
+            )
+        return params
+
     def trigger_direct(
         self, tenant_id: str, recipient: str, key: str, now: Any, data: Any = None
     ) -> str:
@@ -226,25 +251,7 @@ class DirectStore(RawStore):
                     at,
                 ),
             )
-            params: list[Any] = []
-            if self.full:
-                row = conn.execute(_SEQUENCE).fetchone()
-                seq = (row[0] if row else 0) + 1
-            for plan in decision.transitions:
-                params.append(new_id())
-                if self.full:
-                    params.append(seq)
-                    seq += 1
-                params += (
-                    run.id,
-                    plan.workflow_step_id,
-                    plan.delivery_id,
-                    _state(plan.from_state),
-                    plan.to_state.value,
-                    plan.reason,
-                    canonical_json(plan.context),
-                    at,
-                )
+            params = self._trace_params(run.id, decision.transitions, at)
             conn.execute(_TRANSITIONS_WITH_SEQ if self.full else _TRANSITIONS, params)
             for delivery in decision.deliveries:
                 step_key, max_attempts = self.plan_of[delivery.workflow_step_id]
@@ -347,27 +354,8 @@ class DirectStore(RawStore):
             conn.execute(
                 sqlite_runs._update_run_sql(tuple(changed)), {**changed, "where_id": run.id}
             )
-            stamp = text(at)
-            params: list[Any] = []
-            if self.full:
-                row = conn.execute(_SEQUENCE).fetchone()
-                seq = (row[0] if row else 0) + 1
-            for plan in decision.transitions:
-                params.append(new_id())
-                if self.full:
-                    params.append(seq)
-                    seq += 1
-                params += (
-                    run.id,
-                    plan.workflow_step_id,
-                    plan.delivery_id,
-                    _state(plan.from_state),
-                    plan.to_state.value,
-                    plan.reason,
-                    canonical_json(plan.context),
-                    stamp,
-                )
             assert len(decision.transitions) == 1
+            params = self._trace_params(run.id, decision.transitions, text(at))
             conn.execute(sqlite_runs._TRACE_SQL[1] if self.full else _TRANSITION, params)
             conn.execute("COMMIT")
         except BaseException:
@@ -385,16 +373,28 @@ def measure(folder: str, count: int, rounds: int) -> tuple[dict[str, list[float]
         paths = {side: os.path.join(folder, f"{i}-{round_}.db") for i, side in enumerate(SIDES)}
         for side, value in _round(paths, count).items():
             seconds[side].append(value)
-        reference = table_dump(paths["engine"])
-        for side in SIDES[1:]:
-            difference = first_difference(reference, table_dump(paths[side]))
-            if difference is not None:
-                problems.append(f"{side} wrote other rows than the engine: {difference:.300}")
-        for path in paths.values():
-            for suffix in ("", "-wal", "-shm", "-lock"):
-                if os.path.exists(path + suffix):
-                    os.remove(path + suffix)
+        problems += _differences(paths)
+        _remove(paths.values())
     return seconds, problems
+
+
+def _differences(paths: dict[str, str]) -> list[str]:
+    """A problem for each side whose file does not dump equal to the engine's."""
+    reference = table_dump(paths["engine"])
+    problems = []
+    for side, path in paths.items():
+        difference = first_difference(reference, table_dump(path))
+        if difference is not None:
+            problems.append(f"{side} wrote other rows than the engine: {difference:.300}")
+    return problems
+
+
+def _remove(paths: Iterable[str]) -> None:
+    """Remove each store file with its WAL, shared memory and lock file."""
+    for path in paths:
+        for suffix in ("", "-wal", "-shm", "-lock"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
 
 
 def _round(paths: dict[str, str], count: int) -> dict[str, float]:
@@ -461,15 +461,8 @@ def measure_outcomes(
             shutil.copyfile(seed, path)
         for side, value in _outcome_round(paths, ids).items():
             seconds[side].append(value)
-        reference = table_dump(paths["engine"])
-        for side in OUTCOME_SIDES[1:]:
-            difference = first_difference(reference, table_dump(paths[side]))
-            if difference is not None:
-                problems.append(f"{side} wrote other rows than the engine: {difference:.300}")
-        for path in (seed, *paths.values()):
-            for suffix in ("", "-wal", "-shm", "-lock"):
-                if os.path.exists(path + suffix):
-                    os.remove(path + suffix)
+        problems += _differences(paths)
+        _remove([seed, *paths.values()])
     return seconds, problems
 
 

@@ -213,6 +213,16 @@ def _contended(gate: WriteGate, lock: str) -> None:
     gate.release()  # (a plain release: no batch)
 
 
+def _released_at_once(gate: WriteGate, probe: WriteGate) -> None:
+    """End ``gate``'s unit asking to keep the lock, check that it did not (``probe``, another
+    gate on the same file, takes it at once), and close both."""
+    gate.release(linger=True)
+    assert probe.acquire(0)
+    probe.release()
+    gate.close()
+    probe.close()
+
+
 @pytest.fixture
 def slow_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch limits long enough that a loaded machine cannot end a batch by the clock while
@@ -285,12 +295,8 @@ def test_a_batch_ends_after_its_turns(
         assert gate.acquire(0)
         gate.release(linger=True)
         assert not probe.acquire(0)
-    assert gate.acquire(0)
-    gate.release(linger=True)  # the third ends the batch: released, others get their turn
-    assert probe.acquire(0)
-    probe.release()
-    gate.close()
-    probe.close()
+    assert gate.acquire(0)  # the third ends the batch: released, others get their turn
+    _released_at_once(gate, probe)
 
 
 def test_a_batch_ends_after_its_time(
@@ -301,11 +307,7 @@ def test_a_batch_ends_after_its_time(
     _contended(gate, lock)
     assert gate.acquire(0)
     time.sleep(0.1)  # a unit longer than the batch may last
-    gate.release(linger=True)
-    assert probe.acquire(0)
-    probe.release()
-    gate.close()
-    probe.close()
+    _released_at_once(gate, probe)
 
 
 def test_a_writer_that_pauses_between_units_does_not_keep_the_lock(
@@ -317,11 +319,7 @@ def test_a_writer_that_pauses_between_units_does_not_keep_the_lock(
     _contended(gate, lock)
     time.sleep(0.1)  # other work between two units: longer than LINGER
     assert gate.acquire(0)
-    gate.release(linger=True)
-    assert probe.acquire(0)
-    probe.release()
-    gate.close()
-    probe.close()
+    _released_at_once(gate, probe)
 
 
 def test_without_a_recent_wait_no_batch(
@@ -334,11 +332,7 @@ def test_without_a_recent_wait_no_batch(
     assert gate.acquire(0)
     gate.release()
     assert gate.acquire(0)  # back to back, yet nobody else has waited lately
-    gate.release(linger=True)
-    assert probe.acquire(0)
-    probe.release()
-    gate.close()
-    probe.close()
+    _released_at_once(gate, probe)
 
 
 def test_a_kept_lock_outliving_its_closed_description_closes_no_other_file(
