@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -361,6 +362,30 @@ def test_a_kept_lock_outliving_its_closed_description_closes_no_other_file(
     finally:
         for fd in opened:
             os.close(fd)
+    assert _lock_is_free(lock)
+    gate.close()
+
+
+def test_a_forked_child_writes_though_its_parent_held_the_kept_guard(lock: str) -> None:
+    # The parent's timer thread may hold the kept description's guard at the moment of a
+    # fork; the child must not wait for a release that can never come in it.
+    gate = WriteGate(lock)
+    assert gate.acquire(0)
+    gate.release()
+    with gate._kept.guard:  # held, as by the timer thread, across the fork
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.alarm(30)  # a deadlock ends the child instead of hanging the suite
+                ok = gate.acquire(0)
+                gate.release()
+                gate.close()
+                code = 0 if ok else 3
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     assert _lock_is_free(lock)
     gate.close()
 

@@ -169,13 +169,24 @@ class _Kept:
         # unlocks a number that closing has just freed for another file
         self.guard = threading.Lock()
 
+    def reopen(self, fd: int) -> None:
+        """Make ``fd`` this process's kept description. A forked child also gets a guard of
+        its own: the one it inherited may have been held by its parent's timer thread at
+        the fork, and would then never be released here."""
+        if self.pid != os.getpid():
+            self.guard = threading.Lock()
+        self.fd, self.pid = fd, os.getpid()
+
     def close(self) -> None:
         """Close it — only in the process that opened it: a forked child merely forgets the
         descriptor it inherited (an unlock there would release its parent's lock; the
-        descriptor closes on exec or exit)."""
+        descriptor closes on exec or exit), without touching the inherited guard."""
+        if self.pid != os.getpid():
+            self.fd = None
+            return
         with self.guard:
             fd, self.fd = self.fd, None
-            if fd is not None and self.pid == os.getpid():
+            if fd is not None:
                 os.close(fd)
 
     def unlock(self, fd: int) -> bool:
@@ -342,7 +353,8 @@ class WriteGate:
         forked child, which must leave its parent's alone)."""
         kept = self._kept
         if kept.fd is None or kept.pid != os.getpid():
-            kept.fd, kept.pid = self._open(), os.getpid()
+            kept.reopen(self._open())
+        assert kept.fd is not None
         return kept.fd
 
     def _waiting_thread(self) -> _Waiter:
